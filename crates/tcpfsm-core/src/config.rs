@@ -1,0 +1,124 @@
+//! Every knob the texts name, with the Linux kernel's defaults.
+
+use crate::time::Duration;
+
+/// When SYN cookies are used (Linux `net.ipv4.tcp_syncookies`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynCookies {
+    /// 0: never; a full SYN queue drops new SYNs.
+    Off,
+    /// 1 (Linux default): only when a listener's SYN queue overflows.
+    OnOverflow,
+    /// 2: for every SYN.
+    Always,
+}
+
+/// Reuse of a TIME_WAIT 4-tuple for a new outgoing connection (Linux `net.ipv4.tcp_tw_reuse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwReuse {
+    /// 0: never.
+    Off,
+    /// 1: when both sides use timestamps and the TIME_WAIT is older than one second.
+    On,
+    /// 2 (Linux default): as `On`, for loopback traffic only.
+    LoopbackOnly,
+}
+
+/// Congestion control algorithm for new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CongestionAlgorithm {
+    /// RFC 5681 with RFC 6582 fast recovery.
+    NewReno,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Maximum segment lifetime; TIME_WAIT lasts 2×MSL. Linux fixes TIME_WAIT at 60 s.
+    pub msl: Duration,
+    /// How long an orphaned FIN_WAIT_2 connection waits for the peer's FIN (`tcp_fin_timeout`).
+    pub fin_timeout: Duration,
+    pub syncookies: SynCookies,
+    /// Upper bound on any listener's SYN queue (`tcp_max_syn_backlog`).
+    pub max_syn_backlog: u32,
+    /// Upper bound on any listener's accept queue (`net.core.somaxconn`).
+    pub somaxconn: u32,
+    /// SYN-ACK retransmissions before a half-open connection is dropped (`tcp_synack_retries`).
+    pub synack_retries: u32,
+    /// SYN retransmissions before connect() gives up (`tcp_syn_retries`).
+    pub syn_retries: u32,
+    /// Data retransmissions before an established connection is dropped (`tcp_retries2`).
+    pub retries2: u32,
+    /// Retransmissions of an orphaned connection's data or FIN (`tcp_orphan_retries`, 0 means 8).
+    pub orphan_retries: u32,
+    pub tw_reuse: TwReuse,
+    /// Most TIME_WAIT records kept; beyond it a closing connection skips TIME_WAIT
+    /// (`tcp_max_tw_buckets`).
+    pub max_tw_buckets: u32,
+    /// Inclusive ephemeral port range for connect() (`ip_local_port_range`).
+    pub ephemeral_ports: (u16, u16),
+    /// RFC 7323 timestamps (`tcp_timestamps`).
+    pub timestamps: bool,
+    /// RFC 7323 window scaling (`tcp_window_scaling`).
+    pub window_scaling: bool,
+    /// RFC 2018 selective acknowledgements (`tcp_sack`).
+    pub sack: bool,
+    /// Our MSS for IPv4 (MTU 1500 − 40); IPv6 uses 20 bytes less.
+    pub mss: u16,
+    pub recv_buffer: usize,
+    pub send_buffer: usize,
+    /// RFC 9293 §3.7.4 Nagle algorithm (disabled by TCP_NODELAY).
+    pub nagle: bool,
+    /// RFC 9293 §3.8.6.3 delayed ACK; `None` ACKs every segment at once.
+    pub delayed_ack: Option<Duration>,
+    /// RFC 6298 §2.1 initial RTO (Linux: 1 s).
+    pub rto_initial: Duration,
+    /// RFC 6298 §2.4 lower bound (Linux: 200 ms).
+    pub rto_min: Duration,
+    /// Upper bound on the backed-off RTO (Linux: 120 s).
+    pub rto_max: Duration,
+    pub congestion: CongestionAlgorithm,
+    /// Initial congestion window in segments (RFC 6928; Linux: 10).
+    pub initial_cwnd: u32,
+    /// Keep-alive idle time; `None` disables keep-alives (the socket default).
+    pub keepalive: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            msl: Duration::from_secs(30),
+            fin_timeout: Duration::from_secs(60),
+            syncookies: SynCookies::OnOverflow,
+            max_syn_backlog: 256,
+            somaxconn: 4096,
+            synack_retries: 5,
+            syn_retries: 6,
+            retries2: 15,
+            orphan_retries: 0,
+            tw_reuse: TwReuse::LoopbackOnly,
+            max_tw_buckets: 262_144,
+            ephemeral_ports: (32768, 60999),
+            timestamps: true,
+            window_scaling: true,
+            sack: true,
+            mss: 1460,
+            recv_buffer: 256 * 1024,
+            send_buffer: 256 * 1024,
+            nagle: true,
+            delayed_ack: Some(Duration::from_millis(40)),
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            congestion: CongestionAlgorithm::NewReno,
+            initial_cwnd: 10,
+            keepalive: None,
+        }
+    }
+}
+
+impl Config {
+    /// 2×MSL: how long a TIME_WAIT record lives.
+    pub fn time_wait_duration(&self) -> Duration {
+        self.msl * 2
+    }
+}

@@ -1,0 +1,67 @@
+//! A sans-IO TCP (RFC 9293).
+//!
+//! The [`Endpoint`] owns every connection of one host. It never reads a clock, never does I/O
+//! and never spawns: the driver (simulator, TUN device, tests) passes time in and moves bytes.
+//!
+//! ```text
+//! let mut ep = Endpoint::new(config, seed);
+//! ep.listen(local_addr, backlog)?;
+//! let id = ep.connect(now, local_addr, remote_addr)?;
+//! ep.handle_packet(now, &ip_datagram);
+//! while let Some(tx) = ep.poll_transmit(now, &mut buf) { /* send buf[..tx.len] */ }
+//! ep.poll_timeout(); ep.handle_timeout(now);
+//! while let Some(ev) = ep.poll_event() { /* StateChanged, Acceptable, Readable, … */ }
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod stats;
+pub mod time;
+
+mod endpoint;
+
+pub use config::{CongestionAlgorithm, Config, SynCookies, TwReuse};
+pub use endpoint::{ConnInfo, Endpoint, ListenOptions, Transmit};
+pub use error::Error;
+pub use event::{Cause, CloseReason, Event};
+pub use stats::Stats;
+pub use tcpfsm_states::{Census, Phase, State};
+pub use time::{Duration, Instant};
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A connection handle. Never reused within one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A listener handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+impl fmt::Display for ListenerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "listener#{}", self.0)
+    }
+}
+
+/// A connection's identity: local and remote socket addresses (RFC 9293 §3.3.1 "socket pair").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FourTuple {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+impl fmt::Display for FourTuple {
+    /// `10.0.0.1:49152-10.0.0.2:80`, the spelling of the simulator's JSON.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.local, self.remote)
+    }
+}

@@ -1,0 +1,1 @@
+//! tcpfsm-host (being built).

@@ -1,0 +1,1 @@
+//! tcpfsm-observe (being built).

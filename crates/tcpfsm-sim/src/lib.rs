@@ -1,0 +1,1 @@
+//! tcpfsm-sim (being built).

@@ -1,0 +1,1 @@
+//! tcpfsm-tun (being built).

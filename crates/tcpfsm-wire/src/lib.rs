@@ -1,0 +1,1 @@
+//! tcpfsm-wire (being built).

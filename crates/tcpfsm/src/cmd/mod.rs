@@ -1,0 +1,8 @@
+//! One module per subcommand.
+pub mod diagnose;
+pub mod export;
+pub mod net;
+pub mod sim;
+pub mod states;
+pub mod trace;
+pub mod watch;
