@@ -1,0 +1,536 @@
+//! IPv4 (RFC 791) and IPv6 (RFC 8200) headers as zero-copy views, and the
+//! whole-datagram entry points [`parse_ip_tcp`] / [`emit_ip_tcp`].
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::checksum::{self, PROTO_TCP};
+use crate::tcp::{TcpPacket, TcpRepr};
+use crate::Error;
+
+#[inline]
+fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+/// IPv4 header without options.
+pub const IPV4_HEADER_LEN: usize = 20;
+/// IPv6 fixed header.
+pub const IPV6_HEADER_LEN: usize = 40;
+/// The hop limit / TTL we send with: RFC 1700's recommended default, also Linux's.
+pub const DEFAULT_TTL: u8 = 64;
+
+/// A view of an IPv4 header + payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv4Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    pub const fn new_unchecked(buffer: T) -> Ipv4Packet<T> {
+        Ipv4Packet { buffer }
+    }
+
+    /// Wraps after [`Ipv4Packet::check_len`] (lengths only; the version and
+    /// checksum are the caller's to check).
+    pub fn new_checked(buffer: T) -> Result<Ipv4Packet<T>, Error> {
+        let p = Ipv4Packet::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// 20 bytes present, 20 <= IHL×4 <= total length <= buffer length.
+    pub fn check_len(&self) -> Result<(), Error> {
+        let len = self.buffer.as_ref().len();
+        if len < IPV4_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let hl = self.header_len();
+        if hl < IPV4_HEADER_LEN {
+            return Err(Error::BadIpHeaderLen);
+        }
+        let total = self.total_len() as usize;
+        if total > len {
+            return Err(Error::BadIpTotalLen);
+        }
+        if hl > total {
+            return Err(Error::BadIpHeaderLen);
+        }
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[0] >> 4
+    }
+
+    /// IHL × 4.
+    pub fn header_len(&self) -> usize {
+        ((self.buffer.as_ref()[0] & 0x0f) as usize) * 4
+    }
+
+    pub fn dscp_ecn(&self) -> u8 {
+        self.buffer.as_ref()[1]
+    }
+
+    pub fn total_len(&self) -> u16 {
+        be16(&self.buffer.as_ref()[2..4])
+    }
+
+    pub fn ident(&self) -> u16 {
+        be16(&self.buffer.as_ref()[4..6])
+    }
+
+    pub fn dont_frag(&self) -> bool {
+        self.buffer.as_ref()[6] & 0x40 != 0
+    }
+
+    pub fn more_frags(&self) -> bool {
+        self.buffer.as_ref()[6] & 0x20 != 0
+    }
+
+    /// Fragment offset in bytes.
+    pub fn frag_offset(&self) -> u16 {
+        (be16(&self.buffer.as_ref()[6..8]) & 0x1fff) << 3
+    }
+
+    pub fn ttl(&self) -> u8 {
+        self.buffer.as_ref()[8]
+    }
+
+    pub fn protocol(&self) -> u8 {
+        self.buffer.as_ref()[9]
+    }
+
+    pub fn checksum(&self) -> u16 {
+        be16(&self.buffer.as_ref()[10..12])
+    }
+
+    pub fn src_addr(&self) -> Ipv4Addr {
+        let b = &self.buffer.as_ref()[12..16];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        let b = &self.buffer.as_ref()[16..20];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
+    /// Header checksum (RFC 791 §3.1) over IHL×4 bytes verifies.
+    pub fn verify_checksum(&self) -> bool {
+        let hl = self.header_len();
+        checksum::fold(checksum::add(0, &self.buffer.as_ref()[..hl])) == 0xffff
+    }
+
+    /// Bytes from the end of the header to the total length (trailing bytes
+    /// such as Ethernet padding excluded).
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[self.header_len()..self.total_len() as usize]
+    }
+}
+
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// Like [`Ipv4Packet::payload`] but borrowing from the underlying buffer.
+    pub fn payload_slice(&self) -> &'a [u8] {
+        let buf: &'a [u8] = self.buffer;
+        &buf[self.header_len()..self.total_len() as usize]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    /// Sets version 4 and the IHL from a byte length (multiple of 4).
+    pub fn set_version_and_header_len(&mut self, header_len: usize) {
+        self.buffer.as_mut()[0] = 0x40 | ((header_len / 4) as u8 & 0x0f);
+    }
+
+    pub fn set_dscp_ecn(&mut self, v: u8) {
+        self.buffer.as_mut()[1] = v;
+    }
+
+    pub fn set_total_len(&mut self, v: u16) {
+        self.buffer.as_mut()[2..4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn set_ident(&mut self, v: u16) {
+        self.buffer.as_mut()[4..6].copy_from_slice(&v.to_be_bytes());
+    }
+
+    /// Sets DF/MF and the fragment offset (in bytes, multiple of 8).
+    pub fn set_frag(&mut self, dont_frag: bool, more_frags: bool, offset: u16) {
+        let v =
+            (u16::from(dont_frag) << 14) | (u16::from(more_frags) << 13) | ((offset >> 3) & 0x1fff);
+        self.buffer.as_mut()[6..8].copy_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn set_ttl(&mut self, v: u8) {
+        self.buffer.as_mut()[8] = v;
+    }
+
+    pub fn set_protocol(&mut self, v: u8) {
+        self.buffer.as_mut()[9] = v;
+    }
+
+    pub fn set_checksum(&mut self, v: u16) {
+        self.buffer.as_mut()[10..12].copy_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn set_src_addr(&mut self, a: Ipv4Addr) {
+        self.buffer.as_mut()[12..16].copy_from_slice(&a.octets());
+    }
+
+    pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
+        self.buffer.as_mut()[16..20].copy_from_slice(&a.octets());
+    }
+
+    /// Computes and stores the header checksum.
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let hl = self.header_len();
+        let sum = checksum::checksum(&self.buffer.as_ref()[..hl]);
+        self.set_checksum(sum);
+    }
+
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let (hl, total) = (self.header_len(), self.total_len() as usize);
+        &mut self.buffer.as_mut()[hl..total]
+    }
+}
+
+/// A view of an IPv6 fixed header + payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ipv6Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    pub const fn new_unchecked(buffer: T) -> Ipv6Packet<T> {
+        Ipv6Packet { buffer }
+    }
+
+    pub fn new_checked(buffer: T) -> Result<Ipv6Packet<T>, Error> {
+        let p = Ipv6Packet::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// 40 bytes present and 40 + payload length <= buffer length.
+    pub fn check_len(&self) -> Result<(), Error> {
+        let len = self.buffer.as_ref().len();
+        if len < IPV6_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if IPV6_HEADER_LEN + self.payload_len() as usize > len {
+            return Err(Error::BadIpTotalLen);
+        }
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[0] >> 4
+    }
+
+    pub fn traffic_class(&self) -> u8 {
+        let b = self.buffer.as_ref();
+        (b[0] << 4) | (b[1] >> 4)
+    }
+
+    pub fn flow_label(&self) -> u32 {
+        let b = self.buffer.as_ref();
+        u32::from_be_bytes([0, b[1] & 0x0f, b[2], b[3]])
+    }
+
+    pub fn payload_len(&self) -> u16 {
+        be16(&self.buffer.as_ref()[4..6])
+    }
+
+    pub fn next_header(&self) -> u8 {
+        self.buffer.as_ref()[6]
+    }
+
+    pub fn hop_limit(&self) -> u8 {
+        self.buffer.as_ref()[7]
+    }
+
+    pub fn src_addr(&self) -> Ipv6Addr {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.buffer.as_ref()[8..24]);
+        Ipv6Addr::from(a)
+    }
+
+    pub fn dst_addr(&self) -> Ipv6Addr {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.buffer.as_ref()[24..40]);
+        Ipv6Addr::from(a)
+    }
+
+    /// The payload-length bytes after the fixed header (extension headers
+    /// included; trailing bytes excluded).
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[IPV6_HEADER_LEN..IPV6_HEADER_LEN + self.payload_len() as usize]
+    }
+}
+
+impl<'a> Ipv6Packet<&'a [u8]> {
+    /// Like [`Ipv6Packet::payload`] but borrowing from the underlying buffer.
+    pub fn payload_slice(&self) -> &'a [u8] {
+        let buf: &'a [u8] = self.buffer;
+        &buf[IPV6_HEADER_LEN..IPV6_HEADER_LEN + self.payload_len() as usize]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+    /// Sets version 6, traffic class and flow label in the first word.
+    pub fn set_version_class_flow(&mut self, traffic_class: u8, flow_label: u32) {
+        let w = (6u32 << 28) | ((traffic_class as u32) << 20) | (flow_label & 0x000f_ffff);
+        self.buffer.as_mut()[0..4].copy_from_slice(&w.to_be_bytes());
+    }
+
+    pub fn set_payload_len(&mut self, v: u16) {
+        self.buffer.as_mut()[4..6].copy_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn set_next_header(&mut self, v: u8) {
+        self.buffer.as_mut()[6] = v;
+    }
+
+    pub fn set_hop_limit(&mut self, v: u8) {
+        self.buffer.as_mut()[7] = v;
+    }
+
+    pub fn set_src_addr(&mut self, a: Ipv6Addr) {
+        self.buffer.as_mut()[8..24].copy_from_slice(&a.octets());
+    }
+
+    pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
+        self.buffer.as_mut()[24..40].copy_from_slice(&a.octets());
+    }
+
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let n = self.payload_len() as usize;
+        &mut self.buffer.as_mut()[IPV6_HEADER_LEN..IPV6_HEADER_LEN + n]
+    }
+}
+
+/// IPv6 extension header numbers we step over or refuse (IANA; RFC 8200 §4).
+mod ext {
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    pub const DEST_OPTS: u8 = 60;
+}
+
+/// A parsed datagram: addresses + the TCP segment, borrowing the payload from the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpTcp<'a> {
+    pub src: IpAddr,
+    /// The destination the TCP checksum covers: the final destination
+    /// (RFC 8200 §8.1) when an IPv6 routing header still has segments left.
+    pub dst: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    pub tcp: TcpRepr<'a>,
+}
+
+/// Parse one IPv4 or IPv6 datagram carrying TCP; verifies the IPv4 header
+/// checksum and the TCP checksum (pseudo-header: RFC 9293 §3.1 for IPv4,
+/// RFC 8200 §8.1 for IPv6). Trailing bytes after the IP total length (e.g.
+/// Ethernet padding) are ignored. Unknown TCP options are skipped (RFC 9293
+/// §3.1 MUST-6/7). Never allocates.
+pub fn parse_ip_tcp(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+    let first = *datagram.first().ok_or(Error::Truncated)?;
+    match first >> 4 {
+        4 => parse_v4(datagram),
+        6 => parse_v6(datagram),
+        v => Err(Error::BadIpVersion(v)),
+    }
+}
+
+fn parse_v4(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+    let ip = Ipv4Packet::new_checked(datagram)?;
+    if !ip.verify_checksum() {
+        return Err(Error::BadIpChecksum);
+    }
+    // A non-first fragment has no TCP header and a first fragment only part
+    // of the segment; we do not reassemble, so refuse both.
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return Err(Error::Fragmented);
+    }
+    if ip.protocol() != PROTO_TCP {
+        return Err(Error::NotTcp(ip.protocol()));
+    }
+    let src = IpAddr::V4(ip.src_addr());
+    let dst = IpAddr::V4(ip.dst_addr());
+    let tcp = TcpRepr::parse(&TcpPacket::new_checked(ip.payload_slice())?, src, dst)?;
+    Ok(IpTcp {
+        src,
+        dst,
+        ttl: ip.ttl(),
+        tcp,
+    })
+}
+
+fn parse_v6(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+    let ip = Ipv6Packet::new_checked(datagram)?;
+    let payload = ip.payload_slice();
+    let mut dst = ip.dst_addr();
+    let mut next = ip.next_header();
+    let mut off = 0usize;
+    // Walk the extension header chain (RFC 8200 §4). Each header is at least
+    // 8 bytes, so the loop ends within payload_len / 8 steps.
+    while next != PROTO_TCP {
+        match next {
+            ext::HOP_BY_HOP | ext::ROUTING | ext::DEST_OPTS => {
+                let hdr = payload.get(off..off + 2).ok_or(Error::Truncated)?;
+                // Hdr Ext Len counts 8-octet units beyond the first 8.
+                let len = (hdr[1] as usize + 1) * 8;
+                let hdr = payload.get(off..off + len).ok_or(Error::Truncated)?;
+                if next == ext::ROUTING {
+                    if let Some(final_dst) = routing_final_destination(hdr) {
+                        dst = final_dst;
+                    }
+                }
+                next = hdr[0];
+                off += len;
+            }
+            ext::FRAGMENT => return Err(Error::Fragmented),
+            other => return Err(Error::NotTcp(other)),
+        }
+    }
+    let src = IpAddr::V6(ip.src_addr());
+    let dst = IpAddr::V6(dst);
+    let tcp = TcpRepr::parse(&TcpPacket::new_checked(&payload[off..])?, src, dst)?;
+    Ok(IpTcp {
+        src,
+        dst,
+        ttl: ip.hop_limit(),
+        tcp,
+    })
+}
+
+/// RFC 8200 §8.1: with a routing header, the pseudo-header carries the final
+/// destination. While Segments Left > 0 that address is in the routing header:
+/// the last entry for the (deprecated) type 0, Segment List[0] for a Segment
+/// Routing Header (type 4, RFC 8754 §2). For other types, or when no segments
+/// are left, the IPv6 destination field is already the final destination.
+fn routing_final_destination(hdr: &[u8]) -> Option<Ipv6Addr> {
+    let (rtype, segments_left) = (hdr[2], hdr[3]);
+    if segments_left == 0 {
+        return None;
+    }
+    let addrs = &hdr[8..];
+    let n = addrs.len() / 16;
+    if n == 0 {
+        return None;
+    }
+    let idx = match rtype {
+        0 => n - 1,
+        4 => 0,
+        _ => return None,
+    };
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&addrs[idx * 16..idx * 16 + 16]);
+    Some(Ipv6Addr::from(a))
+}
+
+/// The IP header length [`emit_ip_tcp`] uses for this family (20 or 40).
+pub fn ip_header_len(addr: IpAddr) -> usize {
+    match addr {
+        IpAddr::V4(_) => IPV4_HEADER_LEN,
+        IpAddr::V6(_) => IPV6_HEADER_LEN,
+    }
+}
+
+/// Emit a whole datagram: IPv4 (20-byte header, TTL 64, DF set, id 0, header
+/// checksum) or IPv6 (hop limit 64), then the TCP segment with checksum.
+/// Clears `buf` then writes (it only resizes the Vec); returns the length.
+/// On error `buf` is left empty.
+pub fn emit_ip_tcp(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpRepr<'_>,
+    buf: &mut Vec<u8>,
+) -> Result<usize, Error> {
+    buf.clear();
+    let total = datagram_len(src, dst, tcp)?;
+    buf.resize(total, 0);
+    match emit_ip_tcp_into(src, dst, tcp, buf) {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            buf.clear();
+            Err(e)
+        }
+    }
+}
+
+/// Length of the datagram [`emit_ip_tcp`] would produce, or why it cannot.
+pub fn datagram_len(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Result<usize, Error> {
+    if src.is_ipv4() != dst.is_ipv4() {
+        return Err(Error::AddressFamilyMismatch);
+    }
+    if tcp.options.encoded_len() > crate::tcp::MAX_OPTIONS_LEN {
+        return Err(Error::OptionsTooLong);
+    }
+    let hl = ip_header_len(src);
+    let seg = tcp.buffer_len();
+    // IPv4 total length and IPv6 payload length are both 16-bit fields
+    // (we never emit IPv6 jumbograms).
+    let limit = match src {
+        IpAddr::V4(_) => u16::MAX as usize - hl,
+        IpAddr::V6(_) => u16::MAX as usize,
+    };
+    if seg > limit {
+        return Err(Error::DatagramTooLong);
+    }
+    Ok(hl + seg)
+}
+
+/// Like [`emit_ip_tcp`] but into a caller-provided slice (e.g. a TUN or
+/// socket buffer): writes `buf[..n]` and returns `n`.
+pub fn emit_ip_tcp_into(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpRepr<'_>,
+    buf: &mut [u8],
+) -> Result<usize, Error> {
+    let total = datagram_len(src, dst, tcp)?;
+    if buf.len() < total {
+        return Err(Error::BufferTooSmall);
+    }
+    let buf = &mut buf[..total];
+    let hl = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut ip = Ipv4Packet::new_unchecked(&mut buf[..]);
+            ip.set_version_and_header_len(IPV4_HEADER_LEN);
+            ip.set_dscp_ecn(0);
+            ip.set_total_len(total as u16);
+            ip.set_ident(0);
+            // DF: we do path-MTU discovery by MSS, never fragment (RFC 9293 §3.7.2).
+            ip.set_frag(true, false, 0);
+            ip.set_ttl(DEFAULT_TTL);
+            ip.set_protocol(PROTO_TCP);
+            ip.set_src_addr(s);
+            ip.set_dst_addr(d);
+            ip.fill_checksum();
+            IPV4_HEADER_LEN
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut ip = Ipv6Packet::new_unchecked(&mut buf[..]);
+            ip.set_version_class_flow(0, 0);
+            ip.set_payload_len((total - IPV6_HEADER_LEN) as u16);
+            ip.set_next_header(PROTO_TCP);
+            ip.set_hop_limit(DEFAULT_TTL);
+            ip.set_src_addr(s);
+            ip.set_dst_addr(d);
+            IPV6_HEADER_LEN
+        }
+        _ => return Err(Error::AddressFamilyMismatch),
+    };
+    tcp.emit(&mut buf[hl..], src, dst)?;
+    Ok(total)
+}
