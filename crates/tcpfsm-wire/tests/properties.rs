@@ -1,0 +1,266 @@
+//! Property tests (proptest) over the public API.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use common::*;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use tcpfsm_wire::*;
+
+#[derive(Clone, Debug)]
+struct Parts {
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    urgent: u16,
+    options: TcpOptions,
+    payload: Vec<u8>,
+}
+
+impl Parts {
+    fn repr(&self) -> TcpRepr<'_> {
+        TcpRepr {
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            seq: SeqNum(self.seq),
+            ack: SeqNum(self.ack),
+            flags: Flags(self.flags),
+            window: self.window,
+            urgent: self.urgent,
+            options: self.options,
+            payload: &self.payload,
+        }
+    }
+}
+
+fn arb_options() -> impl Strategy<Value = TcpOptions> {
+    (
+        proptest::option::of(any::<u16>()),
+        proptest::option::of(any::<u8>()),
+        any::<bool>(),
+        0usize..=4,
+        any::<[(u32, u32); 4]>(),
+        proptest::option::of(any::<(u32, u32)>()),
+    )
+        .prop_map(|(mss, ws, sack_permitted, n, blocks, ts)| {
+            let mut sack_blocks = [None; 4];
+            for (slot, (l, r)) in sack_blocks.iter_mut().zip(blocks).take(n) {
+                *slot = Some(SackBlock {
+                    left: SeqNum(l),
+                    right: SeqNum(r),
+                });
+            }
+            TcpOptions {
+                mss,
+                window_scale: ws,
+                sack_permitted,
+                sack_blocks,
+                timestamps: ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
+            }
+        })
+}
+
+fn arb_parts() -> impl Strategy<Value = Parts> {
+    (
+        any::<(u16, u16, u32, u32, u8, u16, u16)>(),
+        arb_options(),
+        proptest::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(
+            |((src_port, dst_port, seq, ack, flags, window, urgent), options, payload)| Parts {
+                src_port,
+                dst_port,
+                seq,
+                ack,
+                flags,
+                window,
+                urgent,
+                options,
+                payload,
+            },
+        )
+}
+
+/// A same-family address pair.
+fn arb_addrs() -> impl Strategy<Value = (IpAddr, IpAddr)> {
+    prop_oneof![
+        any::<([u8; 4], [u8; 4])>()
+            .prop_map(|(s, d)| (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)))),
+        any::<([u8; 16], [u8; 16])>()
+            .prop_map(|(s, d)| (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)))),
+    ]
+}
+
+/// Parts whose options fit (so emit succeeds).
+fn arb_fitting_parts() -> impl Strategy<Value = Parts> {
+    arb_parts().prop_filter("options fit in 40 bytes", |p| p.options.encoded_len() <= 40)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn emit_then_parse_round_trips_any_repr((src, dst) in arb_addrs(), parts in arb_parts()) {
+        let repr = parts.repr();
+        let mut buf = Vec::new();
+        match emit_ip_tcp(src, dst, &repr, &mut buf) {
+            Ok(n) => {
+                prop_assert_eq!(n, buf.len());
+                prop_assert_eq!(n, ip_header_len(src) + repr.buffer_len());
+                prop_assert_eq!(repr.header_len() % 4, 0);
+                let p = parse_ip_tcp(&buf).unwrap();
+                prop_assert_eq!(p.src, src);
+                prop_assert_eq!(p.dst, dst);
+                prop_assert_eq!(p.ttl, 64);
+                prop_assert_eq!(p.tcp, repr);
+            }
+            Err(e) => {
+                // The only reason a same-family repr may not be emitted.
+                prop_assert_eq!(e, Error::OptionsTooLong);
+                prop_assert!(repr.options.encoded_len() > 40);
+                prop_assert!(buf.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn emitted_checksums_match_naive_reference((src, dst) in arb_addrs(), parts in arb_fitting_parts()) {
+        let repr = parts.repr();
+        let d = { let mut b = Vec::new(); emit_ip_tcp(src, dst, &repr, &mut b).unwrap(); b };
+        let hl = ip_header_len(src);
+        let mut check = d.clone();
+        fix_tcp_checksum(&mut check, hl, d.len(), src, dst);
+        if src.is_ipv4() {
+            fix_ipv4_checksum(&mut check);
+        }
+        prop_assert_eq!(check, d);
+    }
+
+    #[test]
+    fn parse_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = parse_ip_tcp(&bytes);
+    }
+
+    #[test]
+    fn parse_never_panics_with_plausible_version_nibble(
+        v6 in any::<bool>(),
+        mut bytes in proptest::collection::vec(any::<u8>(), 1..200),
+    ) {
+        bytes[0] = (bytes[0] & 0x0f) | if v6 { 0x60 } else { 0x40 };
+        let _ = parse_ip_tcp(&bytes);
+    }
+
+    /// Corrupt a valid datagram, then repair both checksums so the parser
+    /// must walk the damaged structure. Whatever it accepts must survive a
+    /// re-emit/re-parse unchanged.
+    #[test]
+    fn mutated_datagram_with_fixed_checksums_parses_or_errors_cleanly(
+        (src, dst) in arb_addrs(),
+        parts in arb_fitting_parts(),
+        edits in proptest::collection::vec((any::<Index>(), any::<u8>()), 1..6),
+    ) {
+        let repr = parts.repr();
+        let mut d = Vec::new();
+        emit_ip_tcp(src, dst, &repr, &mut d).unwrap();
+        for (i, b) in &edits {
+            let at = i.index(d.len());
+            d[at] = *b;
+        }
+        let hl = ip_header_len(src);
+        let n = d.len();
+        fix_tcp_checksum(&mut d, hl, n, src, dst);
+        if src.is_ipv4() && (d[0] & 0x0f) >= 5 {
+            fix_ipv4_checksum(&mut d);
+        }
+        if let Ok(p) = parse_ip_tcp(&d) {
+            let mut again = Vec::new();
+            emit_ip_tcp(p.src, p.dst, &p.tcp, &mut again).unwrap();
+            let q = parse_ip_tcp(&again).unwrap();
+            prop_assert_eq!((q.src, q.dst, &q.tcp), (p.src, p.dst, &p.tcp));
+        }
+    }
+
+    /// The Internet checksum detects every single-bit error (a flip changes
+    /// the sum by ±2^k, never ≡ 0 mod 2^16-1). The only unprotected bytes are
+    /// IPv6's traffic class, flow label and hop limit, which do not change
+    /// what we report about the segment except the hop limit.
+    #[test]
+    fn single_bit_flip_is_detected_or_harmless(
+        (src, dst) in arb_addrs(),
+        parts in arb_fitting_parts(),
+        at in any::<Index>(),
+        bit in 0u8..8,
+    ) {
+        let repr = parts.repr();
+        let mut d = Vec::new();
+        emit_ip_tcp(src, dst, &repr, &mut d).unwrap();
+        let i = at.index(d.len());
+        d[i] ^= 1 << bit;
+        match parse_ip_tcp(&d) {
+            Err(_) => {}
+            Ok(p) => {
+                prop_assert!(src.is_ipv6(), "IPv4 flip at byte {} bit {} went undetected", i, bit);
+                prop_assert!(i < 4 || i == 7, "IPv6 flip at byte {} bit {} went undetected", i, bit);
+                prop_assert_eq!((p.src, p.dst, &p.tcp), (src, dst, &repr));
+            }
+        }
+    }
+
+    #[test]
+    fn options_parse_of_arbitrary_area_reemits_identically(area in proptest::collection::vec(any::<u8>(), 0..=40)) {
+        if let Ok(o) = TcpOptions::parse(&area) {
+            // Anything that came from ≤ 40 bytes fits again (packed layout fallback).
+            let n = o.encoded_len();
+            prop_assert!(n <= 40 && n % 4 == 0);
+            let mut buf = [0u8; 40];
+            prop_assert_eq!(o.emit(&mut buf), Ok(n));
+            prop_assert_eq!(TcpOptions::parse(&buf[..n]), Ok(o));
+        }
+    }
+
+    #[test]
+    fn option_iter_items_reemit_to_their_own_bytes(area in proptest::collection::vec(any::<u8>(), 0..=40)) {
+        let mut rest = &area[..];
+        for item in TcpOptionIter::new(&area) {
+            let Ok(opt) = item else { break };
+            let n = opt.buffer_len();
+            let mut out = vec![0u8; n];
+            prop_assert_eq!(opt.emit(&mut out), Ok(n));
+            prop_assert_eq!(&out[..], &rest[..n]);
+            rest = &rest[n..];
+        }
+    }
+
+    #[test]
+    fn seq_add_then_diff_recovers_offset(a in any::<u32>(), n in 0u32..(1 << 31)) {
+        let s = SeqNum(a);
+        let t = s + n;
+        prop_assert_eq!(t - s, n as i32);
+        prop_assert_eq!(t - n, s);
+        prop_assert!(s.le(t));
+        prop_assert_eq!(n == 0, s.ge(t));
+    }
+
+    #[test]
+    fn seq_lt_is_antisymmetric_except_at_half_range(a in any::<u32>(), b in any::<u32>()) {
+        let (x, y) = (SeqNum(a), SeqNum(b));
+        if a.wrapping_sub(b) != 1 << 31 {
+            prop_assert_eq!(x.lt(y), y.gt(x));
+            prop_assert!(!(x.lt(y) && y.lt(x)));
+            prop_assert_eq!(x.max(y), y.max(x));
+            prop_assert_eq!(x.min(y), y.min(x));
+        }
+    }
+
+    #[test]
+    fn seq_in_window_matches_offset_definition(s in any::<u32>(), start in any::<u32>(), len in any::<u32>()) {
+        let inside = SeqNum(s).in_window(SeqNum(start), len);
+        let off = s.wrapping_sub(start) as u64;
+        prop_assert_eq!(inside, off < len as u64);
+    }
+}
