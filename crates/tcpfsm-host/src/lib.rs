@@ -1,1 +1,55 @@
-//! tcpfsm-host (being built).
+//! tcpfsm-host: the Linux kernel's TCP, read the way `ss` reads it, for the same `Census` and
+//! diagnosis types our own stack uses (`tcpfsm-observe`).
+//!
+//! Everything reads the network namespace of the *calling thread*.
+//!
+//! Public API (used by `tcpfsm states`, `diagnose`, `watch`, `export`):
+//! - [`diag`]: [`SockDiag`] — one reusable NETLINK_SOCK_DIAG socket.
+//!   - `SockDiag::new()?`
+//!   - `census(&Filter) -> Census` — fast count (state bitmask in the request, no tcp_info).
+//!   - `sockets(&Filter) -> Vec<SocketRow>`, `for_each(&Filter, |&SocketRow|)` — per-socket rows
+//!     (local, remote, state, rx/tx queue, inode, uid), filtered by [`StateSet`] and port.
+//!   - `listeners() -> Vec<SocketRow>` — for LISTEN rows `rx_queue` = accept queue length,
+//!     `tx_queue` = backlog.
+//! - [`procs`]: inode → process attribution from /proc/<pid>/fd: [`attribute`] (only the inodes
+//!   asked, stops early), [`attribute_all`] (full scan with per-process fd counts),
+//!   [`sockets_of_processes`] (only processes whose comm matches), [`Attribution::owner`] →
+//!   [`Owner`] (holders or an [`Unattributed`] reason), [`fd_usage`], [`comm_of`].
+//! - [`counters`]: [`RawCounters`] (every `Tcp:`/`TcpExt:`/sockstat field by name, for the
+//!   exporter), [`read_counters`] → `tcpfsm_observe::Counters`, [`read_sysctls`] →
+//!   `tcpfsm_observe::Sysctls`.
+//! - [`snapshot`](mod@snapshot): [`snapshot()`](fn@snapshot) and [`Sampler`] build a
+//!   `tcpfsm_observe::Snapshot` (census, CLOSE_WAIT by process, TIME_WAIT by remote, listener
+//!   queues, counters, sysctls, fd usage); feed a series to `tcpfsm_observe::diagnose`.
+
+pub mod counters;
+pub mod diag;
+pub mod procs;
+pub mod snapshot;
+
+pub use counters::{read_counters, read_sysctls, RawCounters};
+pub use diag::{Family, Filter, SockDiag, SocketRow, StateSet};
+pub use procs::{
+    attribute, attribute_all, comm_of, fd_usage, sockets_of_processes, Attribution, Owner,
+    Unattributed,
+};
+pub use snapshot::{breakdown, snapshot, Sampler, SnapshotOptions};
+pub use tcpfsm_observe as observe;
+pub use tcpfsm_states::{Census, State};
+
+/// Errors from reading the host.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("netlink: {what}: {source}")]
+    Netlink {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("netlink protocol error: {0}")]
+    Protocol(String),
+    #[error("cannot read {path}: {source}")]
+    Proc {
+        path: String,
+        source: std::io::Error,
+    },
+}

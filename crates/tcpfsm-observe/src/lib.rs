@@ -1,1 +1,41 @@
-//! tcpfsm-observe (being built).
+//! tcpfsm-observe: the diagnosis layer shared by the live Linux host and our own simulated stack.
+//!
+//! A source (the host via `tcpfsm-host`, or an `Endpoint` of our own TCP) fills in a
+//! [`Snapshot`]: a census of the eleven states plus whatever else it can supply (per-process
+//! CLOSE_WAIT counts, TIME_WAIT grouped by remote, per-listener accept queues, /proc-style
+//! counters, sysctls, file-descriptor usage). Fields a source cannot supply are `None` and the
+//! rules that need them say so instead of guessing.
+//!
+//! [`diagnose`] takes one or more snapshots (oldest first) and [`Thresholds`], and returns one
+//! [`Verdict`] per [`Rule`], in [`Rule::ALL`] order. Rates and growth are computed between
+//! samples; with a single sample, counter-based rules fall back to totals since boot.
+//!
+//! ```
+//! use tcpfsm_observe::{diagnose, Level, Snapshot, Thresholds};
+//! use tcpfsm_states::State;
+//! let mut s = Snapshot::default();
+//! s.census.set(State::CloseWait, 150);
+//! let verdicts = diagnose(&[s], &Thresholds::default());
+//! assert_eq!(verdicts.len(), 7);
+//! assert_eq!(tcpfsm_observe::worst(&verdicts), Level::Warning);
+//! ```
+//!
+//! Public API (stable for the CLI, `watch` and `export`):
+//! - snapshot data: [`Snapshot`], [`Counters`], [`Rates`], [`Sysctls`], [`PortRange`],
+//!   [`ProcessRef`], [`ProcessCount`], [`ProcessBreakdown`], [`RemoteCount`], [`ListenerQueue`],
+//!   [`FdUsage`]; [`rates`] computes per-second rates between two snapshots.
+//! - thresholds: [`Thresholds`] (defaults from the reference table; [`Thresholds::from_toml_str`],
+//!   [`Thresholds::load`], [`Thresholds::validate`]).
+//! - verdicts: [`Rule`], [`Level`], [`Verdict`], [`diagnose`], [`worst`].
+
+mod rules;
+mod snapshot;
+mod thresholds;
+
+pub use rules::{diagnose, worst, Level, Rule, Verdict};
+pub use snapshot::{
+    rates, Counters, FdUsage, ListenerQueue, PortRange, ProcessBreakdown, ProcessCount, ProcessRef,
+    Rates, RemoteCount, Snapshot, Sysctls,
+};
+pub use tcpfsm_states::{Census, State};
+pub use thresholds::{ConfigError, Thresholds};

@@ -1,0 +1,179 @@
+//! One [`Snapshot`] of the host: a single sock_diag dump of all states feeding the census,
+//! TIME_WAIT by remote, listener queues and CLOSE_WAIT owners, plus /proc counters and sysctls.
+
+use crate::counters::{read_counters, read_sysctls};
+use crate::diag::{Filter, SockDiag};
+use crate::procs::{attribute, attribute_all, fd_usage, Attribution, Owner, Unattributed};
+use crate::HostError;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tcpfsm_observe::{ListenerQueue, ProcessBreakdown, ProcessCount, RemoteCount, Snapshot};
+use tcpfsm_states::{Census, State};
+
+/// What a snapshot should include beyond the census and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// Resolve owners of CLOSE_WAIT and LISTEN sockets from /proc (needed to name leakers).
+    pub attribute: bool,
+    /// Count open descriptors of every process holding a TCP socket (a full /proc fd scan).
+    pub fd_usage: bool,
+    /// How many TIME_WAIT remotes to keep (largest first).
+    pub top_remotes: usize,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            attribute: true,
+            fd_usage: true,
+            top_remotes: 20,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Samples the host (the calling thread's network namespace).
+pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot, HostError> {
+    let time_ms = now_ms();
+    let sysctls = read_sysctls();
+    let mut census = Census::new();
+    let mut close_wait_inodes: Vec<u64> = Vec::new();
+    let mut listeners: Vec<(SocketAddr, u32, u32, u64)> = Vec::new();
+    let mut tw: HashMap<SocketAddr, (u64, u64)> = HashMap::new();
+    let mut all_inodes: HashSet<u64> = HashSet::new();
+    let eph = sysctls.ephemeral_ports;
+    diag.for_each(&Filter::default(), |r| {
+        census.add(r.state, 1);
+        match r.state {
+            State::CloseWait => close_wait_inodes.push(r.inode),
+            State::Listen => listeners.push((r.local, r.rx_queue, r.tx_queue, r.inode)),
+            State::TimeWait => {
+                let e = tw.entry(r.remote).or_default();
+                e.0 += 1;
+                if eph.is_some_and(|p| p.contains(r.local.port())) {
+                    e.1 += 1;
+                }
+            }
+            _ => {}
+        }
+        if opts.fd_usage && r.inode != 0 {
+            all_inodes.insert(r.inode);
+        }
+    })?;
+    let counters = read_counters().ok();
+
+    let attribution: Option<Attribution> = if opts.fd_usage {
+        Some(attribute_all(&all_inodes))
+    } else if opts.attribute {
+        let wanted: HashSet<u64> = close_wait_inodes
+            .iter()
+            .copied()
+            .chain(listeners.iter().map(|l| l.3))
+            .collect();
+        Some(attribute(&wanted))
+    } else {
+        None
+    };
+
+    let close_wait_by_process = attribution
+        .as_ref()
+        .map(|a| breakdown(a, &close_wait_inodes));
+    let listeners = listeners
+        .into_iter()
+        .map(|(local, q, b, ino)| ListenerQueue {
+            local,
+            queue_len: q,
+            backlog: b,
+            owner: attribution
+                .as_ref()
+                .and_then(|a| a.first_owner(ino).cloned()),
+        })
+        .collect();
+    let mut remotes: Vec<RemoteCount> = tw
+        .into_iter()
+        .map(|(remote, (count, ephemeral_local))| RemoteCount {
+            remote,
+            count,
+            ephemeral_local,
+        })
+        .collect();
+    remotes.sort_by(|a, b| {
+        b.ephemeral_local
+            .cmp(&a.ephemeral_local)
+            .then(b.count.cmp(&a.count))
+            .then(a.remote.cmp(&b.remote))
+    });
+    remotes.truncate(opts.top_remotes);
+    Ok(Snapshot {
+        time_ms,
+        census,
+        close_wait_by_process,
+        time_wait_by_remote: Some(remotes),
+        listeners: Some(listeners),
+        counters,
+        sysctls,
+        fd_usage: attribution.as_ref().filter(|_| opts.fd_usage).map(fd_usage),
+    })
+}
+
+/// Counts sockets per owning process (each socket counted once, for its first holder).
+pub fn breakdown(a: &Attribution, inodes: &[u64]) -> ProcessBreakdown {
+    let mut per: HashMap<(u32, String), u64> = HashMap::new();
+    let mut unattributed = 0;
+    let mut reasons: HashSet<Unattributed> = HashSet::new();
+    for &ino in inodes {
+        match a.owner(ino) {
+            Owner::Processes(ps) if !ps.is_empty() => {
+                *per.entry((ps[0].pid, ps[0].comm.clone())).or_default() += 1;
+            }
+            Owner::Processes(_) => unattributed += 1,
+            Owner::None(why) => {
+                unattributed += 1;
+                reasons.insert(why);
+            }
+        }
+    }
+    let mut processes: Vec<ProcessCount> = per
+        .into_iter()
+        .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
+        .collect();
+    processes.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
+    let mut rs: Vec<&str> = reasons.iter().map(|r| r.describe()).collect();
+    rs.sort();
+    ProcessBreakdown {
+        processes,
+        unattributed,
+        unattributed_reason: (!rs.is_empty()).then(|| rs.join("; ")),
+    }
+}
+
+/// Keeps one netlink socket and the options across samples (for `diagnose`, `watch`, `export`).
+pub struct Sampler {
+    diag: SockDiag,
+    pub options: SnapshotOptions,
+}
+
+impl Sampler {
+    pub fn new(options: SnapshotOptions) -> Result<Sampler, HostError> {
+        Ok(Sampler {
+            diag: SockDiag::new()?,
+            options,
+        })
+    }
+
+    pub fn sample(&mut self) -> Result<Snapshot, HostError> {
+        snapshot(&mut self.diag, &self.options)
+    }
+
+    /// The underlying reader, for census/listing calls between samples.
+    pub fn diag(&mut self) -> &mut SockDiag {
+        &mut self.diag
+    }
+}

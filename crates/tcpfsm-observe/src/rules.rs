@@ -1,0 +1,635 @@
+//! The diagnosis rules: one verdict per rule over a series of snapshots.
+
+use crate::snapshot::{rates, retrans_ratio, Snapshot};
+use crate::thresholds::Thresholds;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use tcpfsm_states::State;
+
+/// A diagnosis rule. Each looks at one way TCP state goes wrong on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Sockets in CLOSE_WAIT: the peer closed, the local application never did.
+    CloseWaitLeak,
+    /// TIME_WAIT against the ephemeral port range and tcp_max_tw_buckets.
+    TimeWaitPressure,
+    /// Half-open SYN_RECEIVED connections piling up.
+    SynRecvFlood,
+    /// Accept queues full; handshakes dropped.
+    ListenOverflow,
+    /// FIN_WAIT_2 sockets whose peer never sends its FIN.
+    FinWait2PileUp,
+    /// Share of segments retransmitted.
+    RetransmitRate,
+    /// Processes near their open-file limit.
+    FdExhaustion,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 7] = [
+        Rule::CloseWaitLeak,
+        Rule::TimeWaitPressure,
+        Rule::SynRecvFlood,
+        Rule::ListenOverflow,
+        Rule::FinWait2PileUp,
+        Rule::RetransmitRate,
+        Rule::FdExhaustion,
+    ];
+
+    /// Machine name (metric label, JSON): `close_wait_leak`, …
+    pub const fn name(self) -> &'static str {
+        match self {
+            Rule::CloseWaitLeak => "close_wait_leak",
+            Rule::TimeWaitPressure => "time_wait_pressure",
+            Rule::SynRecvFlood => "syn_recv_flood",
+            Rule::ListenOverflow => "listen_overflow",
+            Rule::FinWait2PileUp => "fin_wait2_pile_up",
+            Rule::RetransmitRate => "retransmit_rate",
+            Rule::FdExhaustion => "fd_exhaustion",
+        }
+    }
+
+    /// Human title: "CLOSE_WAIT leak", …
+    pub const fn title(self) -> &'static str {
+        match self {
+            Rule::CloseWaitLeak => "CLOSE_WAIT leak",
+            Rule::TimeWaitPressure => "TIME_WAIT pressure",
+            Rule::SynRecvFlood => "SYN_RECV flood",
+            Rule::ListenOverflow => "listen queue overflow",
+            Rule::FinWait2PileUp => "FIN_WAIT_2 pile-up",
+            Rule::RetransmitRate => "retransmit rate",
+            Rule::FdExhaustion => "file descriptor exhaustion",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.title())
+    }
+}
+
+/// Severity, ordered: `Ok < Warning < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warning,
+    Critical,
+}
+
+impl Level {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Critical => "critical",
+        }
+    }
+
+    /// Process exit status for scripts: 0 OK, 1 warning, 2 critical.
+    pub const fn exit_code(self) -> u8 {
+        self as u8
+    }
+
+    fn of(value: f64, warn: f64, crit: f64) -> Level {
+        if value >= crit {
+            Level::Critical
+        } else if value >= warn {
+            Level::Warning
+        } else {
+            Level::Ok
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The outcome of one rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub rule: Rule,
+    pub level: Level,
+    /// One line: what was measured against what.
+    pub summary: String,
+    /// The facts behind the level: counts, top offenders, rates.
+    pub evidence: Vec<String>,
+    /// What to do about it (empty advice is never given: even OK verdicts say what to watch).
+    pub advice: String,
+    /// The number the level was decided on (a count or a ratio), if there was one; for gauges.
+    pub value: Option<f64>,
+}
+
+/// The most severe level among verdicts (Ok for none).
+pub fn worst(verdicts: &[Verdict]) -> Level {
+    verdicts.iter().map(|v| v.level).max().unwrap_or(Level::Ok)
+}
+
+/// Judges samples (oldest first) against thresholds: one verdict per rule, in [`Rule::ALL`]
+/// order. The latest sample gives the counts; the whole series gives growth and rates. With no
+/// samples every rule is Ok with "no samples" as summary.
+pub fn diagnose(samples: &[Snapshot], th: &Thresholds) -> Vec<Verdict> {
+    Rule::ALL
+        .iter()
+        .map(|&rule| match samples.last() {
+            None => Verdict {
+                rule,
+                level: Level::Ok,
+                summary: "no samples".into(),
+                evidence: vec![],
+                advice: advice(rule, Level::Ok).into(),
+                value: None,
+            },
+            Some(last) => {
+                let mut v = match rule {
+                    Rule::CloseWaitLeak => close_wait(samples, last, th),
+                    Rule::TimeWaitPressure => time_wait(samples, last, th),
+                    Rule::SynRecvFlood => syn_recv(samples, last, th),
+                    Rule::ListenOverflow => listen_overflow(samples, last, th),
+                    Rule::FinWait2PileUp => fin_wait2(samples, last, th),
+                    Rule::RetransmitRate => retransmit(samples, last, th),
+                    Rule::FdExhaustion => fd(last, th),
+                };
+                v.advice = advice(rule, v.level).into();
+                v
+            }
+        })
+        .collect()
+}
+
+fn verdict(
+    rule: Rule,
+    level: Level,
+    summary: String,
+    evidence: Vec<String>,
+    value: Option<f64>,
+) -> Verdict {
+    Verdict {
+        rule,
+        level,
+        summary,
+        evidence,
+        advice: String::new(),
+        value,
+    }
+}
+
+fn series(samples: &[Snapshot], s: State) -> Vec<u64> {
+    samples.iter().map(|x| x.census.get(s)).collect()
+}
+
+/// True when the last `n` values rise at every step.
+fn sustained_growth(values: &[u64], n: usize) -> bool {
+    n >= 2 && values.len() >= n && values[values.len() - n..].windows(2).all(|w| w[1] > w[0])
+}
+
+fn interval_rates(samples: &[Snapshot]) -> Option<crate::Rates> {
+    if samples.len() < 2 {
+        return None;
+    }
+    rates(&samples[0], &samples[samples.len() - 1])
+}
+
+fn close_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
+    let n = last.census.get(State::CloseWait);
+    let mut level = Level::of(
+        n as f64,
+        th.close_wait_warn as f64,
+        th.close_wait_crit as f64,
+    );
+    let mut ev = vec![format!(
+        "{n} sockets in CLOSE_WAIT (warning at {}, critical at {})",
+        th.close_wait_warn, th.close_wait_crit
+    )];
+    let values = series(samples, State::CloseWait);
+    let growing = sustained_growth(&values, th.close_wait_growth_samples);
+    if samples.len() > 1 {
+        let shown: Vec<String> = values.iter().map(u64::to_string).collect();
+        ev.push(format!(
+            "CLOSE_WAIT over {} samples: {}{}",
+            values.len(),
+            shown.join(" → "),
+            if growing {
+                " (rising at every sample)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if growing {
+        level = level.max(Level::Warning);
+    }
+    let mut suspects = String::new();
+    if let Some(b) = &last.close_wait_by_process {
+        for p in b.processes.iter().take(5) {
+            ev.push(format!(
+                "{} (pid {}) holds {} CLOSE_WAIT",
+                p.comm, p.pid, p.count
+            ));
+        }
+        if b.processes.len() > 5 {
+            ev.push(format!("… and {} more processes", b.processes.len() - 5));
+        }
+        if b.unattributed > 0 {
+            ev.push(format!(
+                "{} CLOSE_WAIT sockets unattributed{}",
+                b.unattributed,
+                b.unattributed_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
+        }
+        let top: Vec<String> = b
+            .processes
+            .iter()
+            .take(3)
+            .map(|p| format!("{}[{}] {}", p.comm, p.pid, p.count))
+            .collect();
+        if !top.is_empty() {
+            suspects = format!("; held by {}", top.join(", "));
+        }
+    }
+    let summary = if growing && n < th.close_wait_warn {
+        format!("{n} CLOSE_WAIT and rising at every sample{suspects}")
+    } else {
+        format!("{n} CLOSE_WAIT{suspects}")
+    };
+    verdict(Rule::CloseWaitLeak, level, summary, ev, Some(n as f64))
+}
+
+fn time_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
+    let census_tw = last.census.get(State::TimeWait);
+    let kernel_tw = last
+        .counters
+        .map(|c| c.time_wait)
+        .unwrap_or(0)
+        .max(census_tw);
+    let mut ev = vec![format!("{census_tw} sockets in TIME_WAIT")];
+    let mut level = Level::Ok;
+    let mut worst_ratio: Option<f64> = None;
+    let mut summary_parts = Vec::new();
+    let (warn, crit) = (th.time_wait_warn_ratio, th.time_wait_crit_ratio);
+
+    if let Some(range) = last.sysctls.ephemeral_ports.filter(|r| r.size() > 0) {
+        let size = range.size() as f64;
+        // Ports run out per destination: a connect() to remote R may reuse a local port that is
+        // busy towards another remote. So the pressure is the largest per-remote count of
+        // TIME_WAIT sockets holding an ephemeral local port; without that breakdown, the total is
+        // an upper bound.
+        let (used, what) = match &last.time_wait_by_remote {
+            Some(groups) => {
+                let top = groups.iter().max_by_key(|g| g.ephemeral_local);
+                match top {
+                    Some(g) => (g.ephemeral_local, format!("towards {}", g.remote)),
+                    None => (0, "towards any one remote".to_string()),
+                }
+            }
+            None => (census_tw, "in total (no per-remote breakdown)".to_string()),
+        };
+        let ratio = used as f64 / size;
+        ev.push(format!(
+            "{used} TIME_WAIT sockets on ephemeral ports {what}: {:.1}% of the {}-{} range ({} ports)",
+            ratio * 100.0,
+            range.low,
+            range.high,
+            range.size()
+        ));
+        level = level.max(Level::of(ratio, warn, crit));
+        worst_ratio = Some(ratio);
+        summary_parts.push(format!("{:.1}% of ephemeral ports", ratio * 100.0));
+    } else {
+        ev.push("ephemeral port range unknown: port exhaustion not judged".into());
+    }
+
+    if let Some(max) = last.sysctls.max_tw_buckets.filter(|m| *m > 0) {
+        let ratio = kernel_tw as f64 / max as f64;
+        ev.push(format!(
+            "{kernel_tw} TIME_WAIT entries of tcp_max_tw_buckets {max} ({:.1}%)",
+            ratio * 100.0
+        ));
+        level = level.max(Level::of(ratio, warn, crit));
+        worst_ratio = Some(worst_ratio.map_or(ratio, |w| w.max(ratio)));
+        summary_parts.push(format!("{:.1}% of tcp_max_tw_buckets", ratio * 100.0));
+    }
+
+    if let Some(r) = interval_rates(samples) {
+        if r.tw_overflow > 0.0 {
+            // The kernel already refused to create TIME_WAIT entries: connections closed without
+            // the 2MSL protection (RFC 9293 §3.6.1 purpose of TIME_WAIT is lost).
+            ev.push(format!(
+                "TIME_WAIT bucket table overflowed {:.1}/s (TCPTimeWaitOverflow)",
+                r.tw_overflow
+            ));
+            level = Level::Critical;
+        }
+    }
+
+    if let Some(groups) = &last.time_wait_by_remote {
+        for g in groups.iter().take(5) {
+            ev.push(format!(
+                "towards {}: {} TIME_WAIT ({} on ephemeral local ports)",
+                g.remote, g.count, g.ephemeral_local
+            ));
+        }
+    }
+    if let Some(reuse) = last.sysctls.tw_reuse {
+        ev.push(format!("net.ipv4.tcp_tw_reuse = {reuse}"));
+    }
+    let summary = if summary_parts.is_empty() {
+        format!("{census_tw} TIME_WAIT (no limits known to compare with)")
+    } else {
+        format!("{census_tw} TIME_WAIT: {}", summary_parts.join(", "))
+    };
+    verdict(Rule::TimeWaitPressure, level, summary, ev, worst_ratio)
+}
+
+fn syn_recv(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
+    let n = last.census.get(State::SynReceived);
+    let level = Level::of(n as f64, th.syn_recv_warn as f64, th.syn_recv_crit as f64);
+    let mut ev = vec![format!(
+        "{n} half-open connections in SYN_RECEIVED (warning at {}, critical at {})",
+        th.syn_recv_warn, th.syn_recv_crit
+    )];
+    match last.sysctls.syncookies {
+        Some(0) => ev.push("SYN cookies are disabled (net.ipv4.tcp_syncookies = 0)".into()),
+        Some(v) => ev.push(format!("net.ipv4.tcp_syncookies = {v}")),
+        None => {}
+    }
+    if let Some(b) = last.sysctls.max_syn_backlog {
+        ev.push(format!("net.ipv4.tcp_max_syn_backlog = {b}"));
+    }
+    if let Some(r) = interval_rates(samples) {
+        ev.push(format!(
+            "SYN cookies sent {:.1}/s, validated {:.1}/s, failed {:.1}/s over {:.1}s",
+            r.syncookies_sent, r.syncookies_recv, r.syncookies_failed, r.secs
+        ));
+    } else if let Some(c) = last.counters {
+        ev.push(format!(
+            "since boot: SYN cookies sent {}, validated {}, failed {}",
+            c.syncookies_sent, c.syncookies_recv, c.syncookies_failed
+        ));
+    }
+    verdict(
+        Rule::SynRecvFlood,
+        level,
+        format!("{n} SYN_RECEIVED"),
+        ev,
+        Some(n as f64),
+    )
+}
+
+fn listen_overflow(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
+    let mut level = Level::Ok;
+    let mut ev = Vec::new();
+    let mut value = None;
+    let mut summary = Vec::new();
+    if let Some(ls) = &last.listeners {
+        let mut sorted: Vec<_> = ls.iter().collect();
+        sorted.sort_by(|a, b| b.fill().total_cmp(&a.fill()));
+        if let Some(top) = sorted.first() {
+            let fill = top.fill();
+            value = Some(fill);
+            level = level.max(Level::of(
+                fill,
+                th.listen_queue_warn_ratio,
+                th.listen_queue_crit_ratio,
+            ));
+            summary.push(format!(
+                "fullest accept queue {} {}/{}",
+                top.local, top.queue_len, top.backlog
+            ));
+        } else {
+            summary.push("no listeners".into());
+        }
+        for l in sorted.iter().take(5).filter(|l| l.queue_len > 0) {
+            ev.push(format!(
+                "listener {}{}: accept queue {} of backlog {} ({:.0}%)",
+                l.local,
+                l.owner
+                    .as_ref()
+                    .map(|o| format!(" ({} pid {})", o.comm, o.pid))
+                    .unwrap_or_default(),
+                l.queue_len,
+                l.backlog,
+                l.fill() * 100.0
+            ));
+        }
+        ev.push(format!("{} listening sockets", ls.len()));
+    } else {
+        ev.push("per-listener accept queues unknown".into());
+    }
+    if let Some(r) = interval_rates(samples) {
+        ev.push(format!(
+            "ListenOverflows {:.2}/s, ListenDrops {:.2}/s over {:.1}s",
+            r.listen_overflows, r.listen_drops, r.secs
+        ));
+        if r.listen_overflows > th.listen_overflow_warn_per_sec {
+            level = level.max(Level::Warning);
+        }
+        if r.listen_overflows >= th.listen_overflow_crit_per_sec && r.listen_overflows > 0.0 {
+            level = Level::Critical;
+        }
+        summary.push(format!("{:.2} overflows/s", r.listen_overflows));
+    } else if let Some(c) = last.counters {
+        ev.push(format!(
+            "since boot: ListenOverflows {}, ListenDrops {} (one sample: no rate)",
+            c.listen_overflows, c.listen_drops
+        ));
+    }
+    if let Some(s) = last.sysctls.somaxconn {
+        ev.push(format!("net.core.somaxconn = {s}"));
+    }
+    verdict(Rule::ListenOverflow, level, summary.join(", "), ev, value)
+}
+
+fn fin_wait2(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
+    let n = last.census.get(State::FinWait2);
+    let level = Level::of(n as f64, th.fin_wait2_warn as f64, th.fin_wait2_crit as f64);
+    let mut ev = vec![format!(
+        "{n} sockets in FIN_WAIT_2 (warning at {}, critical at {})",
+        th.fin_wait2_warn, th.fin_wait2_crit
+    )];
+    if samples.len() > 1 {
+        let v = series(samples, State::FinWait2);
+        let shown: Vec<String> = v.iter().map(u64::to_string).collect();
+        ev.push(format!("FIN_WAIT_2 over samples: {}", shown.join(" → ")));
+    }
+    if let Some(t) = last.sysctls.fin_timeout_secs {
+        ev.push(format!(
+            "net.ipv4.tcp_fin_timeout = {t}s (bounds orphaned FIN_WAIT_2 only)"
+        ));
+    }
+    if let Some(c) = last.counters {
+        ev.push(format!("{} orphaned sockets", c.orphans));
+    }
+    verdict(
+        Rule::FinWait2PileUp,
+        level,
+        format!("{n} FIN_WAIT_2"),
+        ev,
+        Some(n as f64),
+    )
+}
+
+fn retransmit(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
+    let (retr, out, span) = match (samples.first(), samples.len()) {
+        (Some(first), n) if n > 1 && first.counters.is_some() && last.counters.is_some() => {
+            let (a, b) = (first.counters.unwrap(), last.counters.unwrap());
+            let secs = last.time_ms.saturating_sub(first.time_ms) as f64 / 1000.0;
+            (
+                b.retrans_segs.saturating_sub(a.retrans_segs),
+                b.out_segs.saturating_sub(a.out_segs),
+                format!("over {secs:.1}s"),
+            )
+        }
+        _ => match last.counters {
+            Some(c) => (c.retrans_segs, c.out_segs, "since boot".to_string()),
+            None => {
+                return verdict(
+                    Rule::RetransmitRate,
+                    Level::Ok,
+                    "not judged: no segment counters".into(),
+                    vec!["the source supplies no segment counters".into()],
+                    None,
+                )
+            }
+        },
+    };
+    let total = out + retr;
+    let ev = vec![format!(
+        "{retr} retransmitted of {total} segments sent {span} (warning at {:.1}%, critical at {:.1}%)",
+        th.retrans_warn_ratio * 100.0,
+        th.retrans_crit_ratio * 100.0
+    )];
+    if total < th.retrans_min_segments {
+        return verdict(
+            Rule::RetransmitRate,
+            Level::Ok,
+            format!(
+                "too few segments to judge ({total} < {} {span})",
+                th.retrans_min_segments
+            ),
+            ev,
+            retrans_ratio(retr, out),
+        );
+    }
+    let ratio = retrans_ratio(retr, out).unwrap_or(0.0);
+    verdict(
+        Rule::RetransmitRate,
+        Level::of(ratio, th.retrans_warn_ratio, th.retrans_crit_ratio),
+        format!("{:.2}% of segments retransmitted {span}", ratio * 100.0),
+        ev,
+        Some(ratio),
+    )
+}
+
+fn fd(last: &Snapshot, th: &Thresholds) -> Verdict {
+    let Some(list) = &last.fd_usage else {
+        return verdict(
+            Rule::FdExhaustion,
+            Level::Ok,
+            "not judged: no per-process descriptor counts".into(),
+            vec!["the source supplies no process information".into()],
+            None,
+        );
+    };
+    let mut sorted: Vec<_> = list.iter().filter(|u| u.ratio().is_some()).collect();
+    sorted.sort_by(|a, b| b.ratio().unwrap().total_cmp(&a.ratio().unwrap()));
+    let mut ev: Vec<String> = sorted
+        .iter()
+        .take(5)
+        .map(|u| {
+            format!(
+                "{} (pid {}): {} of {} descriptors open ({:.0}%), {} TCP sockets",
+                u.comm,
+                u.pid,
+                u.open,
+                u.limit.unwrap_or(0),
+                u.ratio().unwrap_or(0.0) * 100.0,
+                u.tcp_sockets
+            )
+        })
+        .collect();
+    ev.push(format!(
+        "{} processes holding TCP sockets checked",
+        list.len()
+    ));
+    match sorted.first() {
+        Some(top) => {
+            let r = top.ratio().unwrap_or(0.0);
+            verdict(
+                Rule::FdExhaustion,
+                Level::of(r, th.fd_warn_ratio, th.fd_crit_ratio),
+                format!(
+                    "{} (pid {}) uses {:.0}% of its open-file limit",
+                    top.comm,
+                    top.pid,
+                    r * 100.0
+                ),
+                ev,
+                Some(r),
+            )
+        }
+        None => verdict(
+            Rule::FdExhaustion,
+            Level::Ok,
+            "no process with a known open-file limit".into(),
+            ev,
+            None,
+        ),
+    }
+}
+
+/// Advice, paraphrasing the reference texts' causes and fixes per state.
+fn advice(rule: Rule, level: Level) -> &'static str {
+    match (rule, level) {
+        (Rule::CloseWaitLeak, Level::Ok) => {
+            "CLOSE_WAIT should stay near zero; a count that keeps rising means a program is not closing sockets."
+        }
+        (Rule::CloseWaitLeak, _) => {
+            "The peer has closed and the kernel is waiting on the local program, which never calls close() after reading end-of-file; the kernel has no timeout for this. Fix the named program: close the socket on EOF and on every error path (finally blocks, context managers, RAII). Restarting it only frees the descriptors until the leak refills them; tuning the kernel does not help."
+        }
+        (Rule::TimeWaitPressure, Level::Ok) => {
+            "Many TIME_WAIT sockets can be normal on a busy active closer; they matter when they eat the ephemeral ports towards one destination."
+        }
+        (Rule::TimeWaitPressure, _) => {
+            "TIME_WAIT belongs to whichever side closes first and holds its local port for 2×MSL. Reuse connections (keep-alive, pools) so fewer are opened; let clients close first where the protocol allows; for outgoing connections enable net.ipv4.tcp_tw_reuse (safe with timestamps) or widen net.ipv4.ip_local_port_range. Do not shorten TIME_WAIT or abort with SO_LINGER 0: that gives up the protection against stale segments."
+        }
+        (Rule::SynRecvFlood, Level::Ok) => {
+            "SYN_RECEIVED is normally brief (one round trip); a large count suggests a SYN flood or ACKs that never come back."
+        }
+        (Rule::SynRecvFlood, _) => {
+            "Half-open connections are piling up: likely a SYN flood or a path that loses the final ACKs. Turn on SYN cookies (net.ipv4.tcp_syncookies=1), raise net.ipv4.tcp_max_syn_backlog, lower net.ipv4.tcp_synack_retries so half-open entries die sooner, and rate-limit or filter SYNs upstream."
+        }
+        (Rule::ListenOverflow, Level::Ok) => {
+            "Accept queues have room; overflows would mean the server accepts more slowly than clients connect."
+        }
+        (Rule::ListenOverflow, _) => {
+            "Completed handshakes are waiting longer than the backlog allows and the kernel is dropping them: the server calls accept() too slowly. Accept faster (more acceptor threads, less work before accept), and raise the backlog passed to listen() together with net.core.somaxconn, which caps it."
+        }
+        (Rule::FinWait2PileUp, Level::Ok) => {
+            "FIN_WAIT_2 is normally short; sockets stay there while the peer has not closed its side."
+        }
+        (Rule::FinWait2PileUp, _) => {
+            "These connections were closed locally and acknowledged, but the peer application has not sent its FIN (a slow or leaking peer, or an intended half-close). Look at the remote side; for orphaned sockets lower net.ipv4.tcp_fin_timeout so the kernel gives up sooner."
+        }
+        (Rule::RetransmitRate, Level::Ok) => {
+            "Retransmissions are within the normal share of segments sent."
+        }
+        (Rule::RetransmitRate, _) => {
+            "A high share of segments is being sent again: packet loss or heavy reordering on the path, or an overloaded receiver. Check the network path (interfaces, drops, congestion) rather than the applications."
+        }
+        (Rule::FdExhaustion, Level::Ok) => {
+            "Processes holding TCP sockets are well inside their open-file limits."
+        }
+        (Rule::FdExhaustion, _) => {
+            "Sockets are files: a process at its open-file limit gets EMFILE and can no longer accept or connect. Look for leaked sockets (often CLOSE_WAIT) in the named process first; raise RLIMIT_NOFILE (ulimit -n, LimitNOFILE=) only if the usage is legitimate."
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! A point-in-time sample of a TCP stack, from whatever source can fill it.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use tcpfsm_states::Census;
+
+/// One sample of a TCP stack. Everything but `time_ms` and `census` is optional: our simulated
+/// stack has no processes, file descriptors or sysctls, and an unprivileged host reader cannot
+/// attribute other users' sockets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When the sample was taken, in milliseconds: since the Unix epoch for the host, since the
+    /// start of the run for the simulator. Only differences between samples are used.
+    pub time_ms: u64,
+    /// Connections by state, all eleven states present.
+    pub census: Census,
+    /// Who holds the CLOSE_WAIT sockets (the leak suspects), if the source knows processes.
+    pub close_wait_by_process: Option<ProcessBreakdown>,
+    /// TIME_WAIT sockets grouped by remote address and port, largest first.
+    pub time_wait_by_remote: Option<Vec<RemoteCount>>,
+    /// Every LISTEN socket with its accept queue.
+    pub listeners: Option<Vec<ListenerQueue>>,
+    /// Cumulative counters in the manner of /proc/net/snmp, /proc/net/netstat, /proc/net/sockstat.
+    pub counters: Option<Counters>,
+    /// Kernel settings the rules compare against (each may be unknown).
+    pub sysctls: Sysctls,
+    /// Open file descriptors against RLIMIT_NOFILE, for processes holding TCP sockets.
+    pub fd_usage: Option<Vec<FdUsage>>,
+}
+
+/// A process, as far as /proc tells: pid and `comm` (the short command name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProcessRef {
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// How many sockets (of some kind) one process holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessCount {
+    pub pid: u32,
+    pub comm: String,
+    pub count: u64,
+}
+
+/// Sockets attributed to processes, plus those that could not be.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessBreakdown {
+    /// Largest count first.
+    pub processes: Vec<ProcessCount>,
+    /// Sockets with no owner found (no process holds them any more, or the owner's /proc/<pid>/fd
+    /// was unreadable because it belongs to another user and we are not root).
+    pub unattributed: u64,
+    /// Why some were unattributed, in words, if known.
+    pub unattributed_reason: Option<String>,
+}
+
+/// TIME_WAIT sockets towards one remote address and port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteCount {
+    pub remote: SocketAddr,
+    /// All TIME_WAIT sockets towards `remote`.
+    pub count: u64,
+    /// Those whose local port lies in the ephemeral range: the ports an outgoing connect() to this
+    /// same remote can no longer pick until TIME_WAIT ends. This is what exhausts.
+    pub ephemeral_local: u64,
+}
+
+/// A listening socket's accept queue. Linux reports, for LISTEN sockets, the number of fully
+/// established connections waiting for accept() as the receive queue and the backlog given to
+/// listen() (capped by somaxconn) as the send queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerQueue {
+    pub local: SocketAddr,
+    pub queue_len: u32,
+    pub backlog: u32,
+    pub owner: Option<ProcessRef>,
+}
+
+impl ListenerQueue {
+    /// Fill ratio of the accept queue; a zero backlog counts as full as soon as one waits.
+    pub fn fill(&self) -> f64 {
+        if self.backlog == 0 {
+            if self.queue_len > 0 {
+                1.0
+            } else {
+                0.0
+            }
+        } else {
+            self.queue_len as f64 / self.backlog as f64
+        }
+    }
+}
+
+/// Cumulative TCP counters. Names follow /proc/net/snmp (`Tcp:`), /proc/net/netstat (`TcpExt:`)
+/// and /proc/net/sockstat. `orphans`, `time_wait`, `sockets_inuse`, `curr_estab` and
+/// `mem_pages` are gauges; everything else only grows (until reboot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Tcp: ActiveOpens — connect() calls that sent a SYN.
+    pub active_opens: u64,
+    /// Tcp: PassiveOpens — connections accepted from LISTEN.
+    pub passive_opens: u64,
+    /// Tcp: AttemptFails.
+    pub attempt_fails: u64,
+    /// Tcp: EstabResets — resets received/sent in ESTABLISHED or CLOSE_WAIT.
+    pub estab_resets: u64,
+    /// Tcp: CurrEstab (gauge).
+    pub curr_estab: u64,
+    /// Tcp: InSegs.
+    pub in_segs: u64,
+    /// Tcp: OutSegs (excludes retransmitted segments on Linux).
+    pub out_segs: u64,
+    /// Tcp: RetransSegs.
+    pub retrans_segs: u64,
+    /// Tcp: InErrs.
+    pub in_errs: u64,
+    /// Tcp: OutRsts — segments sent with RST.
+    pub out_rsts: u64,
+    /// TcpExt: ListenOverflows — accept queue full when a handshake completed.
+    pub listen_overflows: u64,
+    /// TcpExt: ListenDrops — all SYNs/ACKs dropped at a listener (overflows included).
+    pub listen_drops: u64,
+    /// TcpExt: SyncookiesSent.
+    pub syncookies_sent: u64,
+    /// TcpExt: SyncookiesRecv.
+    pub syncookies_recv: u64,
+    /// TcpExt: SyncookiesFailed.
+    pub syncookies_failed: u64,
+    /// TcpExt: TCPTimeWaitOverflow — TIME_WAIT entries not created because tcp_max_tw_buckets was hit.
+    pub tw_overflow: u64,
+    /// sockstat TCP: orphan (gauge) — sockets no process holds any more (FIN_WAIT_*, LAST_ACK, CLOSING).
+    pub orphans: u64,
+    /// sockstat TCP: tw (gauge) — TIME_WAIT entries.
+    pub time_wait: u64,
+    /// sockstat(+6) TCP: inuse (gauge), IPv4 plus IPv6.
+    pub sockets_inuse: u64,
+    /// sockstat TCP: alloc (gauge).
+    pub sockets_alloc: u64,
+    /// sockstat TCP: mem (gauge), in pages.
+    pub mem_pages: u64,
+}
+
+/// Per-second rates between two snapshots' counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Seconds between the two samples.
+    pub secs: f64,
+    pub active_opens: f64,
+    pub passive_opens: f64,
+    pub attempt_fails: f64,
+    pub estab_resets: f64,
+    pub out_rsts: f64,
+    pub in_segs: f64,
+    pub out_segs: f64,
+    pub retrans_segs: f64,
+    pub listen_overflows: f64,
+    pub listen_drops: f64,
+    pub syncookies_sent: f64,
+    pub syncookies_recv: f64,
+    pub syncookies_failed: f64,
+    pub tw_overflow: f64,
+    /// Retransmitted segments over segments sent in the interval (None when nothing was sent).
+    pub retrans_ratio: Option<f64>,
+}
+
+/// Rates between `prev` and `cur` (None if either lacks counters or no time passed). A counter
+/// that went backwards (reboot, namespace change) counts as zero rather than a huge wrap.
+pub fn rates(prev: &Snapshot, cur: &Snapshot) -> Option<Rates> {
+    let (a, b) = (prev.counters?, cur.counters?);
+    let ms = cur.time_ms.checked_sub(prev.time_ms)?;
+    if ms == 0 {
+        return None;
+    }
+    let secs = ms as f64 / 1000.0;
+    let d = |x: u64, y: u64| y.saturating_sub(x);
+    let r = |x: u64, y: u64| d(x, y) as f64 / secs;
+    let out = d(a.out_segs, b.out_segs);
+    let retr = d(a.retrans_segs, b.retrans_segs);
+    Some(Rates {
+        secs,
+        active_opens: r(a.active_opens, b.active_opens),
+        passive_opens: r(a.passive_opens, b.passive_opens),
+        attempt_fails: r(a.attempt_fails, b.attempt_fails),
+        estab_resets: r(a.estab_resets, b.estab_resets),
+        out_rsts: r(a.out_rsts, b.out_rsts),
+        in_segs: r(a.in_segs, b.in_segs),
+        out_segs: r(a.out_segs, b.out_segs),
+        retrans_segs: r(a.retrans_segs, b.retrans_segs),
+        listen_overflows: r(a.listen_overflows, b.listen_overflows),
+        listen_drops: r(a.listen_drops, b.listen_drops),
+        syncookies_sent: r(a.syncookies_sent, b.syncookies_sent),
+        syncookies_recv: r(a.syncookies_recv, b.syncookies_recv),
+        syncookies_failed: r(a.syncookies_failed, b.syncookies_failed),
+        tw_overflow: r(a.tw_overflow, b.tw_overflow),
+        retrans_ratio: retrans_ratio(retr, out),
+    })
+}
+
+/// Linux's OutSegs excludes retransmissions, so the share of retransmitted segments among all
+/// segments sent is retrans / (out + retrans).
+pub(crate) fn retrans_ratio(retrans: u64, out: u64) -> Option<f64> {
+    let total = out + retrans;
+    (total > 0).then(|| retrans as f64 / total as f64)
+}
+
+/// Kernel settings the rules compare against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sysctls {
+    /// net.ipv4.ip_local_port_range.
+    pub ephemeral_ports: Option<PortRange>,
+    /// net.ipv4.tcp_max_tw_buckets.
+    pub max_tw_buckets: Option<u64>,
+    /// net.ipv4.tcp_fin_timeout, seconds (bounds orphaned FIN_WAIT_2).
+    pub fin_timeout_secs: Option<u64>,
+    /// net.ipv4.tcp_syncookies (0 off, 1 when the SYN queue overflows, 2 always).
+    pub syncookies: Option<u8>,
+    /// net.ipv4.tcp_max_syn_backlog.
+    pub max_syn_backlog: Option<u64>,
+    /// net.core.somaxconn (caps every listen() backlog).
+    pub somaxconn: Option<u64>,
+    /// net.ipv4.tcp_tw_reuse (0 off, 1 on, 2 loopback only).
+    pub tw_reuse: Option<u8>,
+}
+
+/// An inclusive local port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl PortRange {
+    /// Number of ports in the range (0 if inverted).
+    pub fn size(&self) -> u64 {
+        if self.high < self.low {
+            0
+        } else {
+            (self.high - self.low) as u64 + 1
+        }
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.low..=self.high).contains(&port)
+    }
+}
+
+/// A process's open file descriptors against its RLIMIT_NOFILE soft limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdUsage {
+    pub pid: u32,
+    pub comm: String,
+    pub open: u64,
+    /// Soft limit; None when unlimited or unreadable.
+    pub limit: Option<u64>,
+    /// How many of the open descriptors are TCP sockets we saw.
+    pub tcp_sockets: u64,
+}
+
+impl FdUsage {
+    pub fn ratio(&self) -> Option<f64> {
+        self.limit
+            .filter(|l| *l > 0)
+            .map(|l| self.open as f64 / l as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(t: u64, out: u64, retr: u64) -> Snapshot {
+        Snapshot {
+            time_ms: t,
+            counters: Some(Counters {
+                out_segs: out,
+                retrans_segs: retr,
+                ..Counters::default()
+            }),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn rates_are_per_second_between_samples() {
+        let r = rates(&snap(1000, 100, 0), &snap(3000, 1100, 10)).unwrap();
+        assert_eq!(r.secs, 2.0);
+        assert_eq!(r.out_segs, 500.0);
+        assert_eq!(r.retrans_segs, 5.0);
+        let ratio = r.retrans_ratio.unwrap();
+        assert!((ratio - 10.0 / 1010.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rates_treat_counter_reset_as_zero_not_wrap() {
+        let r = rates(&snap(0, 1000, 50), &snap(1000, 10, 1)).unwrap();
+        assert_eq!(r.out_segs, 0.0);
+        assert_eq!(r.retrans_ratio, None);
+    }
+
+    #[test]
+    fn rates_need_time_to_pass_and_counters() {
+        assert!(rates(&snap(5, 1, 1), &snap(5, 2, 2)).is_none());
+        assert!(rates(&Snapshot::default(), &snap(5, 2, 2)).is_none());
+    }
+
+    #[test]
+    fn port_range_size_is_inclusive() {
+        let r = PortRange {
+            low: 32768,
+            high: 60999,
+        };
+        assert_eq!(r.size(), 28232);
+        assert!(r.contains(32768) && r.contains(60999) && !r.contains(61000));
+        assert_eq!(PortRange { low: 5, high: 4 }.size(), 0);
+    }
+
+    #[test]
+    fn listener_fill_with_zero_backlog() {
+        let mut l = ListenerQueue {
+            local: "127.0.0.1:80".parse().unwrap(),
+            queue_len: 0,
+            backlog: 0,
+            owner: None,
+        };
+        assert_eq!(l.fill(), 0.0);
+        l.queue_len = 1;
+        assert_eq!(l.fill(), 1.0);
+    }
+}
