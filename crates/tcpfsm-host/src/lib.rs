@@ -13,7 +13,7 @@
 //!     `tx_queue` = backlog.
 //! - [`procs`]: inode → process attribution from /proc/<pid>/fd: [`attribute`] (only the inodes
 //!   asked, stops early), [`attribute_all`] (full scan with per-process fd counts),
-//!   [`sockets_of_processes`] (only processes whose comm matches), [`Attribution::owner`] →
+//!   [`sockets_of_processes`] / [`sockets_of`] (only processes whose comm/pid matches), [`Attribution::owner`] →
 //!   [`Owner`] (holders or an [`Unattributed`] reason), [`fd_usage`], [`comm_of`].
 //! - [`counters`]: [`RawCounters`] (every `Tcp:`/`TcpExt:`/sockstat field by name, for the
 //!   exporter), [`read_counters`] → `tcpfsm_observe::Counters`, [`read_sysctls`] →
@@ -30,8 +30,8 @@ pub mod snapshot;
 pub use counters::{read_counters, read_sysctls, RawCounters};
 pub use diag::{Family, Filter, SockDiag, SocketRow, StateSet};
 pub use procs::{
-    attribute, attribute_all, comm_of, fd_usage, sockets_of_processes, Attribution, Owner,
-    Unattributed,
+    attribute, attribute_all, comm_of, fd_usage, sockets_of, sockets_of_processes, Attribution,
+    Owner, Unattributed,
 };
 pub use snapshot::{breakdown, snapshot, Sampler, SnapshotOptions};
 pub use tcpfsm_observe as observe;

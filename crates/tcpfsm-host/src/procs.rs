@@ -178,19 +178,26 @@ pub fn attribute(inodes: &HashSet<u64>) -> Attribution {
 /// Maps the inodes of sockets held by processes whose `comm` equals `name` (or contains it, if
 /// `substring`). Only the matching processes' fd directories are read.
 pub fn sockets_of_processes(name: &str, substring: bool) -> Attribution {
+    sockets_of(|p| {
+        if substring {
+            p.comm.contains(name)
+        } else {
+            p.comm == name
+        }
+    })
+}
+
+/// Maps the socket inodes held by the processes `select` picks (it sees pid and comm). Only the
+/// selected processes' fd directories are read.
+pub fn sockets_of(select: impl Fn(&ProcessRef) -> bool) -> Attribution {
     let mut a = Attribution::default();
     for pid in pids() {
         a.scanned_pids += 1;
         let Some(comm) = comm_of(pid) else { continue };
-        let hit = if substring {
-            comm.contains(name)
-        } else {
-            comm == name
-        };
-        if !hit {
+        let p = ProcessRef { pid, comm };
+        if !select(&p) {
             continue;
         }
-        let p = ProcessRef { pid, comm };
         let (_, readable) = walk_fds(pid, |ino| {
             a.owners.entry(ino).or_default().push(p.clone());
             true

@@ -1,8 +1,302 @@
+//! `tcpfsm states`: this host's TCP connections by state, from netlink sock_diag.
+//!
+//! Without filters it prints the eleven counts (zeros included) from the counting fast path.
+//! With `--state`, `--port`, `--process` or `--list` it lists the matching sockets like
+//! `ss -tanp` (owners resolved from /proc only for the listed sockets). `--by` groups counts.
+
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use tcpfsm_host::{
+    attribute, sockets_of, Attribution, Family, Filter, Owner, SockDiag, SocketRow, StateSet,
+};
+use tcpfsm_states::{Census, State};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    /// Owning process (pid and command)
+    Process,
+    /// Local port
+    LocalPort,
+    /// Remote address and port
+    Remote,
+    /// Remote address only
+    RemoteHost,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only these states (repeatable or comma-separated; ss spellings work: close-wait, syn-recv, estab)
+    #[arg(long, short = 's', value_delimiter = ',')]
+    pub state: Vec<State>,
+    /// Only sockets whose local or remote port is this
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// Only sockets held by processes whose command (comm) is NAME, or whose pid is NAME
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+    /// Group the counts by owning process, local port or remote
+    #[arg(long, value_enum)]
+    pub by: Option<GroupBy>,
+    /// List the sockets even without a filter
+    #[arg(long, short = 'l')]
+    pub list: bool,
+    /// With filters, print only the counts (no socket list, no process lookup)
+    #[arg(long, short = 'c', conflicts_with_all = ["list", "by"])]
+    pub count: bool,
+    /// Do not resolve owning processes when listing (faster; like ss without -p)
+    #[arg(long)]
+    pub no_process: bool,
+    /// IPv4 only
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// JSON output (state names as in the simulator: "TIME_WAIT", ...)
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'states' is not built yet")
+fn census_json(c: &Census) -> Value {
+    let mut m = Map::new();
+    for (s, n) in c.iter() {
+        m.insert(s.name().to_string(), json!(n));
+    }
+    Value::Object(m)
+}
+
+fn print_census(out: &mut impl Write, c: &Census) -> io::Result<()> {
+    writeln!(out, "{:<13} {:>9}", "STATE", "COUNT")?;
+    for (s, n) in c.iter() {
+        writeln!(out, "{:<13} {:>9}", s.name(), n)?;
+    }
+    writeln!(out, "{:<13} {:>9}", "TOTAL", c.total())
+}
+
+/// Formats an address like ss: `127.0.0.1:80`, `[::1]:80`, `*:*` for the unspecified remote.
+fn addr(a: &SocketAddr) -> String {
+    if a.ip().is_unspecified() && a.port() == 0 {
+        "*:*".into()
+    } else if a.ip().is_unspecified() {
+        format!("*:{}", a.port())
+    } else {
+        a.to_string()
+    }
+}
+
+fn owner_text(a: Option<&Attribution>, inode: u64) -> String {
+    match a.map(|a| a.owner(inode)) {
+        None => String::new(),
+        Some(Owner::Processes(ps)) => ps
+            .iter()
+            .map(|p| format!("{}[{}]", p.comm, p.pid))
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(Owner::None(why)) => format!("-({})", short_reason(why)),
+    }
+}
+
+fn short_reason(u: tcpfsm_host::Unattributed) -> &'static str {
+    match u {
+        tcpfsm_host::Unattributed::NoOwner => "no owner",
+        tcpfsm_host::Unattributed::PermissionDenied => "hidden: need root",
+        tcpfsm_host::Unattributed::NotFound => "not found",
+    }
+}
+
+fn owner_json(a: Option<&Attribution>, inode: u64) -> (Value, Value) {
+    match a.map(|a| a.owner(inode)) {
+        None => (Value::Null, Value::Null),
+        Some(Owner::Processes(ps)) => (
+            ps.iter()
+                .map(|p| json!({"pid": p.pid, "comm": p.comm}))
+                .collect(),
+            Value::Null,
+        ),
+        Some(Owner::None(why)) => (json!([]), json!(why)),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let states = if args.state.is_empty() {
+        StateSet::ALL
+    } else {
+        args.state.iter().copied().collect()
+    };
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Both,
+    };
+    let filter = Filter {
+        states,
+        port: args.port,
+        family,
+    };
+    let mut diag = SockDiag::new().context("cannot read the socket table")?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+
+    let filtered = !args.state.is_empty() || args.port.is_some() || args.process.is_some();
+    if args.by.is_none() && (!filtered || args.count) && !args.list && args.process.is_none() {
+        // The fast path: counts only, one dump per family, no per-socket work.
+        let c = diag.census(&filter)?;
+        if args.json {
+            serde_json::to_writer(
+                &mut out,
+                &json!({"states": census_json(&c), "total": c.total()}),
+            )?;
+            writeln!(out)?;
+        } else {
+            print_census(&mut out, &c)?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // --process: resolve the named processes' socket inodes first (only their fd directories
+    // are read), then keep the sockets whose inode is among them.
+    let by_name: Option<Attribution> = args.process.as_deref().map(|name| {
+        let pid = name.parse::<u32>().ok();
+        sockets_of(|p| p.comm == name || Some(p.pid) == pid)
+    });
+    let mut rows: Vec<SocketRow> = Vec::new();
+    diag.for_each(&filter, |r| {
+        if let Some(a) = &by_name {
+            if !matches!(a.owner(r.inode), Owner::Processes(_)) {
+                return;
+            }
+        }
+        rows.push(*r);
+    })?;
+    rows.sort_by_key(|r| (r.state, r.local, r.remote));
+    let census: Census = rows.iter().map(|r| r.state).collect();
+
+    let want_owner = !args.no_process || args.by == Some(GroupBy::Process);
+    let attribution: Option<Attribution> = if let Some(a) = by_name {
+        Some(a)
+    } else if want_owner {
+        let inodes: HashSet<u64> = rows.iter().map(|r| r.inode).filter(|i| *i != 0).collect();
+        Some(attribute(&inodes))
+    } else {
+        None
+    };
+    if let Some(a) = &attribution {
+        if !a.denied_pids.is_empty() {
+            eprintln!(
+                "tcpfsm: {} processes' descriptors are unreadable (not root): their sockets show as hidden",
+                a.denied_pids.len()
+            );
+        }
+    }
+
+    if let Some(by) = args.by {
+        let groups = group(&rows, by, attribution.as_ref());
+        if args.json {
+            let gs: Vec<Value> = groups
+                .iter()
+                .map(|(k, c)| json!({"key": k, "total": c.total(), "states": census_json(c)}))
+                .collect();
+            let by_name = match by {
+                GroupBy::Process => "process",
+                GroupBy::LocalPort => "local-port",
+                GroupBy::Remote => "remote",
+                GroupBy::RemoteHost => "remote-host",
+            };
+            serde_json::to_writer(
+                &mut out,
+                &json!({"by": by_name, "groups": gs, "states": census_json(&census), "total": census.total()}),
+            )?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{:<32} {:>8}  STATES", "GROUP", "TOTAL")?;
+            for (k, c) in &groups {
+                let parts: Vec<String> = c
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, n)| format!("{}={n}", s.name()))
+                    .collect();
+                writeln!(out, "{:<32} {:>8}  {}", k, c.total(), parts.join(" "))?;
+            }
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if args.json {
+        let socks: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let (procs, why) = owner_json(attribution.as_ref(), r.inode);
+                json!({
+                    "state": r.state.name(),
+                    "local": r.local.to_string(),
+                    "remote": r.remote.to_string(),
+                    "recv_q": r.rx_queue,
+                    "send_q": r.tx_queue,
+                    "inode": r.inode,
+                    "uid": r.uid,
+                    "processes": procs,
+                    "unattributed": why,
+                })
+            })
+            .collect();
+        serde_json::to_writer(
+            &mut out,
+            &json!({"sockets": socks, "states": census_json(&census), "total": census.total()}),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{:<13} {:>7} {:>7} {:<40} {:<40} PROCESS",
+            "STATE", "RECV-Q", "SEND-Q", "LOCAL", "REMOTE"
+        )?;
+        for r in &rows {
+            writeln!(
+                out,
+                "{:<13} {:>7} {:>7} {:<40} {:<40} {}",
+                r.state.name(),
+                r.rx_queue,
+                r.tx_queue,
+                addr(&r.local),
+                addr(&r.remote),
+                owner_text(attribution.as_ref(), r.inode)
+            )?;
+        }
+        let parts: Vec<String> = census
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| format!("{}={n}", s.name()))
+            .collect();
+        writeln!(out, "{} sockets {}", census.total(), parts.join(" "))?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn group(rows: &[SocketRow], by: GroupBy, a: Option<&Attribution>) -> Vec<(String, Census)> {
+    let mut m: BTreeMap<String, Census> = BTreeMap::new();
+    for r in rows {
+        let key = match by {
+            GroupBy::Process => match a.map(|a| a.owner(r.inode)) {
+                Some(Owner::Processes(ps)) if !ps.is_empty() => {
+                    format!("{}[{}]", ps[0].comm, ps[0].pid)
+                }
+                Some(Owner::None(why)) => format!("({})", short_reason(why)),
+                _ => "(unknown)".into(),
+            },
+            GroupBy::LocalPort => r.local.port().to_string(),
+            GroupBy::Remote => addr(&r.remote),
+            GroupBy::RemoteHost => r.remote.ip().to_string(),
+        };
+        m.entry(key).or_default().add(r.state, 1);
+    }
+    let mut v: Vec<(String, Census)> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then(a.0.cmp(&b.0)));
+    v
 }
