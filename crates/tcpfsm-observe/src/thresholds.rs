@@ -109,6 +109,23 @@ impl Thresholds {
         toml::to_string(self).unwrap_or_default()
     }
 
+    /// Sets one threshold by its TOML key from a TOML value text (`"250"`, `"0.7"`), as given on
+    /// a command line (`--set close_wait_warn=250`). The result is validated.
+    pub fn with_override(&self, key: &str, value: &str) -> Result<Thresholds, ConfigError> {
+        let mut table: toml::Table = toml::from_str(&self.to_toml_string())?;
+        if !table.contains_key(key) {
+            return Err(ConfigError::Invalid(format!(
+                "unknown threshold {key:?} (known: {})",
+                table.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let v: toml::Table = toml::from_str(&format!("v = {value}"))?;
+        table.insert(key.to_string(), v["v"].clone());
+        let t: Thresholds = table.try_into()?;
+        t.validate()?;
+        Ok(t)
+    }
+
     /// Checks that every warning threshold is at most its critical one and ratios are sane.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut bad = Vec::new();
@@ -206,6 +223,17 @@ mod tests {
     fn toml_round_trips() {
         let t = Thresholds::default();
         assert_eq!(Thresholds::from_toml_str(&t.to_toml_string()).unwrap(), t);
+    }
+
+    #[test]
+    fn override_sets_one_key_and_rejects_unknown_or_bad() {
+        let t = Thresholds::default();
+        let u = t.with_override("close_wait_warn", "250").unwrap();
+        assert_eq!(u.close_wait_warn, 250);
+        assert_eq!(u.close_wait_crit, 1000);
+        assert!(t.with_override("nope", "1").is_err());
+        assert!(t.with_override("close_wait_warn", "\"x\"").is_err());
+        assert!(t.with_override("close_wait_warn", "5000").is_err());
     }
 
     #[test]
