@@ -6,6 +6,10 @@
 //! - [`tpformat`]: the tracepoint `format` file parser and raw-record decoder used by `trace`;
 //!   offsets are read at run time because they differ between kernel versions.
 
+pub mod expo;
+pub mod exporter;
+pub mod metrics;
+pub mod server;
 pub mod signal;
 pub mod tpformat;
 pub mod trace;
