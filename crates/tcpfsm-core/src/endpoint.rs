@@ -1,10 +1,21 @@
 //! The endpoint: every connection and listener of one host, demultiplexed by 4-tuple.
-#![allow(unused_variables, dead_code)]
+//!
+//! Lookup order for an arriving segment follows Linux: established TCBs, then half-open
+//! entries, then TIME_WAIT records, then listeners, and finally the RFC 9293 §3.10.7.1 reset.
 
+use crate::listener::{HalfOpen, Listener};
+use crate::secrets::Secrets;
+use crate::tcb::{our_mss, our_wscale, ts_clock, CtlSegment, Ctx, Owner, PeerSyn, Tcb, TsState};
+use crate::time_wait::{TimeWaitRecord, TimeWaitTable};
+use crate::tuple::{is_loopback, unspecified_like, CompactTuple};
 use crate::{
-    Census, Config, ConnId, Error, Event, FourTuple, Instant, ListenerId, Duration, State, Stats,
+    syncookie, Cause, Census, Config, ConnId, Duration, Error, Event, FourTuple, Instant,
+    ListenerId, State, Stats, SynCookies, TwReuse,
 };
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use tcpfsm_wire::{self as wire, Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
 /// One datagram written by [`Endpoint::poll_transmit`] into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +47,9 @@ pub struct ConnInfo {
     pub srtt: Option<Duration>,
     pub rto: Duration,
     pub cwnd: u32,
+    pub ssthresh: u32,
     pub retransmits: u64,
-    /// When it entered its current state.
+    /// When it entered its current state (for TIME_WAIT records: unknown, the query time).
     pub since: Instant,
 }
 
@@ -45,87 +57,1208 @@ pub struct ConnInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenOptions {
     pub backlog: u32,
-    /// SO_REUSEADDR: may bind while TIME_WAIT connections still use the local address.
+    /// SO_REUSEADDR: may bind while TIME_WAIT connections still use the local port.
     pub reuse_addr: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Conn(ConnId),
+    HalfOpen(CompactTuple),
 }
 
 pub struct Endpoint {
     config: Config,
+    secrets: Secrets,
     stats: Stats,
+    next_id: u64,
+    conns: HashMap<ConnId, Box<Tcb>>,
+    by_tuple: HashMap<CompactTuple, ConnId>,
+    half_open: HashMap<CompactTuple, HalfOpen>,
+    time_wait: TimeWaitTable,
+    listeners: Vec<Listener>,
+    events: VecDeque<Event>,
+    ctl: VecDeque<CtlSegment>,
+    tx_queue: VecDeque<ConnId>,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    scratch: Vec<u8>,
+    /// RFC 6056 Algorithm 3's `next_ephemeral` counter.
+    port_counter: u32,
+    /// The latest time passed in, for TIME_WAIT deadlines kept as millisecond clocks.
+    last_now: Instant,
+}
+
+/// The handle is not (or no longer) the application's to use.
+fn app_tcb(conns: &mut HashMap<ConnId, Box<Tcb>>, id: ConnId) -> Result<&mut Tcb, Error> {
+    match conns.get_mut(&id) {
+        Some(t) if t.owner == Owner::App => Ok(t),
+        _ => Err(Error::InvalidHandle),
+    }
 }
 
 impl Endpoint {
     pub fn new(config: Config, seed: u64) -> Endpoint {
-        todo!()
+        Endpoint {
+            config,
+            secrets: Secrets::from_seed(seed),
+            stats: Stats::default(),
+            next_id: 1,
+            conns: HashMap::new(),
+            by_tuple: HashMap::new(),
+            half_open: HashMap::new(),
+            time_wait: TimeWaitTable::default(),
+            listeners: Vec::new(),
+            events: VecDeque::new(),
+            ctl: VecDeque::new(),
+            tx_queue: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            scratch: Vec::with_capacity(2048),
+            port_counter: 0,
+            last_now: Instant::ZERO,
+        }
     }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
+
+    fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut HashMap<ConnId, Box<Tcb>>) {
+        (
+            Ctx {
+                now,
+                cfg: &self.config,
+                events: &mut self.events,
+                stats: &mut self.stats,
+                ctl: &mut self.ctl,
+            },
+            &mut self.conns,
+        )
+    }
+
+    // ----- listeners -----
+
     /// Passive open with SO_REUSEADDR set (what servers do).
     pub fn listen(&mut self, local: SocketAddr, backlog: u32) -> Result<ListenerId, Error> {
-        todo!()
+        self.listen_with(
+            local,
+            ListenOptions {
+                backlog,
+                reuse_addr: true,
+            },
+        )
     }
-    pub fn listen_with(&mut self, local: SocketAddr, opts: ListenOptions) -> Result<ListenerId, Error> {
-        todo!()
+
+    pub fn listen_with(
+        &mut self,
+        local: SocketAddr,
+        opts: ListenOptions,
+    ) -> Result<ListenerId, Error> {
+        if local.port() == 0 {
+            return Err(Error::InvalidInput);
+        }
+        let overlaps = |a: &SocketAddr| {
+            a.port() == local.port()
+                && a.is_ipv4() == local.is_ipv4()
+                && (a.ip() == local.ip() || a.ip().is_unspecified() || local.ip().is_unspecified())
+        };
+        if self.listeners.iter().any(|l| overlaps(&l.local)) {
+            return Err(Error::AddrInUse);
+        }
+        // Without SO_REUSEADDR a port still used by a connection (TIME_WAIT included) cannot
+        // be bound: the protection TIME_WAIT exists for.
+        if !opts.reuse_addr {
+            let used = self
+                .time_wait
+                .iter()
+                .map(|(t, _)| t.expand().local)
+                .chain(
+                    self.conns
+                        .values()
+                        .filter(|t| t.state != State::Closed)
+                        .map(|t| t.tuple.local),
+                )
+                .any(|a| overlaps(&a));
+            if used {
+                return Err(Error::AddrInUse);
+            }
+        }
+        let id = ListenerId(self.alloc_id());
+        let backlog = opts.backlog.clamp(1, self.config.somaxconn.max(1));
+        self.listeners.push(Listener {
+            id,
+            local,
+            backlog,
+            syn_backlog: backlog.min(self.config.max_syn_backlog.max(1)),
+            syn_queue_len: 0,
+            accept_queue: VecDeque::new(),
+        });
+        self.events.push_back(Event::StateChanged {
+            conn: ConnId(id.0),
+            tuple: FourTuple {
+                local,
+                remote: unspecified_like(local.ip()),
+            },
+            from: State::Closed,
+            to: State::Listen,
+            cause: Cause::PassiveOpen,
+        });
+        Ok(id)
     }
+
+    /// Closes a listener: half-open entries are dropped and connections never accepted are
+    /// reset, as Linux does.
     pub fn close_listener(&mut self, listener: ListenerId) -> Result<(), Error> {
-        todo!()
+        let now = self.last_now;
+        let pos = self
+            .listeners
+            .iter()
+            .position(|l| l.id == listener)
+            .ok_or(Error::InvalidHandle)?;
+        let l = self.listeners.remove(pos);
+        let dropped: Vec<CompactTuple> = self
+            .half_open
+            .iter()
+            .filter(|(_, h)| h.listener == listener)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in dropped {
+            if let Some(h) = self.half_open.remove(&k) {
+                self.stats.attempt_fails += 1;
+                self.events.push_back(Event::StateChanged {
+                    conn: h.id,
+                    tuple: k.expand(),
+                    from: State::SynReceived,
+                    to: State::Closed,
+                    cause: Cause::ListenerClosed,
+                });
+            }
+        }
+        for id in l.accept_queue {
+            let (mut ctx, conns) = self.ctx(now);
+            if let Some(t) = conns.get_mut(&id) {
+                t.abort(&mut ctx);
+            }
+            self.after_tcb(id);
+        }
+        self.events.push_back(Event::StateChanged {
+            conn: ConnId(listener.0),
+            tuple: FourTuple {
+                local: l.local,
+                remote: unspecified_like(l.local.ip()),
+            },
+            from: State::Listen,
+            to: State::Closed,
+            cause: Cause::ListenerClosed,
+        });
+        Ok(())
     }
+
     /// Takes the oldest established connection from the accept queue; `WouldBlock` if none.
     pub fn accept(&mut self, listener: ListenerId) -> Result<ConnId, Error> {
-        todo!()
+        let l = self
+            .listeners
+            .iter_mut()
+            .find(|l| l.id == listener)
+            .ok_or(Error::InvalidHandle)?;
+        let id = l.accept_queue.pop_front().ok_or(Error::WouldBlock)?;
+        if let Some(t) = self.conns.get_mut(&id) {
+            t.owner = Owner::App;
+        }
+        Ok(id)
     }
+
+    // ----- active open -----
+
     /// Active open. A local port of 0 picks an ephemeral port (RFC 6056).
-    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) -> Result<ConnId, Error> {
-        todo!()
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnId, Error> {
+        self.last_now = now;
+        if remote.port() == 0
+            || remote.ip().is_unspecified()
+            || local.is_ipv4() != remote.is_ipv4()
+            || local.ip().is_unspecified()
+        {
+            return Err(Error::InvalidInput);
+        }
+        let (tuple, reused) = if local.port() == 0 {
+            self.pick_ephemeral(now, local.ip(), remote)?
+        } else {
+            let tuple = FourTuple { local, remote };
+            match self.tuple_free(now, &tuple) {
+                Some(reused) => (tuple, reused),
+                None => return Err(Error::AddrNotAvailable),
+            }
+        };
+        let key = CompactTuple::new(&tuple);
+        if let Some(rec) = reused {
+            self.stats.tw_recycled += 1;
+            self.events.push_back(Event::StateChanged {
+                conn: rec.id(),
+                tuple,
+                from: State::TimeWait,
+                to: State::Closed,
+                cause: Cause::TimeWaitReused,
+            });
+        }
+        // A reused TIME_WAIT tuple starts beyond the old sequence space (as Linux:
+        // tw_snd_nxt + 65535 + 2), so old duplicates cannot fall in the new window.
+        let iss = match reused {
+            Some(rec) => SeqNum(rec.snd_nxt.wrapping_add(65537)),
+            None => SeqNum(self.secrets.isn(&key, now)),
+        };
+        let id = ConnId(self.alloc_id());
+        let ts_offset = self.secrets.ts_offset(&key);
+        let timestamps = self.config.timestamps;
+        let (mut ctx, conns) = self.ctx(now);
+        let mut tcb = Tcb::connect(id, tuple, iss, &mut ctx);
+        if timestamps {
+            tcb.ts = Some(TsState {
+                recent: 0,
+                offset: ts_offset,
+            });
+        }
+        conns.insert(id, Box::new(tcb));
+        self.by_tuple.insert(key, id);
+        self.stats.active_opens += 1;
+        self.after_tcb(id);
+        Ok(id)
     }
+
+    /// Whether `tuple` can carry a new connection: `Some(None)` free, `Some(Some(rec))` free by
+    /// taking over a TIME_WAIT record under tw_reuse, `None` in use.
+    fn tuple_free(&mut self, now: Instant, tuple: &FourTuple) -> Option<Option<TimeWaitRecord>> {
+        let key = CompactTuple::new(tuple);
+        if self.by_tuple.contains_key(&key) || self.half_open.contains_key(&key) {
+            return None;
+        }
+        let Some(rec) = self.time_wait.get(&key) else {
+            return Some(None);
+        };
+        // Linux tcp_twsk_unique(): reuse needs timestamps on the old connection, the sysctl,
+        // and a TIME_WAIT at least one second old, so the new TSval is surely larger and
+        // the peer's PAWS rejects old duplicates.
+        let allowed = match self.config.tw_reuse {
+            TwReuse::Off => false,
+            TwReuse::On => true,
+            TwReuse::LoopbackOnly => is_loopback(tuple),
+        };
+        let age = self
+            .config
+            .time_wait_duration()
+            .saturating_sub(rec.remaining(now));
+        if allowed
+            && self.config.timestamps
+            && rec.ts_recent().is_some()
+            && age >= Duration::from_secs(1)
+        {
+            let rec = self.time_wait.remove(&key)?;
+            return Some(Some(rec));
+        }
+        None
+    }
+
+    /// RFC 6056 §3.3.3 Algorithm 3: start at a keyed hash of the destination plus a counter,
+    /// then search the range linearly.
+    fn pick_ephemeral(
+        &mut self,
+        now: Instant,
+        local_ip: IpAddr,
+        remote: SocketAddr,
+    ) -> Result<(FourTuple, Option<TimeWaitRecord>), Error> {
+        let (lo, hi) = self.config.ephemeral_ports;
+        if lo == 0 || hi < lo {
+            return Err(Error::AddrNotAvailable);
+        }
+        let n = (hi - lo) as u32 + 1;
+        let lbytes = CompactTuple::new(&FourTuple {
+            local: SocketAddr::new(local_ip, 0),
+            remote,
+        })
+        .hash_input();
+        let offset = self
+            .secrets
+            .port_offset(&lbytes[..16], &lbytes[16..32], remote.port());
+        for i in 0..n {
+            let port = lo + ((offset.wrapping_add(self.port_counter).wrapping_add(i)) % n) as u16;
+            let local = SocketAddr::new(local_ip, port);
+            // A port bound by a listener is not ephemeral.
+            if self.listeners.iter().any(|l| l.matches(local)) {
+                continue;
+            }
+            let tuple = FourTuple { local, remote };
+            if let Some(reused) = self.tuple_free(now, &tuple) {
+                self.port_counter = self.port_counter.wrapping_add(i + 1);
+                return Ok((tuple, reused));
+            }
+        }
+        Err(Error::AddrNotAvailable)
+    }
+
+    // ----- application calls on a connection -----
+
     pub fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, Error> {
-        todo!()
+        let n = app_tcb(&mut self.conns, conn)?.send(data)?;
+        self.after_tcb(conn);
+        Ok(n)
     }
+
     /// `Ok(0)` is end-of-stream (the peer's FIN), `WouldBlock` means no data yet.
     pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
-        todo!()
+        let r = app_tcb(&mut self.conns, conn)?.recv(buf);
+        self.after_tcb(conn);
+        r
     }
+
     pub fn shutdown_write(&mut self, conn: ConnId) -> Result<(), Error> {
-        todo!()
+        let now = self.last_now;
+        let (mut ctx, conns) = self.ctx(now);
+        let r = app_tcb(conns, conn)?.shutdown_write(&mut ctx);
+        self.after_tcb(conn);
+        r
     }
+
+    /// CLOSE: releases the handle. The connection goes on (FIN, TIME_WAIT…) as an orphan.
     pub fn close(&mut self, conn: ConnId) -> Result<(), Error> {
-        todo!()
+        let now = self.last_now;
+        let (mut ctx, conns) = self.ctx(now);
+        app_tcb(conns, conn)?.close(&mut ctx);
+        self.after_tcb(conn);
+        Ok(())
     }
+
+    /// Close with SO_LINGER {on, 0}: RST, unsent data discarded, no TIME_WAIT.
     pub fn abort(&mut self, conn: ConnId) -> Result<(), Error> {
-        todo!()
+        let now = self.last_now;
+        let (mut ctx, conns) = self.ctx(now);
+        app_tcb(conns, conn)?.abort(&mut ctx);
+        self.after_tcb(conn);
+        Ok(())
     }
+
+    /// TCP_NODELAY: turns Nagle's algorithm off for this connection.
     pub fn set_nodelay(&mut self, conn: ConnId, nodelay: bool) -> Result<(), Error> {
-        todo!()
+        app_tcb(&mut self.conns, conn)?.set_nodelay(nodelay);
+        self.after_tcb(conn);
+        Ok(())
     }
+
     pub fn state(&self, conn: ConnId) -> Option<State> {
-        todo!()
+        self.conns.get(&conn).map(|t| t.state)
     }
+
     pub fn info(&self, conn: ConnId) -> Option<ConnInfo> {
-        todo!()
+        self.conns.get(&conn).map(|t| tcb_info(t))
     }
+
+    /// Every connection this endpoint knows: listeners, half-open entries, TCBs and TIME_WAIT
+    /// records. CLOSED TCBs still held by the application are left out.
     pub fn connections(&self) -> Vec<ConnInfo> {
-        todo!()
+        let now = self.last_now;
+        let mut v: Vec<ConnInfo> = Vec::new();
+        for l in &self.listeners {
+            v.push(ConnInfo {
+                recv_queue: l.accept_queue.len(),
+                send_queue: l.backlog as usize,
+                ..bare_info(
+                    ConnId(l.id.0),
+                    FourTuple {
+                        local: l.local,
+                        remote: unspecified_like(l.local.ip()),
+                    },
+                    State::Listen,
+                    now,
+                )
+            });
+        }
+        for (k, h) in &self.half_open {
+            v.push(ConnInfo {
+                listener: Some(h.listener),
+                snd_una: h.iss,
+                snd_nxt: h.iss.wrapping_add(1),
+                rcv_nxt: h.irs.wrapping_add(1),
+                retransmits: h.retries as u64,
+                ..bare_info(h.id, k.expand(), State::SynReceived, now)
+            });
+        }
+        for t in self.conns.values() {
+            if !matches!(t.state, State::Closed | State::TimeWait) {
+                v.push(tcb_info(t));
+            }
+        }
+        for (k, r) in self.time_wait.iter() {
+            v.push(ConnInfo {
+                orphan: true,
+                snd_una: r.snd_nxt,
+                snd_nxt: r.snd_nxt,
+                rcv_nxt: r.rcv_nxt,
+                ..bare_info(r.id(), k.expand(), State::TimeWait, now)
+            });
+        }
+        v.sort_by_key(|c| c.id);
+        v
     }
-    pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]) {
-        todo!()
-    }
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        todo!()
-    }
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
-    }
-    pub fn handle_timeout(&mut self, now: Instant) {
-        todo!()
-    }
-    pub fn poll_event(&mut self) -> Option<Event> {
-        todo!()
-    }
+
+    /// Counts by state; all eleven are present.
     pub fn census(&self) -> Census {
-        todo!()
+        let mut c = Census::new();
+        c.add(State::Listen, self.listeners.len() as u64);
+        c.add(State::SynReceived, self.half_open.len() as u64);
+        c.add(State::TimeWait, self.time_wait.len() as u64);
+        for t in self.conns.values() {
+            if !matches!(t.state, State::Closed | State::TimeWait | State::Listen) {
+                c.add(t.state, 1);
+            }
+        }
+        c
     }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    // ----- input -----
+
+    /// Handles one IPv4 or IPv6 datagram carrying TCP. Malformed input is counted (InErrs,
+    /// InCsumErrors) and dropped.
+    pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]) {
+        self.last_now = now;
+        let parsed = match wire::parse_ip_tcp(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.in_errs += 1;
+                if e == wire::Error::BadTcpChecksum {
+                    self.stats.in_csum_errors += 1;
+                }
+                return;
+            }
+        };
+        self.stats.in_segs += 1;
+        let seg = parsed.tcp;
+        let tuple = FourTuple {
+            local: SocketAddr::new(parsed.dst, seg.dst_port),
+            remote: SocketAddr::new(parsed.src, seg.src_port),
+        };
+        // RFC 9293 §3.9.1 / RFC 1122 §4.2.3.10: no connections to or from broadcast,
+        // multicast or unspecified addresses; port 0 is never valid.
+        if seg.src_port == 0
+            || seg.dst_port == 0
+            || is_non_unicast(parsed.src)
+            || is_non_unicast(parsed.dst)
+        {
+            self.stats.in_errs += 1;
+            return;
+        }
+        let key = CompactTuple::new(&tuple);
+        if let Some(&id) = self.by_tuple.get(&key) {
+            let (mut ctx, conns) = self.ctx(now);
+            if let Some(t) = conns.get_mut(&id) {
+                t.on_segment(&seg, &mut ctx);
+            }
+            self.after_tcb(id);
+            return;
+        }
+        if self.half_open.contains_key(&key) {
+            self.on_half_open_segment(now, key, tuple, &seg);
+            return;
+        }
+        let mut isn_floor = None;
+        if self.time_wait.get(&key).is_some() {
+            match self.on_time_wait_segment(now, key, tuple, &seg) {
+                Some(floor) => isn_floor = Some(floor),
+                None => return,
+            }
+        }
+        if let Some(li) = self.listeners.iter().position(|l| l.matches(tuple.local)) {
+            self.on_listen_segment(now, li, key, tuple, &seg, isn_floor);
+            return;
+        }
+        self.reply_reset(tuple, &seg);
+    }
+
+    /// RFC 9293 §3.10.7.1: a segment for no connection is answered with RST (unless it is one).
+    fn reply_reset(&mut self, tuple: FourTuple, seg: &TcpRepr<'_>) {
+        if !seg.flags.contains(Flags::RST) {
+            self.ctl.push_back(CtlSegment::reset_for(tuple, seg));
+            self.stats.out_rsts += 1;
+        }
+    }
+
+    /// RFC 9293 §3.10.7.2, plus SYN cookies and the Linux queue limits.
+    fn on_listen_segment(
+        &mut self,
+        now: Instant,
+        li: usize,
+        key: CompactTuple,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        isn_floor: Option<SeqNum>,
+    ) {
+        let f = seg.flags;
+        if f.contains(Flags::RST) {
+            return;
+        }
+        if f.contains(Flags::ACK) && !f.contains(Flags::SYN) {
+            if self.config.syncookies != SynCookies::Off {
+                if self.try_syn_cookie(now, li, key, tuple, seg) {
+                    return;
+                }
+                self.stats.syncookies_failed += 1;
+            }
+            self.reply_reset(tuple, seg);
+            return;
+        }
+        if !f.contains(Flags::SYN) {
+            return;
+        }
+        if f.contains(Flags::ACK) {
+            self.reply_reset(tuple, seg);
+            return;
+        }
+        if f.contains(Flags::FIN) {
+            // SYN+FIN is never legitimate; Linux drops it at a listener.
+            return;
+        }
+        let l = &self.listeners[li];
+        let lid = l.id;
+        if l.accept_queue_full() {
+            // Linux drops SYNs while the accept queue is full (ListenOverflows).
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return;
+        }
+        let use_cookie = match self.config.syncookies {
+            SynCookies::Always => true,
+            SynCookies::OnOverflow => l.syn_queue_full(),
+            SynCookies::Off => false,
+        };
+        let mut peer = PeerSyn::from_options(&seg.options);
+        if use_cookie {
+            if peer.tsval.is_none() || !self.config.timestamps {
+                // Without timestamps the cookie cannot carry window scale or SACK.
+                peer.wscale = None;
+                peer.sack = false;
+            }
+            let mss = peer
+                .mss
+                .unwrap_or(if tuple.local.is_ipv6() { 1220 } else { 536 })
+                .min(our_mss(&self.config, &tuple));
+            let cookie = syncookie::encode(&self.secrets, &key, seg.seq.0, mss, now);
+            self.stats.syncookies_sent += 1;
+            let synack = self.synack(
+                now,
+                tuple,
+                &key,
+                cookie,
+                seg.seq.0.wrapping_add(1),
+                peer,
+                true,
+            );
+            self.ctl.push_back(synack);
+            return;
+        }
+        if l.syn_queue_full() {
+            self.stats.listen_drops += 1;
+            return;
+        }
+        let id = ConnId(self.alloc_id());
+        let iss = match isn_floor {
+            Some(f) => f.0,
+            None => self.secrets.isn(&key, now),
+        };
+        let rtx_at = now + self.config.rto_initial;
+        let h = HalfOpen::new(id, lid, iss, seg.seq.0, peer, rtx_at);
+        self.half_open.insert(key, h);
+        self.listeners[li].syn_queue_len += 1;
+        self.stats.passive_opens += 1;
+        self.events.push_back(Event::StateChanged {
+            conn: id,
+            tuple,
+            from: State::Listen,
+            to: State::SynReceived,
+            cause: Cause::SynReceived,
+        });
+        let synack = self.synack(
+            now,
+            tuple,
+            &key,
+            iss,
+            seg.seq.0.wrapping_add(1),
+            peer,
+            false,
+        );
+        self.ctl.push_back(synack);
+        self.timers.push(Reverse((rtx_at, TimerKey::HalfOpen(key))));
+    }
+
+    /// The SYN-ACK of a half-open entry or a SYN cookie: it answers only the options the peer
+    /// offered (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+    #[allow(clippy::too_many_arguments)]
+    fn synack(
+        &self,
+        now: Instant,
+        tuple: FourTuple,
+        key: &CompactTuple,
+        iss: u32,
+        ack: u32,
+        peer: PeerSyn,
+        cookie: bool,
+    ) -> CtlSegment {
+        let cfg = &self.config;
+        let mut options = TcpOptions {
+            mss: Some(our_mss(cfg, &tuple)),
+            ..TcpOptions::default()
+        };
+        let wscale = (cfg.window_scaling && peer.wscale.is_some()).then(|| our_wscale(cfg));
+        options.window_scale = wscale;
+        options.sack_permitted = cfg.sack && peer.sack;
+        if let (true, Some(tsval)) = (cfg.timestamps, peer.tsval) {
+            let mut ours = ts_clock(now, self.secrets.ts_offset(key));
+            if cookie {
+                ours = syncookie::encode_ts_options(ours, peer.wscale, options.sack_permitted);
+            }
+            options.timestamps = Some(Timestamps {
+                tsval: ours,
+                tsecr: tsval,
+            });
+        }
+        CtlSegment {
+            tuple,
+            seq: SeqNum(iss),
+            ack: SeqNum(ack),
+            flags: Flags::SYN | Flags::ACK,
+            window: cfg.recv_buffer.min(65535) as u16,
+            options,
+        }
+    }
+
+    /// An ACK at a listener: does it carry one of our SYN cookies?
+    fn try_syn_cookie(
+        &mut self,
+        now: Instant,
+        li: usize,
+        key: CompactTuple,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        let irs = seg.seq - 1u32;
+        let iss = seg.ack - 1u32;
+        let Some(mss) = syncookie::decode(&self.secrets, &key, irs.0, iss.0, now) else {
+            return false;
+        };
+        if self.listeners[li].accept_queue_full() {
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return true;
+        }
+        self.stats.syncookies_recv += 1;
+        let (wscale, sack, tsval) = match seg.options.timestamps {
+            Some(ts) if self.config.timestamps => {
+                let (ws, sack) = syncookie::decode_ts_options(ts.tsecr);
+                (ws, sack, Some(ts.tsval))
+            }
+            _ => (None, false, None),
+        };
+        let peer = PeerSyn {
+            mss: Some(mss),
+            wscale,
+            sack,
+            tsval,
+        };
+        let id = ConnId(self.alloc_id());
+        self.stats.passive_opens += 1;
+        self.events.push_back(Event::StateChanged {
+            conn: id,
+            tuple,
+            from: State::Listen,
+            to: State::SynReceived,
+            cause: Cause::SynCookieAcked,
+        });
+        let lid = self.listeners[li].id;
+        let h = HalfOpen::new(id, lid, iss.0, irs.0, peer, now);
+        self.promote(now, li, key, tuple, h, seg);
+        true
+    }
+
+    /// The handshake's ACK for a half-open entry: build the TCB and queue it for accept.
+    fn promote(
+        &mut self,
+        now: Instant,
+        li: usize,
+        key: CompactTuple,
+        tuple: FourTuple,
+        h: HalfOpen,
+        seg: &TcpRepr<'_>,
+    ) {
+        let ts_offset = self.secrets.ts_offset(&key);
+        let lid = self.listeners[li].id;
+        let mut tcb = Tcb::from_half_open(
+            h.id,
+            tuple,
+            lid,
+            SeqNum(h.iss),
+            SeqNum(h.irs),
+            h.peer(),
+            ts_offset,
+            now,
+            &self.config,
+        );
+        let (mut ctx, conns) = self.ctx(now);
+        tcb.on_segment(seg, &mut ctx);
+        let id = tcb.id;
+        let established = tcb.state != State::SynReceived && tcb.state != State::Listen;
+        conns.insert(id, Box::new(tcb));
+        self.by_tuple.insert(key, id);
+        if established {
+            self.listeners[li].accept_queue.push_back(id);
+            self.events.push_back(Event::Acceptable {
+                listener: lid,
+                conn: id,
+            });
+        }
+        self.after_tcb(id);
+    }
+
+    /// RFC 9293 §3.10.7.4 for a passively opened SYN_RECEIVED connection kept as a half-open
+    /// entry.
+    fn on_half_open_segment(
+        &mut self,
+        now: Instant,
+        key: CompactTuple,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) {
+        let Some(h) = self.half_open.get(&key).copied() else {
+            return;
+        };
+        let f = seg.flags;
+        let rcv_nxt = SeqNum(h.irs.wrapping_add(1));
+        let li = self.listeners.iter().position(|l| l.id == h.listener);
+        if f.contains(Flags::RST) {
+            // RFC 5961 §3.2: only an exact RST resets; the entry returns to LISTEN.
+            if seg.seq == rcv_nxt {
+                self.drop_half_open(&key, State::Listen, Cause::ResetReceived);
+            }
+            return;
+        }
+        if f.contains(Flags::SYN) && !f.contains(Flags::ACK) {
+            // A retransmitted SYN: our SYN-ACK may have been lost.
+            if seg.seq.0 == h.irs {
+                let synack = self.synack(
+                    now,
+                    tuple,
+                    &key,
+                    h.iss,
+                    h.irs.wrapping_add(1),
+                    h.peer(),
+                    false,
+                );
+                self.ctl.push_back(synack);
+                self.stats.retrans_segs += 1;
+            }
+            return;
+        }
+        if !f.contains(Flags::ACK) {
+            return;
+        }
+        if seg.ack.0 != h.iss.wrapping_add(1) {
+            // RFC 9293: an unacceptable ACK in SYN-RECEIVED gets <SEQ=SEG.ACK><CTL=RST>.
+            self.reply_reset(tuple, seg);
+            return;
+        }
+        let Some(li) = li else { return };
+        if self.listeners[li].accept_queue_full() {
+            // Linux drops the ACK and lets the SYN-ACK retransmission try again.
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return;
+        }
+        self.half_open.remove(&key);
+        self.listeners[li].syn_queue_len = self.listeners[li].syn_queue_len.saturating_sub(1);
+        self.promote(now, li, key, tuple, h, seg);
+    }
+
+    fn drop_half_open(&mut self, key: &CompactTuple, to: State, cause: Cause) {
+        let Some(h) = self.half_open.remove(key) else {
+            return;
+        };
+        if let Some(l) = self.listeners.iter_mut().find(|l| l.id == h.listener) {
+            l.syn_queue_len = l.syn_queue_len.saturating_sub(1);
+        }
+        self.stats.attempt_fails += 1;
+        self.events.push_back(Event::StateChanged {
+            conn: h.id,
+            tuple: key.expand(),
+            from: State::SynReceived,
+            to,
+            cause,
+        });
+    }
+
+    fn time_wait_ack(&self, now: Instant, key: &CompactTuple, rec: &TimeWaitRecord) -> CtlSegment {
+        let mut options = TcpOptions::default();
+        if let Some(recent) = rec.ts_recent() {
+            options.timestamps = Some(Timestamps {
+                tsval: ts_clock(now, self.secrets.ts_offset(key)),
+                tsecr: recent,
+            });
+        }
+        CtlSegment {
+            tuple: key.expand(),
+            seq: SeqNum(rec.snd_nxt),
+            ack: SeqNum(rec.rcv_nxt),
+            flags: Flags::ACK,
+            window: rec.window,
+            options,
+        }
+    }
+
+    /// TIME_WAIT (RFC 9293 §3.10.7.4, RFC 6191, RFC 5961). Returns `Some(isn)` when a SYN
+    /// legitimately reopens the 4-tuple and should go on to the listener.
+    fn on_time_wait_segment(
+        &mut self,
+        now: Instant,
+        key: CompactTuple,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) -> Option<SeqNum> {
+        let rec = *self.time_wait.get(&key)?;
+        let f = seg.flags;
+        let rcv_nxt = SeqNum(rec.rcv_nxt);
+        if f.contains(Flags::RST) {
+            if seg.seq == rcv_nxt {
+                self.time_wait.remove(&key);
+                self.stats.tw_killed += 1;
+                self.tw_closed(rec, tuple, Cause::ResetReceived);
+            }
+            return None;
+        }
+        let seg_ts = seg.options.timestamps;
+        if f.contains(Flags::SYN) && !f.contains(Flags::ACK) {
+            // RFC 6191 §2: a newer timestamp, or without timestamps a higher sequence number
+            // (RFC 1122 §4.2.2.13), proves the SYN is not an old duplicate.
+            let newer = match (rec.ts_recent(), seg_ts) {
+                (Some(recent), Some(ts)) => (ts.tsval.wrapping_sub(recent) as i32) > 0,
+                _ => seg.seq.gt(rcv_nxt),
+            };
+            let listening = self.listeners.iter().any(|l| l.matches(tuple.local));
+            if newer && listening {
+                self.time_wait.remove(&key);
+                self.tw_closed(rec, tuple, Cause::TimeWaitReopened);
+                return Some(SeqNum(rec.snd_nxt.wrapping_add(65537)));
+            }
+            self.stats.challenge_acks += 1;
+            self.ctl.push_back(self.time_wait_ack(now, &key, &rec));
+            return None;
+        }
+        if let (Some(recent), Some(ts)) = (rec.ts_recent(), seg_ts) {
+            if (ts.tsval.wrapping_sub(recent) as i32) < 0 {
+                // RFC 7323 §5.3 PAWS.
+                self.stats.paws_rejected += 1;
+                self.ctl.push_back(self.time_wait_ack(now, &key, &rec));
+                return None;
+            }
+            if let Some(r) = self.time_wait.get_mut(&key) {
+                r.set_ts_recent(ts.tsval);
+            }
+        }
+        let end = seg.seq.wrapping_add(seg.segment_len());
+        if f.contains(Flags::FIN) && end == rcv_nxt {
+            // The peer's FIN again: our ACK was lost. ACK again and restart 2 MSL.
+            self.time_wait
+                .restart(&key, now + self.config.time_wait_duration());
+            let rec = *self.time_wait.get(&key)?;
+            self.ctl.push_back(self.time_wait_ack(now, &key, &rec));
+            return None;
+        }
+        if seg.segment_len() > 0 || f.contains(Flags::SYN) {
+            // Anything else that occupies sequence space is unacceptable: ACK it.
+            self.ctl.push_back(self.time_wait_ack(now, &key, &rec));
+        }
+        None
+    }
+
+    fn tw_closed(&mut self, rec: TimeWaitRecord, tuple: FourTuple, cause: Cause) {
+        self.events.push_back(Event::StateChanged {
+            conn: rec.id(),
+            tuple,
+            from: State::TimeWait,
+            to: State::Closed,
+            cause,
+        });
+        if let Some(t) = self.conns.get_mut(&rec.id()) {
+            t.state = State::Closed;
+        }
+    }
+
+    /// Bookkeeping after a TCB handled anything: TIME_WAIT conversion, removal of closed
+    /// connections, timer and transmit scheduling.
+    fn after_tcb(&mut self, id: ConnId) {
+        let Some(t) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match t.state {
+            State::TimeWait => {
+                if !self.by_tuple.contains_key(&CompactTuple::new(&t.tuple)) {
+                    return; // already converted
+                }
+                let key = CompactTuple::new(&t.tuple);
+                self.by_tuple.remove(&key);
+                let now = self.last_now;
+                let rec = TimeWaitRecord::new(
+                    id,
+                    t.rcv_nxt.0,
+                    t.snd_nxt.0,
+                    t.ts.map(|ts| ts.recent),
+                    t.window_field(),
+                    now + self.config.time_wait_duration(),
+                );
+                let needs_ack = t.ack_pending();
+                let tuple = t.tuple;
+                let keep = t.owner == Owner::App;
+                if needs_ack {
+                    let ack = self.time_wait_ack(now, &key, &rec);
+                    self.ctl.push_back(ack);
+                    self.stats.out_segs += 1;
+                }
+                if self.time_wait.len() as u64 >= self.config.max_tw_buckets as u64 {
+                    // Linux "TCPTimeWaitOverflow": the table is full, skip TIME_WAIT.
+                    self.stats.tw_killed += 1;
+                    self.tw_closed(rec, tuple, Cause::TimeWaitOverflow);
+                } else {
+                    self.time_wait.insert(key, rec);
+                }
+                if !keep {
+                    self.conns.remove(&id);
+                }
+            }
+            State::Closed | State::Listen => {
+                let key = CompactTuple::new(&t.tuple);
+                if self.by_tuple.get(&key) == Some(&id) {
+                    self.by_tuple.remove(&key);
+                }
+                let passive_reset = t.state == State::Listen;
+                if let Owner::AcceptQueue(l) = t.owner {
+                    if passive_reset {
+                        if let Some(l) = self.listeners.iter_mut().find(|x| x.id == l) {
+                            l.accept_queue.retain(|c| *c != id);
+                        }
+                    }
+                }
+                let keep = match t.owner {
+                    Owner::App => true,
+                    Owner::AcceptQueue(_) => !passive_reset,
+                    Owner::Orphan => false,
+                };
+                if !keep {
+                    self.conns.remove(&id);
+                }
+            }
+            _ => {
+                if let Some(d) = t.next_deadline() {
+                    if t.scheduled.is_none_or(|s| d < s) {
+                        t.scheduled = Some(d);
+                        self.timers.push(Reverse((d, TimerKey::Conn(id))));
+                    }
+                }
+                if !t.in_tx {
+                    t.in_tx = true;
+                    self.tx_queue.push_back(id);
+                }
+            }
+        }
+    }
+
+    // ----- output and timers -----
+
+    /// Writes the next datagram to send into `buf` (cleared first). Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.last_now = now;
+        if let Some(c) = self.ctl.pop_front() {
+            let repr = TcpRepr {
+                src_port: c.tuple.local.port(),
+                dst_port: c.tuple.remote.port(),
+                seq: c.seq,
+                ack: c.ack,
+                flags: c.flags,
+                window: c.window,
+                urgent: 0,
+                options: c.options,
+                payload: &[],
+            };
+            return emit(&c.tuple, &repr, buf);
+        }
+        while let Some(&id) = self.tx_queue.front() {
+            let Some(t) = self.conns.get_mut(&id) else {
+                self.tx_queue.pop_front();
+                continue;
+            };
+            if let Some(repr) =
+                t.next_segment(now, &self.config, &mut self.stats, &mut self.scratch)
+            {
+                let tuple = t.tuple;
+                let out = emit(&tuple, &repr, buf);
+                if let Some(d) = t.next_deadline() {
+                    if t.scheduled.is_none_or(|s| d < s) {
+                        t.scheduled = Some(d);
+                        self.timers.push(Reverse((d, TimerKey::Conn(id))));
+                    }
+                }
+                return out;
+            }
+            t.in_tx = false;
+            self.tx_queue.pop_front();
+        }
+        None
+    }
+
+    /// When [`Endpoint::handle_timeout`] should next be called. May be early, never late.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let heap = self.timers.peek().map(|Reverse((t, _))| *t);
+        let tw = self.time_wait.next_deadline(self.last_now);
+        match (heap, tw) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
+        while let Some(Reverse((t, key))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match key {
+                TimerKey::Conn(id) => {
+                    let (mut ctx, conns) = self.ctx(now);
+                    let Some(tcb) = conns.get_mut(&id) else {
+                        continue;
+                    };
+                    if tcb.scheduled != Some(t) {
+                        continue; // superseded by an earlier deadline
+                    }
+                    tcb.scheduled = None;
+                    tcb.handle_timeout(&mut ctx);
+                    self.after_tcb(id);
+                }
+                TimerKey::HalfOpen(k) => self.half_open_timeout(now, t, k),
+            }
+        }
+        let mut expired = Vec::new();
+        self.time_wait.expire(now, &mut expired);
+        for (k, rec) in expired {
+            self.tw_closed(rec, k.expand(), Cause::TimeWaitExpired);
+        }
+    }
+
+    /// SYN-ACK retransmission for a half-open entry, with the backoff of RFC 6298 §5.5 and the
+    /// `synack_retries` limit.
+    fn half_open_timeout(&mut self, now: Instant, t: Instant, key: CompactTuple) {
+        let Some(h) = self.half_open.get_mut(&key) else {
+            return;
+        };
+        if h.rtx_at != t {
+            return;
+        }
+        if h.retries as u32 >= self.config.synack_retries {
+            self.drop_half_open(&key, State::Closed, Cause::RetransmitLimit);
+            return;
+        }
+        h.retries += 1;
+        let backoff = self
+            .config
+            .rto_initial
+            .saturating_mul(1 << h.retries.min(20))
+            .min(self.config.rto_max);
+        h.rtx_at = now + backoff;
+        let h = *h;
+        self.timers
+            .push(Reverse((h.rtx_at, TimerKey::HalfOpen(key))));
+        let synack = self.synack(
+            now,
+            key.expand(),
+            &key,
+            h.iss,
+            h.irs.wrapping_add(1),
+            h.peer(),
+            false,
+        );
+        self.ctl.push_back(synack);
+        self.stats.retrans_segs += 1;
+        self.stats.timeouts += 1;
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+fn emit(tuple: &FourTuple, repr: &TcpRepr<'_>, buf: &mut Vec<u8>) -> Option<Transmit> {
+    let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
+    // Our own segments always fit: a failure here is a bug, not bad input.
+    let len = wire::emit_ip_tcp(src, dst, repr, buf).expect("emitting our own segment");
+    Some(Transmit { src, dst, len })
+}
+
+fn is_non_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified(),
+        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
+    }
+}
+
+fn bare_info(id: ConnId, tuple: FourTuple, state: State, now: Instant) -> ConnInfo {
+    ConnInfo {
+        id,
+        tuple,
+        state,
+        orphan: false,
+        listener: None,
+        snd_una: 0,
+        snd_nxt: 0,
+        rcv_nxt: 0,
+        snd_wnd: 0,
+        rcv_wnd: 0,
+        send_queue: 0,
+        recv_queue: 0,
+        srtt: None,
+        rto: Duration::ZERO,
+        cwnd: 0,
+        ssthresh: 0,
+        retransmits: 0,
+        since: now,
+    }
+}
+
+fn tcb_info(t: &Tcb) -> ConnInfo {
+    ConnInfo {
+        id: t.id,
+        tuple: t.tuple,
+        state: t.state,
+        orphan: t.owner != Owner::App,
+        listener: t.listener,
+        snd_una: t.snd_una.0,
+        snd_nxt: t.snd_nxt.0,
+        rcv_nxt: t.rcv_nxt.0,
+        snd_wnd: t.snd_wnd,
+        rcv_wnd: t.rcv_wnd(),
+        send_queue: t.send_queue(),
+        recv_queue: t.recv_queue(),
+        srtt: t.srtt(),
+        rto: t.rto(),
+        cwnd: t.cwnd(),
+        ssthresh: t.ssthresh(),
+        retransmits: t.retrans_total,
+        since: t.since,
     }
 }

@@ -19,9 +19,17 @@ pub mod event;
 pub mod stats;
 pub mod time;
 
+mod congestion;
 mod endpoint;
+mod listener;
+mod rtt;
+mod secrets;
+mod syncookie;
+mod tcb;
+mod time_wait;
+mod tuple;
 
-pub use config::{CongestionAlgorithm, Config, SynCookies, TwReuse};
+pub use config::{Config, CongestionAlgorithm, SynCookies, TwReuse};
 pub use endpoint::{ConnInfo, Endpoint, ListenOptions, Transmit};
 pub use error::Error;
 pub use event::{Cause, CloseReason, Event};

@@ -1,0 +1,70 @@
+//! The compact 4-tuple used as the demultiplexing key.
+//!
+//! `FourTuple` holds two `SocketAddr`s (64 bytes). The tables that hold one entry per TIME_WAIT
+//! or half-open connection key on this 36-byte form instead (IPv4 stored v4-mapped), which is what
+//! lets a TIME_WAIT record stay within 64 bytes.
+
+use crate::FourTuple;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct CompactTuple {
+    local_ip: [u8; 16],
+    remote_ip: [u8; 16],
+    local_port: u16,
+    remote_port: u16,
+}
+
+fn ip_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+fn ip_from(bytes: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+impl CompactTuple {
+    pub(crate) fn new(t: &FourTuple) -> CompactTuple {
+        CompactTuple {
+            local_ip: ip_bytes(t.local.ip()),
+            remote_ip: ip_bytes(t.remote.ip()),
+            local_port: t.local.port(),
+            remote_port: t.remote.port(),
+        }
+    }
+
+    pub(crate) fn expand(&self) -> FourTuple {
+        FourTuple {
+            local: SocketAddr::new(ip_from(self.local_ip), self.local_port),
+            remote: SocketAddr::new(ip_from(self.remote_ip), self.remote_port),
+        }
+    }
+
+    pub(crate) fn hash_input(&self) -> [u8; 36] {
+        let mut b = [0u8; 36];
+        b[..16].copy_from_slice(&self.local_ip);
+        b[16..32].copy_from_slice(&self.remote_ip);
+        b[32..34].copy_from_slice(&self.local_port.to_be_bytes());
+        b[34..36].copy_from_slice(&self.remote_port.to_be_bytes());
+        b
+    }
+}
+
+/// The unspecified remote of a listener's tuple (listeners have no peer).
+pub(crate) fn unspecified_like(ip: IpAddr) -> SocketAddr {
+    match ip {
+        IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        IpAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    }
+}
+
+pub(crate) fn is_loopback(t: &FourTuple) -> bool {
+    t.local.ip().is_loopback() || t.remote.ip().is_loopback()
+}
