@@ -1,0 +1,314 @@
+//! A sequence diagram for the terminal, at most 80 columns wide: one vertical lane per host,
+//! one line per event (segment arrow, state change, application call, note), then a table of
+//! the state path each connection took.
+
+use super::layout::{layout, path_groups, time_label, NoteStyle, RowKind};
+use super::Options;
+use crate::trace::{Fate, NoteKind, Trace};
+
+const WIDTH: usize = 80;
+const TIME_COL: usize = 9;
+/// Room either side of the outer lanes for state names (SYN_RECEIVED is 12 wide).
+const MARGIN: usize = 7;
+
+struct Canvas {
+    cells: Vec<char>,
+}
+
+impl Canvas {
+    fn new(lanes: &[usize]) -> Canvas {
+        let mut cells = vec![' '; WIDTH];
+        for &x in lanes {
+            cells[x] = '│';
+        }
+        Canvas { cells }
+    }
+    fn put(&mut self, x: usize, s: &str) {
+        for (i, c) in s.chars().enumerate() {
+            if let Some(cell) = self.cells.get_mut(x + i) {
+                *cell = c;
+            }
+        }
+    }
+    fn line(self) -> String {
+        let s: String = self.cells.into_iter().collect();
+        s.trim_end().to_string()
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut t: String = s.chars().take(max - 1).collect();
+    t.push('…');
+    t
+}
+
+/// Word-wraps `text` to `width` columns; continuation lines are indented by `indent`.
+fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let limit = if lines.is_empty() {
+            width
+        } else {
+            width - indent
+        };
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > limit {
+            lines.push(cur);
+            cur = String::new();
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                l
+            } else {
+                format!("{}{l}", " ".repeat(indent))
+            }
+        })
+        .collect()
+}
+
+fn lane_positions(n: usize) -> Vec<usize> {
+    let first = TIME_COL + MARGIN;
+    let last = WIDTH - 1 - MARGIN;
+    match n {
+        0 => vec![],
+        1 => vec![(first + last) / 2],
+        _ => (0..n)
+            .map(|i| first + i * (last - first) / (n - 1))
+            .collect(),
+    }
+}
+
+/// Renders the trace as a sequence diagram plus a per-connection table.
+pub fn ascii(trace: &Trace, opts: &Options) -> String {
+    let lay = layout(trace, opts);
+    let xs = lane_positions(lay.lanes.names.len());
+    let mut out = String::new();
+    let title = format!("tcpfsm sim {}  (seed {})", trace.title, trace.seed);
+    out.push_str(&title);
+    out.push('\n');
+
+    // Header: names and addresses centred on their lanes.
+    for labels in [&lay.lanes.names, &lay.lanes.addrs] {
+        let mut c = Canvas::new(&[]);
+        c.put(
+            0,
+            if std::ptr::eq(labels, &lay.lanes.names) {
+                "time"
+            } else {
+                ""
+            },
+        );
+        for (i, l) in labels.iter().enumerate() {
+            let room = if xs.len() > 1 {
+                (xs[1] - xs[0]).saturating_sub(2).min(26)
+            } else {
+                26
+            };
+            let t = truncate(l, room);
+            let w = t.chars().count();
+            let x = xs[i].saturating_sub(w / 2).min(WIDTH - w);
+            c.put(x, &t);
+        }
+        out.push_str(&c.line());
+        out.push('\n');
+    }
+    out.push_str(&Canvas::new(&xs).line());
+    out.push('\n');
+
+    let mut last_time: Option<u64> = None;
+    for row in &lay.rows {
+        let mut c = Canvas::new(&xs);
+        let time = if last_time != Some(row.t_us) {
+            last_time = Some(row.t_us);
+            format!("{:>8}", time_label(row.t_us))
+        } else {
+            String::new()
+        };
+        c.put(0, &time);
+        match &row.kind {
+            RowKind::Segment {
+                from,
+                to,
+                label,
+                short,
+                fate,
+            } => {
+                let (a, b) = (xs[*from], xs[*to]);
+                let (lo, hi) = (a.min(b), a.max(b));
+                let span = hi - lo - 1; // cells strictly between the lanes
+                let body = match fate {
+                    Fate::Corrupted => '~',
+                    Fate::Duplicated => '═',
+                    _ => '─',
+                };
+                let mut cells: Vec<char> = vec![body; span];
+                let rightwards = b > a;
+                if rightwards {
+                    cells[span - 1] = '▶';
+                } else {
+                    cells[0] = '◀';
+                }
+                if *fate == Fate::Dropped {
+                    // Lost on the way: the arrow stops short of the receiver.
+                    let stop = span.saturating_sub(span / 4).max(1);
+                    if rightwards {
+                        for c in cells.iter_mut().skip(stop) {
+                            *c = ' ';
+                        }
+                        cells[stop - 1] = 'X';
+                    } else {
+                        for c in cells.iter_mut().take(span - stop) {
+                            *c = ' ';
+                        }
+                        cells[span - stop] = 'X';
+                    }
+                }
+                let text = if label.chars().count() + 4 <= span {
+                    format!(" {label} ")
+                } else {
+                    format!(" {} ", truncate(short, span.saturating_sub(4)))
+                };
+                let tl = text.chars().count();
+                if tl + 2 <= span {
+                    let start = (span - tl) / 2;
+                    for (i, ch) in text.chars().enumerate() {
+                        cells[start + i] = ch;
+                    }
+                }
+                let s: String = cells.into_iter().collect();
+                c.put(lo + 1, &s);
+            }
+            RowKind::State {
+                lane,
+                to,
+                cause,
+                tag,
+                ..
+            } => {
+                let x = xs[*lane];
+                let name = format!("{}{tag}", to.name());
+                let w = name.chars().count();
+                let start = x.saturating_sub(w / 2).max(TIME_COL).min(WIDTH - w);
+                c.put(start, &name);
+                let note = format!("({cause})");
+                let right_room = WIDTH.saturating_sub(start + w + 1);
+                let left_room = start.saturating_sub(TIME_COL + 1);
+                let nl = note.chars().count();
+                if *lane + 1 < xs.len() || right_room >= nl {
+                    c.put(start + w + 1, &truncate(&note, right_room));
+                } else if left_room >= 6 {
+                    let t = truncate(&note, left_room);
+                    c.put(start - 1 - t.chars().count(), &t);
+                }
+            }
+            RowKind::App { lane, text, ok } => {
+                let x = xs[*lane];
+                let mark = if *ok { '●' } else { '✘' };
+                let text = format!("{mark} {text}");
+                let last = *lane + 1 == xs.len() && xs.len() > 1;
+                if last {
+                    let room = x.saturating_sub(TIME_COL + 1);
+                    let t = truncate(&text, room);
+                    c.put(x - 1 - t.chars().count(), &t);
+                } else {
+                    let room = WIDTH.saturating_sub(x + 2);
+                    c.put(x + 2, &truncate(&text, room));
+                }
+            }
+            RowKind::Note { style, text } => {
+                let mark = match style {
+                    NoteStyle::Say => "»",
+                    NoteStyle::Repeat => "──",
+                    NoteStyle::CheckOk => "✔",
+                    NoteStyle::CheckFail => "✘",
+                    NoteStyle::Diagnosis => "⚕",
+                    NoteStyle::Warning => "!",
+                };
+                let full = if *style == NoteStyle::Repeat {
+                    format!("── {text} ──")
+                } else {
+                    format!("{mark} {text}")
+                };
+                let lines = wrap(&full, WIDTH - TIME_COL - 1, 2);
+                for (i, l) in lines.iter().enumerate() {
+                    let mut c2 = Canvas::new(&[]);
+                    if i == 0 {
+                        c2.put(0, &time);
+                    }
+                    c2.put(TIME_COL + 1, l);
+                    out.push_str(&c2.line());
+                    out.push('\n');
+                }
+                continue;
+            }
+            RowKind::Collapsed { text } => {
+                let mut c2 = Canvas::new(&xs);
+                c2.put(0, &time);
+                let t = truncate(&format!("⋮ {text}"), WIDTH - TIME_COL - 1);
+                c2.put(TIME_COL + 1, &t);
+                out.push_str(&c2.line());
+                out.push('\n');
+                continue;
+            }
+        }
+        out.push_str(&c.line());
+        out.push('\n');
+    }
+    out.push_str(&Canvas::new(&xs).line());
+    out.push('\n');
+
+    // The path each connection took.
+    out.push_str("\nState paths:\n");
+    for g in path_groups(trace) {
+        let who = if g.count > 1 {
+            format!("{} ×{} (like {})", g.host, g.count, g.example)
+        } else {
+            format!("{} {}", g.host, g.example)
+        };
+        out.push_str(&format!("  {}\n", truncate(&who, WIDTH - 2)));
+        for l in wrap(&g.path, WIDTH - 6, 2) {
+            out.push_str(&format!("    {l}\n"));
+        }
+    }
+
+    // Diagnoses, repeated at the end where they are easy to find.
+    let diags: Vec<_> = trace
+        .notes()
+        .filter(|n| matches!(n.kind, NoteKind::Diagnosis { .. }))
+        .collect();
+    if !diags.is_empty() {
+        out.push_str("\nDiagnosis:\n");
+        for d in diags {
+            let host = match &d.kind {
+                NoteKind::Diagnosis { host, .. } => trace.host_name(*host).to_string(),
+                _ => String::new(),
+            };
+            for (i, l) in wrap(&format!("{host}: {}", d.text), WIDTH - 4, 2)
+                .iter()
+                .enumerate()
+            {
+                out.push_str(if i == 0 { "  ⚕ " } else { "    " });
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}

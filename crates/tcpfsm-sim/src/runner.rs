@@ -1,0 +1,944 @@
+//! Runs a parsed [`Script`] on a [`Network`], recording the application's calls and results.
+//!
+//! The script is one thread of control over all hosts: a blocking call (`connect`, `accept`,
+//! `recv 10`, `recv-until-eof`, `wait until …`) runs the network until it completes or times
+//! out, as a blocking socket call would, while every other host keeps running.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tcpfsm_core::{CloseReason, ConnId, Error as TcpError, Instant, ListenerId};
+use tcpfsm_observe::{Level, Snapshot};
+use tcpfsm_states::State;
+
+use crate::network::{address_for, AppNotice, Network};
+use crate::script::{Action, Cond, Data, RecvMode, Script, ScriptError, Stmt, Target};
+use crate::trace::{AppRec, NoteKind, Trace, TraceEvent};
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub trace: Trace,
+    /// Expectations that did not hold and waits that timed out, as `file:line: text`.
+    pub failures: Vec<String>,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum SockKind {
+    Listener(ListenerId),
+    /// `None` when connect failed synchronously.
+    Conn(Option<ConnId>),
+}
+
+#[derive(Debug, Clone)]
+struct Sock {
+    host: usize,
+    kind: SockKind,
+    last_result: String,
+    /// Bytes read so far, for `recv` excerpts.
+    received: u64,
+}
+
+struct Runner<'s> {
+    script: &'s Script,
+    net: Network,
+    socks: HashMap<String, Sock>,
+    /// Which socket name a connection has, to report asynchronous closes.
+    names: HashMap<(usize, ConnId), String>,
+    closed: HashMap<(usize, ConnId), CloseReason>,
+    failures: Vec<String>,
+    samples: HashMap<usize, Vec<Snapshot>>,
+    rng: ChaCha8Rng,
+    repeat_blocks: u32,
+    vars: Vec<(String, u32)>,
+}
+
+/// The longest excerpt of sent or received text put in the trace.
+const EXCERPT: usize = 40;
+
+/// Runs a script. `seed` overrides the script's own `seed` line (default 1).
+pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
+    let seed = seed.or(script.seed).unwrap_or(1);
+    let mut net = Network::new(seed);
+    net.trace_mut().title = script.name.clone();
+    net.set_default_link(script.default_link);
+    for h in &script.hosts {
+        net.add_host(&h.name, h.addrs.clone(), h.config.clone());
+    }
+    for (a, b, p) in &script.links {
+        net.set_link(*a, *b, *p);
+    }
+    let mut r = Runner {
+        script,
+        net,
+        socks: HashMap::new(),
+        names: HashMap::new(),
+        closed: HashMap::new(),
+        failures: Vec::new(),
+        samples: HashMap::new(),
+        rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5350_4f4f_4621),
+        repeat_blocks: 0,
+        vars: Vec::new(),
+    };
+    r.block(&script.stmts)?;
+    r.drain_notices();
+    if let Some(msg) = r.net.stalled() {
+        r.failures.push(format!("{}: {msg}", script.file));
+    }
+    Ok(Outcome {
+        trace: r.net.into_trace(),
+        failures: r.failures,
+    })
+}
+
+fn text_excerpt(data: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(data).ok()?;
+    if s.is_empty() || s.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
+        return None;
+    }
+    let mut out: String = s.chars().take(EXCERPT).collect();
+    if s.chars().count() > EXCERPT {
+        out.push('…');
+    }
+    Some(out)
+}
+
+/// The bytes `send N bytes` sends: a printable repeating alphabet, so excerpts stay readable.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+fn add_to_ip(ip: IpAddr, k: u32) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => IpAddr::V4(u32::from(a).wrapping_add(k).into()),
+        IpAddr::V6(a) => IpAddr::V6(u128::from(a).wrapping_add(u128::from(k)).into()),
+    }
+}
+
+impl Runner<'_> {
+    fn err(&self, line: usize, msg: impl Into<String>) -> ScriptError {
+        ScriptError {
+            file: self.script.file.clone(),
+            line,
+            msg: msg.into(),
+        }
+    }
+
+    fn fail(&mut self, line: usize, msg: String) {
+        self.net.note(NoteKind::Check { ok: false }, msg.clone());
+        self.failures
+            .push(format!("{}:{line}: {msg}", self.script.file));
+    }
+
+    fn resolve(&self, name: &crate::script::Name) -> String {
+        let mut s = name.0.clone();
+        // Longest variable names first so `$ij` is not read as `$i` + "j".
+        let mut vars = self.vars.clone();
+        vars.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+        for (v, val) in vars {
+            s = s.replace(&format!("${v}"), &val.to_string());
+        }
+        s
+    }
+
+    fn sock(
+        &self,
+        line: usize,
+        name: &crate::script::Name,
+        host: usize,
+    ) -> Result<(String, Sock), ScriptError> {
+        let n = self.resolve(name);
+        let s = self.socks.get(&n).ok_or_else(|| {
+            self.err(
+                line,
+                format!("no socket named {n:?} (create it with listen, accept or connect)"),
+            )
+        })?;
+        if s.host != host {
+            return Err(self.err(
+                line,
+                format!(
+                    "socket {n:?} belongs to host {:?}, not {:?}",
+                    self.net.hosts()[s.host].name,
+                    self.net.hosts()[host].name
+                ),
+            ));
+        }
+        Ok((n, s.clone()))
+    }
+
+    fn conn_of(
+        &self,
+        line: usize,
+        name: &crate::script::Name,
+        host: usize,
+    ) -> Result<(String, Option<ConnId>), ScriptError> {
+        let (n, s) = self.sock(line, name, host)?;
+        match s.kind {
+            SockKind::Conn(c) => Ok((n, c)),
+            SockKind::Listener(_) => {
+                Err(self.err(line, format!("{n:?} is a listener, not a connection")))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn app(
+        &mut self,
+        host: usize,
+        call: &str,
+        sock: &str,
+        conn: Option<ConnId>,
+        ok: bool,
+        result: String,
+        bytes: Option<u64>,
+        text: Option<String>,
+    ) {
+        let conn_s = conn.and_then(|c| self.net.conn_tuple(host, c).map(str::to_string));
+        if let Some(s) = self.socks.get_mut(sock) {
+            s.last_result = result.clone();
+        }
+        let t_us = self.net.now().as_micros();
+        self.net.trace_mut().events.push(TraceEvent::App(AppRec {
+            t_us,
+            host,
+            call: call.to_string(),
+            sock: sock.to_string(),
+            conn: conn_s,
+            ok,
+            result,
+            bytes,
+            text,
+        }));
+    }
+
+    /// Records what endpoints told applications since the last call.
+    fn drain_notices(&mut self) {
+        for n in self.net.take_notices() {
+            if let AppNotice::Closed { host, conn, reason } = n {
+                self.closed.insert((host, conn), reason);
+                if let Some(name) = self.names.get(&(host, conn)).cloned() {
+                    let ok = reason == CloseReason::Graceful;
+                    self.app(
+                        host,
+                        "closed",
+                        &name,
+                        Some(conn),
+                        ok,
+                        reason.name().to_string(),
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs the network until `pred` holds or `deadline`, recording notices as they come.
+    fn advance(&mut self, deadline: Instant, mut pred: impl FnMut(&mut Runner) -> bool) -> bool {
+        loop {
+            self.drain_notices();
+            if pred(self) {
+                return true;
+            }
+            if !self.net.step(deadline) {
+                self.drain_notices();
+                return pred(self);
+            }
+        }
+    }
+
+    fn cond_holds(&self, c: &Cond) -> bool {
+        match c {
+            Cond::Quiet => self.net.in_flight() == 0,
+            Cond::Count(h, st, n) => self.net.endpoint(*h).census().get(*st) == *n,
+            Cond::AtLeast(h, st, n) => self.net.endpoint(*h).census().get(*st) >= *n,
+            Cond::Result(name, text) => self
+                .socks
+                .get(&self.resolve(name))
+                .is_some_and(|s| &s.last_result == text),
+            Cond::InState(name, st) => match self.socks.get(&self.resolve(name)) {
+                None => false,
+                Some(s) => match s.kind {
+                    SockKind::Listener(_) => *st == State::Listen,
+                    SockKind::Conn(None) => *st == State::Closed,
+                    SockKind::Conn(Some(c)) => self.net.conn_state(s.host, c) == Some(*st),
+                },
+            },
+        }
+    }
+
+    fn cond_text(&self, c: &Cond) -> String {
+        let host = |h: &usize| self.net.hosts()[*h].name.clone();
+        match c {
+            Cond::Quiet => "quiet".into(),
+            Cond::Count(h, st, n) => format!("{} has {n} {st}", host(h)),
+            Cond::AtLeast(h, st, n) => format!("{} has at least {n} {st}", host(h)),
+            Cond::Result(name, t) => format!("{} result {t:?}", self.resolve(name)),
+            Cond::InState(name, st) => format!("{} {st}", self.resolve(name)),
+        }
+    }
+
+    /// What a condition actually saw, for failure messages.
+    fn cond_actual(&self, c: &Cond) -> String {
+        match c {
+            Cond::Quiet => format!("{} segments in flight", self.net.in_flight()),
+            Cond::Count(h, st, _) | Cond::AtLeast(h, st, _) => {
+                format!("{} {st}", self.net.endpoint(*h).census().get(*st))
+            }
+            Cond::Result(name, _) => match self.socks.get(&self.resolve(name)) {
+                Some(s) => format!("last result {:?}", s.last_result),
+                None => "no such socket yet".into(),
+            },
+            Cond::InState(name, _) => match self.socks.get(&self.resolve(name)) {
+                None => "no such socket yet".into(),
+                Some(s) => match s.kind {
+                    SockKind::Listener(_) => "a listener".into(),
+                    SockKind::Conn(None) => "never connected".into(),
+                    SockKind::Conn(Some(c)) => match self.net.conn_state(s.host, c) {
+                        Some(st) => format!("in {st}"),
+                        None => "no state reported yet".into(),
+                    },
+                },
+            },
+        }
+    }
+
+    fn block(&mut self, stmts: &[Stmt]) -> Result<(), ScriptError> {
+        for st in stmts {
+            if self.net.stalled().is_some() {
+                return Ok(());
+            }
+            self.stmt(st)?;
+        }
+        Ok(())
+    }
+
+    fn deadline(&self, d: Duration) -> Instant {
+        self.net.now() + d
+    }
+
+    fn stmt(&mut self, st: &Stmt) -> Result<(), ScriptError> {
+        let line = st.line;
+        match &st.action {
+            Action::Listen {
+                host,
+                addr,
+                port,
+                backlog,
+                name,
+            } => {
+                let n = self.resolve(name);
+                let ip = match addr {
+                    Some(a) => *a,
+                    None => self.net.hosts()[*host].addrs[0],
+                };
+                let local = SocketAddr::new(ip, *port);
+                let r = self
+                    .net
+                    .with_endpoint(*host, |ep, _| ep.listen(local, *backlog));
+                let (ok, result) = match r {
+                    Ok(l) => {
+                        self.socks.insert(
+                            n.clone(),
+                            Sock {
+                                host: *host,
+                                kind: SockKind::Listener(l),
+                                last_result: String::new(),
+                                received: 0,
+                            },
+                        );
+                        (true, format!("listening on {local}"))
+                    }
+                    Err(e) => (false, e.to_string()),
+                };
+                self.app(*host, "listen", &n, None, ok, result, None, None);
+            }
+            Action::Accept {
+                host,
+                listener,
+                name,
+                wait,
+                timeout,
+            } => {
+                let (ln, s) = self.sock(line, listener, *host)?;
+                let SockKind::Listener(l) = s.kind else {
+                    return Err(self.err(line, format!("{ln:?} is not a listener")));
+                };
+                let n = self.resolve(name);
+                let deadline = self.deadline(if *wait { *timeout } else { Duration::ZERO });
+                let h = *host;
+                let mut got: Option<Result<ConnId, TcpError>> = None;
+                self.advance(deadline, |r| {
+                    match r.net.with_endpoint(h, |ep, _| ep.accept(l)) {
+                        Err(TcpError::WouldBlock) => false,
+                        other => {
+                            got = Some(other);
+                            true
+                        }
+                    }
+                });
+                match got {
+                    Some(Ok(c)) => {
+                        self.bind_conn(&n, h, Some(c));
+                        self.app(
+                            h,
+                            "accept",
+                            &n,
+                            Some(c),
+                            true,
+                            "accepted".into(),
+                            None,
+                            None,
+                        );
+                    }
+                    Some(Err(e)) => {
+                        self.bind_conn(&n, h, None);
+                        self.app(h, "accept", &n, None, false, e.to_string(), None, None);
+                    }
+                    None => {
+                        self.bind_conn(&n, h, None);
+                        let what = if *wait {
+                            "timed out waiting"
+                        } else {
+                            "nothing to accept"
+                        };
+                        self.app(h, "accept", &n, None, false, what.into(), None, None);
+                        if *wait {
+                            self.fail(
+                                line,
+                                format!("accept on {ln} got no connection within {timeout:?}"),
+                            );
+                        }
+                    }
+                }
+            }
+            Action::Connect {
+                host,
+                to,
+                from,
+                name,
+                wait,
+                timeout,
+            } => self.connect(line, *host, to, *from, name, *wait, *timeout)?,
+            Action::Send { host, sock, data } => {
+                let (n, c) = self.conn_of(line, sock, *host)?;
+                let bytes = match data {
+                    Data::Text(t) => t.clone(),
+                    Data::Bytes(k) => pattern(*k),
+                };
+                self.send(*host, &n, c, &bytes);
+            }
+            Action::Recv {
+                host,
+                sock,
+                mode,
+                timeout,
+            } => {
+                let (n, c) = self.conn_of(line, sock, *host)?;
+                self.recv(line, *host, &n, c, *mode, *timeout);
+            }
+            Action::Shutdown { host, sock } => {
+                let (n, c) = self.conn_of(line, sock, *host)?;
+                let r = self.call(*host, c, |ep, c| ep.shutdown_write(c));
+                self.simple_result(*host, "shutdown", &n, c, r);
+            }
+            Action::Close { host, sock } => {
+                let (n, s) = self.sock(line, sock, *host)?;
+                match s.kind {
+                    SockKind::Listener(l) => {
+                        let r = self.net.with_endpoint(*host, |ep, _| ep.close_listener(l));
+                        self.simple_result(*host, "close", &n, None, r);
+                    }
+                    SockKind::Conn(c) => {
+                        let r = self.call(*host, c, |ep, c| ep.close(c));
+                        self.simple_result(*host, "close", &n, c, r);
+                    }
+                }
+            }
+            Action::Abort { host, sock } => {
+                let (n, c) = self.conn_of(line, sock, *host)?;
+                let r = self.call(*host, c, |ep, c| ep.abort(c));
+                self.simple_result(*host, "abort", &n, c, r);
+            }
+            Action::Drop(rule) => self.net.add_drop_rule(rule.clone()),
+            Action::Link { from, to, params } => self.net.set_link(*from, *to, *params),
+            Action::Wait(d) => {
+                let deadline = self.deadline(*d);
+                self.advance(deadline, |_| false);
+            }
+            Action::WaitUntil { conds, timeout } => {
+                let deadline = self.deadline(*timeout);
+                let ok = self.advance(deadline, |r| conds.iter().all(|c| r.cond_holds(c)));
+                if !ok {
+                    let unmet: Vec<String> = conds
+                        .iter()
+                        .filter(|c| !self.cond_holds(c))
+                        .map(|c| format!("{} ({})", self.cond_text(c), self.cond_actual(c)))
+                        .collect();
+                    self.fail(
+                        line,
+                        format!(
+                            "wait until timed out after {timeout:?}: {}",
+                            unmet.join(", ")
+                        ),
+                    );
+                }
+            }
+            Action::Expect(c) => {
+                let text = self.cond_text(c);
+                if self.cond_holds(c) {
+                    self.net
+                        .note(NoteKind::Check { ok: true }, format!("expect {text}"));
+                } else {
+                    let actual = self.cond_actual(c);
+                    self.fail(line, format!("expect {text}: {actual}"));
+                }
+            }
+            Action::Repeat { count, var, body } => {
+                let block = self.repeat_blocks;
+                self.repeat_blocks += 1;
+                for k in 0..*count {
+                    self.net.note(
+                        NoteKind::Iteration {
+                            block,
+                            n: k,
+                            of: *count,
+                        },
+                        format!("repeat {}/{}", k + 1, count),
+                    );
+                    self.vars.push((var.clone(), k));
+                    let r = self.block(body);
+                    self.vars.pop();
+                    r?;
+                }
+                self.net.note(
+                    NoteKind::RepeatEnd { block },
+                    format!("end of repeat ×{count}"),
+                );
+            }
+            Action::InjectSyn { count, from, to } => {
+                let dst = self.target_addr(to, Some(*from)).ok_or_else(|| {
+                    self.err(
+                        line,
+                        "the target host has no address of the source's family",
+                    )
+                })?;
+                for k in 0..*count {
+                    let src = SocketAddr::new(add_to_ip(*from, k), 1024 + (k % 60_000) as u16);
+                    let seq: u32 = self.rng.gen();
+                    match crate::decode::build_syn(src, dst, seq) {
+                        Some(d) => self.net.inject(d),
+                        None => {
+                            return Err(
+                                self.err(line, format!("cannot build a SYN from {src} to {dst}"))
+                            )
+                        }
+                    }
+                }
+            }
+            Action::Sample { host } => {
+                let s = self.snapshot(*host);
+                self.samples.entry(*host).or_default().push(s);
+            }
+            Action::Diagnose { host } => self.diagnose(*host),
+            Action::Say(t) => self.net.note(NoteKind::Say, t.clone()),
+        }
+        Ok(())
+    }
+
+    fn bind_conn(&mut self, name: &str, host: usize, conn: Option<ConnId>) {
+        if let Some(c) = conn {
+            self.names.insert((host, c), name.to_string());
+        }
+        self.socks.insert(
+            name.to_string(),
+            Sock {
+                host,
+                kind: SockKind::Conn(conn),
+                last_result: String::new(),
+                received: 0,
+            },
+        );
+    }
+
+    fn target_addr(&self, to: &Target, like: Option<IpAddr>) -> Option<SocketAddr> {
+        match to {
+            Target::Addr(a) => Some(*a),
+            Target::Host(h, port) => {
+                address_for(&self.net.hosts()[*h].addrs, like).map(|ip| SocketAddr::new(ip, *port))
+            }
+        }
+    }
+
+    fn call(
+        &mut self,
+        host: usize,
+        conn: Option<ConnId>,
+        f: impl FnOnce(&mut tcpfsm_core::Endpoint, ConnId) -> Result<(), TcpError>,
+    ) -> Result<(), TcpError> {
+        match conn {
+            None => Err(TcpError::InvalidHandle),
+            Some(c) => self.net.with_endpoint(host, |ep, _| f(ep, c)),
+        }
+    }
+
+    fn simple_result(
+        &mut self,
+        host: usize,
+        call: &str,
+        n: &str,
+        c: Option<ConnId>,
+        r: Result<(), TcpError>,
+    ) {
+        match r {
+            Ok(()) => self.app(host, call, n, c, true, "ok".into(), None, None),
+            Err(e) => self.app(host, call, n, c, false, e.to_string(), None, None),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        &mut self,
+        line: usize,
+        host: usize,
+        to: &Target,
+        from: Option<(Option<IpAddr>, u16)>,
+        name: &crate::script::Name,
+        wait: bool,
+        timeout: Duration,
+    ) -> Result<(), ScriptError> {
+        let n = self.resolve(name);
+        let local_ip_hint = from.and_then(|f| f.0);
+        let remote = self
+            .target_addr(to, local_ip_hint)
+            .ok_or_else(|| self.err(line, "the target host has no address of the right family"))?;
+        let local_ip = match local_ip_hint {
+            Some(ip) => ip,
+            None => {
+                address_for(&self.net.hosts()[host].addrs, Some(remote.ip())).ok_or_else(|| {
+                    self.err(
+                        line,
+                        format!("host has no address of the family of {remote}"),
+                    )
+                })?
+            }
+        };
+        let local = SocketAddr::new(local_ip, from.map_or(0, |f| f.1));
+        let r = self
+            .net
+            .with_endpoint(host, |ep, now| ep.connect(now, local, remote));
+        let c = match r {
+            Err(e) => {
+                self.bind_conn(&n, host, None);
+                self.app(host, "connect", &n, None, false, e.to_string(), None, None);
+                return Ok(());
+            }
+            Ok(c) => c,
+        };
+        self.bind_conn(&n, host, Some(c));
+        if !wait {
+            self.app(
+                host,
+                "connect",
+                &n,
+                Some(c),
+                true,
+                "in progress".into(),
+                None,
+                None,
+            );
+            return Ok(());
+        }
+        let deadline = self.deadline(timeout);
+        // Blocking connect returns once the handshake completes or the connection dies.
+        let done = self.advance(deadline, |r| {
+            r.closed.contains_key(&(host, c))
+                || r.net
+                    .conn_state(host, c)
+                    .is_some_and(|s| s.is_synchronized())
+        });
+        let (ok, result) = if let Some(reason) = self.closed.get(&(host, c)) {
+            (false, reason.name().to_string())
+        } else if done {
+            (true, "established".to_string())
+        } else {
+            self.fail(
+                line,
+                format!("connect {n} did not complete within {timeout:?}"),
+            );
+            (false, "still connecting".to_string())
+        };
+        // The asynchronous "closed" notice already reported a failure; avoid reporting twice
+        // only in name: the connect call itself returns the error, which is what the app sees.
+        self.app(host, "connect", &n, Some(c), ok, result, None, None);
+        Ok(())
+    }
+
+    fn send(&mut self, host: usize, n: &str, c: Option<ConnId>, data: &[u8]) {
+        let Some(c) = c else {
+            self.app(
+                host,
+                "send",
+                n,
+                None,
+                false,
+                TcpError::InvalidHandle.to_string(),
+                None,
+                None,
+            );
+            return;
+        };
+        let text = text_excerpt(data);
+        let mut sent = 0usize;
+        let deadline = self.deadline(Duration::from_secs(60));
+        let mut error = None;
+        // A blocking send: queue what fits, let the network drain the buffer, repeat.
+        while sent < data.len() {
+            match self
+                .net
+                .with_endpoint(host, |ep, _| ep.send(c, &data[sent..]))
+            {
+                Ok(k) if k > 0 => sent += k,
+                Ok(_) | Err(TcpError::WouldBlock) => {
+                    if !self.net.step(deadline) {
+                        error = Some("send buffer full (timed out)".to_string());
+                        break;
+                    }
+                    self.drain_notices();
+                }
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        match error {
+            None => self.app(
+                host,
+                "send",
+                n,
+                Some(c),
+                true,
+                "sent".into(),
+                Some(sent as u64),
+                text,
+            ),
+            Some(e) => self.app(host, "send", n, Some(c), false, e, Some(sent as u64), text),
+        }
+    }
+
+    fn recv(
+        &mut self,
+        line: usize,
+        host: usize,
+        n: &str,
+        c: Option<ConnId>,
+        mode: RecvMode,
+        timeout: Duration,
+    ) {
+        let Some(c) = c else {
+            self.app(
+                host,
+                "recv",
+                n,
+                None,
+                false,
+                TcpError::InvalidHandle.to_string(),
+                None,
+                None,
+            );
+            return;
+        };
+        let mut got: Vec<u8> = Vec::new();
+        let mut eof = false;
+        let mut error: Option<TcpError> = None;
+        let mut buf = vec![0u8; 64 * 1024];
+        let deadline = self.deadline(if mode == RecvMode::Available {
+            Duration::ZERO
+        } else {
+            timeout
+        });
+        let satisfied = |got: &Vec<u8>, eof: bool, error: &Option<TcpError>| {
+            eof || error.is_some()
+                || match mode {
+                    RecvMode::Available => true,
+                    RecvMode::Exactly(k) => got.len() >= k,
+                    RecvMode::UntilEof => false,
+                }
+        };
+        loop {
+            // Read everything there is now.
+            loop {
+                let want = match mode {
+                    RecvMode::Exactly(k) => (k - got.len().min(k)).min(buf.len()),
+                    _ => buf.len(),
+                };
+                if want == 0 {
+                    break;
+                }
+                match self
+                    .net
+                    .with_endpoint(host, |ep, _| ep.recv(c, &mut buf[..want]))
+                {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                    Err(TcpError::WouldBlock) => break,
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            self.drain_notices();
+            if satisfied(&got, eof, &error) || !self.net.step(deadline) {
+                break;
+            }
+        }
+        if let Some(s) = self.socks.get_mut(n) {
+            s.received += got.len() as u64;
+        }
+        let text = text_excerpt(&got);
+        let bytes = Some(got.len() as u64);
+        if let Some(e) = error {
+            self.app(host, "recv", n, Some(c), false, e.to_string(), bytes, text);
+        } else if eof {
+            self.app(host, "recv", n, Some(c), true, "eof".into(), bytes, text);
+        } else if got.is_empty() && mode == RecvMode::Available {
+            self.app(
+                host,
+                "recv",
+                n,
+                Some(c),
+                true,
+                "would block".into(),
+                bytes,
+                text,
+            );
+        } else {
+            let complete = !matches!(mode, RecvMode::Exactly(k) if got.len() < k)
+                && mode != RecvMode::UntilEof;
+            self.app(
+                host,
+                "recv",
+                n,
+                Some(c),
+                complete,
+                "data".into(),
+                bytes,
+                text,
+            );
+            if !complete {
+                let what = match mode {
+                    RecvMode::UntilEof => "end-of-stream".to_string(),
+                    RecvMode::Exactly(k) => format!("{k} bytes"),
+                    RecvMode::Available => String::new(),
+                };
+                self.fail(
+                    line,
+                    format!("recv {n} did not get {what} within {timeout:?}"),
+                );
+            }
+        }
+    }
+
+    /// A census sample of a host for tcpfsm-observe, with the counters and settings it has.
+    fn snapshot(&self, host: usize) -> Snapshot {
+        let ep = self.net.endpoint(host);
+        let st = ep.stats();
+        let cfg = ep.config();
+        let census = ep.census();
+        let mut s = Snapshot {
+            time_ms: self.net.now().as_micros() / 1000,
+            census,
+            ..Snapshot::default()
+        };
+        s.counters = Some(tcpfsm_observe::Counters {
+            active_opens: st.active_opens,
+            passive_opens: st.passive_opens,
+            attempt_fails: st.attempt_fails,
+            estab_resets: st.estab_resets,
+            curr_estab: st.curr_estab,
+            in_segs: st.in_segs,
+            out_segs: st.out_segs,
+            retrans_segs: st.retrans_segs,
+            in_errs: st.in_errs,
+            out_rsts: st.out_rsts,
+            listen_overflows: st.listen_overflows,
+            listen_drops: st.listen_drops,
+            syncookies_sent: st.syncookies_sent,
+            syncookies_recv: st.syncookies_recv,
+            syncookies_failed: st.syncookies_failed,
+            time_wait: census.get(State::TimeWait),
+            ..tcpfsm_observe::Counters::default()
+        });
+        s.sysctls = tcpfsm_observe::Sysctls {
+            ephemeral_ports: Some(tcpfsm_observe::PortRange {
+                low: cfg.ephemeral_ports.0,
+                high: cfg.ephemeral_ports.1,
+            }),
+            max_tw_buckets: Some(u64::from(cfg.max_tw_buckets)),
+            fin_timeout_secs: Some(cfg.fin_timeout.as_secs()),
+            syncookies: Some(match cfg.syncookies {
+                tcpfsm_core::SynCookies::Off => 0,
+                tcpfsm_core::SynCookies::OnOverflow => 1,
+                tcpfsm_core::SynCookies::Always => 2,
+            }),
+            max_syn_backlog: Some(u64::from(cfg.max_syn_backlog)),
+            somaxconn: Some(u64::from(cfg.somaxconn)),
+            tw_reuse: Some(match cfg.tw_reuse {
+                tcpfsm_core::TwReuse::Off => 0,
+                tcpfsm_core::TwReuse::On => 1,
+                tcpfsm_core::TwReuse::LoopbackOnly => 2,
+            }),
+        };
+        s
+    }
+
+    fn diagnose(&mut self, host: usize) {
+        let mut samples = self.samples.get(&host).cloned().unwrap_or_default();
+        let now = self.snapshot(host);
+        if samples.last().map(|s| s.census) != Some(now.census) {
+            samples.push(now);
+        }
+        let verdicts = tcpfsm_observe::diagnose(&samples, &tcpfsm_observe::Thresholds::default());
+        let mut any = false;
+        for v in verdicts.iter().filter(|v| v.level != Level::Ok) {
+            any = true;
+            let mut text = format!("{}: {} — {}", v.rule.title(), v.level.name(), v.summary);
+            if !v.advice.is_empty() {
+                text.push_str(&format!(". {}", v.advice));
+            }
+            self.net.note(
+                NoteKind::Diagnosis {
+                    host,
+                    rule: v.rule.name().to_string(),
+                    severity: v.level.name().to_string(),
+                },
+                text,
+            );
+        }
+        if !any {
+            self.net.note(
+                NoteKind::Diagnosis {
+                    host,
+                    rule: "all".into(),
+                    severity: "ok".into(),
+                },
+                format!("all {} diagnosis rules ok", verdicts.len()),
+            );
+        }
+    }
+}
