@@ -850,9 +850,9 @@ impl Endpoint {
             }
             return;
         }
-        if f.contains(Flags::SYN) && !f.contains(Flags::ACK) {
-            // A retransmitted SYN: our SYN-ACK may have been lost.
-            if seg.seq.0 == h.irs {
+        if f.contains(Flags::SYN) {
+            if !f.contains(Flags::ACK) && seg.seq.0 == h.irs {
+                // A retransmitted SYN: our SYN-ACK may have been lost.
                 let synack = self.synack(
                     now,
                     tuple,
@@ -864,7 +864,12 @@ impl Endpoint {
                 );
                 self.ctl.push_back(synack);
                 self.stats.retrans_segs += 1;
+                return;
             }
+            // RFC 9293 §3.10.7.4, fourth step: any other SYN returns a passively opened
+            // connection to LISTEN (Linux answers it with RST: "embryonic reset").
+            self.reply_reset(tuple, seg);
+            self.drop_half_open(&key, State::Listen, Cause::UnexpectedSyn);
             return;
         }
         if !f.contains(Flags::ACK) {

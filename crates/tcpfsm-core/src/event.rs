@@ -51,6 +51,8 @@ pub enum Cause {
     TimeWaitOverflow,
     /// The listener was closed.
     ListenerClosed,
+    /// A SYN other than a retransmission of the first reached a half-open connection.
+    UnexpectedSyn,
 }
 
 impl Cause {
@@ -78,6 +80,7 @@ impl Cause {
             Cause::TimeWaitReused => "TIME_WAIT reused (tw_reuse)",
             Cause::TimeWaitOverflow => "TIME_WAIT table full",
             Cause::ListenerClosed => "listener closed",
+            Cause::UnexpectedSyn => "unexpected SYN",
         }
     }
 }
