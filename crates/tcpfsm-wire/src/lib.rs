@@ -9,6 +9,36 @@
 //! [`parse_ip_tcp`] / [`emit_ip_tcp`] are the per-packet entry points used by
 //! the TCP core. Parsing never allocates and never panics on any input.
 //! Sequence numbers ([`SeqNum`]) use RFC 9293 §3.4 modular arithmetic.
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use tcpfsm_wire::*;
+//!
+//! let (src, dst) = (IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+//! let syn = TcpRepr {
+//!     src_port: 40000,
+//!     dst_port: 80,
+//!     seq: SeqNum(1000),
+//!     flags: Flags::SYN,
+//!     window: 65535,
+//!     options: TcpOptions { mss: Some(1460), window_scale: Some(7), ..Default::default() },
+//!     ..Default::default()
+//! };
+//! let mut buf = Vec::new();
+//! let n = emit_ip_tcp(src, dst, &syn, &mut buf)?;
+//! assert_eq!(n, 20 + 28);
+//!
+//! let parsed = parse_ip_tcp(&buf)?;
+//! assert_eq!(parsed.tcp, syn);
+//! assert_eq!(parsed.tcp.flags.to_string(), "SYN");
+//! assert_eq!(parsed.tcp.segment_len(), 1);
+//!
+//! // The zero-copy view reads the same bytes in place.
+//! let view = TcpPacket::new_checked(&buf[ip_header_len(src)..])?;
+//! assert_eq!(view.seq_number(), SeqNum(1000));
+//! assert!(view.options_iter().any(|o| o == Ok(TcpOption::Mss(1460))));
+//! # Ok::<(), tcpfsm_wire::Error>(())
+//! ```
 
 pub mod checksum;
 mod error;

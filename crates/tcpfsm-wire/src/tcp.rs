@@ -175,12 +175,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.buffer.as_mut()[field::ACK].copy_from_slice(&v.0.to_be_bytes());
     }
 
-    /// Sets the data offset from a byte length (a multiple of 4, 20..=60).
+    /// Sets the data offset from a byte length (a multiple of 4, 20..=60;
+    /// other values are truncated to the 4-bit field rather than panicking).
     /// The reserved bits are cleared: RFC 9293 §3.1 says they MUST be zero
     /// when sent.
     pub fn set_header_len(&mut self, len: usize) {
-        debug_assert!(len & 3 == 0 && (HEADER_LEN..=HEADER_LEN + MAX_OPTIONS_LEN).contains(&len));
-        self.buffer.as_mut()[field::DATA_OFF] = ((len / 4) as u8) << 4;
+        self.buffer.as_mut()[field::DATA_OFF] = (((len / 4) & 0x0f) as u8) << 4;
     }
 
     pub fn set_flags(&mut self, f: Flags) {
@@ -657,5 +657,169 @@ impl<'a> TcpRepr<'a> {
         p.payload_mut().copy_from_slice(self.payload);
         p.fill_checksum(src, dst);
         Ok(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn view_setters_and_getters_agree() {
+        let mut buf = [0u8; 24];
+        let mut p = TcpPacket::new_unchecked(&mut buf[..]);
+        p.set_src_port(1);
+        p.set_dst_port(2);
+        p.set_seq_number(SeqNum(3));
+        p.set_ack_number(SeqNum(4));
+        p.set_header_len(20);
+        p.set_flags(Flags::SYN | Flags::ECE | Flags::CWR);
+        p.set_window_len(5);
+        p.set_urgent_at(6);
+        p.payload_mut().copy_from_slice(b"abcd");
+        let (s, d) = (
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V4(Ipv4Addr::BROADCAST),
+        );
+        p.fill_checksum(s, d);
+        let p = TcpPacket::new_checked(&buf[..]).unwrap();
+        assert_eq!((p.src_port(), p.dst_port()), (1, 2));
+        assert_eq!((p.seq_number(), p.ack_number()), (SeqNum(3), SeqNum(4)));
+        assert_eq!(p.flags(), Flags::SYN | Flags::ECE | Flags::CWR);
+        assert_eq!((p.window_len(), p.urgent_at(), p.header_len()), (5, 6, 20));
+        assert_eq!(p.options(), &[] as &[u8]);
+        assert_eq!(p.payload(), b"abcd");
+        assert!(p.verify_checksum(s, d));
+        // (Swapping src and dst would still verify: the sum is commutative.)
+        assert!(!p.verify_checksum(s, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))));
+    }
+
+    #[test]
+    fn set_header_len_clears_reserved_bits() {
+        let mut buf = [0xffu8; 20];
+        TcpPacket::new_unchecked(&mut buf[..]).set_header_len(20);
+        assert_eq!(buf[12], 0x50);
+    }
+
+    #[test]
+    fn new_checked_rejects_short_and_bad_offsets() {
+        assert_eq!(
+            TcpPacket::new_checked(&[0u8; 19][..]),
+            Err(Error::Truncated)
+        );
+        let mut b = [0u8; 20];
+        b[12] = 0x40;
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::BadDataOffset
+        );
+        b[12] = 0x60;
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::BadDataOffset
+        );
+    }
+
+    #[test]
+    fn aligned_layout_puts_32_bit_fields_on_word_boundaries() {
+        // Timestamps alone: NOP NOP TS, as Linux sends on data segments.
+        let o = TcpOptions {
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }),
+            ..TcpOptions::default()
+        };
+        let mut buf = [0u8; 40];
+        assert_eq!(o.emit(&mut buf), Ok(12));
+        assert_eq!(&buf[..4], &[1, 1, 8, 10]);
+        // SACK blocks: NOP NOP SACK.
+        let o = TcpOptions {
+            sack_blocks: [
+                Some(SackBlock {
+                    left: SeqNum(1),
+                    right: SeqNum(2),
+                }),
+                None,
+                None,
+                None,
+            ],
+            ..TcpOptions::default()
+        };
+        assert_eq!(o.emit(&mut buf), Ok(12));
+        assert_eq!(&buf[..4], &[1, 1, 5, 10]);
+    }
+
+    #[test]
+    fn timestamps_with_three_sack_blocks_fill_exactly_40_bytes() {
+        let b = Some(SackBlock {
+            left: SeqNum(1),
+            right: SeqNum(2),
+        });
+        let o = TcpOptions {
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }),
+            sack_blocks: [b, b, b, None],
+            ..TcpOptions::default()
+        };
+        assert_eq!(o.encoded_len(), 40);
+    }
+
+    #[test]
+    fn packed_layout_is_used_when_aligned_does_not_fit() {
+        // TS(10) + WS(3) + 3 SACK blocks(26) = 39 raw bytes: only fits packed.
+        let b = Some(SackBlock {
+            left: SeqNum(1),
+            right: SeqNum(2),
+        });
+        let o = TcpOptions {
+            window_scale: Some(14),
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }),
+            sack_blocks: [b, b, b, None],
+            ..TcpOptions::default()
+        };
+        assert_eq!(o.encoded_len(), 40);
+        let mut buf = [0u8; 40];
+        assert_eq!(o.emit(&mut buf), Ok(40));
+        // No NOPs: TS at 0, WS at 10, SACK at 13, one byte of EOL padding.
+        assert_eq!(buf[0], kind::TIMESTAMPS);
+        assert_eq!(&buf[10..13], &[kind::WINDOW_SCALE, 3, 14]);
+        assert_eq!(&buf[13..15], &[kind::SACK, 26]);
+        assert_eq!(buf[39], kind::END);
+        assert_eq!(TcpOptions::parse(&buf), Ok(o));
+    }
+
+    #[test]
+    fn sack_blocks_with_gaps_are_emitted_compacted() {
+        let b = |l| {
+            Some(SackBlock {
+                left: SeqNum(l),
+                right: SeqNum(l + 1),
+            })
+        };
+        let o = TcpOptions {
+            sack_blocks: [None, b(5), None, b(9)],
+            ..TcpOptions::default()
+        };
+        let mut buf = [0u8; 40];
+        let n = o.emit(&mut buf).unwrap();
+        let back = TcpOptions::parse(&buf[..n]).unwrap();
+        assert_eq!(back.sack_blocks, [b(5), b(9), None, None]);
+    }
+
+    #[test]
+    fn option_emit_rejects_short_buffer() {
+        let mut buf = [0u8; 3];
+        assert_eq!(TcpOption::Mss(1).emit(&mut buf), Err(Error::BufferTooSmall));
+    }
+
+    #[test]
+    fn segment_len_counts_syn_and_fin() {
+        let mut r = TcpRepr {
+            payload: b"abc",
+            ..TcpRepr::default()
+        };
+        assert_eq!(r.segment_len(), 3);
+        r.flags = Flags::SYN | Flags::FIN;
+        assert_eq!(r.segment_len(), 5);
+        r.flags = Flags::ACK | Flags::RST;
+        assert_eq!(r.segment_len(), 3);
     }
 }
