@@ -1107,18 +1107,16 @@ impl Endpoint {
                 self.tx_queue.pop_front();
                 continue;
             };
-            if let Some(repr) =
-                t.next_segment(now, &self.config, &mut self.stats, &mut self.scratch)
-            {
-                let tuple = t.tuple;
-                let out = emit(&tuple, &repr, buf);
-                if let Some(d) = t.next_deadline() {
-                    if t.scheduled.is_none_or(|s| d < s) {
-                        t.scheduled = Some(d);
-                        self.timers.push(Reverse((d, TimerKey::Conn(id))));
-                    }
+            let seg = t.next_segment(now, &self.config, &mut self.stats, &mut self.scratch);
+            // Sending (or deciding not to) can arm timers: retransmission, persist.
+            if let Some(d) = t.next_deadline() {
+                if t.scheduled.is_none_or(|s| d < s) {
+                    t.scheduled = Some(d);
+                    self.timers.push(Reverse((d, TimerKey::Conn(id))));
                 }
-                return out;
+            }
+            if let Some(repr) = seg {
+                return emit(&t.tuple, &repr, buf);
             }
             t.in_tx = false;
             self.tx_queue.pop_front();

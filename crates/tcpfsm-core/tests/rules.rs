@@ -1,0 +1,713 @@
+//! One test per rule, named after it. Segments are hand-built real bytes (see `common`).
+
+mod common;
+use common::*;
+use std::net::SocketAddr;
+use tcpfsm_core::{
+    Cause, Config, ConnId, Duration, Endpoint, Error, Event, Instant, ListenOptions, State,
+    SynCookies, TwReuse,
+};
+use tcpfsm_wire::Flags;
+
+use State::*;
+
+const ACK: Flags = Flags::ACK;
+const FIN: Flags = Flags::FIN;
+const RST: Flags = Flags::RST;
+const SYN: Flags = Flags::SYN;
+const PSH: Flags = Flags::PSH;
+
+fn plain() -> Config {
+    Config {
+        timestamps: false,
+        delayed_ack: None,
+        sack: false,
+        window_scaling: false,
+        ..Config::default()
+    }
+}
+
+/// A server endpoint with one established connection from a scripted peer.
+struct Server {
+    ep: Endpoint,
+    now: Instant,
+    me: SocketAddr,
+    peer: SocketAddr,
+    conn: ConnId,
+    /// Peer's next sequence number (our RCV.NXT).
+    p: u32,
+    /// Our next sequence number (SND.NXT).
+    y: u32,
+}
+
+impl Server {
+    fn new(cfg: Config) -> Server {
+        let mut ep = Endpoint::new(cfg, 9);
+        let now = Instant::from_micros(10_000_000);
+        let me = addr(B_IP, 80);
+        let peer = addr(A_IP, 40_000);
+        let l = ep.listen(me, 16).unwrap();
+        let mut syn = seg(peer, me, SYN, 100, 0);
+        syn.options.mss = Some(1460);
+        ep.handle_packet(now, &syn.bytes());
+        let synack = drain(&mut ep, now).remove(0);
+        let y = synack.seq + 1;
+        ep.handle_packet(now, &seg(peer, me, ACK, 101, y).bytes());
+        let conn = ep.accept(l).unwrap();
+        drain(&mut ep, now);
+        events(&mut ep);
+        Server {
+            ep,
+            now,
+            me,
+            peer,
+            conn,
+            p: 101,
+            y,
+        }
+    }
+
+    fn send(&mut self, flags: Flags, seq: u32, ack: u32, payload: &[u8]) -> Vec<Seg> {
+        let mut s = seg(self.peer, self.me, flags, seq, ack);
+        s.payload = payload.to_vec();
+        self.ep.handle_packet(self.now, &s.bytes());
+        drain(&mut self.ep, self.now)
+    }
+
+    fn advance(&mut self, d: Duration) -> Vec<Seg> {
+        self.now += d;
+        self.ep.handle_timeout(self.now);
+        drain(&mut self.ep, self.now)
+    }
+}
+
+#[test]
+fn rst_with_exact_sequence_resets_established() {
+    let mut s = Server::new(plain());
+    let out = s.send(RST, s.p, 0, b"");
+    assert!(out.is_empty());
+    assert_eq!(s.ep.state(s.conn), Some(Closed));
+    assert_eq!(s.ep.stats().estab_resets, 1);
+}
+
+#[test]
+fn rst_in_window_but_not_exact_gets_challenge_ack_rfc5961_3_2() {
+    let mut s = Server::new(plain());
+    let out = s.send(RST, s.p + 100, 0, b"");
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(ACK));
+    assert_eq!(out[0].ack, s.p);
+    assert_eq!(s.ep.state(s.conn), Some(Established));
+    assert_eq!(s.ep.stats().challenge_acks, 1);
+}
+
+#[test]
+fn rst_outside_window_is_dropped_silently() {
+    let mut s = Server::new(plain());
+    let out = s.send(RST, s.p.wrapping_add(1 << 30), 0, b"");
+    assert!(out.is_empty());
+    assert_eq!(s.ep.state(s.conn), Some(Established));
+}
+
+#[test]
+fn syn_in_established_gets_challenge_ack_rfc5961_4() {
+    let mut s = Server::new(plain());
+    let out = s.send(SYN, s.p + 5, 0, b"");
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(ACK));
+    assert_eq!(s.ep.state(s.conn), Some(Established));
+}
+
+#[test]
+fn ack_of_unsent_data_is_acked_and_dropped() {
+    let mut s = Server::new(plain());
+    let out = s.send(ACK | PSH, s.p, s.y + 1000, b"data");
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(ACK));
+    assert_eq!(
+        out[0].ack, s.p,
+        "the data of a segment with a bad ACK is not taken"
+    );
+}
+
+#[test]
+fn segment_outside_receive_window_is_acked_not_accepted() {
+    let mut s = Server::new(plain());
+    let out = s.send(ACK | PSH, s.p.wrapping_add(10_000_000), s.y, b"x");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].ack, s.p);
+    let mut buf = [0u8; 8];
+    assert_eq!(s.ep.recv(s.conn, &mut buf), Err(Error::WouldBlock));
+}
+
+#[test]
+fn out_of_order_data_is_held_and_delivered_when_hole_fills() {
+    let mut s = Server::new(plain());
+    let out = s.send(ACK, s.p + 5, s.y, b"world");
+    assert_eq!(out[0].ack, s.p, "duplicate ACK for the hole");
+    let out = s.send(ACK, s.p, s.y, b"hello");
+    assert_eq!(out[0].ack, s.p + 10, "cumulative ACK covers both");
+    let mut buf = [0u8; 16];
+    let n = s.ep.recv(s.conn, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"helloworld");
+}
+
+#[test]
+fn sack_blocks_describe_out_of_order_data_rfc2018() {
+    let mut ep = Endpoint::new(
+        Config {
+            sack: true,
+            ..plain()
+        },
+        3,
+    );
+    let (me, peer, now) = (addr(B_IP, 80), addr(A_IP, 40_000), Instant::from_micros(1));
+    let l = ep.listen(me, 4).unwrap();
+    let mut syn = seg(peer, me, SYN, 500, 0);
+    syn.options.sack_permitted = true;
+    ep.handle_packet(now, &syn.bytes());
+    let synack = drain(&mut ep, now).remove(0);
+    assert!(synack.options.sack_permitted);
+    ep.handle_packet(now, &seg(peer, me, ACK, 501, synack.seq + 1).bytes());
+    ep.accept(l).unwrap();
+    let mut d = seg(peer, me, ACK, 511, synack.seq + 1);
+    d.payload = vec![7; 10];
+    ep.handle_packet(now, &d.bytes());
+    let out = drain(&mut ep, now);
+    let block = out[0].options.sack_blocks[0].expect("a SACK block");
+    assert_eq!((block.left.0, block.right.0), (511, 521));
+}
+
+#[test]
+fn fin_wait_1_fin_without_ack_of_ours_goes_closing_then_time_wait() {
+    let mut s = Server::new(plain());
+    s.ep.close(s.conn).unwrap();
+    let fin = drain(&mut s.ep, s.now).remove(0);
+    assert!(fin.has(FIN));
+    let out = s.send(FIN | ACK, s.p, fin.seq, b"");
+    assert!(out[0].is(ACK));
+    assert_eq!(s.ep.state(s.conn), Some(Closing));
+    s.send(ACK, s.p + 1, fin.seq + 1, b"");
+    assert_eq!(s.ep.census().get(TimeWait), 1);
+}
+
+#[test]
+fn fin_wait_1_fin_ack_goes_to_time_wait_directly() {
+    let mut s = Server::new(plain());
+    s.ep.close(s.conn).unwrap();
+    let fin = drain(&mut s.ep, s.now).remove(0);
+    events(&mut s.ep);
+    s.send(FIN | ACK, s.p, fin.seq + 1, b"");
+    let evs = events(&mut s.ep);
+    assert_eq!(path_of(&evs, s.conn), vec![FinWait1, TimeWait]);
+    let cause = evs.iter().find_map(|e| match e {
+        Event::StateChanged { cause, .. } => Some(*cause),
+        _ => None,
+    });
+    assert_eq!(cause, Some(Cause::FinAndAckReceived));
+}
+
+fn server_in_time_wait(cfg: Config) -> (Server, u32) {
+    let mut s = Server::new(cfg);
+    s.ep.close(s.conn).unwrap();
+    let fin = drain(&mut s.ep, s.now).remove(0);
+    let out = s.send(FIN | ACK, s.p, fin.seq + 1, b"");
+    assert!(out[0].is(ACK));
+    assert_eq!(s.ep.census().get(TimeWait), 1);
+    (s, fin.seq + 1)
+}
+
+#[test]
+fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
+    let (mut s, our_nxt) = server_in_time_wait(plain());
+    s.advance(Duration::from_secs(50));
+    let out = s.send(FIN | ACK, s.p, our_nxt, b"");
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(ACK));
+    assert_eq!((out[0].seq, out[0].ack), (our_nxt, s.p + 1));
+    // Restarted: still there 50 s later (100 s after entry), gone 2×MSL after the restart.
+    s.advance(Duration::from_secs(50));
+    assert_eq!(s.ep.census().get(TimeWait), 1);
+    s.advance(Duration::from_secs(11));
+    assert_eq!(s.ep.census().get(TimeWait), 0);
+}
+
+#[test]
+fn time_wait_syn_with_higher_sequence_reopens_rfc6191() {
+    let (mut s, _) = server_in_time_wait(plain());
+    let out = s.send(SYN, s.p + 100_000, 0, b"");
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(SYN | ACK), "a newer SYN reaches the listener");
+    assert_eq!(s.ep.census().get(TimeWait), 0);
+    assert_eq!(s.ep.census().get(SynReceived), 1);
+}
+
+#[test]
+fn time_wait_syn_with_old_sequence_gets_ack_rfc6191() {
+    let (mut s, _) = server_in_time_wait(plain());
+    let out = s.send(SYN, s.p.wrapping_sub(5000), 0, b"");
+    assert!(out[0].is(ACK));
+    assert_eq!(s.ep.census().get(TimeWait), 1);
+}
+
+#[test]
+fn time_wait_syn_with_newer_timestamp_reopens_rfc6191() {
+    let mut ep = Endpoint::new(Config::default(), 5);
+    let me = addr(B_IP, 80);
+    let peer = addr(A_IP, 40_000);
+    let now = Instant::from_micros(1_000_000);
+    let l = ep.listen(me, 16).unwrap();
+    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 100, 0), 1000, 0).bytes());
+    let synack = drain(&mut ep, now).remove(0);
+    let ours = synack.options.timestamps.unwrap().tsval;
+    ep.handle_packet(
+        now,
+        &with_ts(seg(peer, me, ACK, 101, synack.seq + 1), 1001, ours).bytes(),
+    );
+    let c = ep.accept(l).unwrap();
+    ep.close(c).unwrap();
+    let fin = drain(&mut ep, now).remove(0);
+    ep.handle_packet(
+        now,
+        &with_ts(seg(peer, me, FIN | ACK, 101, fin.seq + 1), 1002, ours).bytes(),
+    );
+    drain(&mut ep, now);
+    assert_eq!(ep.census().get(TimeWait), 1);
+    // Same (not higher) sequence number, but a newer timestamp: accepted.
+    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 50, 0), 2000, 0).bytes());
+    let out = drain(&mut ep, now);
+    assert!(out[0].is(SYN | ACK));
+    assert_eq!(ep.census().get(TimeWait), 0);
+    // An older timestamp on a new TIME_WAIT would be refused: covered by PAWS below.
+}
+
+#[test]
+fn paws_drops_segment_with_old_timestamp_rfc7323_5() {
+    let mut ep = Endpoint::new(
+        Config {
+            delayed_ack: None,
+            ..Config::default()
+        },
+        5,
+    );
+    let me = addr(B_IP, 80);
+    let peer = addr(A_IP, 40_000);
+    let now = Instant::from_micros(1_000_000);
+    let l = ep.listen(me, 16).unwrap();
+    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 100, 0), 1000, 0).bytes());
+    let synack = drain(&mut ep, now).remove(0);
+    let y = synack.seq + 1;
+    ep.handle_packet(now, &with_ts(seg(peer, me, ACK, 101, y), 1001, 1).bytes());
+    let c = ep.accept(l).unwrap();
+    let mut d = with_ts(seg(peer, me, ACK, 101, y), 500, 1);
+    d.payload = b"stale".to_vec();
+    ep.handle_packet(now, &d.bytes());
+    let out = drain(&mut ep, now);
+    assert!(out[0].is(ACK));
+    let mut buf = [0u8; 8];
+    assert_eq!(ep.recv(c, &mut buf), Err(Error::WouldBlock));
+    assert_eq!(ep.stats().paws_rejected, 1);
+}
+
+#[test]
+fn listener_binds_over_time_wait_only_with_reuseaddr() {
+    let (mut s, _) = server_in_time_wait(plain());
+    let other = addr(B_IP, 80);
+    // The first listener was closed by Server::new? No: it is still there; close it first.
+    let lid = tcpfsm_core::ListenerId(1);
+    s.ep.close_listener(lid).unwrap();
+    let no = s.ep.listen_with(
+        other,
+        ListenOptions {
+            backlog: 8,
+            reuse_addr: false,
+        },
+    );
+    assert_eq!(no, Err(Error::AddrInUse));
+    let yes = s.ep.listen_with(
+        other,
+        ListenOptions {
+            backlog: 8,
+            reuse_addr: true,
+        },
+    );
+    assert!(yes.is_ok());
+    assert_eq!(
+        s.ep.listen(other, 8),
+        Err(Error::AddrInUse),
+        "two listeners never share"
+    );
+}
+
+/// Opens and closes (client first) `k` connections from a fresh client endpoint.
+fn churn(n: &mut Net, k: usize) -> Vec<Result<ConnId, Error>> {
+    let mut results = Vec::new();
+    for _ in 0..k {
+        let r = n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80));
+        if let Ok(c) = r {
+            n.run_for(Duration::from_millis(50));
+            n.a.close(c).unwrap();
+            n.run_for(Duration::from_millis(50));
+        }
+        results.push(r);
+        // Server side: accept and close whatever arrived.
+    }
+    results
+}
+
+fn port_range_net(tw_reuse: TwReuse, timestamps: bool) -> Net {
+    let client = Config {
+        ephemeral_ports: (50000, 50007),
+        tw_reuse,
+        timestamps,
+        ..Config::default()
+    };
+    let mut n = Net::new(
+        client,
+        Config {
+            timestamps,
+            ..Config::default()
+        },
+    );
+    let l = n.b.listen(addr(B_IP, 80), 128).unwrap();
+    // A server that closes as soon as the client does.
+    let _ = l;
+    n
+}
+
+fn serve(n: &mut Net) {
+    while let Ok(c) = n.b.accept(tcpfsm_core::ListenerId(1)) {
+        n.b.close(c).unwrap();
+    }
+}
+
+#[test]
+fn ephemeral_range_exhausted_by_time_wait_gives_addr_not_available() {
+    let mut n = port_range_net(TwReuse::Off, true);
+    let mut ok = 0;
+    let mut err = None;
+    for _ in 0..10 {
+        match n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80)) {
+            Ok(c) => {
+                ok += 1;
+                n.run_for(Duration::from_millis(50));
+                serve(&mut n);
+                n.a.close(c).unwrap();
+                n.run_for(Duration::from_secs(2));
+            }
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(ok, 8, "one connection per port of the 8-port range");
+    assert_eq!(err, Some(Error::AddrNotAvailable));
+    assert_eq!(n.a.census().get(TimeWait), 8);
+}
+
+#[test]
+fn tw_reuse_with_timestamps_takes_over_time_wait_ports() {
+    let mut n = port_range_net(TwReuse::On, true);
+    for i in 0..20 {
+        let c =
+            n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80))
+                .unwrap_or_else(|e| panic!("connect {i} failed: {e}"));
+        n.run_for(Duration::from_millis(50));
+        serve(&mut n);
+        assert_eq!(n.a.state(c), Some(Established), "connect {i}");
+        n.a.close(c).unwrap();
+        n.run_for(Duration::from_secs(2));
+    }
+    assert!(n.a.stats().tw_recycled >= 12);
+    assert!(n.ev_a.iter().any(|e| matches!(
+        e,
+        Event::StateChanged {
+            from: TimeWait,
+            to: Closed,
+            cause: Cause::TimeWaitReused,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn tw_reuse_needs_timestamps() {
+    let mut n = port_range_net(TwReuse::On, false);
+    let results = churn(&mut n, 10);
+    assert!(results.iter().filter(|r| r.is_ok()).count() == 8);
+    assert_eq!(results[8], Err(Error::AddrNotAvailable));
+}
+
+#[test]
+fn tw_reuse_loopback_only_ignores_other_addresses() {
+    let mut n = port_range_net(TwReuse::LoopbackOnly, true);
+    let results = churn(&mut n, 10);
+    assert_eq!(results[8], Err(Error::AddrNotAvailable));
+}
+
+fn flood_server(cookies: SynCookies) -> (Endpoint, SocketAddr, Instant) {
+    let cfg = Config {
+        syncookies: cookies,
+        max_syn_backlog: 8,
+        timestamps: false,
+        ..Config::default()
+    };
+    let mut ep = Endpoint::new(cfg, 11);
+    let me = addr(B_IP, 80);
+    let now = Instant::from_micros(1_000_000);
+    ep.listen(me, 128).unwrap();
+    for i in 0..50u16 {
+        let spoofed = addr("192.0.2.9", 1000 + i);
+        ep.handle_packet(now, &seg(spoofed, me, SYN, 7 + i as u32, 0).bytes());
+    }
+    drain(&mut ep, now);
+    (ep, me, now)
+}
+
+#[test]
+fn syn_queue_overflow_without_cookies_drops_syns() {
+    let (mut ep, me, now) = flood_server(SynCookies::Off);
+    assert_eq!(ep.census().get(SynReceived), 8);
+    assert_eq!(ep.stats().listen_drops, 42);
+    let real = addr(A_IP, 40_000);
+    ep.handle_packet(now, &seg(real, me, SYN, 1, 0).bytes());
+    assert!(
+        drain(&mut ep, now).is_empty(),
+        "a real client's SYN is dropped too"
+    );
+}
+
+#[test]
+fn syn_cookies_answer_when_syn_queue_overflows_and_accept_on_ack() {
+    let (mut ep, me, now) = flood_server(SynCookies::OnOverflow);
+    assert_eq!(ep.census().get(SynReceived), 8);
+    assert_eq!(ep.stats().syncookies_sent, 42);
+    let real = addr(A_IP, 40_000);
+    ep.handle_packet(now, &seg(real, me, SYN, 1, 0).bytes());
+    let synack = drain(&mut ep, now).remove(0);
+    assert!(synack.is(SYN | ACK));
+    assert_eq!(
+        ep.census().get(SynReceived),
+        8,
+        "no state kept for a cookie"
+    );
+    let mut ack = seg(real, me, ACK | PSH, 2, synack.seq + 1);
+    ack.payload = b"GET".to_vec();
+    ep.handle_packet(now, &ack.bytes());
+    assert_eq!(ep.stats().syncookies_recv, 1);
+    let c = ep.accept(tcpfsm_core::ListenerId(1)).unwrap();
+    assert_eq!(ep.state(c), Some(Established));
+    let mut buf = [0u8; 8];
+    assert_eq!(ep.recv(c, &mut buf), Ok(3));
+}
+
+#[test]
+fn forged_cookie_ack_gets_rst() {
+    let (mut ep, me, now) = flood_server(SynCookies::OnOverflow);
+    let real = addr(A_IP, 40_001);
+    ep.handle_packet(now, &seg(real, me, ACK, 2, 123_456).bytes());
+    let out = drain(&mut ep, now);
+    assert!(out[0].is(RST));
+    assert_eq!(ep.stats().syncookies_failed, 1);
+}
+
+#[test]
+fn synack_retransmits_then_half_open_is_dropped() {
+    let cfg = Config {
+        synack_retries: 2,
+        ..plain()
+    };
+    let mut ep = Endpoint::new(cfg, 1);
+    let me = addr(B_IP, 80);
+    let peer = addr(A_IP, 40_000);
+    let mut now = Instant::from_micros(1_000_000);
+    ep.listen(me, 16).unwrap();
+    ep.handle_packet(now, &seg(peer, me, SYN, 1, 0).bytes());
+    assert_eq!(drain(&mut ep, now).len(), 1);
+    let mut synacks = vec![];
+    for _ in 0..10 {
+        now = ep.poll_timeout().unwrap();
+        ep.handle_timeout(now);
+        let n = drain(&mut ep, now).len();
+        if n > 0 {
+            synacks.push(now.as_micros() / 1000);
+        }
+        if ep.census().get(SynReceived) == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        synacks,
+        vec![2000, 4000],
+        "SYN-ACK retransmitted at 1 s then 2 s later"
+    );
+    assert_eq!(ep.census().get(SynReceived), 0);
+    assert_eq!(ep.stats().attempt_fails, 1);
+}
+
+#[test]
+fn full_accept_queue_drops_the_final_ack() {
+    let mut ep = Endpoint::new(plain(), 1);
+    let me = addr(B_IP, 80);
+    let now = Instant::from_micros(1_000_000);
+    ep.listen(me, 1).unwrap();
+    for port in [40_000u16, 40_001] {
+        let peer = addr(A_IP, port);
+        ep.handle_packet(now, &seg(peer, me, SYN, 1, 0).bytes());
+        let synack = drain(&mut ep, now).pop();
+        if let Some(sa) = synack {
+            ep.handle_packet(now, &seg(peer, me, ACK, 2, sa.seq + 1).bytes());
+        }
+    }
+    assert_eq!(ep.census().get(Established), 1);
+    assert_eq!(ep.stats().listen_overflows, 1);
+}
+
+#[test]
+fn close_with_unread_data_sends_rst_like_linux() {
+    let mut s = Server::new(plain());
+    s.send(ACK | PSH, s.p, s.y, b"unread");
+    s.ep.close(s.conn).unwrap();
+    let out = drain(&mut s.ep, s.now);
+    assert!(out.iter().any(|o| o.is(RST)));
+    assert!(!out.iter().any(|o| o.has(FIN)));
+    assert_eq!(s.ep.census().get(TimeWait), 0);
+}
+
+#[test]
+fn abort_discards_unsent_data_and_sends_rst() {
+    let mut s = Server::new(Config {
+        initial_cwnd: 1,
+        ..plain()
+    });
+    s.ep.send(s.conn, &[9u8; 50_000]).unwrap();
+    let first = drain(&mut s.ep, s.now);
+    assert_eq!(first.len(), 1, "cwnd of one segment");
+    s.ep.abort(s.conn).unwrap();
+    let out = drain(&mut s.ep, s.now);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(RST));
+    assert_eq!(
+        s.ep.state(s.conn),
+        None,
+        "an aborted connection is gone at once"
+    );
+}
+
+#[test]
+fn zero_window_is_probed_rfc9293_3_8_6_1() {
+    let mut s = Server::new(plain());
+    // The peer closes its window.
+    s.send(ACK, s.p, s.y, b"");
+    let mut z = seg(s.peer, s.me, ACK, s.p, s.y);
+    z.window = 0;
+    s.ep.handle_packet(s.now, &z.bytes());
+    s.ep.send(s.conn, b"blocked").unwrap();
+    assert!(
+        drain(&mut s.ep, s.now).is_empty(),
+        "nothing goes into a zero window"
+    );
+    let probe = s.advance(Duration::from_secs(2));
+    assert_eq!(probe.len(), 1);
+    assert_eq!(probe[0].payload.len(), 1, "a one-byte probe");
+}
+
+#[test]
+fn three_duplicate_acks_trigger_fast_retransmit_rfc5681() {
+    let mut s = Server::new(plain());
+    s.ep.set_nodelay(s.conn, true).unwrap();
+    s.ep.send(s.conn, &[1u8; 1460 * 6]).unwrap();
+    let out = drain(&mut s.ep, s.now);
+    assert_eq!(out.len(), 6);
+    let before = s.ep.stats().retrans_segs;
+    let mut rtx = Vec::new();
+    for _ in 0..3 {
+        rtx.extend(s.send(ACK, s.p, s.y, b""));
+    }
+    assert_eq!(s.ep.stats().retrans_segs, before + 1);
+    assert_eq!(
+        rtx.iter()
+            .filter(|r| r.seq == s.y && r.payload.len() == 1460)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn rto_retransmits_unacked_data_with_backoff_rfc6298() {
+    let mut s = Server::new(plain());
+    s.ep.send(s.conn, b"x").unwrap();
+    assert_eq!(drain(&mut s.ep, s.now).len(), 1);
+    let t0 = s.now;
+    let mut at = Vec::new();
+    for _ in 0..3 {
+        s.now = s.ep.poll_timeout().unwrap();
+        s.ep.handle_timeout(s.now);
+        if !drain(&mut s.ep, s.now).is_empty() {
+            at.push((s.now - t0).as_millis());
+        }
+    }
+    assert_eq!(at, vec![1000, 3000, 7000]);
+}
+
+#[test]
+fn bad_checksum_is_counted_and_dropped() {
+    let mut s = Server::new(plain());
+    let mut bytes = seg(s.peer, s.me, ACK, s.p, s.y).bytes();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    s.ep.handle_packet(s.now, &bytes);
+    s.ep.handle_packet(s.now, &bytes[..10]);
+    assert_eq!(s.ep.stats().in_csum_errors, 1);
+    assert_eq!(s.ep.stats().in_errs, 2);
+    assert!(drain(&mut s.ep, s.now).is_empty());
+}
+
+#[test]
+fn ipv6_connection_works_end_to_end() {
+    let mut n = Net::default_pair();
+    let l = n.b.listen(addr("fd00::2", 443), 8).unwrap();
+    let c =
+        n.a.connect(n.now, addr("fd00::1", 0), addr("fd00::2", 443))
+            .unwrap();
+    n.run();
+    let s = n.b.accept(l).unwrap();
+    assert_eq!(
+        n.log[0].seg.options.mss,
+        Some(1440),
+        "IPv6 MSS is 20 bytes smaller"
+    );
+    n.a.send(c, b"over v6").unwrap();
+    n.run();
+    assert_eq!(Net::read_all(&mut n.b, s).0, b"over v6");
+}
+
+#[test]
+fn connect_rejects_mixed_families_and_port_zero() {
+    let mut ep = Endpoint::new(Config::default(), 1);
+    let now = Instant::ZERO;
+    assert_eq!(
+        ep.connect(now, addr(A_IP, 0), addr("fd00::2", 80)),
+        Err(Error::InvalidInput)
+    );
+    assert_eq!(
+        ep.connect(now, addr(A_IP, 0), addr(B_IP, 0)),
+        Err(Error::InvalidInput)
+    );
+}
+
+#[test]
+fn send_after_shutdown_write_is_broken_pipe() {
+    let mut s = Server::new(plain());
+    s.ep.shutdown_write(s.conn).unwrap();
+    assert_eq!(s.ep.send(s.conn, b"late"), Err(Error::BrokenPipe));
+}
+
+#[test]
+fn handles_are_invalid_after_close() {
+    let mut s = Server::new(plain());
+    s.ep.close(s.conn).unwrap();
+    assert_eq!(s.ep.send(s.conn, b"x"), Err(Error::InvalidHandle));
+    assert_eq!(s.ep.close(s.conn), Err(Error::InvalidHandle));
+}
