@@ -97,6 +97,29 @@ impl State {
         )
     }
 
+    /// Is `self → to` an edge of the RFC 9293 state graph (§3.3.2, Figure 5, with the §3.10
+    /// event-processing rules)? Besides the diagram's arrows this admits what §3.10 adds:
+    /// SYN_RECEIVED back to LISTEN (reset of a passive open), SYN_RECEIVED → CLOSE_WAIT (a FIN
+    /// with the handshake's ACK), SYN_RECEIVED → FIN_WAIT_1 (close before the ACK), and any
+    /// state to CLOSED by reset, abort or timeout.
+    pub const fn can_transition_to(self, to: State) -> bool {
+        use State::*;
+        match (self, to) {
+            (Closed, Listen | SynSent) => true,
+            (Listen, SynReceived | SynSent | Closed) => true,
+            (SynSent, SynReceived | Established | Closed) => true,
+            (SynReceived, Established | FinWait1 | CloseWait | Listen | Closed) => true,
+            (Established, FinWait1 | CloseWait | Closed) => true,
+            (FinWait1, FinWait2 | Closing | TimeWait | Closed) => true,
+            (FinWait2, TimeWait | Closed) => true,
+            (Closing, TimeWait | Closed) => true,
+            (TimeWait, Closed) => true,
+            (CloseWait, LastAck | Closed) => true,
+            (LastAck, Closed) => true,
+            _ => false,
+        }
+    }
+
     /// The number the Linux kernel uses for this state (`include/net/tcp_states.h`), as found
     /// in sock_diag replies and the `sock:inet_sock_set_state` tracepoint.
     pub const fn linux_code(self) -> u8 {
@@ -276,6 +299,21 @@ mod tests {
         assert_eq!(c.get(State::TimeWait), 2);
         assert_eq!(c.get(State::CloseWait), 0);
         assert_eq!(c.total(), 3);
+    }
+
+    #[test]
+    fn transition_graph_has_the_rfc_edges_and_no_others() {
+        use State::*;
+        let edges: usize = State::ALL
+            .iter()
+            .map(|a| State::ALL.iter().filter(|b| a.can_transition_to(**b)).count())
+            .sum();
+        assert_eq!(edges, 28);
+        assert!(FinWait1.can_transition_to(TimeWait));
+        assert!(SynReceived.can_transition_to(Listen));
+        assert!(!CloseWait.can_transition_to(TimeWait), "the passive closer never waits");
+        assert!(!TimeWait.can_transition_to(Established));
+        assert!(!Closed.can_transition_to(Established));
     }
 
     #[test]
