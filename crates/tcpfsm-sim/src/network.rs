@@ -356,6 +356,11 @@ impl Network {
 
     /// Collects a host's transmissions (onto the links) and events (into the trace).
     fn flush_host(&mut self, host: usize) {
+        // State changes first: they happened when the call or the arrival was processed, before
+        // the segments that announce them leave.
+        while let Some(ev) = self.hosts[host].ep.poll_event() {
+            self.record_event(host, ev);
+        }
         loop {
             let now = self.now;
             let mut buf = std::mem::take(&mut self.buf);

@@ -60,6 +60,9 @@ struct Runner<'s> {
     rng: ChaCha8Rng,
     repeat_blocks: u32,
     vars: Vec<(String, u32)>,
+    /// Where the record of an immediate call goes: before the state changes and segments the
+    /// call caused, so the diagram reads "close → FIN_WAIT_1 → FIN".
+    mark: Option<usize>,
 }
 
 /// The longest excerpt of sent or received text put in the trace.
@@ -88,6 +91,7 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5350_4f4f_4621),
         repeat_blocks: 0,
         vars: Vec::new(),
+        mark: None,
     };
     r.block(&script.stmts)?;
     r.drain_notices();
@@ -208,7 +212,7 @@ impl Runner<'_> {
             s.last_result = result.clone();
         }
         let t_us = self.net.now().as_micros();
-        self.net.trace_mut().events.push(TraceEvent::App(AppRec {
+        let rec = TraceEvent::App(AppRec {
             t_us,
             host,
             call: call.to_string(),
@@ -218,7 +222,19 @@ impl Runner<'_> {
             result,
             bytes,
             text,
-        }));
+        });
+        let events = &mut self.net.trace_mut().events;
+        match self.mark.take() {
+            Some(at) if at <= events.len() && events[at..].iter().all(|e| e.t_us() == t_us) => {
+                events.insert(at, rec)
+            }
+            _ => events.push(rec),
+        }
+    }
+
+    /// Marks the trace position of an immediate call about to be made.
+    fn mark(&mut self) {
+        self.mark = Some(self.net.trace().events.len());
     }
 
     /// Records what endpoints told applications since the last call.
@@ -449,11 +465,13 @@ impl Runner<'_> {
             }
             Action::Shutdown { host, sock } => {
                 let (n, c) = self.conn_of(line, sock, *host)?;
+                self.mark();
                 let r = self.call(*host, c, |ep, c| ep.shutdown_write(c));
                 self.simple_result(*host, "shutdown", &n, c, r);
             }
             Action::Close { host, sock } => {
                 let (n, s) = self.sock(line, sock, *host)?;
+                self.mark();
                 match s.kind {
                     SockKind::Listener(l) => {
                         let r = self.net.with_endpoint(*host, |ep, _| ep.close_listener(l));
@@ -467,6 +485,7 @@ impl Runner<'_> {
             }
             Action::Abort { host, sock } => {
                 let (n, c) = self.conn_of(line, sock, *host)?;
+                self.mark();
                 let r = self.call(*host, c, |ep, c| ep.abort(c));
                 self.simple_result(*host, "abort", &n, c, r);
             }
@@ -634,6 +653,7 @@ impl Runner<'_> {
             }
         };
         let local = SocketAddr::new(local_ip, from.map_or(0, |f| f.1));
+        self.mark();
         let r = self
             .net
             .with_endpoint(host, |ep, now| ep.connect(now, local, remote));
@@ -702,6 +722,7 @@ impl Runner<'_> {
         let mut sent = 0usize;
         let deadline = self.deadline(Duration::from_secs(60));
         let mut error = None;
+        self.mark();
         // A blocking send: queue what fits, let the network drain the buffer, repeat.
         while sent < data.len() {
             match self
@@ -710,6 +731,7 @@ impl Runner<'_> {
             {
                 Ok(k) if k > 0 => sent += k,
                 Ok(_) | Err(TcpError::WouldBlock) => {
+                    self.mark = None;
                     if !self.net.step(deadline) {
                         error = Some("send buffer full (timed out)".to_string());
                         break;

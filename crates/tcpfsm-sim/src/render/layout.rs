@@ -137,7 +137,8 @@ fn labels(s: &SegmentRec, base: &SeqBase, relative: bool) -> (String, String) {
 
 fn app_text(a: &crate::trace::AppRec) -> String {
     let mut t = match a.call.as_str() {
-        "closed" => format!("{}: closed: {}", a.sock, a.result),
+        "closed" if a.ok => format!("{}: connection over (closed)", a.sock),
+        "closed" => format!("{}: {}", a.sock, a.result),
         _ => format!("{} {}: {}", a.call, a.sock, a.result),
     };
     if let Some(b) = a.bytes {
@@ -218,7 +219,13 @@ fn collapse_runs(rows: Vec<Row>, lanes: &Lanes, max: usize) -> Vec<Row> {
             {
                 reps += 1;
             }
-            if reps > max.max(2) && best.map_or(true, |(bp, br)| reps * p > br * bp) {
+            // Only rows of one instant: a burst (a flood, a window of data) collapses, while
+            // retransmissions spread over time (the backoff is the point) stay visible.
+            let same_instant = rows[i..i + reps * p].iter().all(|r| r.t_us == rows[i].t_us);
+            if same_instant
+                && reps > max.max(2) + 1
+                && best.map_or(true, |(bp, br)| reps * p > br * bp)
+            {
                 best = Some((p, reps));
             }
         }
@@ -265,7 +272,7 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
         .collect();
     let outside = needs_outside.then(|| {
         names.push("(outside)".into());
-        addrs.push("spoofed / unroutable".into());
+        addrs.push("spoofed".into());
         n
     });
     let lanes = Lanes {
@@ -274,7 +281,8 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
         outside,
     };
 
-    // Hosts with several connections get a tag per state row to tell them apart.
+    // Hosts with several connections get a tag per state row to tell them apart: the local
+    // port, or the remote port when every connection shares the local one (a server).
     let mut conns_per_host: HashMap<usize, std::collections::HashSet<(u64, String)>> =
         HashMap::new();
     for s in trace.states() {
@@ -285,6 +293,23 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
                 .insert((s.id, s.conn.clone()));
         }
     }
+    let ports = |conn: &str| -> (String, String) {
+        let mut it = conn.splitn(2, '-');
+        let port = |a: Option<&str>| {
+            a.and_then(|x| x.rsplit(':').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        (port(it.next()), port(it.next()))
+    };
+    let use_remote: HashMap<usize, bool> = conns_per_host
+        .iter()
+        .map(|(h, set)| {
+            let locals: std::collections::HashSet<String> =
+                set.iter().map(|(_, c)| ports(c).0).collect();
+            (*h, locals.len() == 1)
+        })
+        .collect();
 
     let mut base = SeqBase::default();
     let mut rows = Vec::new();
@@ -374,12 +399,12 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
             TraceEvent::State(s) => {
                 let several = conns_per_host.get(&s.host).is_some_and(|c| c.len() > 1);
                 let tag = if several && !(s.from == State::Closed && s.to == State::Listen) {
-                    s.conn
-                        .split('-')
-                        .next()
-                        .and_then(|l| l.rsplit(':').next())
-                        .map(|p| format!(":{p}"))
-                        .unwrap_or_default()
+                    let (local, remote) = ports(&s.conn);
+                    if use_remote.get(&s.host).copied().unwrap_or(false) {
+                        format!(":{remote}")
+                    } else {
+                        format!(":{local}")
+                    }
                 } else {
                     String::new()
                 };
