@@ -13,3 +13,4 @@ pub mod server;
 pub mod signal;
 pub mod tpformat;
 pub mod trace;
+pub mod watch;

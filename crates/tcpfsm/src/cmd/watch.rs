@@ -1,8 +1,119 @@
+//! `tcpfsm watch`: a live terminal view of this host's TCP — the state diagram with counts,
+//! counts over time, the processes holding CLOSE_WAIT sockets, and the diagnosis alerts.
+
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tcpfsm_host::{Sampler, SnapshotOptions};
+use tcpfsm_live::watch::{render_text, View};
+use tcpfsm_observe::{diagnose, Snapshot, Thresholds};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Time between samples (e.g. 1s, 500ms)
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Print one frame to stdout and exit (no terminal needed)
+    #[arg(long, conflicts_with = "frames")]
+    pub once: bool,
+    /// Print this many frames to stdout, one interval apart, and exit (no terminal needed)
+    #[arg(long)]
+    pub frames: Option<u32>,
+    /// Width of printed frames
+    #[arg(long, default_value_t = 120)]
+    pub width: u16,
+    /// Height of printed frames
+    #[arg(long, default_value_t = 40)]
+    pub height: u16,
+    /// Diagnosis thresholds (TOML; keys as in `tcpfsm diagnose`)
+    #[arg(long)]
+    pub thresholds: Option<std::path::PathBuf>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'watch' is not built yet")
+/// Snapshots kept for the diagnosis (growth needs a series).
+const DIAG_SAMPLES: usize = 10;
+
+struct Source {
+    sampler: Sampler,
+    samples: Vec<Snapshot>,
+    thresholds: Thresholds,
+    view: View,
+    interval: Duration,
+}
+
+impl Source {
+    fn tick(&mut self) {
+        self.view.clock = clock();
+        match self.sampler.sample() {
+            Ok(s) => {
+                self.samples.push(s);
+                if self.samples.len() > DIAG_SAMPLES {
+                    self.samples.remove(0);
+                }
+                let verdicts = diagnose(&self.samples, &self.thresholds);
+                let last = self.samples.last().expect("just pushed");
+                self.view.push(last, verdicts);
+            }
+            Err(e) => self.view.error = Some(e.to_string()),
+        }
+        self.view.interval_text = humantime::format_duration(self.interval).to_string();
+    }
+}
+
+fn clock() -> String {
+    let s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !args.interval.is_zero(),
+        "--interval must be more than zero"
+    );
+    let thresholds = match &args.thresholds {
+        Some(p) => Thresholds::load(p)?,
+        None => Thresholds::default(),
+    };
+    let mut src = Source {
+        sampler: Sampler::new(SnapshotOptions::default())?,
+        samples: Vec::new(),
+        thresholds,
+        view: View {
+            host: tcpfsm_live::trace::hostname(),
+            ..View::default()
+        },
+        interval: args.interval,
+    };
+    let frames = if args.once { Some(1) } else { args.frames };
+    if let Some(n) = frames {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for i in 0..n {
+            if i > 0 {
+                std::thread::sleep(args.interval);
+            }
+            src.tick();
+            out.write_all(render_text(&src.view, args.width, args.height).as_bytes())?;
+            if i + 1 < n {
+                // A form feed between frames, as pagers and `less` understand.
+                out.write_all(b"\x0c\n")?;
+            }
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    interactive(&mut src)
+}
+
+fn interactive(src: &mut Source) -> anyhow::Result<ExitCode> {
+    let interval = src.interval;
+    tcpfsm_live::watch::run_terminal(interval, |view| {
+        src.tick();
+        *view = src.view.clone();
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
