@@ -106,6 +106,42 @@ impl fmt::Display for Flags {
     }
 }
 
+/// The flag name was not one of FIN, SYN, RST, PSH, ACK, URG, ECE, CWR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseFlagsError(pub String);
+
+impl fmt::Display for ParseFlagsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown TCP flag {:?}", self.0)
+    }
+}
+
+impl std::error::Error for ParseFlagsError {}
+
+/// Parses the [`Display`](fmt::Display) form back: names joined by `,`
+/// (any order, case-insensitive, `|` and `+` also accepted), or `none`.
+impl core::str::FromStr for Flags {
+    type Err = ParseFlagsError;
+
+    fn from_str(s: &str) -> Result<Flags, ParseFlagsError> {
+        let s = s.trim();
+        if s.is_empty() || s.eq_ignore_ascii_case("none") {
+            return Ok(Flags::empty());
+        }
+        let mut out = Flags::empty();
+        for part in s.split([',', '|', '+']) {
+            let part = part.trim();
+            let bit = NAMES
+                .iter()
+                .find(|(_, n)| n.eq_ignore_ascii_case(part))
+                .map(|(b, _)| *b)
+                .ok_or_else(|| ParseFlagsError(part.to_string()))?;
+            out.insert(bit);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +154,15 @@ mod tests {
             "FIN,PSH,ACK"
         );
         assert_eq!(Flags(0xff).to_string(), "FIN,SYN,RST,PSH,ACK,URG,ECE,CWR");
+    }
+
+    #[test]
+    fn from_str_inverts_display_for_every_combination() {
+        for b in 0..=255u8 {
+            assert_eq!(Flags(b).to_string().parse::<Flags>(), Ok(Flags(b)));
+        }
+        assert_eq!("ack|syn".parse::<Flags>(), Ok(Flags::SYN | Flags::ACK));
+        assert!("SYN,BOGUS".parse::<Flags>().is_err());
     }
 
     #[test]

@@ -48,7 +48,7 @@ mod seq;
 mod tcp;
 
 pub use error::Error;
-pub use flags::Flags;
+pub use flags::{Flags, ParseFlagsError};
 pub use ip::{
     datagram_len, emit_ip_tcp, emit_ip_tcp_into, ip_header_len, parse_ip_tcp, IpTcp, Ipv4Packet,
     Ipv6Packet, DEFAULT_TTL, IPV4_HEADER_LEN, IPV6_HEADER_LEN,

@@ -660,10 +660,94 @@ impl<'a> TcpRepr<'a> {
     }
 }
 
+/// tcpdump-like one-line summary, e.g.
+/// `40000 > 80 SYN seq=1000 win=65535 len=0 <mss 1460,sackOK,TS 1/0,ws 7>`.
+/// `ack=` is shown only when the ACK bit is set (RFC 9293 §3.1: the field is
+/// meaningful only then).
+impl core::fmt::Display for TcpRepr<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} > {} {} seq={}",
+            self.src_port, self.dst_port, self.flags, self.seq
+        )?;
+        if self.flags.contains(Flags::ACK) {
+            write!(f, " ack={}", self.ack)?;
+        }
+        write!(f, " win={} len={}", self.window, self.payload.len())?;
+        if self.flags.contains(Flags::URG) {
+            write!(f, " urg={}", self.urgent)?;
+        }
+        let o = &self.options;
+        if *o != TcpOptions::default() {
+            let mut sep = " <";
+            if let Some(m) = o.mss {
+                write!(f, "{sep}mss {m}")?;
+                sep = ",";
+            }
+            if o.sack_permitted {
+                write!(f, "{sep}sackOK")?;
+                sep = ",";
+            }
+            if let Some(ts) = o.timestamps {
+                write!(f, "{sep}TS {}/{}", ts.tsval, ts.tsecr)?;
+                sep = ",";
+            }
+            if let Some(ws) = o.window_scale {
+                write!(f, "{sep}ws {ws}")?;
+                sep = ",";
+            }
+            for b in o.sack_blocks() {
+                write!(f, "{sep}sack {}-{}", b.left, b.right)?;
+                sep = ",";
+            }
+            f.write_str(">")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn display_summarises_like_tcpdump() {
+        let r = TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            seq: SeqNum(1000),
+            ack: SeqNum(77),
+            flags: Flags::SYN,
+            window: 65535,
+            options: TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
+                ..TcpOptions::default()
+            },
+            ..TcpRepr::default()
+        };
+        assert_eq!(
+            r.to_string(),
+            "40000 > 80 SYN seq=1000 win=65535 len=0 <mss 1460,sackOK,TS 1/0,ws 7>"
+        );
+        let a = TcpRepr {
+            flags: Flags::ACK | Flags::FIN,
+            payload: b"xy",
+            ..r.clone()
+        };
+        let a = TcpRepr {
+            options: TcpOptions::default(),
+            ..a
+        };
+        assert_eq!(
+            a.to_string(),
+            "40000 > 80 FIN,ACK seq=1000 ack=77 win=65535 len=2"
+        );
+    }
 
     #[test]
     fn view_setters_and_getters_agree() {
