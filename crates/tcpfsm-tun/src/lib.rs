@@ -1,1 +1,38 @@
-//! tcpfsm-tun (being built).
+//! Our sans-IO TCP ([`tcpfsm_core`]) on a real wire: a Linux TUN device.
+//!
+//! ```text
+//!  application threads            driver thread
+//!  TcpStream / TcpListener   ──┐   poll(TUN fd, eventfd; timeout = next TCP deadline)
+//!  AsyncTcpStream (tokio)    ──┼─▶ Mutex<Endpoint> ◀── datagrams read from the TUN
+//!                              └── datagrams the endpoint emits ──▶ written to the TUN
+//! ```
+//!
+//! The kernel sits on the other side of the TUN: the device gets the kernel's addresses
+//! (10.77.0.1/24 and fd77::1/64 by default) and our stack answers for addresses inside those
+//! prefixes (10.77.0.2 and fd77::2), which the kernel therefore routes into the TUN. The
+//! device is configured with iproute2's `ip` command (MTU, addresses with `nodad`, link up).
+//!
+//! Blocking sockets mirror `std::net`; with the `tokio` feature, [`AsyncTcpStream`] and
+//! [`AsyncTcpListener`] implement `AsyncRead`/`AsyncWrite`. A [`PacketFilter`] on the stack
+//! sees every TCP datagram crossing the TUN and may drop it, for loss tests.
+
+mod device;
+pub mod netns;
+mod socket;
+mod stack;
+
+#[cfg(feature = "tokio")]
+mod async_io;
+
+#[cfg(feature = "tokio")]
+pub use async_io::{AsyncTcpListener, AsyncTcpStream};
+pub use device::{TunAddrs, TunDevice};
+pub use socket::{TcpListener, TcpStream};
+pub use stack::{Direction, DriverStats, Packet, PacketFilter, Stack, StackConfig, Verdict};
+pub use tcpfsm_core::{self as core, Config, ListenOptions, State};
+
+/// Whether this process can create TUN devices and namespaces (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

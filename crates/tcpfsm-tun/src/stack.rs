@@ -1,0 +1,687 @@
+//! The driver: one thread owns the TUN device's input side and the endpoint's timers.
+//!
+//! The [`tcpfsm_core::Endpoint`] lives behind one mutex. The driver thread sleeps in `poll(2)`
+//! on the TUN descriptor and an eventfd, with the endpoint's next deadline as the timeout. On
+//! each wakeup it reads every queued datagram (without the lock, into a reused arena), then,
+//! under the lock, feeds them all to the endpoint, fires due timers, writes every datagram
+//! the endpoint wants to send, and hands the endpoint's events to the sockets waiting for
+//! them (condition variables for blocking sockets, wakers for async ones).
+//!
+//! Application threads call the endpoint directly under the same lock and write whatever
+//! their call queued (a data segment after `send`, a window update after `recv`) themselves,
+//! so a send costs no thread switch. If their call armed a timer earlier than the one the
+//! driver sleeps towards, they kick the eventfd.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+use std::thread::JoinHandle;
+
+use tcpfsm_core::{
+    Census, CloseReason, Config, ConnId, ConnInfo, Endpoint, Event, Instant, ListenerId, State,
+    Stats,
+};
+use tcpfsm_wire::{parse_ip_tcp, IpTcp};
+
+use crate::device::{TunAddrs, TunDevice};
+
+/// Datagrams read from the TUN per wakeup before the endpoint's output is written.
+const BATCH: usize = 64;
+
+/// Which way a datagram crosses the TUN device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the kernel to our stack (read from the TUN).
+    Inbound,
+    /// From our stack to the kernel (written to the TUN).
+    Outbound,
+}
+
+/// What a [`PacketFilter`] decides for one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// Lose it, as a lossy link would.
+    Drop,
+}
+
+/// One TCP datagram offered to the packet filter.
+#[derive(Debug)]
+pub struct Packet<'a> {
+    pub direction: Direction,
+    /// The whole IP datagram, e.g. to keep a copy and [`Stack::inject`] it later (a delay).
+    pub datagram: &'a [u8],
+    pub segment: IpTcp<'a>,
+}
+
+/// Decides the fate of every TCP datagram crossing the TUN (for loss tests). It runs on the
+/// driver or an application thread with the stack's lock held, so it must not call the stack.
+pub type PacketFilter = Box<dyn FnMut(&Packet<'_>) -> Verdict + Send>;
+
+type Observer = Box<dyn FnMut(&Event) + Send>;
+
+/// Counters of the driver itself (the endpoint's TCP counters are in [`Stack::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    /// Dropped by the packet filter.
+    pub rx_filtered: u64,
+    pub tx_filtered: u64,
+    /// Not TCP (e.g. IPv6 router solicitations from the kernel): ignored.
+    pub rx_ignored: u64,
+    /// Writes the TUN refused; the segment counts as lost and TCP recovers it.
+    pub tx_errors: u64,
+    pub wakeups: u64,
+}
+
+/// How to build a [`Stack`].
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Interface name; empty lets the kernel choose (`tunN`).
+    pub tun_name: String,
+    /// Link MTU. Our MSS follows it: `mtu - 40` for IPv4 (the core takes 20 more off for IPv6).
+    pub mtu: u32,
+    pub addrs: TunAddrs,
+    /// Create and configure the device inside this named network namespace (`ip netns`).
+    pub netns: Option<String>,
+    pub tcp: Config,
+    /// Seed for ISNs, ports and timestamps offsets; random when `None`.
+    pub seed: Option<u64>,
+}
+
+impl Default for StackConfig {
+    fn default() -> StackConfig {
+        StackConfig {
+            tun_name: String::new(),
+            mtu: 1500,
+            addrs: TunAddrs::default(),
+            netns: None,
+            tcp: Config::default(),
+            seed: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    Conn(ConnId),
+    Listener(ListenerId),
+}
+
+/// Who waits on one connection or listener.
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub(crate) cv: Arc<Condvar>,
+    pub(crate) read_waker: Option<Waker>,
+    pub(crate) write_waker: Option<Waker>,
+    pub(crate) closed: Option<CloseReason>,
+    /// The handshake completed once (connect succeeded even if a reset follows at once).
+    pub(crate) established: bool,
+}
+
+impl Slot {
+    fn wake(&mut self, read: bool, write: bool) {
+        self.cv.notify_all();
+        if read {
+            if let Some(w) = self.read_waker.take() {
+                w.wake();
+            }
+        }
+        if write {
+            if let Some(w) = self.write_waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) ep: Endpoint,
+    pub(crate) slots: HashMap<Key, Slot>,
+    filter: Option<PacketFilter>,
+    observers: Vec<Observer>,
+    tx_buf: Vec<u8>,
+    /// The deadline the driver sleeps towards (`None`: no timer).
+    driver_deadline: Option<Instant>,
+    pub(crate) stopped: bool,
+    stats: DriverStats,
+}
+
+impl Inner {
+    /// Hands one datagram read from the TUN to the endpoint.
+    fn input(&mut self, now: Instant, pkt: &[u8]) {
+        if !is_tcp(pkt) {
+            self.stats.rx_ignored += 1;
+            return;
+        }
+        self.stats.rx_packets += 1;
+        if let Some(f) = self.filter.as_mut() {
+            if let Ok(segment) = parse_ip_tcp(pkt) {
+                let p = Packet {
+                    direction: Direction::Inbound,
+                    datagram: pkt,
+                    segment,
+                };
+                if f(&p) == Verdict::Drop {
+                    self.stats.rx_filtered += 1;
+                    return;
+                }
+            }
+        }
+        self.ep.handle_packet(now, pkt);
+    }
+
+    /// Writes everything the endpoint wants to send, then dispatches its events.
+    fn pump(&mut self, now: Instant, dev: &TunDevice) {
+        while let Some(tx) = self.ep.poll_transmit(now, &mut self.tx_buf) {
+            let pkt = &self.tx_buf[..tx.len];
+            if let Some(f) = self.filter.as_mut() {
+                if let Ok(segment) = parse_ip_tcp(pkt) {
+                    let p = Packet {
+                        direction: Direction::Outbound,
+                        datagram: pkt,
+                        segment,
+                    };
+                    if f(&p) == Verdict::Drop {
+                        self.stats.tx_filtered += 1;
+                        continue;
+                    }
+                }
+            }
+            match dev.send(pkt) {
+                Ok(_) => self.stats.tx_packets += 1,
+                Err(_) => self.stats.tx_errors += 1,
+            }
+        }
+        while let Some(ev) = self.ep.poll_event() {
+            for o in &mut self.observers {
+                o(&ev);
+            }
+            match ev {
+                Event::StateChanged { conn, to, .. } => {
+                    if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
+                        if to == State::Established {
+                            s.established = true;
+                        }
+                        s.wake(true, true);
+                    }
+                }
+                Event::Acceptable { listener, .. } => {
+                    if let Some(s) = self.slots.get_mut(&Key::Listener(listener)) {
+                        s.wake(true, false);
+                    }
+                }
+                Event::Readable { conn } => {
+                    if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
+                        s.wake(true, false);
+                    }
+                }
+                Event::Writable { conn } => {
+                    if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
+                        s.wake(false, true);
+                    }
+                }
+                Event::Closed { conn, reason } => {
+                    if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
+                        s.closed = Some(reason);
+                        s.wake(true, true);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Only TCP reaches the endpoint; the kernel also sends e.g. IPv6 router solicitations.
+fn is_tcp(pkt: &[u8]) -> bool {
+    match pkt.first().map(|b| b >> 4) {
+        Some(4) => pkt.len() >= 20 && pkt[9] == libc::IPPROTO_TCP as u8,
+        Some(6) => pkt.len() >= 40 && pkt[6] == libc::IPPROTO_TCP as u8,
+        _ => false,
+    }
+}
+
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    /// Notified on every state change, for [`Stack::wait_until`].
+    any_change: Condvar,
+    dev: TunDevice,
+    wake: OwnedFd,
+    base: std::time::Instant,
+    pub(crate) addrs: TunAddrs,
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_micros(self.base.elapsed().as_micros() as u64)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere (e.g. in a packet filter) must not wedge every socket.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn kick(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd.
+        unsafe {
+            libc::write(
+                self.wake.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+
+    /// Prepares an application call: brings the endpoint's clock up to now (firing any timer
+    /// already due), so the call sees the present.
+    pub(crate) fn begin(&self, g: &mut Inner) -> io::Result<Instant> {
+        if g.stopped {
+            return Err(stopped());
+        }
+        let now = self.now();
+        g.ep.handle_timeout(now);
+        Ok(now)
+    }
+
+    /// Finishes an application call: sends what it queued, wakes whoever it concerns, and
+    /// wakes the driver if a timer is now due earlier than the one it sleeps towards.
+    pub(crate) fn finish(&self, g: &mut Inner, now: Instant) {
+        g.pump(now, &self.dev);
+        if let Some(t) = g.ep.poll_timeout() {
+            if g.driver_deadline.is_none_or(|d| t < d) {
+                g.driver_deadline = Some(t);
+                self.kick();
+            }
+        }
+        self.any_change.notify_all();
+    }
+
+    /// Runs `op` until it yields a result, sleeping on `key`'s condition variable in between.
+    /// `None` when `deadline` passed first.
+    pub(crate) fn block_on<T>(
+        &self,
+        key: Key,
+        deadline: Option<std::time::Instant>,
+        mut op: impl FnMut(&mut Inner, Instant) -> Option<io::Result<T>>,
+    ) -> Option<io::Result<T>> {
+        let mut g = self.lock();
+        loop {
+            let now = match self.begin(&mut g) {
+                Ok(n) => n,
+                Err(e) => return Some(Err(e)),
+            };
+            let r = op(&mut g, now);
+            self.finish(&mut g, now);
+            if let Some(r) = r {
+                return Some(r);
+            }
+            let cv = g.slots.entry(key).or_default().cv.clone();
+            match deadline {
+                None => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    g = cv
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// The async counterpart of [`Shared::block_on`]: one attempt, registering `waker` (as a
+    /// reader or a writer) when it must wait.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_op<T>(
+        &self,
+        key: Key,
+        waker: &Waker,
+        as_reader: bool,
+        op: impl FnOnce(&mut Inner, Instant) -> Option<io::Result<T>>,
+    ) -> std::task::Poll<io::Result<T>> {
+        let mut g = self.lock();
+        let now = match self.begin(&mut g) {
+            Ok(n) => n,
+            Err(e) => return std::task::Poll::Ready(Err(e)),
+        };
+        let r = op(&mut g, now);
+        self.finish(&mut g, now);
+        match r {
+            Some(r) => std::task::Poll::Ready(r),
+            None => {
+                let slot = g.slots.entry(key).or_default();
+                let w = if as_reader {
+                    &mut slot.read_waker
+                } else {
+                    &mut slot.write_waker
+                };
+                match w {
+                    Some(old) if old.will_wake(waker) => {}
+                    _ => *w = Some(waker.clone()),
+                }
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    /// Releases a handle's slot (the connection itself is closed by the caller).
+    pub(crate) fn forget(&self, g: &mut Inner, key: Key) {
+        g.slots.remove(&key);
+    }
+}
+
+pub(crate) fn stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the tcpfsm stack was stopped")
+}
+
+/// Our TCP running over a TUN device, with its driver thread. Sockets are made from it with
+/// [`crate::TcpListener::bind`] and [`crate::TcpStream::connect`]. Dropping it stops the
+/// driver; connections still open are then abandoned without FIN or RST.
+pub struct Stack {
+    pub(crate) shared: Arc<Shared>,
+    driver: Option<JoinHandle<()>>,
+    mtu: u32,
+}
+
+impl Stack {
+    /// Opens and configures the TUN device (inside `cfg.netns` if set) and starts the driver.
+    pub fn new(cfg: StackConfig) -> io::Result<Stack> {
+        if !(576..=65535).contains(&cfg.mtu) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("MTU {} out of range 576..=65535", cfg.mtu),
+            ));
+        }
+        let open = || -> io::Result<TunDevice> {
+            let dev = TunDevice::open(&cfg.tun_name)?;
+            dev.configure(cfg.mtu, &cfg.addrs)?;
+            Ok(dev)
+        };
+        let dev = match &cfg.netns {
+            Some(ns) => crate::netns::run_in(ns, open)??,
+            None => open()?,
+        };
+        let mut tcp = cfg.tcp;
+        tcp.mss = (cfg.mtu - 40).min(u16::MAX as u32) as u16;
+        let seed = cfg.seed.unwrap_or_else(|| {
+            let mut h = RandomState::new().build_hasher();
+            h.write_u64(std::process::id() as u64);
+            h.finish()
+        });
+        Stack::with_device(dev, cfg.mtu, cfg.addrs, tcp, seed)
+    }
+
+    /// Starts the driver on an already configured device. `addrs` tells which addresses are
+    /// ours (`stack_*`) and the kernel's (`host_*`).
+    pub fn with_device(
+        dev: TunDevice,
+        mtu: u32,
+        addrs: TunAddrs,
+        tcp: Config,
+        seed: u64,
+    ) -> io::Result<Stack> {
+        // SAFETY: plain syscall; the descriptor is checked before use.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        let wake = unsafe { OwnedFd::from_raw_fd(efd) };
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                ep: Endpoint::new(tcp, seed),
+                slots: HashMap::new(),
+                filter: None,
+                observers: Vec::new(),
+                tx_buf: Vec::with_capacity(mtu as usize + 64),
+                driver_deadline: None,
+                stopped: false,
+                stats: DriverStats::default(),
+            }),
+            any_change: Condvar::new(),
+            dev,
+            wake,
+            base: std::time::Instant::now(),
+            addrs,
+        });
+        let s2 = shared.clone();
+        let driver = std::thread::Builder::new()
+            .name("tcpfsm-tun-driver".into())
+            .spawn(move || drive(s2, mtu))?;
+        Ok(Stack {
+            shared,
+            driver: Some(driver),
+            mtu,
+        })
+    }
+
+    pub fn device_name(&self) -> &str {
+        self.shared.dev.name()
+    }
+
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    pub fn addrs(&self) -> &TunAddrs {
+        &self.shared.addrs
+    }
+
+    /// Our address of the given family, if the stack has one.
+    pub fn local_ip(&self, v6: bool) -> Option<IpAddr> {
+        local_ip(&self.shared.addrs, v6)
+    }
+
+    /// The kernel's address on the TUN link, of the given family.
+    pub fn host_ip(&self, v6: bool) -> Option<IpAddr> {
+        let a = &self.shared.addrs;
+        if v6 {
+            a.host_v6.map(IpAddr::V6)
+        } else {
+            a.host_v4.map(IpAddr::V4)
+        }
+    }
+
+    /// Installs (replacing any previous) the filter every TCP datagram crossing the TUN goes
+    /// through.
+    pub fn set_packet_filter(&self, f: impl FnMut(&Packet<'_>) -> Verdict + Send + 'static) {
+        self.shared.lock().filter = Some(Box::new(f));
+    }
+
+    pub fn clear_packet_filter(&self) {
+        self.shared.lock().filter = None;
+    }
+
+    /// Calls `f` with every event of the endpoint (state changes of every connection
+    /// included), as it happens. `f` runs with the stack's lock held: it must not call the
+    /// stack (send to a channel instead).
+    pub fn subscribe(&self, f: impl FnMut(&Event) + Send + 'static) {
+        self.shared.lock().observers.push(Box::new(f));
+    }
+
+    /// Hands a datagram to the endpoint as if it had been read from the TUN (bypassing the
+    /// filter): with a filter that keeps a copy of what it drops, this delays a segment.
+    pub fn inject(&self, datagram: &[u8]) -> io::Result<()> {
+        let sh = &self.shared;
+        let mut g = sh.lock();
+        let now = sh.begin(&mut g)?;
+        g.ep.handle_packet(now, datagram);
+        sh.finish(&mut g, now);
+        Ok(())
+    }
+
+    pub fn census(&self) -> Census {
+        self.shared.lock().ep.census()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().ep.stats().clone()
+    }
+
+    pub fn driver_stats(&self) -> DriverStats {
+        self.shared.lock().stats
+    }
+
+    /// Every connection the endpoint knows (TIME_WAIT records and half-open ones included).
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        self.shared.lock().ep.connections()
+    }
+
+    /// Waits until `pred` holds for the endpoint (re-checked after every change), at most
+    /// `timeout`. Returns whether it held.
+    pub fn wait_until(
+        &self,
+        timeout: std::time::Duration,
+        mut pred: impl FnMut(&Endpoint) -> bool,
+    ) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut g = self.shared.lock();
+        loop {
+            if pred(&g.ep) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || g.stopped {
+                return false;
+            }
+            // The driver notifies after each wakeup; a short cap also covers time-only changes.
+            let step = left.min(std::time::Duration::from_millis(50));
+            g = self
+                .shared
+                .any_change
+                .wait_timeout(g, step)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Stops the driver now (also done on drop).
+    pub fn stop(&mut self) {
+        {
+            let mut g = self.shared.lock();
+            g.stopped = true;
+            for s in g.slots.values_mut() {
+                s.wake(true, true);
+            }
+        }
+        self.shared.any_change.notify_all();
+        self.shared.kick();
+        if let Some(h) = self.driver.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub(crate) fn local_ip(a: &TunAddrs, v6: bool) -> Option<IpAddr> {
+    if v6 {
+        a.stack_v6.map(IpAddr::V6)
+    } else {
+        a.stack_v4.map(IpAddr::V4)
+    }
+}
+
+/// The driver thread's loop.
+fn drive(shared: Arc<Shared>, mtu: u32) {
+    // TUN reads truncate datagrams longer than the buffer; the kernel never sends more than
+    // the MTU on a TUN without offloads.
+    let slot = mtu as usize + 64;
+    let mut arena = vec![0u8; BATCH * slot];
+    let mut lens = [0usize; BATCH];
+    let mut n = 0usize;
+    let tun_fd = shared.dev.as_raw_fd();
+    let wake_fd = shared.wake.as_raw_fd();
+    loop {
+        let timeout_ms = {
+            let mut g = shared.lock();
+            if g.stopped {
+                return;
+            }
+            let now = shared.now();
+            for (i, &len) in lens.iter().enumerate().take(n) {
+                g.input(now, &arena[i * slot..i * slot + len]);
+            }
+            g.ep.handle_timeout(now);
+            g.pump(now, &shared.dev);
+            g.stats.wakeups += 1;
+            let t = g.ep.poll_timeout();
+            g.driver_deadline = t;
+            shared.any_change.notify_all();
+            if n == BATCH {
+                0 // more may be queued: read again before sleeping
+            } else {
+                match t {
+                    None => -1,
+                    // Due timers were just handled: a deadline not in the future is stale.
+                    Some(t) if t <= now => 1,
+                    Some(t) => (t - now).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+                }
+            }
+        };
+        n = 0;
+        let mut fds = [
+            libc::pollfd {
+                fd: tun_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfd entries.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("tcpfsm-tun: poll failed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            continue;
+        }
+        if fds[1].revents & libc::POLLIN != 0 {
+            let mut v: u64 = 0;
+            // SAFETY: reads 8 bytes into a live u64.
+            unsafe {
+                libc::read(
+                    wake_fd,
+                    (&mut v as *mut u64).cast(),
+                    std::mem::size_of::<u64>(),
+                )
+            };
+        }
+        if fds[0].revents & (libc::POLLIN | libc::POLLERR) != 0 {
+            while n < BATCH {
+                match shared.dev.recv(&mut arena[n * slot..(n + 1) * slot]) {
+                    Ok(len) => {
+                        lens[n] = len;
+                        n += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        eprintln!("tcpfsm-tun: reading the TUN failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
