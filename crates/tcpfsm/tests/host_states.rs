@@ -1,0 +1,287 @@
+//! `tcpfsm states` and `tcpfsm diagnose` (the built binary) against real kernel sockets in a
+//! private network namespace (needs root).
+
+#[path = "../../tcpfsm-host/tests/support/mod.rs"]
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::*;
+
+const N: usize = 6;
+const M: usize = 5;
+const K: usize = 4;
+const OVF: usize = 5;
+
+#[test]
+#[ignore = "helper process for the netns tests, started by them"]
+fn holder_process() {
+    holder_main();
+}
+
+fn tcpfsm(ns: &Netns, args: &[&str]) -> std::process::Output {
+    run_bounded(
+        ns.command(env!("CARGO_BIN_EXE_tcpfsm"), args),
+        Duration::from_secs(30),
+    )
+}
+
+fn json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): stdout {:?} stderr {:?}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+const ALL_NAMES: [&str; 11] = [
+    "CLOSED",
+    "LISTEN",
+    "SYN_SENT",
+    "SYN_RECEIVED",
+    "ESTABLISHED",
+    "FIN_WAIT_1",
+    "FIN_WAIT_2",
+    "CLOSING",
+    "TIME_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+];
+
+#[test]
+fn states_json_gives_exact_counts_and_agrees_with_ss() {
+    let Some(ns) = Netns::new("states_json_gives_exact_counts_and_agrees_with_ss") else {
+        return;
+    };
+    let holder = spawn_holder(&ns, "holder_process");
+    let port = holder.port;
+    let _scene = ns.run(move || build_scene(N, M, K, port, OVF));
+    let e = expected(N as u64, M as u64, K as u64, OVF as u64, true);
+    let want = [
+        ("LISTEN", e.listen, "listening"),
+        ("ESTABLISHED", e.established, "established"),
+        ("CLOSE_WAIT", e.close_wait, "close-wait"),
+        ("FIN_WAIT_2", e.fin_wait2, "fin-wait-2"),
+        ("TIME_WAIT", e.time_wait, "time-wait"),
+        ("SYN_SENT", e.syn_sent, "syn-sent"),
+    ];
+    let mut last = Value::Null;
+    let settled = wait_until(Duration::from_secs(10), || {
+        let out = tcpfsm(&ns, &["states", "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        last = json(&out);
+        want.iter().all(|(k, n, _)| last["states"][k] == *n)
+    });
+    assert!(settled, "counts never matched: {last}");
+    let states = last["states"].as_object().unwrap();
+    assert_eq!(states.len(), 11, "all eleven states, zeros included");
+    for name in ALL_NAMES {
+        let expect = want.iter().find(|w| w.0 == name).map_or(0, |w| w.1);
+        assert_eq!(states[name], expect, "{name}");
+    }
+    assert_eq!(last["total"], want.iter().map(|w| w.1).sum::<u64>());
+    for (name, _, ss) in want {
+        assert_eq!(states[name], ns.ss_count(ss), "{name} vs ss state {ss}");
+    }
+}
+
+#[test]
+fn states_filters_list_sockets_with_owning_process() {
+    let Some(ns) = Netns::new("states_filters_list_sockets_with_owning_process") else {
+        return;
+    };
+    let holder = spawn_holder(&ns, "holder_process");
+    let port = holder.port;
+    let _scene = ns.run(move || build_scene(2, M, 2, port, 0));
+    wait_half_closed_settled(&ns, M as u64);
+
+    // --state close-wait: exactly the holder's sockets, each attributed to it.
+    let out = tcpfsm(&ns, &["states", "--state", "close-wait", "--json"]);
+    let v = json(&out);
+    let socks = v["sockets"].as_array().unwrap();
+    assert_eq!(socks.len(), M);
+    for s in socks {
+        assert_eq!(s["state"], "CLOSE_WAIT");
+        assert_eq!(s["local"], format!("127.0.0.1:{port}"));
+        let procs = s["processes"].as_array().unwrap();
+        assert!(
+            procs
+                .iter()
+                .any(|p| p["pid"] == holder.pid() && p["comm"] == holder.comm()),
+            "{s}"
+        );
+    }
+
+    // Comma lists and ss spellings; TIME_WAIT is reported as ownerless, not silently dropped.
+    let v = json(&tcpfsm(
+        &ns,
+        &["states", "-s", "time-wait,close-wait", "--json"],
+    ));
+    assert_eq!(v["total"], (M + 2) as u64);
+    let tw: Vec<&Value> = v["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "TIME_WAIT")
+        .collect();
+    assert_eq!(tw.len(), 2);
+    assert!(tw.iter().all(|s| s["unattributed"] == "no_owner"));
+
+    // --port: the holder's listener, its CLOSE_WAITs and our FIN_WAIT_2s.
+    let v = json(&tcpfsm(
+        &ns,
+        &["states", "--port", &port.to_string(), "--json"],
+    ));
+    assert_eq!(v["states"]["LISTEN"], 1);
+    assert_eq!(v["states"]["CLOSE_WAIT"], M as u64);
+    assert_eq!(v["states"]["FIN_WAIT_2"], M as u64);
+    assert_eq!(v["total"], (2 * M + 1) as u64);
+
+    // --process by name and by pid: the holder's listener and CLOSE_WAIT sockets only.
+    assert_eq!(holder.comm(), HOLDER_COMM);
+    for sel in [holder.comm(), holder.pid().to_string()] {
+        let v = json(&tcpfsm(&ns, &["states", "--process", &sel, "--json"]));
+        assert_eq!(v["states"]["LISTEN"], 1, "{sel}: {v}");
+        assert_eq!(v["states"]["CLOSE_WAIT"], M as u64, "{sel}: {v}");
+        assert_eq!(v["total"], (M + 1) as u64, "{sel}: {v}");
+    }
+
+    // Text listing looks like ss -tanp: state, queues, addresses, command[pid].
+    let out = tcpfsm(&ns, &["states", "--state", "close-wait"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let owner = format!("{}[{}]", holder.comm(), holder.pid());
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("CLOSE_WAIT") && l.contains(&owner))
+            .count(),
+        M,
+        "{text}"
+    );
+
+    // --by process groups the holder's sockets together.
+    let v = json(&tcpfsm(&ns, &["states", "--by", "process", "--json"]));
+    let g = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == owner)
+        .unwrap_or_else(|| panic!("no group {owner}: {v}"));
+    assert_eq!(g["states"]["CLOSE_WAIT"], M as u64);
+    assert_eq!(g["states"]["LISTEN"], 1);
+    // --by local-port: the holder's port carries its listener and CLOSE_WAITs.
+    let port_key = port.to_string();
+    let v = json(&tcpfsm(&ns, &["states", "--by", "local-port", "--json"]));
+    let g = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"].as_str() == Some(port_key.as_str()))
+        .unwrap();
+    assert_eq!(g["total"], (M + 1) as u64);
+}
+
+#[test]
+fn states_rejects_unknown_state_names() {
+    // No namespace needed: argument parsing fails before any socket is read.
+    let out = run_bounded(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tcpfsm"));
+            c.args(["states", "--state", "close-wiat"]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown TCP state"), "{err}");
+}
+
+#[test]
+fn diagnose_names_the_leaking_process_and_exits_by_level() {
+    let Some(ns) = Netns::new("diagnose_names_the_leaking_process_and_exits_by_level") else {
+        return;
+    };
+    let holder = spawn_holder(&ns, "holder_process");
+    let port = holder.port;
+    let _scene = ns.run(move || build_scene(1, M, 0, port, 0));
+    wait_half_closed_settled(&ns, M as u64);
+    // With defaults (warn at 100) the few CLOSE_WAIT are OK: exit 0.
+    let out = tcpfsm(&ns, &["diagnose", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["overall"], "ok");
+    assert_eq!(v["verdicts"].as_array().unwrap().len(), 7);
+
+    // Lower the threshold: a warning naming the holder, exit 1.
+    let out = tcpfsm(&ns, &["diagnose", "--close-wait-warn", "3", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    let cw = &v["verdicts"][0];
+    assert_eq!(cw["rule"], "close_wait_leak");
+    assert_eq!(cw["level"], "warning");
+    let owner = format!("{}[{}]", holder.comm(), holder.pid());
+    assert!(cw["summary"].as_str().unwrap().contains(&owner), "{cw}");
+    assert!(cw["evidence"].as_array().unwrap().iter().any(|e| e
+        .as_str()
+        .unwrap()
+        .contains(&format!("holds {M} CLOSE_WAIT"))));
+
+    // Critical via a threshold file, exit 2; the text output names the process too.
+    let dir = std::env::temp_dir().join(format!("tcpfsm-diag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("th.toml");
+    std::fs::write(&cfg, "close_wait_warn = 2\nclose_wait_crit = 4\n").unwrap();
+    let out = tcpfsm(&ns, &["diagnose", "--config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("[CRITICAL] CLOSE_WAIT leak"), "{text}");
+    assert!(text.contains(&owner), "{text}");
+    assert!(text.contains("advice:"), "{text}");
+
+    // A broken threshold file is an error (3), not a verdict.
+    std::fs::write(&cfg, "close_wait_warn = \"many\"\n").unwrap();
+    let out = tcpfsm(&ns, &["diagnose", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn diagnose_sees_close_wait_growth_across_samples() {
+    let Some(ns) = Netns::new("diagnose_sees_close_wait_growth_across_samples") else {
+        return;
+    };
+    let holder = spawn_holder(&ns, "holder_process");
+    let port = holder.port;
+    // Start diagnose with 3 samples 600 ms apart, and leak one more connection between samples.
+    let child = std::thread::spawn({
+        let cmd_ns = ns.name.clone();
+        move || {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", &cmd_ns, env!("CARGO_BIN_EXE_tcpfsm")])
+                .args([
+                    "diagnose",
+                    "--samples",
+                    "3",
+                    "--interval",
+                    "600ms",
+                    "--json",
+                    "--no-fd",
+                ]);
+            run_bounded(c, Duration::from_secs(30))
+        }
+    });
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        kept.push(ns.run(move || build_scene(0, 1, 0, port, 0)));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = child.join().unwrap();
+    let v = json(&out);
+    let cw = &v["verdicts"][0];
+    assert_eq!(cw["level"], "warning", "{v}");
+    assert!(cw["summary"].as_str().unwrap().contains("rising"), "{cw}");
+    assert_eq!(out.status.code(), Some(1));
+}
