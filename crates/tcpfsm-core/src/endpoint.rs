@@ -1265,3 +1265,7 @@ fn tcb_info(t: &Tcb) -> ConnInfo {
         since: t.since,
     }
 }
+
+pub(crate) fn timer_entry_size() -> usize {
+    std::mem::size_of::<Reverse<(Instant, TimerKey)>>()
+}

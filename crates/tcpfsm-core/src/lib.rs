@@ -73,3 +73,31 @@ impl fmt::Display for FourTuple {
         write!(f, "{}-{}", self.local, self.remote)
     }
 }
+
+/// Sizes, in bytes, of the per-connection records (without heap buffers), for the memory
+/// targets: TIME_WAIT ≤ 64 (Linux `tcp_timewait_sock`: 248), half-open ≤ 128 (Linux
+/// `tcp_request_sock`: 312), TCB ≤ 512.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryFootprint {
+    /// A TCB without its buffers.
+    pub tcb: usize,
+    /// A TIME_WAIT record with its 4-tuple key, as stored in the table.
+    pub time_wait_record: usize,
+    /// The TIME_WAIT expiry queue's entry per record.
+    pub time_wait_queue_entry: usize,
+    /// A half-open (SYN_RECEIVED) entry with its 4-tuple key.
+    pub half_open: usize,
+    /// Timer heap entry per TCB or half-open entry.
+    pub timer_entry: usize,
+}
+
+pub fn memory_footprint() -> MemoryFootprint {
+    use std::mem::size_of;
+    MemoryFootprint {
+        tcb: size_of::<tcb::Tcb>(),
+        time_wait_record: size_of::<(tuple::CompactTuple, time_wait::TimeWaitRecord)>(),
+        time_wait_queue_entry: size_of::<(u32, tuple::CompactTuple)>(),
+        half_open: size_of::<(tuple::CompactTuple, listener::HalfOpen)>(),
+        timer_entry: endpoint::timer_entry_size(),
+    }
+}

@@ -2,59 +2,58 @@
 
 use crate::time::Duration;
 
+/// Kept in microseconds as `u32` (71 minutes of range, far above the 120 s RTO cap): six
+/// `Duration`s would cost 64 more bytes in every TCB.
 #[derive(Debug, Clone)]
 pub(crate) struct RttEstimator {
-    srtt: Option<Duration>,
-    rttvar: Duration,
+    /// Smoothed RTT; 0 until the first sample.
+    srtt_us: u32,
+    rttvar_us: u32,
     /// Base RTO before backoff.
-    rto: Duration,
+    rto_us: u32,
+    min_us: u32,
+    max_us: u32,
     /// Number of doublings applied since the last new ACK (RFC 6298 §5.5).
     backoff: u8,
-    min: Duration,
-    max: Duration,
+}
+
+fn us(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
 }
 
 impl RttEstimator {
     pub(crate) fn new(initial: Duration, min: Duration, max: Duration) -> RttEstimator {
         RttEstimator {
-            srtt: None,
-            rttvar: Duration::ZERO,
-            rto: initial,
+            srtt_us: 0,
+            rttvar_us: 0,
+            rto_us: us(initial),
+            min_us: us(min),
+            max_us: us(max),
             backoff: 0,
-            min,
-            max,
         }
     }
 
-    /// RFC 6298 §2.2–2.3. The clock granularity G is folded into the RTO floor.
+    /// RFC 6298 §2.2–2.3. The clock granularity G (1 ms) is the floor of the variance term.
     pub(crate) fn sample(&mut self, r: Duration) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(r);
-                self.rttvar = r / 2;
-            }
-            Some(srtt) => {
-                let delta = srtt.abs_diff(r);
-                // RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'|; SRTT <- 7/8 SRTT + 1/8 R'
-                self.rttvar = self.rttvar * 3 / 4 + delta / 4;
-                self.srtt = Some(srtt * 7 / 8 + r / 8);
-            }
+        let r = us(r).max(1);
+        if self.srtt_us == 0 {
+            self.srtt_us = r;
+            self.rttvar_us = r / 2;
+        } else {
+            let delta = self.srtt_us.abs_diff(r);
+            // RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'|; SRTT <- 7/8 SRTT + 1/8 R'
+            self.rttvar_us = (self.rttvar_us as u64 * 3 / 4 + delta as u64 / 4) as u32;
+            self.srtt_us = (self.srtt_us as u64 * 7 / 8 + r as u64 / 8) as u32;
         }
-        let srtt = self.srtt.unwrap_or(r);
-        self.rto =
-            (srtt + (self.rttvar * 4).max(Duration::from_millis(1))).clamp(self.min, self.max);
+        let var = (self.rttvar_us as u64 * 4).max(1000);
+        self.rto_us =
+            (self.srtt_us as u64 + var).clamp(self.min_us as u64, self.max_us as u64) as u32;
     }
 
     /// The RTO in force, with exponential backoff (RFC 6298 §5.5), capped at the maximum.
     pub(crate) fn rto(&self) -> Duration {
-        let mut r = self.rto;
-        for _ in 0..self.backoff {
-            r = r.saturating_mul(2);
-            if r >= self.max {
-                return self.max;
-            }
-        }
-        r.min(self.max)
+        let r = (self.rto_us as u64) << self.backoff.min(32);
+        Duration::from_micros(r.min(self.max_us as u64))
     }
 
     pub(crate) fn back_off(&mut self) {
@@ -68,7 +67,7 @@ impl RttEstimator {
     }
 
     pub(crate) fn srtt(&self) -> Option<Duration> {
-        self.srtt
+        (self.srtt_us != 0).then(|| Duration::from_micros(self.srtt_us as u64))
     }
 }
 

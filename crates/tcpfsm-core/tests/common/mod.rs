@@ -133,6 +133,16 @@ pub struct Logged {
 
 type DropRule = Box<dyn FnMut(bool, &Seg) -> bool>;
 
+/// Random link faults, drawn from a seeded RNG.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Impair {
+    pub loss: f64,
+    pub dup: f64,
+    /// Probability of an extra random delay of up to 5× the base delay (reordering).
+    pub reorder: f64,
+    pub corrupt: f64,
+}
+
 /// Two endpoints, A and B, on a link with one-way delay.
 pub struct Net {
     pub a: Endpoint,
@@ -144,6 +154,8 @@ pub struct Net {
     pub ev_a: Vec<Event>,
     pub ev_b: Vec<Event>,
     drop_rule: Option<DropRule>,
+    impair: Impair,
+    rng: rand::rngs::SmallRng,
 }
 
 impl Net {
@@ -158,7 +170,14 @@ impl Net {
             ev_a: Vec::new(),
             ev_b: Vec::new(),
             drop_rule: None,
+            impair: Impair::default(),
+            rng: rand::SeedableRng::seed_from_u64(0),
         }
+    }
+
+    pub fn impair(&mut self, seed: u64, i: Impair) {
+        self.impair = i;
+        self.rng = rand::SeedableRng::seed_from_u64(seed);
     }
 
     pub fn default_pair() -> Net {
@@ -188,8 +207,26 @@ impl Net {
                     seg: s,
                     dropped,
                 });
-                if !dropped {
-                    self.flight.push((self.now + self.delay, from_a, bytes));
+                if dropped {
+                    continue;
+                }
+                use rand::Rng;
+                let i = self.impair;
+                if self.rng.gen_bool(i.loss) {
+                    continue;
+                }
+                let copies = if self.rng.gen_bool(i.dup) { 2 } else { 1 };
+                for _ in 0..copies {
+                    let mut b = bytes.clone();
+                    if self.rng.gen_bool(i.corrupt) {
+                        let bit = self.rng.gen_range(0..b.len() * 8);
+                        b[bit / 8] ^= 1 << (bit % 8);
+                    }
+                    let mut at = self.now + self.delay;
+                    if self.rng.gen_bool(i.reorder) {
+                        at += self.delay * self.rng.gen_range(1..=5);
+                    }
+                    self.flight.push((at, from_a, b));
                 }
             }
         }

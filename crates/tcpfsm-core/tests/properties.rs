@@ -1,0 +1,166 @@
+//! Property tests: whatever the link does (loss, duplication, reordering, corruption), every
+//! byte arrives exactly once and in order, both sides end CLOSED, and no state change leaves
+//! the RFC 9293 graph.
+
+mod common;
+use common::*;
+use proptest::prelude::*;
+use tcpfsm_core::{Config, Duration, Event, State};
+
+fn transitions_are_legal(evs: &[Event]) -> Result<(), String> {
+    for e in evs {
+        if let Event::StateChanged {
+            from, to, cause, ..
+        } = e
+        {
+            if !from.can_transition_to(*to) {
+                return Err(format!("illegal transition {from} -> {to} ({cause})"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn payload(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+        .collect()
+}
+
+/// Request/response with half-close: the client sends, shuts down writing, reads the reply
+/// to end-of-stream and closes; the server reads to end-of-stream, replies and closes.
+fn exchange(seed: u64, imp: Impair, up: usize, down: usize) -> Result<u64, String> {
+    let cfg = Config {
+        msl: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut n = Net::new(cfg.clone(), cfg);
+    n.impair(seed, imp);
+    let l = n.b.listen(addr(B_IP, 80), 8).unwrap();
+    let c = n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80)).unwrap();
+    let (req, resp) = (payload(up, 1), payload(down, 2));
+    let (mut sent_up, mut sent_down) = (0, 0);
+    let (mut got_up, mut got_down) = (Vec::new(), Vec::new());
+    let mut s = None;
+    let (mut a_shut, mut b_eof, mut b_closed, mut a_closed) = (false, false, false, false);
+    let mut buf = vec![0u8; 16384];
+    for _ in 0..20_000 {
+        n.run_for(Duration::from_millis(20));
+        if n.a.state(c) == Some(State::Closed) && !a_closed {
+            return Err(format!(
+                "client connection failed: {:?}",
+                n.a.recv(c, &mut buf)
+            ));
+        }
+        if s.is_none() {
+            s = n.b.accept(l).ok();
+        }
+        if n.a.state(c).is_some_and(|st| st != State::SynSent) {
+            if sent_up < req.len() {
+                sent_up += n.a.send(c, &req[sent_up..]).unwrap_or(0);
+            } else if !a_shut {
+                n.a.shutdown_write(c).map_err(|e| e.to_string())?;
+                a_shut = true;
+            }
+        }
+        if let Some(s) = s {
+            while !b_eof {
+                match n.b.recv(s, &mut buf) {
+                    Ok(0) => b_eof = true,
+                    Ok(k) => got_up.extend_from_slice(&buf[..k]),
+                    Err(_) => break,
+                }
+            }
+            if b_eof && !b_closed {
+                if sent_down < resp.len() {
+                    sent_down += n.b.send(s, &resp[sent_down..]).unwrap_or(0);
+                } else {
+                    n.b.close(s).unwrap();
+                    b_closed = true;
+                }
+            }
+        }
+        if !a_closed {
+            loop {
+                match n.a.recv(c, &mut buf) {
+                    Ok(0) => {
+                        n.a.close(c).unwrap();
+                        a_closed = true;
+                        break;
+                    }
+                    Ok(k) => got_down.extend_from_slice(&buf[..k]),
+                    Err(_) => break,
+                }
+            }
+        }
+        if a_closed && b_closed && n.a.census().total() == 0 && n.b.census().total() == 1 {
+            break;
+        }
+    }
+    if got_up != req {
+        return Err(format!(
+            "request: got {} of {} bytes, or out of order",
+            got_up.len(),
+            req.len()
+        ));
+    }
+    if got_down != resp {
+        return Err(format!(
+            "response: got {} of {} bytes, or out of order",
+            got_down.len(),
+            resp.len()
+        ));
+    }
+    transitions_are_legal(&n.ev_a)?;
+    transitions_are_legal(&n.ev_b)?;
+    if n.a.census().total() != 0 {
+        return Err(format!("client left connections: {:?}", n.a.connections()));
+    }
+    if n.b.census().total() != 1 {
+        return Err(format!(
+            "server left connections besides its listener: {:?}",
+            n.b.connections()
+        ));
+    }
+    Ok(n.a.stats().retrans_segs + n.b.stats().retrans_segs)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_byte_once_in_order_and_both_sides_close(
+        seed in any::<u64>(),
+        loss in 0.0..0.12f64,
+        dup in 0.0..0.1f64,
+        reorder in 0.0..0.3f64,
+        corrupt in 0.0..0.05f64,
+        up in 0usize..60_000,
+        down in 0usize..60_000,
+    ) {
+        let imp = Impair { loss, dup, reorder, corrupt };
+        let r = exchange(seed, imp, up, down);
+        prop_assert!(r.is_ok(), "{:?}", r);
+    }
+}
+
+#[test]
+fn clean_link_exchange_completes() {
+    assert_eq!(exchange(1, Impair::default(), 100_000, 100_000), Ok(0));
+}
+
+#[test]
+fn heavy_loss_exchange_completes() {
+    let imp = Impair {
+        loss: 0.2,
+        dup: 0.05,
+        reorder: 0.2,
+        corrupt: 0.02,
+    };
+    for seed in 0..4 {
+        let retrans =
+            exchange(seed, imp, 30_000, 30_000).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(retrans > 0, "a 20% loss link needs retransmissions");
+        eprintln!("seed {seed}: {retrans} retransmissions");
+    }
+}
