@@ -104,20 +104,23 @@ impl State {
     /// state to CLOSED by reset, abort or timeout.
     pub const fn can_transition_to(self, to: State) -> bool {
         use State::*;
-        match (self, to) {
-            (Closed, Listen | SynSent) => true,
-            (Listen, SynReceived | SynSent | Closed) => true,
-            (SynSent, SynReceived | Established | Closed) => true,
-            (SynReceived, Established | FinWait1 | CloseWait | Listen | Closed) => true,
-            (Established, FinWait1 | CloseWait | Closed) => true,
-            (FinWait1, FinWait2 | Closing | TimeWait | Closed) => true,
-            (FinWait2, TimeWait | Closed) => true,
-            (Closing, TimeWait | Closed) => true,
-            (TimeWait, Closed) => true,
-            (CloseWait, LastAck | Closed) => true,
-            (LastAck, Closed) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Closed, Listen | SynSent)
+                | (Listen, SynReceived | SynSent | Closed)
+                | (SynSent, SynReceived | Established | Closed)
+                | (
+                    SynReceived,
+                    Established | FinWait1 | CloseWait | Listen | Closed
+                )
+                | (Established, FinWait1 | CloseWait | Closed)
+                | (FinWait1, FinWait2 | Closing | TimeWait | Closed)
+                | (FinWait2, TimeWait | Closed)
+                | (Closing, TimeWait | Closed)
+                | (TimeWait, Closed)
+                | (CloseWait, LastAck | Closed)
+                | (LastAck, Closed)
+        )
     }
 
     /// The number the Linux kernel uses for this state (`include/net/tcp_states.h`), as found
@@ -306,12 +309,20 @@ mod tests {
         use State::*;
         let edges: usize = State::ALL
             .iter()
-            .map(|a| State::ALL.iter().filter(|b| a.can_transition_to(**b)).count())
+            .map(|a| {
+                State::ALL
+                    .iter()
+                    .filter(|b| a.can_transition_to(**b))
+                    .count()
+            })
             .sum();
         assert_eq!(edges, 28);
         assert!(FinWait1.can_transition_to(TimeWait));
         assert!(SynReceived.can_transition_to(Listen));
-        assert!(!CloseWait.can_transition_to(TimeWait), "the passive closer never waits");
+        assert!(
+            !CloseWait.can_transition_to(TimeWait),
+            "the passive closer never waits"
+        );
         assert!(!TimeWait.can_transition_to(Established));
         assert!(!Closed.can_transition_to(Established));
     }
