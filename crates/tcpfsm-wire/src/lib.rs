@@ -44,6 +44,7 @@ pub mod checksum;
 mod error;
 mod flags;
 mod ip;
+pub mod pcap;
 mod seq;
 mod tcp;
 

@@ -452,7 +452,7 @@ impl TcpOptions {
         // SACK-Permitted (2) shares a word-pair with Timestamps (10), else
         // each is padded with two NOPs.
         n += match (self.sack_permitted, self.timestamps.is_some()) {
-            (true, true) | (false, true) => 12,
+            (_, true) => 12,
             (true, false) => 4,
             (false, false) => 0,
         };
