@@ -42,12 +42,14 @@ pub fn build_syn(src: SocketAddr, dst: SocketAddr, seq: u32) -> Option<Vec<u8>> 
     ) {
         return None;
     }
-    let mut repr = tcpfsm_wire::TcpRepr::default();
-    repr.src_port = src.port();
-    repr.dst_port = dst.port();
-    repr.seq = tcpfsm_wire::SeqNum(seq);
-    repr.flags = tcpfsm_wire::Flags::SYN;
-    repr.window = 64240;
+    let mut repr = tcpfsm_wire::TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        seq: tcpfsm_wire::SeqNum(seq),
+        flags: tcpfsm_wire::Flags::SYN,
+        window: 64240,
+        ..Default::default()
+    };
     repr.options.mss = Some(1460);
     let mut out = Vec::new();
     tcpfsm_wire::emit_ip_tcp(src.ip(), dst.ip(), &repr, &mut out).ok()?;

@@ -6,9 +6,11 @@
 //! `SCRIPT.md`); the trace they leave (segments with fate, application calls, state changes)
 //! is drawn as an ASCII sequence diagram, JSON lines or SVG ([`render`]).
 //!
-//! ```no_run
-//! let out = tcpfsm_sim::run_builtin("client-close", Some(1)).unwrap();
-//! print!("{}", tcpfsm_sim::render::ascii(&out.trace, &Default::default()));
+//! ```
+//! let out = tcpfsm_sim::run_builtin("handshake", Some(1)).unwrap().unwrap();
+//! assert!(out.passed());
+//! let diagram = tcpfsm_sim::render::ascii(&out.trace, &Default::default());
+//! assert!(diagram.contains("SYN_SENT"));
 //! ```
 
 mod decode;

@@ -124,10 +124,8 @@ impl Link {
         }
         let mut bytes = datagram.to_vec();
         let mut fate = Fate::Delivered;
-        if p_corrupt < p.corrupt {
-            if flip_tcp_bit(&mut bytes, bit_pick) {
-                fate = Fate::Corrupted;
-            }
+        if p_corrupt < p.corrupt && flip_tcp_bit(&mut bytes, bit_pick) {
+            fate = Fate::Corrupted;
         }
         let mut deliveries = vec![Delivery {
             after_us: arrival - now_us,

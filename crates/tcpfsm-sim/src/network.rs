@@ -427,7 +427,7 @@ impl Network {
         // Scripted drops come first: they model "this one segment is lost".
         if let Some(i) = self.drop_rules.iter().position(|r| {
             r.from == src
-                && dst.is_some_and(|d| r.to.map_or(true, |t| t == d))
+                && dst.is_some_and(|d| r.to.is_none_or(|t| t == d))
                 && r.flags.matches(seg.bits)
         }) {
             let r = &mut self.drop_rules[i];

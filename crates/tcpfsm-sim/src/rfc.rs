@@ -6,44 +6,20 @@ use tcpfsm_states::State;
 /// Whether `from → to` is an edge of the RFC 9293 connection state graph (§3.3.2, Figure 5,
 /// with the event processing rules of §3.10 that the figure leaves out).
 ///
-/// Besides the edges of the figure this includes:
+/// The table itself lives with the state vocabulary ([`State::can_transition_to`]) so the
+/// simulator, the core's tests and the diagrams share one graph. Besides the figure's edges it
+/// admits:
 /// - any state → CLOSED: a valid RST (§3.10.7.4), an abort (§3.10.5), retransmission give-up
 ///   (§3.8.3 R2) or a user timeout;
 /// - SYN_RECEIVED → LISTEN: a passively opened connection that receives RST goes back to
 ///   LISTEN (§3.10.7.4 "If this connection was initiated with a passive OPEN");
 /// - SYN_RECEIVED → CLOSE_WAIT: a FIN processed in SYN-RECEIVED (§3.10.7.4, eighth step);
 /// - SYN_RECEIVED → FIN_WAIT_1: CLOSE while still in SYN-RECEIVED (§3.10.4);
+/// - SYN_SENT → SYN_RECEIVED: simultaneous open (§3.5 Figure 8);
 /// - FIN_WAIT_1 → TIME_WAIT: FIN arriving together with the ACK of our FIN;
-/// - TIME_WAIT → SYN_RECEIVED: a new SYN reopening a TIME-WAIT connection (RFC 1122
-///   §4.2.2.13, RFC 6191).
+/// - LISTEN → SYN_SENT: a SEND on a listening connection (§3.10.2).
 pub fn is_rfc_transition(from: State, to: State) -> bool {
-    use State::*;
-    if to == Closed {
-        // Every state can be reset, aborted or timed out into CLOSED; CLOSED → CLOSED is
-        // not a transition.
-        return from != Closed;
-    }
-    matches!(
-        (from, to),
-        (Closed, Listen)
-            | (Closed, SynSent)
-            | (Listen, SynReceived)
-            | (SynSent, SynReceived)
-            | (SynSent, Established)
-            | (SynReceived, Established)
-            | (SynReceived, Listen)
-            | (SynReceived, FinWait1)
-            | (SynReceived, CloseWait)
-            | (Established, FinWait1)
-            | (Established, CloseWait)
-            | (FinWait1, FinWait2)
-            | (FinWait1, Closing)
-            | (FinWait1, TimeWait)
-            | (FinWait2, TimeWait)
-            | (Closing, TimeWait)
-            | (CloseWait, LastAck)
-            | (TimeWait, SynReceived)
-    )
+    from.can_transition_to(to)
 }
 
 #[cfg(test)]

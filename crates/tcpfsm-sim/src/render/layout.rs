@@ -224,7 +224,7 @@ fn collapse_runs(rows: Vec<Row>, lanes: &Lanes, max: usize) -> Vec<Row> {
             let same_instant = rows[i..i + reps * p].iter().all(|r| r.t_us == rows[i].t_us);
             if same_instant
                 && reps > max.max(2) + 1
-                && best.map_or(true, |(bp, br)| reps * p > br * bp)
+                && best.is_none_or(|(bp, br)| reps * p > br * bp)
             {
                 best = Some((p, reps));
             }

@@ -7,7 +7,7 @@ mod svg;
 
 pub use ascii::ascii;
 pub use json::{json, json_event};
-pub use svg::svg;
+pub use svg::{phase_colour, svg};
 
 /// Display options shared by the ASCII and SVG renderers (JSON always has everything).
 #[derive(Debug, Clone)]

@@ -1,0 +1,169 @@
+//! Property: under random loss, duplication, reordering, jitter and corruption, every byte
+//! sent arrives exactly once and in order, both sides reach CLOSED (the active closer after
+//! TIME_WAIT), and no transition outside the RFC 9293 state graph ever happens.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rand::{RngCore, SeedableRng};
+use tcpfsm_core::{Config, Error, Instant};
+use tcpfsm_sim::{is_rfc_transition, LinkParams, Network};
+use tcpfsm_states::State;
+
+fn params() -> impl Strategy<Value = LinkParams> {
+    (
+        1u64..50,
+        0u64..10,
+        0.0..0.2f64,
+        0.0..0.1f64,
+        0.0..0.2f64,
+        0.0..0.05f64,
+    )
+        .prop_map(
+            |(delay, jitter, loss, duplicate, reorder, corrupt)| LinkParams {
+                delay: Duration::from_millis(delay),
+                jitter: Duration::from_millis(jitter),
+                loss,
+                duplicate,
+                reorder,
+                corrupt,
+            },
+        )
+}
+
+struct Run {
+    received: Vec<u8>,
+    client_path: Vec<State>,
+    server_path: Vec<State>,
+    transitions: Vec<(State, State)>,
+    corrupted: usize,
+}
+
+fn transfer(seed: u64, len: usize, ab: LinkParams, ba: LinkParams) -> (Vec<u8>, Run) {
+    let mut data = vec![0u8; len];
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut data);
+    let mut net = Network::new(seed);
+    let cfg = Config {
+        msl: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let c = net.add_host("client", vec!["10.0.0.1".parse().unwrap()], cfg.clone());
+    let s = net.add_host("server", vec!["10.0.0.2".parse().unwrap()], cfg);
+    net.set_link(c, s, ab);
+    net.set_link(s, c, ba);
+    let srv: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let l = net.with_endpoint(s, |ep, _| ep.listen(srv, 16)).unwrap();
+    let cc = net
+        .with_endpoint(c, |ep, now| {
+            ep.connect(now, "10.0.0.1:0".parse().unwrap(), srv)
+        })
+        .unwrap();
+    let mut sc = None;
+    let mut sent = 0usize;
+    let mut client_closed = false;
+    let mut received = Vec::new();
+    let mut eof = false;
+    let mut server_closed = false;
+    let mut buf = vec![0u8; 16 * 1024];
+    let deadline = Instant::ZERO + Duration::from_secs(3600);
+    let mut established = false;
+    let done = net.run_until_pred(deadline, |net| {
+        // Like a blocking connect: the application writes once the handshake is done (a
+        // close in SYN_SENT would just delete the connection, RFC 9293 §3.10.4).
+        established |= net.conn_state(c, cc) == Some(State::Established);
+        if established && sent < data.len() {
+            match net.with_endpoint(c, |ep, _| ep.send(cc, &data[sent..])) {
+                Ok(n) => sent += n,
+                Err(Error::WouldBlock) | Err(Error::InvalidState) => {}
+                Err(e) => panic!("client send failed: {e}"),
+            }
+        }
+        if established && sent == data.len() && !client_closed {
+            net.with_endpoint(c, |ep, _| ep.close(cc)).unwrap();
+            client_closed = true;
+        }
+        if sc.is_none() {
+            match net.with_endpoint(s, |ep, _| ep.accept(l)) {
+                Ok(id) => sc = Some(id),
+                Err(Error::WouldBlock) => {}
+                Err(e) => panic!("accept failed: {e}"),
+            }
+        }
+        if let Some(id) = sc {
+            while !eof {
+                match net.with_endpoint(s, |ep, _| ep.recv(id, &mut buf)) {
+                    Ok(0) => eof = true,
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                    Err(Error::WouldBlock) => break,
+                    Err(e) => panic!("server recv failed after {} bytes: {e}", received.len()),
+                }
+            }
+            if eof && !server_closed {
+                net.with_endpoint(s, |ep, _| ep.close(id)).unwrap();
+                server_closed = true;
+            }
+        }
+        server_closed
+            && net.conn_state(c, cc) == Some(State::Closed)
+            && sc.is_some_and(|id| net.conn_state(s, id) == Some(State::Closed))
+    });
+    assert!(
+        done,
+        "connection did not finish within an hour of virtual time"
+    );
+    let t = net.trace();
+    let mut paths = t
+        .conn_paths()
+        .into_iter()
+        .filter(|p| p.states[1] != State::Listen);
+    let client_path = paths.next().map(|p| p.states).unwrap_or_default();
+    let server_path = paths.next().map(|p| p.states).unwrap_or_default();
+    let run = Run {
+        received,
+        client_path,
+        server_path,
+        transitions: t.transitions().collect(),
+        corrupted: t
+            .segments()
+            .filter(|s| s.fate == tcpfsm_sim::Fate::Corrupted)
+            .count(),
+    };
+    (data, run)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bytes_arrive_once_in_order_and_both_sides_close_under_impairments(
+        seed in any::<u64>(),
+        len in 1usize..150_000,
+        ab in params(),
+        ba in params(),
+    ) {
+        let (data, run) = transfer(seed, len, ab, ba);
+        prop_assert_eq!(run.received.len(), data.len());
+        prop_assert!(run.received == data, "payload differs");
+        for (from, to) in &run.transitions {
+            prop_assert!(is_rfc_transition(*from, *to), "{} -> {}", from, to);
+        }
+        prop_assert_eq!(run.client_path.last(), Some(&State::Closed));
+        prop_assert_eq!(run.server_path.last(), Some(&State::Closed));
+        // The client closed first, so it is the one that held TIME_WAIT.
+        prop_assert!(run.client_path.contains(&State::TimeWait), "{:?}", run.client_path);
+        prop_assert!(!run.server_path.contains(&State::TimeWait), "{:?}", run.server_path);
+        let _ = run.corrupted;
+    }
+}
+
+#[test]
+fn corrupted_segments_are_rejected_and_repaired_by_retransmission() {
+    let p = LinkParams {
+        corrupt: 0.2,
+        ..LinkParams::default()
+    };
+    let (data, run) = transfer(7, 50_000, p, p);
+    assert!(run.corrupted > 0, "the link corrupted nothing");
+    assert!(run.received == data);
+}

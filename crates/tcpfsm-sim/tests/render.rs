@@ -1,0 +1,192 @@
+//! Renderers: determinism of the trace, the JSON schema, SVG well-formedness and lanes, and
+//! the ASCII diagram's width.
+
+use tcpfsm_sim::render::{self, Options};
+use tcpfsm_sim::{builtins, run_builtin, run_source};
+use tcpfsm_states::State;
+
+fn json_of(name: &str, seed: u64) -> String {
+    let out = run_builtin(name, Some(seed)).unwrap().unwrap();
+    render::json(&out.trace)
+}
+
+#[test]
+fn same_seed_gives_byte_identical_json() {
+    for b in builtins() {
+        assert_eq!(json_of(b.name, 42), json_of(b.name, 42), "{}", b.name);
+    }
+}
+
+#[test]
+fn same_seed_is_identical_under_impairments_and_different_seeds_differ() {
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\n\
+               link a <-> b delay 20ms jitter 15ms loss 10% dup 5% reorder 10% corrupt 2%\n\
+               b listen 80 as l\na connect b:80 as c\nb accept l as s\n\
+               a send c 60000 bytes\nb recv s 60000\na close c\nb recv-until-eof s\nb close s\n\
+               wait until c CLOSED and s CLOSED\n";
+    let run = |seed| render::json(&run_source("imp.tcpfsm", src, Some(seed)).unwrap().trace);
+    let first = run(9);
+    assert_eq!(first, run(9));
+    assert_ne!(first, run(10));
+    assert!(
+        first.contains(r#""fate":"dropped""#),
+        "10% loss dropped nothing"
+    );
+}
+
+#[test]
+fn json_lines_follow_the_documented_schema() {
+    let text = json_of("lost-final-ack", 1);
+    let mut kinds = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {i}: {e}"));
+        let ev = v["event"].as_str().expect("every line has an event");
+        kinds.insert(ev.to_string());
+        match ev {
+            "scenario" => assert_eq!(i, 0),
+            "state" => {
+                for k in ["t_us", "host", "conn", "from", "to", "cause"] {
+                    assert!(!v[k].is_null(), "state lacks {k}: {line}");
+                }
+                for k in ["from", "to"] {
+                    let name = v[k].as_str().unwrap();
+                    assert!(State::ALL.iter().any(|s| s.name() == name), "{name}");
+                }
+                let conn = v["conn"].as_str().unwrap();
+                assert!(conn.contains("10.0.0."), "{conn}");
+            }
+            "segment" => {
+                for k in ["t_us", "src", "dst", "flags", "seq", "ack", "len", "fate"] {
+                    assert!(!v[k].is_null(), "segment lacks {k}: {line}");
+                }
+                let fate = v["fate"].as_str().unwrap();
+                assert!(["delivered", "dropped", "duplicated", "corrupted"].contains(&fate));
+            }
+            "app" => {
+                for k in ["t_us", "host", "call", "sock", "ok", "result"] {
+                    assert!(!v[k].is_null(), "app lacks {k}: {line}");
+                }
+            }
+            "note" => assert!(v["kind"].is_string() && v["text"].is_string()),
+            other => panic!("unknown event {other}"),
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["app", "note", "scenario", "segment", "state"]
+    );
+    // A state change exactly as the README shows it.
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with(r#"{"event":"state","t_us":"#)
+            && l.contains(r#""host":"client","conn":"10.0.0.1:"#)
+            && l.contains(r#""from":"SYN_SENT","to":"ESTABLISHED","cause":"SYN acked"}"#)));
+    assert!(text.contains(r#""flags":"SYN,ACK""#));
+    assert!(text.contains(r#""fate":"dropped""#));
+}
+
+#[test]
+fn svg_is_well_formed_with_one_lane_per_host() {
+    for name in ["client-close", "syn-flood", "time-wait-exhaustion"] {
+        let out = run_builtin(name, Some(1)).unwrap().unwrap();
+        let svg = render::svg(&out.trace, &Options::default());
+        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg");
+        let lanes: Vec<&str> = root
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("lane"))
+            .filter_map(|n| n.attribute("data-host"))
+            .collect();
+        let hosts: Vec<&str> = out.trace.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(lanes, hosts, "{name}");
+        // Every state box is coloured by its phase.
+        let states = root
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("state"))
+            .count();
+        assert!(states > 0);
+        for n in root
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("state"))
+        {
+            let st: State = n.attribute("data-state").unwrap().parse().unwrap();
+            let rect = n
+                .children()
+                .find(|c| c.tag_name().name() == "rect")
+                .unwrap();
+            assert_eq!(
+                rect.attribute("fill"),
+                Some(render::phase_colour(st.phase())),
+                "{name}: {st}"
+            );
+        }
+    }
+    let out = run_builtin("lost-final-ack", Some(1)).unwrap().unwrap();
+    let svg = render::svg(&out.trace, &Options::default());
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert_eq!(
+        doc.descendants()
+            .filter(|n| n.attribute("data-fate") == Some("dropped"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn ascii_fits_80_columns_and_marks_the_lost_segment() {
+    for b in builtins() {
+        let out = run_builtin(b.name, Some(1)).unwrap().unwrap();
+        let text = render::ascii(&out.trace, &Options::default());
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{}: {line:?}", b.name);
+        }
+        assert!(text.contains("State paths:"));
+    }
+    let out = run_builtin("lost-final-ack", Some(1)).unwrap().unwrap();
+    let text = render::ascii(&out.trace, &Options::default());
+    let lost: Vec<&str> = text.lines().filter(|l| l.contains("─X")).collect();
+    assert_eq!(lost.len(), 1, "{text}");
+    assert!(
+        lost[0].contains("ACK seq=2 ack=2"),
+        "relative numbers: {}",
+        lost[0]
+    );
+    assert!(text.contains("LAST_ACK → CLOSED"));
+    let abs = render::ascii(
+        &out.trace,
+        &Options {
+            relative_seq: false,
+            ..Options::default()
+        },
+    );
+    assert!(
+        !abs.contains("SYN seq=0 "),
+        "absolute numbers are not all zero"
+    );
+}
+
+#[test]
+fn long_repeats_and_floods_are_summarized_in_the_diagram() {
+    let out = run_builtin("time-wait-exhaustion", Some(1))
+        .unwrap()
+        .unwrap();
+    let text = render::ascii(&out.trace, &Options::default());
+    assert!(text.contains("iterations 2–15 hidden"), "{text}");
+    assert!(text.lines().count() < 200);
+    let out = run_builtin("syn-flood", Some(1)).unwrap().unwrap();
+    let text = render::ascii(&out.trace, &Options::default());
+    assert!(
+        text.contains("×117 more alike: SYN (outside)→plain delivered"),
+        "{text}"
+    );
+    let full = render::ascii(
+        &out.trace,
+        &Options {
+            collapse_after: usize::MAX / 2,
+            ..Options::default()
+        },
+    );
+    assert!(full.lines().count() > text.lines().count() + 200);
+}
