@@ -79,8 +79,13 @@ pub struct Config {
     pub congestion: CongestionAlgorithm,
     /// Initial congestion window in segments (RFC 6928; Linux: 10).
     pub initial_cwnd: u32,
-    /// Keep-alive idle time; `None` disables keep-alives (the socket default).
+    /// Keep-alive idle time (SO_KEEPALIVE with `tcp_keepalive_time`, Linux 7200 s); `None`
+    /// disables keep-alives, the socket default (RFC 1122 §4.2.3.6: off unless asked for).
     pub keepalive: Option<Duration>,
+    /// Time between unanswered keep-alive probes (`tcp_keepalive_intvl`).
+    pub keepalive_interval: Duration,
+    /// Unanswered probes before the connection is dropped (`tcp_keepalive_probes`).
+    pub keepalive_probes: u32,
 }
 
 impl Default for Config {
@@ -112,6 +117,8 @@ impl Default for Config {
             congestion: CongestionAlgorithm::NewReno,
             initial_cwnd: 10,
             keepalive: None,
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
         }
     }
 }

@@ -180,6 +180,9 @@ pub(crate) struct Tcb {
     persist_deadline: Option<Instant>,
     persist_probe: bool,
     fw2_deadline: Option<Instant>,
+    keepalive_deadline: Option<Instant>,
+    keepalive_sent: u8,
+    keepalive_probe: bool,
     cc: Box<dyn CongestionControl>,
     dup_acks: u32,
     /// RFC 6582 `recover`; `Some` while in fast recovery.
@@ -246,6 +249,9 @@ impl Tcb {
             persist_deadline: None,
             persist_probe: false,
             fw2_deadline: None,
+            keepalive_deadline: None,
+            keepalive_sent: 0,
+            keepalive_probe: false,
             cc: Box::new(NewReno::new(cfg.initial_cwnd, mss as u32)),
             dup_acks: 0,
             recover: None,
@@ -414,6 +420,7 @@ impl Tcb {
             self.delack_deadline,
             self.persist_deadline,
             self.fw2_deadline,
+            self.keepalive_deadline,
         ]
         .into_iter()
         .flatten()
@@ -455,6 +462,7 @@ impl Tcb {
             cause,
         });
         match to {
+            State::Established => self.restart_keepalive(ctx),
             State::TimeWait => {
                 self.stop_timers();
                 ctx.events.push_back(Event::Closed {
@@ -490,11 +498,22 @@ impl Tcb {
         }
     }
 
+    /// RFC 1122 §4.2.3.6: probe only after the connection has been idle for the keep-alive
+    /// time; any segment from the peer starts the wait again.
+    fn restart_keepalive(&mut self, ctx: &Ctx<'_>) {
+        self.keepalive_sent = 0;
+        self.keepalive_deadline = match (ctx.cfg.keepalive, self.state) {
+            (Some(idle), State::Established | State::CloseWait) => Some(ctx.now + idle),
+            _ => None,
+        };
+    }
+
     fn stop_timers(&mut self) {
         self.rtx_deadline = None;
         self.delack_deadline = None;
         self.persist_deadline = None;
         self.fw2_deadline = None;
+        self.keepalive_deadline = None;
         // `ack_now` survives: the ACK of the FIN that moved us to TIME_WAIT must still go out.
         self.syn_pending = false;
     }
@@ -710,6 +729,9 @@ impl Tcb {
 
     fn on_segment_synchronized(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         let f = seg.flags;
+        if self.keepalive_deadline.is_some() {
+            self.restart_keepalive(ctx);
+        }
         // A retransmitted SYN in SYN_RECEIVED: our SYN-ACK was lost, send it again.
         if self.state == State::SynReceived
             && f.contains(Flags::SYN)
@@ -1121,6 +1143,25 @@ impl Tcb {
         if self.rtx_deadline.is_some_and(|d| d <= now) {
             self.on_rto(ctx);
         }
+        if self.keepalive_deadline.is_some_and(|d| d <= now) {
+            self.on_keepalive(ctx);
+        }
+    }
+
+    fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) {
+        if self.snd_una != self.snd_nxt {
+            // Data in flight: the retransmission timer watches the peer already.
+            self.restart_keepalive(ctx);
+            return;
+        }
+        if self.keepalive_sent as u32 >= ctx.cfg.keepalive_probes {
+            self.error = Some(Error::TimedOut);
+            self.set_state(State::Closed, Cause::KeepaliveTimeout, ctx);
+            return;
+        }
+        self.keepalive_sent = self.keepalive_sent.saturating_add(1);
+        self.keepalive_probe = true;
+        self.keepalive_deadline = Some(ctx.now + ctx.cfg.keepalive_interval);
     }
 
     fn retry_limit(&self, cfg: &Config) -> u32 {
@@ -1188,6 +1229,12 @@ impl Tcb {
             if let Some(seg) = self.data_segment(now, stats, scratch) {
                 return Some(seg);
             }
+        }
+        if self.keepalive_probe {
+            // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT-1, so the peer must answer with an ACK.
+            self.keepalive_probe = false;
+            let seq = self.snd_nxt - 1u32;
+            return Some(self.finish_segment(seq, Flags::ACK, &[], now, stats));
         }
         if self.ack_now {
             let seq = self.snd_nxt;

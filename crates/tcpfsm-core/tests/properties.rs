@@ -164,3 +164,74 @@ fn heavy_loss_exchange_completes() {
         eprintln!("seed {seed}: {retrans} retransmissions");
     }
 }
+
+/// A random segment between the two endpoints' addresses, biased towards plausible numbers.
+fn arb_segment() -> impl Strategy<Value = (bool, u8, u32, u32, u16, Vec<u8>, bool)> {
+    (
+        any::<bool>(),
+        any::<u8>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u16>(),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        any::<bool>(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Hostile input: random flags, numbers and options, at any point of a connection's life,
+    /// never panic and never cause a transition outside the RFC graph.
+    #[test]
+    fn random_segments_never_panic_or_break_the_graph(
+        segs in proptest::collection::vec(arb_segment(), 1..40),
+        close_at in 0usize..40,
+        garbage in proptest::collection::vec(any::<u8>(), 0..80),
+    ) {
+        let mut n = Net::default_pair();
+        let (c, s) = n.establish();
+        n.a.handle_packet(n.now, &garbage);
+        for (i, (to_b, flags, seq, ack, window, payload, ts)) in segs.into_iter().enumerate() {
+            if i == close_at {
+                let _ = n.a.close(c);
+                let _ = n.b.shutdown_write(s);
+            }
+            let (src, dst) = if to_b {
+                (addr(A_IP, n.a.info(c).map_or(1, |i| i.tuple.local.port())), addr(B_IP, 80))
+            } else {
+                (addr(B_IP, 80), addr(A_IP, n.a.info(c).map_or(1, |i| i.tuple.local.port())))
+            };
+            // Half the segments aim near the receiver's window, where the rules bite.
+            let (seq, ack) = match (seq % 2 == 0, if to_b { n.b.info(s) } else { n.a.info(c) }) {
+                (true, Some(i)) => (
+                    i.rcv_nxt.wrapping_add(seq % 3000).wrapping_sub(1000),
+                    i.snd_nxt.wrapping_sub(ack % 3),
+                ),
+                _ => (seq, ack),
+            };
+            let mut sg = seg(src, dst, tcpfsm_wire::Flags(flags), seq, ack);
+            sg.window = window;
+            sg.payload = payload;
+            if ts {
+                sg = with_ts(sg, seq ^ ack, ack);
+            }
+            let target = if to_b { &mut n.b } else { &mut n.a };
+            target.handle_packet(n.now, &sg.bytes());
+            n.run_for(Duration::from_millis(30));
+        }
+        n.run_for(Duration::from_secs(300));
+        prop_assert_eq!(transitions_are_legal(&n.ev_a), Ok(()));
+        prop_assert_eq!(transitions_are_legal(&n.ev_b), Ok(()));
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_counted_as_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut n = Net::default_pair();
+        n.establish();
+        let before = n.b.stats().in_errs + n.b.stats().in_segs;
+        n.b.handle_packet(n.now, &bytes);
+        n.run();
+        prop_assert!(n.b.stats().in_errs + n.b.stats().in_segs > before);
+    }
+}

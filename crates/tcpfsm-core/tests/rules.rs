@@ -711,3 +711,59 @@ fn handles_are_invalid_after_close() {
     assert_eq!(s.ep.send(s.conn, b"x"), Err(Error::InvalidHandle));
     assert_eq!(s.ep.close(s.conn), Err(Error::InvalidHandle));
 }
+
+#[test]
+fn keepalive_probes_an_idle_connection_and_gives_up_rfc1122_4_2_3_6() {
+    let cfg = Config {
+        keepalive: Some(Duration::from_secs(100)),
+        keepalive_interval: Duration::from_secs(10),
+        keepalive_probes: 3,
+        ..plain()
+    };
+    let mut s = Server::new(cfg);
+    assert!(
+        s.advance(Duration::from_secs(99)).is_empty(),
+        "no probe before the idle time"
+    );
+    let probe = s.advance(Duration::from_secs(1));
+    assert_eq!(probe.len(), 1);
+    assert_eq!(probe[0].seq, s.y - 1, "probe sits one below SND.NXT");
+    // An answer restarts the idle wait.
+    s.send(ACK, s.p, s.y, b"");
+    assert!(s.advance(Duration::from_secs(50)).is_empty());
+    // Now the peer is silent: 3 probes 10 s apart, then the connection times out.
+    let mut probes = 0;
+    for _ in 0..10 {
+        let d = s.ep.poll_timeout().unwrap() - s.now;
+        probes += s.advance(d).len();
+        if s.ep.state(s.conn) == Some(Closed) {
+            break;
+        }
+    }
+    assert_eq!(probes, 3);
+    let mut buf = [0u8; 1];
+    assert_eq!(s.ep.recv(s.conn, &mut buf), Err(Error::TimedOut));
+}
+
+#[test]
+fn sequence_numbers_wrap_around_2_pow_32() {
+    let mut ep = Endpoint::new(plain(), 1);
+    let (me, peer, now) = (addr(B_IP, 80), addr(A_IP, 40_000), Instant::from_micros(1));
+    let l = ep.listen(me, 4).unwrap();
+    let isn = u32::MAX - 5;
+    ep.handle_packet(now, &seg(peer, me, SYN, isn, 0).bytes());
+    let synack = drain(&mut ep, now).remove(0);
+    ep.handle_packet(
+        now,
+        &seg(peer, me, ACK, isn.wrapping_add(1), synack.seq + 1).bytes(),
+    );
+    let c = ep.accept(l).unwrap();
+    let mut d = seg(peer, me, ACK | PSH, isn.wrapping_add(1), synack.seq + 1);
+    d.payload = (0..100u8).collect();
+    ep.handle_packet(now, &d.bytes());
+    let out = drain(&mut ep, now);
+    assert_eq!(out[0].ack, isn.wrapping_add(101), "ACK wrapped past zero");
+    let mut buf = [0u8; 200];
+    assert_eq!(ep.recv(c, &mut buf), Ok(100));
+    assert_eq!(&buf[..100], &(0..100u8).collect::<Vec<_>>()[..]);
+}
