@@ -30,6 +30,7 @@ pub use device::{TunAddrs, TunDevice};
 pub use socket::{TcpListener, TcpStream};
 pub use stack::{Direction, DriverStats, Packet, PacketFilter, Stack, StackConfig, Verdict};
 pub use tcpfsm_core::{self as core, Config, ListenOptions, State};
+pub use tcpfsm_wire as wire;
 
 /// Whether this process can create TUN devices and namespaces (effective uid 0).
 pub fn is_root() -> bool {
