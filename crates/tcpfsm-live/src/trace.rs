@@ -42,7 +42,7 @@ pub enum TraceError {
          it needs Linux 4.16 or later"
     )]
     NoTracepoint(PathBuf),
-    #[error("cannot read {path}: {source} (reading tracefs needs root)")]
+    #[error("cannot read {path} (reading tracefs needs root)")]
     Read { path: PathBuf, source: io::Error },
     #[error("bad tracepoint format: {0}")]
     Format(#[from] FormatError),
@@ -58,8 +58,17 @@ pub enum TraceError {
 /// Finds tracefs, mounting it at `/sys/kernel/tracing` if it is missing and we are root.
 pub fn tracefs_root() -> Result<PathBuf, TraceError> {
     for c in TRACEFS_CANDIDATES {
-        if Path::new(c).join("events").is_dir() {
-            return Ok(PathBuf::from(c));
+        let events = Path::new(c).join("events");
+        match std::fs::metadata(&events) {
+            Ok(m) if m.is_dir() => return Ok(PathBuf::from(c)),
+            // Mounted, but tracefs is root-only (mode 0700): say so rather than "missing".
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(TraceError::Read {
+                    path: events,
+                    source: e,
+                })
+            }
+            _ => {}
         }
     }
     // SAFETY: geteuid has no preconditions.

@@ -93,7 +93,7 @@ fn full_page() -> String {
         "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 1\n",
         "TCP6: inuse 0\n",
     );
-    let verdicts = tcpfsm_observe::diagnose(&[snap.clone()], &Default::default());
+    let verdicts = tcpfsm_observe::diagnose(std::slice::from_ref(&snap), &Default::default());
     render(&Input {
         snapshot: &snap,
         verdicts: &verdicts,
