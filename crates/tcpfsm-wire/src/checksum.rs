@@ -66,9 +66,8 @@ pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> u64 {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             let mut acc = add(0, &s.octets());
             acc = add(acc, &d.octets());
-            // The 16-bit length field: a length above 65535 cannot be in an
-            // IPv4 datagram, so truncating would only hide a caller bug; the
-            // sum of the two halves is what a wider field would contribute.
+            // Adding `len` whole equals adding its 16-bit field (callers never
+            // pass more than 65535 for IPv4: the IP length field is 16 bits).
             acc + proto as u64 + len as u64
         }
         _ => {
