@@ -436,14 +436,23 @@ pub fn run_terminal(
 ) -> std::io::Result<()> {
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
     use std::time::Instant;
+    // SIGTERM/SIGINT from outside (not the Ctrl-C key, which raw mode delivers as a key) end
+    // the loop too, so the terminal is restored instead of left raw.
+    crate::signal::install();
     let mut term = ratatui::try_init()?;
     let mut view = View::default();
     let result = (|| -> std::io::Result<()> {
         refresh(&mut view);
         let mut next = Instant::now() + interval;
         loop {
+            if crate::signal::stop_requested() {
+                return Ok(());
+            }
             term.draw(|f| draw(f, &view))?;
-            let wait = next.saturating_duration_since(Instant::now());
+            // Wake at least every 200 ms to notice a signal.
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(std::time::Duration::from_millis(200));
             if event::poll(wait)? {
                 if let Event::Key(k) = event::read()? {
                     let ctrl_c =

@@ -280,3 +280,63 @@ fn trace_without_root_fails_with_a_clear_error() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn trace_decodes_ipv6_connections_from_the_v6_address_fields() {
+    let Some(ns) = Netns::new("trace_decodes_ipv6_connections") else {
+        return;
+    };
+    let port = test_port(3);
+    let p = port.to_string();
+    let (child, err) = start_trace(
+        &ns,
+        &[
+            "trace",
+            "--json",
+            "--port",
+            &p,
+            "--state",
+            "established",
+            "--count",
+            "3",
+            "--duration",
+            "20s",
+        ],
+    );
+    let cport = ns.run(move || {
+        let l = TcpListener::bind(("::1", port)).expect("bind [::1] (IPv6 loopback in the netns)");
+        let c = TcpStream::connect(("::1", port)).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let cport = c.local_addr().unwrap().port();
+        drop(c);
+        std::thread::sleep(Duration::from_millis(50));
+        drop(s);
+        cport
+    });
+    let out = finish(child, err, Duration::from_secs(30));
+    let conns: Vec<(String, String, String)> = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["conn"].as_str().unwrap().to_string(),
+                v["from"].as_str().unwrap().to_string(),
+                v["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let client = format!("[::1]:{cport}-[::1]:{port}");
+    let server = format!("[::1]:{port}-[::1]:{cport}");
+    assert!(
+        conns.contains(&(client.clone(), "SYN_SENT".into(), "ESTABLISHED".into())),
+        "{out}"
+    );
+    assert!(
+        conns.contains(&(server, "SYN_RECEIVED".into(), "ESTABLISHED".into())),
+        "{out}"
+    );
+    assert!(
+        conns.contains(&(client, "ESTABLISHED".into(), "FIN_WAIT_1".into())),
+        "{out}"
+    );
+}

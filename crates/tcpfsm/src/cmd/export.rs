@@ -36,6 +36,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => Thresholds::load(p)?,
         None => Thresholds::default(),
     };
+    if !args.listen.ip().is_loopback() {
+        // The page names processes, pids and remote addresses: say so when it leaves the host.
+        eprintln!(
+            "tcpfsm: warning: serving on {} (not loopback): anyone who can reach it sees \
+             process names and remote addresses",
+            args.listen
+        );
+    }
     let collector = Arc::new(Collector::new(thresholds, args.top)?);
     let cfg = ServerConfig {
         max_in_flight: args.max_in_flight.max(1),
