@@ -79,6 +79,12 @@ mod tests {
             let s = parse(&b.file(), b.source).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(s.name, b.name);
             assert!(!s.summary.is_empty(), "{} has no summary", b.name);
+            // `tcpfsm sim --list` prints name (20 wide) + 2 spaces + summary in 80 columns.
+            assert!(
+                s.summary.chars().count() <= 58,
+                "{}: summary too long",
+                b.name
+            );
         }
     }
 }

@@ -1,0 +1,127 @@
+//! `tcpfsm sim` end to end: listing, formats, --out, --script with line-numbered errors, and
+//! exit codes.
+
+use std::process::{Command, Output};
+
+fn tcpfsm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcpfsm"))
+        .args(args)
+        .output()
+        .expect("run tcpfsm")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 output")
+}
+
+const NAMES: [&str; 13] = [
+    "handshake",
+    "client-close",
+    "server-close",
+    "simultaneous-open",
+    "simultaneous-close",
+    "lost-final-ack",
+    "abort",
+    "half-close",
+    "refused",
+    "syn-retry",
+    "close-wait-leak",
+    "syn-flood",
+    "time-wait-exhaustion",
+];
+
+#[test]
+fn sim_list_names_the_13_scenarios_one_line_each() {
+    let o = tcpfsm(&["sim", "--list"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(names, NAMES);
+    assert!(text.lines().all(|l| l.split_whitespace().count() > 3), "{text}");
+}
+
+#[test]
+fn sim_client_close_draws_the_diagram_and_the_state_paths() {
+    let o = tcpfsm(&["sim", "client-close"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = stdout(&o);
+    assert!(text.lines().all(|l| l.chars().count() <= 80));
+    for want in ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "State paths:"] {
+        assert!(text.contains(want), "missing {want}:\n{text}");
+    }
+}
+
+#[test]
+fn sim_json_is_one_object_per_line_and_deterministic() {
+    let a = tcpfsm(&["sim", "syn-retry", "--format", "json", "--seed", "5"]);
+    let b = tcpfsm(&["sim", "syn-retry", "--format", "json", "--seed", "5"]);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    let text = stdout(&a);
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        assert!(v["event"].is_string());
+    }
+    assert!(text.contains(r#""result":"timed out""#));
+}
+
+#[test]
+fn sim_svg_to_file() {
+    let path = std::env::temp_dir().join(format!("tcpfsm-sim-{}.svg", std::process::id()));
+    let o = tcpfsm(&["sim", "half-close", "--format", "svg", "--out", path.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty());
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(svg.starts_with("<svg"));
+    assert_eq!(svg.matches(r#"class="lane""#).count(), 2);
+}
+
+#[test]
+fn sim_script_runs_a_user_scenario_and_reports_errors_with_line_numbers() {
+    let dir = std::env::temp_dir();
+    let good = dir.join(format!("tcpfsm-good-{}.tcpfsm", std::process::id()));
+    std::fs::write(
+        &good,
+        "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\na connect b:80 as c\nexpect c ESTABLISHED\n",
+    )
+    .unwrap();
+    let o = tcpfsm(&["sim", "--script", good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("ESTABLISHED"));
+
+    let bad = dir.join(format!("tcpfsm-bad-{}.tcpfsm", std::process::id()));
+    std::fs::write(&bad, "host a 10.0.0.1\nhost b 10.0.0.2\n\na conect b:80 as c\n").unwrap();
+    let o = tcpfsm(&["sim", "--script", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{}:4: unknown action \"conect\"", bad.display())), "{err}");
+
+    // A failed expectation is exit 1, with the line named.
+    std::fs::write(&bad, "host a 10.0.0.1\nhost b 10.0.0.2\na connect b:80 as c\nexpect c ESTABLISHED\n").unwrap();
+    let o = tcpfsm(&["sim", "--script", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(":4: expect c ESTABLISHED"), "{err}");
+    std::fs::remove_file(&good).ok();
+    std::fs::remove_file(&bad).ok();
+}
+
+#[test]
+fn sim_unknown_scenario_lists_the_known_ones() {
+    let o = tcpfsm(&["sim", "handshak"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unknown scenario \"handshak\""));
+    assert!(err.contains("time-wait-exhaustion"));
+}
+
+#[test]
+fn sim_show_script_prints_the_builtin_source() {
+    let o = tcpfsm(&["sim", "lost-final-ack", "--show-script"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("drop next ACK from client"));
+}
