@@ -14,6 +14,8 @@ const TOP: usize = 70;
 const LEFT: usize = 80;
 const LANE_GAP: usize = 300;
 const MARGIN: usize = 120;
+/// Right of the last lane: app calls and causes are written to the right of their lane.
+const RIGHT_ROOM: usize = 320;
 
 /// Fill colour of a phase (establishment, transfer, active close, passive close, baseline).
 pub fn phase_colour(p: Phase) -> &'static str {
@@ -57,8 +59,14 @@ pub fn svg(trace: &Trace, opts: &Options) -> String {
     let lay = layout(trace, opts);
     let n = lay.lanes.names.len().max(1);
     let xs: Vec<usize> = (0..n).map(|i| LEFT + MARGIN + i * LANE_GAP).collect();
-    let width = LEFT + 2 * MARGIN + (n - 1) * LANE_GAP;
     let groups = path_groups(trace);
+    // Room on the right for the last lane's labels, and for the longest state path line.
+    let longest_path = groups
+        .iter()
+        .map(|g| g.host.len() + g.example.len() + g.path.chars().count() + 16)
+        .max()
+        .unwrap_or(0);
+    let width = (LEFT + MARGIN + (n - 1) * LANE_GAP + RIGHT_ROOM).max(20 + longest_path * 15 / 2);
     let body_h = lay.rows.len() * ROW_H;
     let legend_y = TOP + body_h + 30;
     let height = legend_y + 40 + groups.len() * 18 + 20;

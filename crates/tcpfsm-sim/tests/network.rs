@@ -1,0 +1,126 @@
+//! The simulated network under scripts: IPv6 hosts, drop rules (exact, containing, nth,
+//! count), per-link impairments, the virtual clock.
+
+use tcpfsm_sim::{run_source, Fate, Trace};
+use tcpfsm_states::State::*;
+
+fn run(src: &str) -> Trace {
+    let out = run_source("t.tcpfsm", src, Some(3)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.passed(), "{:?}", out.failures);
+    out.trace
+}
+
+const ECHO: &str = "server listen 80 as l\nclient connect server:80 as c\nserver accept l as s\n";
+
+#[test]
+fn ipv6_hosts_handshake_and_close() {
+    let t = run(&format!(
+        "host client fd00::1\nhost server fd00::2\n{ECHO}\
+         client send c \"hi\"\nserver recv s 2\nclient close c\nserver recv-until-eof s\nserver close s\n\
+         wait until c CLOSED and s CLOSED\n"
+    ));
+    assert_eq!(t.paths_of("client")[0].last(), Some(&Closed));
+    let first = t.segments().next().unwrap();
+    assert!(first.src.is_ipv6() && first.dst.is_ipv6());
+    assert!(t.states().any(|s| s.conn.starts_with("[fd00::1]:")));
+}
+
+#[test]
+fn a_host_with_two_families_connects_with_the_matching_one() {
+    let t = run(&format!(
+        "host client 10.0.0.1 fd00::1\nhost server fd00::2\n{ECHO}expect c ESTABLISHED\n"
+    ));
+    assert!(t.segments().all(|s| s.src.is_ipv6()));
+}
+
+#[test]
+fn drop_nth_lets_earlier_matches_through() {
+    // Pure ACKs from the client after the rule: the ACK of "one" is the 1st, of "two" the 2nd.
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\nset client delayed_ack off\n{ECHO}\
+         drop nth 2 ACK from client\n\
+         server send s \"one\"\nclient recv c 3\nserver send s \"two\"\nclient recv c 3\nwait 5s\n"
+    ));
+    let acks: Vec<_> = t
+        .segments()
+        .filter(|s| s.src_host == Some(0) && s.kind() == "ACK" && s.len == 0)
+        .collect();
+    assert!(
+        acks.len() >= 4,
+        "handshake ACK, ACK of one, ACK of two, its retransmission's"
+    );
+    assert_eq!(acks[0].fate, Fate::Delivered, "before the rule");
+    assert_eq!(acks[1].fate, Fate::Delivered, "1st match is let through");
+    assert_eq!(acks[2].fate, Fate::Dropped, "2nd match is dropped");
+    assert_eq!(acks[2].why, Some("rule"));
+    assert!(acks[3..].iter().all(|s| s.fate == Fate::Delivered));
+}
+
+#[test]
+fn drop_with_flags_matches_containing_and_counts() {
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}\
+         drop 2 with FIN from client\nclient close c\nserver recv-until-eof s timeout 30s\n\
+         server close s\nwait until c CLOSED timeout 5m\n"
+    ));
+    let fins: Vec<_> = t
+        .segments()
+        .filter(|s| s.src_host == Some(0) && s.has_flag("FIN"))
+        .collect();
+    assert_eq!(fins.len(), 3, "two FINs dropped, the third gets through");
+    assert_eq!(
+        fins.iter().map(|s| s.fate).collect::<Vec<_>>(),
+        vec![Fate::Dropped, Fate::Dropped, Fate::Delivered]
+    );
+    assert_eq!(fins[0].seq, fins[2].seq, "a retransmission of the same FIN");
+}
+
+#[test]
+fn drop_rule_can_name_the_receiver() {
+    let t = run("host client 10.0.0.1\nhost a 10.0.0.2\nhost b 10.0.0.3\n\
+         a listen 80 as la\nb listen 80 as lb\ndrop any from client to b\n\
+         client connect a:80 as ca\nclient connect b:80 as cb\nexpect cb ESTABLISHED\n");
+    let to_b: Vec<_> = t.segments().filter(|s| s.dst_host == Some(2)).collect();
+    assert_eq!(to_b[0].fate, Fate::Dropped);
+    assert!(t
+        .segments()
+        .filter(|s| s.dst_host == Some(1))
+        .all(|s| s.fate == Fate::Delivered));
+}
+
+#[test]
+fn link_delay_sets_arrival_time_and_the_clock_jumps() {
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\nlink client -> server delay 25ms\n\
+         link server -> client delay 5ms\n{ECHO}wait 10m\n"
+    ));
+    let syn = t.segments().next().unwrap();
+    assert_eq!(syn.arrive_us, Some(syn.t_us + 25_000));
+    let synack = t.segments().nth(1).unwrap();
+    assert_eq!(synack.t_us, 25_000);
+    assert_eq!(synack.arrive_us, Some(30_000));
+}
+
+#[test]
+fn mid_run_link_change_makes_a_link_lossy() {
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}\
+         link client -> server loss 100%\nclient send c \"lost\"\nwait 500ms\n\
+         link client -> server loss 0\nserver recv s 4 timeout 30s\n"
+    ));
+    let data: Vec<_> = t.segments().filter(|s| s.len == 4).collect();
+    assert_eq!(data[0].fate, Fate::Dropped);
+    assert_eq!(data[0].why, Some("loss"));
+    assert_eq!(data.last().unwrap().fate, Fate::Delivered);
+}
+
+#[test]
+fn duplicated_and_corrupted_segments_are_recorded_and_survived() {
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}\
+         link client -> server dup 30% corrupt 20%\n\
+         client send c 40000 bytes\nserver recv s 40000 timeout 5m\n"
+    ));
+    assert!(t.segments().any(|s| s.fate == Fate::Duplicated));
+    assert!(t.segments().any(|s| s.fate == Fate::Corrupted));
+}
