@@ -14,6 +14,22 @@ use crate::{
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// Maps keyed by our own connection ids: nobody outside chooses them, so the fast unkeyed
+/// FxHash is safe there.
+type IdMap<V> = HashMap<ConnId, V, rustc_hash::FxBuildHasher>;
+/// Maps keyed by 4-tuples, which the network chooses: a keyed hash (aHash, seeded from the
+/// endpoint's seed) keeps hash-flooding out while costing a fraction of SipHash.
+pub(crate) type TupleMap<V> = HashMap<CompactTuple, V, ahash::RandomState>;
+
+pub(crate) fn tuple_map<V>(seed: u64) -> TupleMap<V> {
+    HashMap::with_hasher(ahash::RandomState::with_seeds(
+        seed,
+        seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+        seed.rotate_left(31) ^ 0xc2b2_ae3d_27d4_eb4f,
+        seed.rotate_left(47) ^ 0x1656_67b1_9e37_79f9,
+    ))
+}
 use std::net::{IpAddr, SocketAddr};
 use tcpfsm_wire::{self as wire, Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
@@ -72,9 +88,9 @@ pub struct Endpoint {
     secrets: Secrets,
     stats: Stats,
     next_id: u64,
-    conns: HashMap<ConnId, Box<Tcb>>,
-    by_tuple: HashMap<CompactTuple, ConnId>,
-    half_open: HashMap<CompactTuple, HalfOpen>,
+    conns: IdMap<Box<Tcb>>,
+    by_tuple: TupleMap<ConnId>,
+    half_open: TupleMap<HalfOpen>,
     time_wait: TimeWaitTable,
     listeners: Vec<Listener>,
     events: VecDeque<Event>,
@@ -89,7 +105,7 @@ pub struct Endpoint {
 }
 
 /// The handle is not (or no longer) the application's to use.
-fn app_tcb(conns: &mut HashMap<ConnId, Box<Tcb>>, id: ConnId) -> Result<&mut Tcb, Error> {
+fn app_tcb(conns: &mut IdMap<Box<Tcb>>, id: ConnId) -> Result<&mut Tcb, Error> {
     match conns.get_mut(&id) {
         Some(t) if t.owner == Owner::App => Ok(t),
         _ => Err(Error::InvalidHandle),
@@ -103,10 +119,10 @@ impl Endpoint {
             secrets: Secrets::from_seed(seed),
             stats: Stats::default(),
             next_id: 1,
-            conns: HashMap::new(),
-            by_tuple: HashMap::new(),
-            half_open: HashMap::new(),
-            time_wait: TimeWaitTable::default(),
+            conns: IdMap::default(),
+            by_tuple: tuple_map(seed),
+            half_open: tuple_map(seed ^ 1),
+            time_wait: TimeWaitTable::new(seed ^ 2),
             listeners: Vec::new(),
             events: VecDeque::new(),
             ctl: VecDeque::new(),
@@ -128,7 +144,7 @@ impl Endpoint {
         id
     }
 
-    fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut HashMap<ConnId, Box<Tcb>>) {
+    fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut IdMap<Box<Tcb>>) {
         (
             Ctx {
                 now,

@@ -554,9 +554,11 @@ impl Tcb {
     pub(crate) fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         if !self.recv_buf.is_empty() {
             let n = buf.len().min(self.recv_buf.len());
-            for (dst, src) in buf.iter_mut().zip(self.recv_buf.drain(..n)) {
-                *dst = src;
-            }
+            let (a, b) = self.recv_buf.as_slices();
+            let from_a = n.min(a.len());
+            buf[..from_a].copy_from_slice(&a[..from_a]);
+            buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+            self.recv_buf.drain(..n);
             // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): announce the reopened window only
             // once its right edge can move by min(buffer/2, MSS).
             let threshold = (self.recv_cap as u32 / 2).min(self.mss as u32);

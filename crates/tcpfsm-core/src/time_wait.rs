@@ -5,10 +5,11 @@
 //! So it drops its buffers and TCB and keeps only what those duties need: 28 bytes beside its
 //! 36-byte key, 64 in all (Linux's `tcp_timewait_sock` is 248 bytes).
 
+use crate::endpoint::{tuple_map, TupleMap};
 use crate::time::{Duration, Instant};
 use crate::tuple::CompactTuple;
 use crate::ConnId;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Expiry kept in milliseconds modulo 2^32 (49 days): TIME_WAIT lasts minutes, so a modular
 /// comparison against "now" is unambiguous and the record stays small.
@@ -85,13 +86,20 @@ impl TimeWaitRecord {
 /// Every record lives 2×MSL from its entry (or its last restart), so the order of those events is
 /// expiry order: a FIFO of `(expiry, tuple)` replaces a timer heap. A restart queues the tuple
 /// again; the older entry no longer matches the record's expiry and is skipped.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TimeWaitTable {
-    records: HashMap<CompactTuple, TimeWaitRecord>,
+    records: TupleMap<TimeWaitRecord>,
     order: VecDeque<(u32, CompactTuple)>,
 }
 
 impl TimeWaitTable {
+    pub(crate) fn new(seed: u64) -> TimeWaitTable {
+        TimeWaitTable {
+            records: tuple_map(seed),
+            order: VecDeque::new(),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.records.len()
     }
