@@ -544,3 +544,21 @@ fn ipv4_options_are_skipped() {
     fix_ipv4_checksum(&mut d);
     assert_eq!(parse_ip_tcp(&d).unwrap().tcp.payload, b"v4opt");
 }
+
+/// The exception in the single-bit-flip property is real: IPv6 has no header
+/// checksum, and a payload length that loses 2 (one bit flip: 26 -> 24) while
+/// the dropped bytes are ff fd changes the TCP sum by -(2 + 0xfffd) = -0xffff,
+/// i.e. not at all in one's-complement arithmetic.
+#[test]
+fn ipv6_length_bit_flip_can_cancel_in_the_checksum() {
+    let payload = [0x11, 0x22, 0x33, 0x44, 0xff, 0xfd];
+    let r = TcpRepr {
+        options: TcpOptions::default(),
+        ..sample_repr(&payload)
+    };
+    let mut d = emit(V6_SRC, V6_DST, &r);
+    assert_eq!(u16::from_be_bytes([d[4], d[5]]), 26);
+    d[5] ^= 0x02;
+    let p = parse_ip_tcp(&d).expect("the truncation goes unnoticed");
+    assert_eq!(p.tcp.payload, &payload[..4]);
+}

@@ -185,10 +185,14 @@ proptest! {
         }
     }
 
-    /// The Internet checksum detects every single-bit error (a flip changes
-    /// the sum by ±2^k, never ≡ 0 mod 2^16-1). The only unprotected bytes are
-    /// IPv6's traffic class, flow label and hop limit, which do not change
-    /// what we report about the segment except the hop limit.
+    /// The Internet checksum detects every single-bit error in the bytes it
+    /// covers (a flip changes the sum by ±2^k, never ≡ 0 mod 2^16-1), and for
+    /// IPv4 it covers every byte. IPv6 has no header checksum: traffic class,
+    /// flow label and hop limit are unprotected but do not change the segment
+    /// we report; a smaller payload length is covered only through the
+    /// pseudo-header, where dropping 2^k trailing bytes whose sum cancels the
+    /// length change goes unnoticed (inherent to the protocol), so there the
+    /// only acceptable "Ok" is the same segment with a truncated payload.
     #[test]
     fn single_bit_flip_is_detected_or_harmless(
         (src, dst) in arb_addrs(),
@@ -205,8 +209,15 @@ proptest! {
             Err(_) => {}
             Ok(p) => {
                 prop_assert!(src.is_ipv6(), "IPv4 flip at byte {} bit {} went undetected", i, bit);
-                prop_assert!(i < 4 || i == 7, "IPv6 flip at byte {} bit {} went undetected", i, bit);
-                prop_assert_eq!((p.src, p.dst, &p.tcp), (src, dst, &repr));
+                prop_assert_eq!((p.src, p.dst), (src, dst));
+                if i == 4 || i == 5 {
+                    prop_assert!(repr.payload.starts_with(p.tcp.payload));
+                    prop_assert!(p.tcp.payload.len() < repr.payload.len());
+                    prop_assert_eq!(&p.tcp, &TcpRepr { payload: p.tcp.payload, ..repr.clone() });
+                } else {
+                    prop_assert!(i < 4 || i == 7, "IPv6 flip at byte {} bit {} went undetected", i, bit);
+                    prop_assert_eq!(&p.tcp, &repr);
+                }
             }
         }
     }
