@@ -190,3 +190,29 @@ fn long_repeats_and_floods_are_summarized_in_the_diagram() {
     );
     assert!(full.lines().count() > text.lines().count() + 200);
 }
+
+#[test]
+fn every_lost_segment_is_drawn_with_an_x_in_either_direction() {
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\n\
+               link a <-> b delay 20ms loss 15%\n\
+               b listen 80 as l\na connect b:80 as c\nb accept l as s\n\
+               b send s 30000 bytes\na recv c 30000 timeout 5m\na send c 30000 bytes\nb recv s 30000 timeout 5m\n";
+    let out = run_source("loss.tcpfsm", src, Some(11)).unwrap();
+    let dropped = out
+        .trace
+        .segments()
+        .filter(|s| s.fate == tcpfsm_sim::Fate::Dropped)
+        .count();
+    assert!(dropped > 2);
+    let text = render::ascii(
+        &out.trace,
+        &Options {
+            collapse_after: usize::MAX / 2,
+            ..Options::default()
+        },
+    );
+    let right = text.lines().filter(|l| l.contains("─X")).count();
+    let left = text.lines().filter(|l| l.contains("X─")).count();
+    assert!(right > 0 && left > 0, "{text}");
+    assert_eq!(right + left, dropped, "{text}");
+}

@@ -180,14 +180,26 @@ pub fn ascii(trace: &Trace, opts: &Options) -> String {
                         cells[span - stop] = 'X';
                     }
                 }
-                let text = if label.chars().count() + 4 <= span {
+                // The label goes on the drawn part of the arrow: all of it, or for a lost
+                // segment the part before the X.
+                let (from_cell, room) = if *fate != Fate::Dropped {
+                    (0, span)
+                } else {
+                    let stop = span.saturating_sub(span / 4).max(1);
+                    if rightwards {
+                        (0, stop - 1)
+                    } else {
+                        (span - stop + 1, stop - 1)
+                    }
+                };
+                let text = if label.chars().count() + 4 <= room {
                     format!(" {label} ")
                 } else {
-                    format!(" {} ", truncate(short, span.saturating_sub(4)))
+                    format!(" {} ", truncate(short, room.saturating_sub(4)))
                 };
                 let tl = text.chars().count();
-                if tl + 2 <= span {
-                    let start = (span - tl) / 2;
+                if tl + 2 <= room {
+                    let start = from_cell + (room - tl) / 2;
                     for (i, ch) in text.chars().enumerate() {
                         cells[start + i] = ch;
                     }
