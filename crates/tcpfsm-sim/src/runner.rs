@@ -276,6 +276,25 @@ impl Runner<'_> {
     fn cond_holds(&self, c: &Cond) -> bool {
         match c {
             Cond::Quiet => self.net.in_flight() == 0,
+            Cond::Closed(name) | Cond::Error(name) => {
+                let any = matches!(c, Cond::Closed(_));
+                match self.socks.get(&self.resolve(name)) {
+                    Some(Sock {
+                        host,
+                        kind: SockKind::Conn(Some(id)),
+                        ..
+                    }) => self
+                        .closed
+                        .get(&(*host, *id))
+                        .is_some_and(|r| any || *r != CloseReason::Graceful),
+                    // A connect that failed at once is closed, and an error.
+                    Some(Sock {
+                        kind: SockKind::Conn(None),
+                        ..
+                    }) => true,
+                    _ => false,
+                }
+            }
             Cond::Count(h, st, n) => self.net.endpoint(*h).census().get(*st) == *n,
             Cond::AtLeast(h, st, n) => self.net.endpoint(*h).census().get(*st) >= *n,
             Cond::Result(name, text) => self
@@ -297,6 +316,8 @@ impl Runner<'_> {
         let host = |h: &usize| self.net.hosts()[*h].name.clone();
         match c {
             Cond::Quiet => "quiet".into(),
+            Cond::Closed(name) => format!("{} closed", self.resolve(name)),
+            Cond::Error(name) => format!("{} error", self.resolve(name)),
             Cond::Count(h, st, n) => format!("{} has {n} {st}", host(h)),
             Cond::AtLeast(h, st, n) => format!("{} has at least {n} {st}", host(h)),
             Cond::Result(name, t) => format!("{} result {t:?}", self.resolve(name)),
@@ -308,6 +329,18 @@ impl Runner<'_> {
     fn cond_actual(&self, c: &Cond) -> String {
         match c {
             Cond::Quiet => format!("{} segments in flight", self.net.in_flight()),
+            Cond::Closed(name) | Cond::Error(name) => match self.socks.get(&self.resolve(name)) {
+                Some(Sock {
+                    host,
+                    kind: SockKind::Conn(Some(id)),
+                    ..
+                }) => match self.closed.get(&(*host, *id)) {
+                    Some(r) => format!("closed: {r}"),
+                    None => "still open".into(),
+                },
+                Some(_) => "not a connection".into(),
+                None => "no such socket yet".into(),
+            },
             Cond::Count(h, st, _) | Cond::AtLeast(h, st, _) => {
                 format!("{} {st}", self.net.endpoint(*h).census().get(*st))
             }

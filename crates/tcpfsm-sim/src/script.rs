@@ -132,6 +132,10 @@ pub enum Cond {
     InState(Name, State),
     /// The socket's last application result (e.g. `connection refused`).
     Result(Name, String),
+    /// The endpoint told the application the socket's connection is over (any reason).
+    Closed(Name),
+    /// … and not gracefully (reset, refused, timed out, aborted).
+    Error(Name),
     /// No segment in flight.
     Quiet,
     /// The host has exactly N connections in this state (its census).
@@ -812,7 +816,13 @@ impl Parser<'_> {
             });
         }
         let sock = self.name(first)?;
-        let what = l.next("state or `result \"…\"`")?;
+        let what = l.next("state, `closed`, `error` or `result \"…\"`")?;
+        if !what.quoted && what.text == "closed" {
+            return Ok(Cond::Closed(sock));
+        }
+        if !what.quoted && what.text == "error" {
+            return Ok(Cond::Error(sock));
+        }
         if what.text == "result" && !what.quoted {
             let t = l.next("expected result text")?;
             return Ok(Cond::Result(sock, t.text.clone()));

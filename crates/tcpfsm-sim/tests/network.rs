@@ -124,3 +124,33 @@ fn duplicated_and_corrupted_segments_are_recorded_and_survived() {
     assert!(t.segments().any(|s| s.fate == Fate::Duplicated));
     assert!(t.segments().any(|s| s.fate == Fate::Corrupted));
 }
+
+#[test]
+fn wait_until_closed_and_error_follow_the_endpoints_notices() {
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}\
+         client abort c\nwait until s error timeout 1s\nexpect s closed\nexpect s result \"connection reset\"\n\
+         client connect server:81 as r nowait\nwait until r error timeout 5s\nexpect r result \"connection refused\"\n"
+    ));
+    assert!(t
+        .apps()
+        .any(|a| a.sock == "s" && a.call == "closed" && a.result == "connection reset"));
+}
+
+#[test]
+fn an_idle_extra_host_does_not_change_other_links_fates() {
+    let body = "link a <-> b delay 15ms jitter 5ms loss 20% dup 10% reorder 10%\n\
+                b listen 80 as l\na connect b:80 as c\nb accept l as s\n\
+                a send c 30000 bytes\nb recv s 30000 timeout 5m\n";
+    let two = run(&format!("host a 10.0.0.1\nhost b 10.0.0.2\n{body}"));
+    let three = run(&format!(
+        "host a 10.0.0.1\nhost b 10.0.0.2\nhost c 10.0.0.3\nlink c <-> b loss 50%\n{body}"
+    ));
+    let fates = |t: &Trace| {
+        t.segments()
+            .map(|s| (s.t_us, s.seq, s.fate))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fates(&two), fates(&three));
+    assert!(fates(&two).iter().any(|f| f.2 == Fate::Dropped));
+}
