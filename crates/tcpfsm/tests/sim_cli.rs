@@ -40,7 +40,10 @@ fn sim_list_names_the_13_scenarios_one_line_each() {
         .map(|l| l.split_whitespace().next().unwrap_or(""))
         .collect();
     assert_eq!(names, NAMES);
-    assert!(text.lines().all(|l| l.split_whitespace().count() > 3), "{text}");
+    assert!(
+        text.lines().all(|l| l.split_whitespace().count() > 3),
+        "{text}"
+    );
 }
 
 #[test]
@@ -49,7 +52,14 @@ fn sim_client_close_draws_the_diagram_and_the_state_paths() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = stdout(&o);
     assert!(text.lines().all(|l| l.chars().count() <= 80));
-    for want in ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "State paths:"] {
+    for want in [
+        "FIN_WAIT_1",
+        "FIN_WAIT_2",
+        "TIME_WAIT",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "State paths:",
+    ] {
         assert!(text.contains(want), "missing {want}:\n{text}");
     }
 }
@@ -66,12 +76,26 @@ fn sim_json_is_one_object_per_line_and_deterministic() {
         assert!(v["event"].is_string());
     }
     assert!(text.contains(r#""result":"timed out""#));
+    // Across processes too: nothing may depend on per-process hash keys or addresses.
+    for name in ["syn-flood", "time-wait-exhaustion"] {
+        let a = tcpfsm(&["sim", name, "--format", "json"]);
+        let b = tcpfsm(&["sim", name, "--format", "json"]);
+        assert!(a.status.success(), "{name}");
+        assert!(a.stdout == b.stdout, "{name} differs between two runs");
+    }
 }
 
 #[test]
 fn sim_svg_to_file() {
     let path = std::env::temp_dir().join(format!("tcpfsm-sim-{}.svg", std::process::id()));
-    let o = tcpfsm(&["sim", "half-close", "--format", "svg", "--out", path.to_str().unwrap()]);
+    let o = tcpfsm(&[
+        "sim",
+        "half-close",
+        "--format",
+        "svg",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     assert!(o.stdout.is_empty());
     let svg = std::fs::read_to_string(&path).unwrap();
@@ -94,14 +118,25 @@ fn sim_script_runs_a_user_scenario_and_reports_errors_with_line_numbers() {
     assert!(stdout(&o).contains("ESTABLISHED"));
 
     let bad = dir.join(format!("tcpfsm-bad-{}.tcpfsm", std::process::id()));
-    std::fs::write(&bad, "host a 10.0.0.1\nhost b 10.0.0.2\n\na conect b:80 as c\n").unwrap();
+    std::fs::write(
+        &bad,
+        "host a 10.0.0.1\nhost b 10.0.0.2\n\na conect b:80 as c\n",
+    )
+    .unwrap();
     let o = tcpfsm(&["sim", "--script", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("{}:4: unknown action \"conect\"", bad.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:4: unknown action \"conect\"", bad.display())),
+        "{err}"
+    );
 
     // A failed expectation is exit 1, with the line named.
-    std::fs::write(&bad, "host a 10.0.0.1\nhost b 10.0.0.2\na connect b:80 as c\nexpect c ESTABLISHED\n").unwrap();
+    std::fs::write(
+        &bad,
+        "host a 10.0.0.1\nhost b 10.0.0.2\na connect b:80 as c\nexpect c ESTABLISHED\n",
+    )
+    .unwrap();
     let o = tcpfsm(&["sim", "--script", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
