@@ -562,3 +562,50 @@ fn ipv6_length_bit_flip_can_cancel_in_the_checksum() {
     let p = parse_ip_tcp(&d).expect("the truncation goes unnoticed");
     assert_eq!(p.tcp.payload, &payload[..4]);
 }
+
+/// RFC 9293 §3.1: the reserved bits "must be zero" when sent; a receiver does
+/// not reject a segment for them (they have since been given meanings, e.g.
+/// RFC 3540's NS and AccECN's AE).
+#[test]
+fn reserved_header_bits_are_ignored_on_receive() {
+    let mut d = emit(V4_SRC, V4_DST, &sample_repr(b"r"));
+    d[20 + 12] |= 0x0f;
+    let n = d.len();
+    fix_tcp_checksum(&mut d, 20, n, V4_SRC, V4_DST);
+    assert_eq!(parse_ip_tcp(&d).unwrap().tcp, sample_repr(b"r"));
+}
+
+#[test]
+fn repeated_option_last_one_wins() {
+    let d = v4_with_raw_options(&[2, 4, 0x02, 0x18, 2, 4, 0x05, 0xb4], b"");
+    assert_eq!(parse_ip_tcp(&d).unwrap().tcp.options.mss, Some(1460));
+}
+
+#[test]
+fn ipv6_type0_routing_header_uses_last_address_as_final_destination() {
+    // Deprecated RH0 (RFC 5095) still defines where the final destination is.
+    let hop = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+    let last = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x20);
+    let mut rh0 = vec![0u8, 0, 0, 2, 0, 0, 0, 0];
+    rh0.extend_from_slice(&hop.octets());
+    rh0.extend_from_slice(&last.octets());
+    let d = v6_with_ext_headers(&[(43, rh0)], IpAddr::V6(last));
+    assert_eq!(parse_ip_tcp(&d).unwrap().dst, IpAddr::V6(last));
+}
+
+#[test]
+fn ipv6_routing_header_with_no_segments_left_keeps_header_destination() {
+    let other = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x77);
+    let mut srh = vec![0u8, 0, 4, 0, 0, 0, 0, 0];
+    srh.extend_from_slice(&other.octets());
+    let d = v6_with_ext_headers(&[(43, srh)], V6_DST);
+    assert_eq!(parse_ip_tcp(&d).unwrap().dst, V6_DST);
+}
+
+#[test]
+fn error_messages_are_human_readable() {
+    assert_eq!(Error::NotTcp(17).to_string(), "not TCP (protocol 17)");
+    assert_eq!(Error::BadIpVersion(5).to_string(), "bad IP version 5");
+    let e: Box<dyn std::error::Error> = Box::new(Error::BadTcpChecksum);
+    assert_eq!(e.to_string(), "bad TCP checksum");
+}
