@@ -303,6 +303,8 @@ impl Endpoint {
             || remote.ip().is_unspecified()
             || local.is_ipv4() != remote.is_ipv4()
             || local.ip().is_unspecified()
+            || is_non_unicast(local.ip())
+            || is_non_unicast(remote.ip())
         {
             return Err(Error::InvalidInput);
         }
@@ -1229,10 +1231,12 @@ fn emit(tuple: &FourTuple, repr: &TcpRepr<'_>, buf: &mut Vec<u8>) -> Option<Tran
     Some(Transmit { src, dst, len })
 }
 
+/// Addresses no connection may use. IPv4-mapped IPv6 addresses never appear on the wire
+/// (RFC 4038 §4.2) and would alias the IPv4 connection of the same address in our tables.
 fn is_non_unicast(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified(),
-        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
+        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified() || v6.to_ipv4_mapped().is_some(),
     }
 }
 

@@ -767,3 +767,36 @@ fn sequence_numbers_wrap_around_2_pow_32() {
     assert_eq!(ep.recv(c, &mut buf), Ok(100));
     assert_eq!(&buf[..100], &(0..100u8).collect::<Vec<_>>()[..]);
 }
+
+#[test]
+fn active_syn_received_rst_goes_to_closed_not_listen() {
+    let mut ep = Endpoint::new(plain(), 1);
+    let (me, peer, now) = (addr(B_IP, 5000), addr(A_IP, 6000), Instant::from_micros(1));
+    let c = ep.connect(now, me, peer).unwrap();
+    let syn = drain(&mut ep, now).remove(0);
+    // The peer's SYN crosses ours: simultaneous open.
+    ep.handle_packet(now, &seg(peer, me, SYN, 700, 0).bytes());
+    let synack = drain(&mut ep, now).remove(0);
+    assert!(synack.is(SYN | ACK));
+    assert_eq!(synack.seq, syn.seq);
+    assert_eq!(ep.state(c), Some(SynReceived));
+    ep.handle_packet(now, &seg(peer, me, RST, 701, 0).bytes());
+    assert_eq!(ep.state(c), Some(Closed));
+    let mut buf = [0u8; 1];
+    assert_eq!(ep.recv(c, &mut buf), Err(Error::ConnectionRefused));
+}
+
+#[test]
+fn ipv4_mapped_ipv6_addresses_are_refused() {
+    let mut ep = Endpoint::new(plain(), 1);
+    let now = Instant::from_micros(1);
+    ep.listen(addr("::", 80), 4).unwrap();
+    let mapped = addr("::ffff:10.0.0.1", 4000);
+    ep.handle_packet(now, &seg(mapped, addr("fd00::2", 80), SYN, 1, 0).bytes());
+    assert!(drain(&mut ep, now).is_empty());
+    assert_eq!(ep.stats().in_errs, 1);
+    assert_eq!(
+        ep.connect(now, addr("fd00::2", 0), mapped),
+        Err(Error::InvalidInput)
+    );
+}
