@@ -939,6 +939,32 @@ impl Runner<'_> {
             time_wait: census.get(State::TimeWait),
             ..tcpfsm_observe::Counters::default()
         });
+        // TIME_WAIT grouped by remote, counting those holding a port of the ephemeral range
+        // (what runs out when one client talks to one server), when the endpoint lists them.
+        let mut by_remote: Vec<tcpfsm_observe::RemoteCount> = Vec::new();
+        for c in ep
+            .connections()
+            .iter()
+            .filter(|c| c.state == State::TimeWait)
+        {
+            let eph =
+                (cfg.ephemeral_ports.0..=cfg.ephemeral_ports.1).contains(&c.tuple.local.port());
+            match by_remote.iter_mut().find(|g| g.remote == c.tuple.remote) {
+                Some(g) => {
+                    g.count += 1;
+                    g.ephemeral_local += u64::from(eph);
+                }
+                None => by_remote.push(tcpfsm_observe::RemoteCount {
+                    remote: c.tuple.remote,
+                    count: 1,
+                    ephemeral_local: u64::from(eph),
+                }),
+            }
+        }
+        if !by_remote.is_empty() {
+            by_remote.sort_by(|a, b| b.count.cmp(&a.count).then(a.remote.cmp(&b.remote)));
+            s.time_wait_by_remote = Some(by_remote);
+        }
         s.sysctls = tcpfsm_observe::Sysctls {
             ephemeral_ports: Some(tcpfsm_observe::PortRange {
                 low: cfg.ephemeral_ports.0,

@@ -490,6 +490,14 @@ fn time_wait_exhaustion_fails_with_address_not_available_until_tw_reuse() {
         .all(|p| *p == vec![Closed, SynSent, Established, FinWait1, FinWait2, TimeWait]));
     assert_eq!(app(&t, "c16", "connect")[0].result, "address not available");
     assert!(app(&t, "c16", "connect")[0].conn.is_none());
+    assert!(
+        t.notes().any(
+            |n| matches!(&n.kind, NoteKind::Diagnosis { rule, severity, .. }
+            if rule == "time_wait_pressure" && severity == "critical")
+                && n.text.contains("100.0% of ephemeral ports")
+        ),
+        "the diagnosis names the exhausted port range"
+    );
     // The reuser keeps going past 16 connections by taking over old TIME_WAITs.
     let reuser = t.paths_of("reuser");
     assert_eq!(reuser.len(), 24);
