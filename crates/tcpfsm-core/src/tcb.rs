@@ -297,7 +297,7 @@ impl Tcb {
         t.snd_nxt = iss.wrapping_add(1);
         t.snd_cur = t.snd_nxt;
         t.negotiate(peer, ts_offset, cfg);
-        t.rcv_adv = t.rcv_nxt.wrapping_add(t.rcv_wnd());
+        t.rcv_adv = t.rcv_nxt.wrapping_add(t.rcv_space());
         t.rtx_deadline = Some(now + t.rtt.rto());
         t
     }
@@ -355,7 +355,8 @@ impl Tcb {
     /// RCV.WND: what is left of the advertised window.
     pub(crate) fn rcv_wnd(&self) -> u32 {
         let space = self.rcv_space();
-        let adv = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        // What was promised stays promised, but never more than the buffer can ever hold.
+        let adv = (self.rcv_adv.diff(self.rcv_nxt).max(0) as u32).min(self.recv_cap as u32);
         space.max(adv)
     }
 
@@ -406,7 +407,7 @@ impl Tcb {
 
     /// The window field our segments carry now (scaled).
     pub(crate) fn window_field(&self) -> u16 {
-        (self.rcv_space() >> self.rcv_wscale).min(65535) as u16
+        (self.rcv_wnd() >> self.rcv_wscale).min(65535) as u16
     }
 
     pub(crate) fn ack_pending(&self) -> bool {
@@ -1419,8 +1420,10 @@ impl Tcb {
         now: Instant,
         stats: &mut Stats,
     ) -> TcpRepr<'b> {
-        let space = self.rcv_space();
-        let wnd_field = (space >> self.rcv_wscale).min(65535);
+        // RFC 9293 §3.8.6.2.2: never move the right edge left. Out-of-order data fills the
+        // buffer but lies inside the window already promised, so duplicate ACKs keep the same
+        // window — which RFC 5681 §2 needs for them to count as duplicates.
+        let wnd_field = (self.rcv_wnd() >> self.rcv_wscale).min(65535);
         let advertised = wnd_field << self.rcv_wscale;
         let edge = self.rcv_nxt.wrapping_add(advertised);
         if edge.gt(self.rcv_adv) {

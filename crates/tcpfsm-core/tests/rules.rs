@@ -800,3 +800,71 @@ fn ipv4_mapped_ipv6_addresses_are_refused() {
         Err(Error::InvalidInput)
     );
 }
+
+#[test]
+fn window_right_edge_never_moves_left_on_out_of_order_data_rfc9293_3_8_6_2_2() {
+    let mut s = Server::new(plain());
+    let mut wins = Vec::new();
+    for k in 1..=5u32 {
+        let out = s.send(ACK, s.p + 1000 * k, s.y, &[0u8; 1000]);
+        assert_eq!(out[0].ack, s.p, "duplicate ACK for the hole");
+        wins.push(out[0].window);
+    }
+    assert!(
+        wins.windows(2).all(|w| w[0] == w[1]),
+        "same window on every duplicate ACK: {wins:?}"
+    );
+}
+
+#[test]
+fn lost_segment_is_fast_retransmitted_between_two_of_our_endpoints() {
+    let cfg = Config {
+        delayed_ack: None,
+        ..Config::default()
+    };
+    let mut n = Net::new(cfg.clone(), cfg);
+    let (c, s) = n.establish();
+    n.a.set_nodelay(c, true).unwrap();
+    let mut first = true;
+    n.drop_when(move |from_a, sg| {
+        let hit = from_a && !sg.payload.is_empty() && first;
+        if hit {
+            first = false;
+        }
+        hit
+    });
+    let t0 = n.now;
+    n.a.send(c, &[3u8; 10_000]).unwrap();
+    n.run_for(Duration::from_millis(100));
+    assert_eq!(Net::read_all(&mut n.b, s).0.len(), 10_000);
+    let rtx = n
+        .log
+        .iter()
+        .filter(|l| l.from_a && !l.seg.payload.is_empty() && l.t > t0)
+        .filter(|l| l.seg.seq == n.log.iter().find(|x| x.dropped).unwrap().seg.seq && !l.dropped)
+        .map(|l| (l.t - t0).as_millis())
+        .next();
+    assert!(
+        rtx.is_some_and(|ms| ms < 50),
+        "fast retransmit within an RTT or so, not the RTO: {rtx:?}"
+    );
+}
+
+#[test]
+fn data_far_beyond_the_window_is_not_buffered() {
+    let mut s = Server::new(plain());
+    let cap = Config::default().recv_buffer as u32;
+    // In-window out-of-order data is held; data past the buffer is trimmed away.
+    let out = s.send(ACK, s.p + cap + 10, s.y, &[1u8; 1000]);
+    assert_eq!(out[0].ack, s.p);
+    let info = s.ep.info(s.conn).unwrap();
+    assert!(
+        info.rcv_wnd <= cap,
+        "window {} within the {cap}-byte buffer",
+        info.rcv_wnd
+    );
+    // Fill the hole: only what was inside the window can arrive in order.
+    s.send(ACK, s.p, s.y, &[2u8; 1000]);
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(s.ep.recv(s.conn, &mut buf), Ok(1000));
+}

@@ -256,12 +256,14 @@ impl Net {
                 self.flight = rest;
                 due
             };
+            // One datagram at a time, each answered before the next, as on a real link.
             for (_, from_a, bytes) in due {
                 if from_a {
                     self.b.handle_packet(self.now, &bytes);
                 } else {
                     self.a.handle_packet(self.now, &bytes);
                 }
+                self.pump();
             }
             self.a.handle_timeout(self.now);
             self.b.handle_timeout(self.now);
