@@ -276,6 +276,20 @@ impl Runner<'_> {
     fn cond_holds(&self, c: &Cond) -> bool {
         match c {
             Cond::Quiet => self.net.in_flight() == 0,
+            Cond::Eof(name) => match self.socks.get(&self.resolve(name)) {
+                Some(Sock {
+                    host,
+                    kind: SockKind::Conn(Some(id)),
+                    ..
+                }) => {
+                    // The states a connection is in once the peer's FIN was received.
+                    matches!(
+                        self.net.conn_state(*host, *id),
+                        Some(State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
+                    ) || self.closed.get(&(*host, *id)) == Some(&CloseReason::Graceful)
+                }
+                _ => false,
+            },
             Cond::Closed(name) | Cond::Error(name) => {
                 let any = matches!(c, Cond::Closed(_));
                 match self.socks.get(&self.resolve(name)) {
@@ -317,6 +331,7 @@ impl Runner<'_> {
         match c {
             Cond::Quiet => "quiet".into(),
             Cond::Closed(name) => format!("{} closed", self.resolve(name)),
+            Cond::Eof(name) => format!("{} eof", self.resolve(name)),
             Cond::Error(name) => format!("{} error", self.resolve(name)),
             Cond::Count(h, st, n) => format!("{} has {n} {st}", host(h)),
             Cond::AtLeast(h, st, n) => format!("{} has at least {n} {st}", host(h)),
@@ -329,18 +344,20 @@ impl Runner<'_> {
     fn cond_actual(&self, c: &Cond) -> String {
         match c {
             Cond::Quiet => format!("{} segments in flight", self.net.in_flight()),
-            Cond::Closed(name) | Cond::Error(name) => match self.socks.get(&self.resolve(name)) {
-                Some(Sock {
-                    host,
-                    kind: SockKind::Conn(Some(id)),
-                    ..
-                }) => match self.closed.get(&(*host, *id)) {
-                    Some(r) => format!("closed: {r}"),
-                    None => "still open".into(),
-                },
-                Some(_) => "not a connection".into(),
-                None => "no such socket yet".into(),
-            },
+            Cond::Eof(name) | Cond::Closed(name) | Cond::Error(name) => {
+                match self.socks.get(&self.resolve(name)) {
+                    Some(Sock {
+                        host,
+                        kind: SockKind::Conn(Some(id)),
+                        ..
+                    }) => match self.closed.get(&(*host, *id)) {
+                        Some(r) => format!("closed: {r}"),
+                        None => "still open".into(),
+                    },
+                    Some(_) => "not a connection".into(),
+                    None => "no such socket yet".into(),
+                }
+            }
             Cond::Count(h, st, _) | Cond::AtLeast(h, st, _) => {
                 format!("{} {st}", self.net.endpoint(*h).census().get(*st))
             }

@@ -136,6 +136,8 @@ pub enum Cond {
     Closed(Name),
     /// … and not gracefully (reset, refused, timed out, aborted).
     Error(Name),
+    /// The peer's FIN has arrived: reading would return end-of-stream once the data is read.
+    Eof(Name),
     /// No segment in flight.
     Quiet,
     /// The host has exactly N connections in this state (its census).
@@ -816,12 +818,15 @@ impl Parser<'_> {
             });
         }
         let sock = self.name(first)?;
-        let what = l.next("state, `closed`, `error` or `result \"…\"`")?;
+        let what = l.next("state, `closed`, `error`, `eof` or `result \"…\"`")?;
         if !what.quoted && what.text == "closed" {
             return Ok(Cond::Closed(sock));
         }
         if !what.quoted && what.text == "error" {
             return Ok(Cond::Error(sock));
+        }
+        if !what.quoted && what.text == "eof" {
+            return Ok(Cond::Eof(sock));
         }
         if what.text == "result" && !what.quoted {
             let t = l.next("expected result text")?;

@@ -154,3 +154,18 @@ fn an_idle_extra_host_does_not_change_other_links_fates() {
     assert_eq!(fates(&two), fates(&three));
     assert!(fates(&two).iter().any(|f| f.2 == Fate::Dropped));
 }
+
+#[test]
+fn wait_until_eof_sees_the_peers_fin_before_any_read() {
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}\
+         client send c \"bye\"\nclient shutdown c\nwait until s eof timeout 1s\nexpect s CLOSE_WAIT\n\
+         server recv-until-eof s\nexpect s result \"eof\"\n"
+    ));
+    assert_eq!(
+        t.apps()
+            .filter(|a| a.sock == "s" && a.call == "recv")
+            .count(),
+        1
+    );
+}
