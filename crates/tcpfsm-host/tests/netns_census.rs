@@ -107,8 +107,8 @@ fn census_state_and_port_filters_select_in_the_kernel() {
 }
 
 #[test]
-fn ipv6_sockets_are_counted_and_family_filter_applies() {
-    let Some(ns) = Netns::new("ipv6_sockets_are_counted_and_family_filter_applies") else {
+fn ipv4_and_ipv6_sockets_are_counted_and_family_filter_applies() {
+    let Some(ns) = Netns::new("ipv4_and_ipv6_sockets_are_counted_and_family_filter_applies") else {
         return;
     };
     let kept = ns.run(|| {
@@ -242,4 +242,58 @@ fn close_wait_sockets_are_attributed_to_the_holding_process() {
         .map(|g| g.count)
         .sum();
     assert_eq!(tw, 2);
+}
+
+#[test]
+fn census_time_wait_from_kernel_counter_matches_a_full_dump() {
+    let Some(ns) = Netns::new("census_time_wait_from_kernel_counter_matches_a_full_dump") else {
+        return;
+    };
+    let holder = spawn_holder(&ns, "holder_process");
+    let port = holder.port;
+    // K TIME_WAIT, M half-closed (full FIN_WAIT_2 sockets we hold), and ORPHANS connections we
+    // close completely while the holder never answers: orphaned FIN_WAIT_2, which Linux keeps
+    // as timewait minisocks and counts in sockstat's `tw`.
+    const ORPHANS: usize = 6;
+    let _scene = ns.run(move || {
+        let scene = build_scene(1, M, K, port, 0);
+        for _ in 0..ORPHANS {
+            let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            drop(c);
+        }
+        scene
+    });
+    let fw2 = (M + ORPHANS) as u64;
+    let mut seen = None;
+    let ok = wait_until(Duration::from_secs(10), || {
+        let c = ns.run(|| {
+            SockDiag::new()
+                .unwrap()
+                .census_exact(&Filter::default())
+                .unwrap()
+        });
+        let done = c.get(State::FinWait2) == fw2 && c.get(State::FinWait1) == 0;
+        seen = Some(c);
+        done
+    });
+    let exact = seen.unwrap();
+    assert!(ok, "never settled: {exact:?}");
+    let fast = ns.run(|| SockDiag::new().unwrap().census(&Filter::default()).unwrap());
+    assert_eq!(fast, exact);
+    assert_eq!(fast.get(State::TimeWait), K as u64);
+    assert_eq!(fast.get(State::FinWait2), fw2);
+    assert_eq!(fast.get(State::TimeWait), ns.ss_count("time-wait"));
+    assert_eq!(fast.get(State::FinWait2), ns.ss_count("fin-wait-2"));
+    // The kernel's own counter really does include the orphaned FIN_WAIT_2 minisocks.
+    let tw_counter = ns.run(|| tcpfsm_host::read_counters().unwrap().time_wait);
+    assert_eq!(tw_counter, (K + ORPHANS) as u64);
+    // Only TIME_WAIT asked for: the subtraction still happens.
+    let only_tw = ns.run(|| {
+        SockDiag::new()
+            .unwrap()
+            .census(&Filter::states(StateSet::of(&[State::TimeWait])))
+            .unwrap()
+    });
+    assert_eq!(only_tw.get(State::TimeWait), K as u64);
+    assert_eq!(only_tw.total(), K as u64);
 }

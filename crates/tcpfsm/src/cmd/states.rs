@@ -47,6 +47,10 @@ pub struct Args {
     /// With filters, print only the counts (no socket list, no process lookup)
     #[arg(long, short = 'c', conflicts_with_all = ["list", "by"])]
     pub count: bool,
+    /// Count TIME_WAIT by dumping every socket instead of reading the kernel's own TIME_WAIT
+    /// counter (slower; the two agree)
+    #[arg(long)]
+    pub exact: bool,
     /// Do not resolve owning processes when listing (faster; like ss without -p)
     #[arg(long)]
     pub no_process: bool,
@@ -144,7 +148,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let filtered = !args.state.is_empty() || args.port.is_some() || args.process.is_some();
     if args.by.is_none() && (!filtered || args.count) && !args.list && args.process.is_none() {
         // The fast path: counts only, one dump per family, no per-socket work.
-        let c = diag.census(&filter)?;
+        let c = if args.exact {
+            diag.census_exact(&filter)?
+        } else {
+            diag.census(&filter)?
+        };
         if args.json {
             serde_json::to_writer(
                 &mut out,
