@@ -1,1 +1,164 @@
-fn main() {}
+//! Bulk throughput of our TCP against the Linux kernel's over a TUN device, both directions.
+//! Not a test: it prints numbers.
+//!
+//!     cargo bench -p tcpfsm-tun --bench throughput
+//!     TCPFSM_BENCH_MIB=512 TCPFSM_BENCH_MTU=1500,9000 TCPFSM_BENCH_FAMILY=v4,v6 cargo bench -p tcpfsm-tun --bench throughput
+//!
+//! Needs root (network namespace + TUN). Each run gets its own namespace, deleted afterwards.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tcpfsm_tun::netns::NetNs;
+use tcpfsm_tun::{Stack, StackConfig, TcpListener, TcpStream};
+
+const CHUNK: usize = 256 * 1024;
+
+fn env_list(key: &str, default: &str) -> Vec<String> {
+    std::env::var(key)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn main() {
+    if !tcpfsm_tun::is_root() {
+        eprintln!("SKIPPED (needs root): the throughput bench creates a network namespace and a TUN device");
+        return;
+    }
+    let mib: usize = std::env::var("TCPFSM_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let bytes = mib * 1024 * 1024;
+    let mtus: Vec<u32> = env_list("TCPFSM_BENCH_MTU", "1500,9000")
+        .iter()
+        .map(|m| m.parse().expect("TCPFSM_BENCH_MTU: comma-separated MTUs"))
+        .collect();
+    let families = env_list("TCPFSM_BENCH_FAMILY", "v4");
+    println!(
+        "reproduce: TCPFSM_BENCH_MIB={mib} TCPFSM_BENCH_MTU={} TCPFSM_BENCH_FAMILY={} cargo bench -p tcpfsm-tun --bench throughput",
+        mtus.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        families.join(",")
+    );
+    println!(
+        "{:<5} {:>5} {:<14} {:>10} {:>9} {:>10} {:>9}",
+        "fam", "mtu", "direction", "MiB", "seconds", "bytes/s", "Gbit/s"
+    );
+    for fam in &families {
+        let v6 = fam == "v6";
+        for &mtu in &mtus {
+            let ns_name = format!("tcpfsm-bench-{}-{mtu}-{fam}", std::process::id());
+            let ns = NetNs::create(&ns_name).expect("ip netns add");
+            let stack = Stack::new(StackConfig {
+                tun_name: "tfsmb0".into(),
+                netns: Some(ns_name.clone()),
+                mtu,
+                ..StackConfig::default()
+            })
+            .expect("stack");
+            for ours_send in [true, false] {
+                let (secs, moved) = run(&ns, &stack, v6, ours_send, bytes);
+                println!(
+                    "{:<5} {:>5} {:<14} {:>10} {:>9.3} {:>10.3e} {:>9.3}",
+                    fam,
+                    mtu,
+                    if ours_send {
+                        "ours->kernel"
+                    } else {
+                        "kernel->ours"
+                    },
+                    moved / (1024 * 1024),
+                    secs,
+                    moved as f64 / secs,
+                    moved as f64 * 8.0 / secs / 1e9
+                );
+            }
+            let st = stack.stats();
+            let ds = stack.driver_stats();
+            println!(
+                "      our segments out {} in {} retransmitted {}; driver wakeups {} rx {} tx {}",
+                st.out_segs, st.in_segs, st.retrans_segs, ds.wakeups, ds.rx_packets, ds.tx_packets
+            );
+            drop(stack);
+            drop(ns);
+        }
+    }
+}
+
+/// Moves `bytes` one way; the clock runs from the first write to the last byte read.
+fn run(ns: &NetNs, stack: &Stack, v6: bool, ours_send: bool, bytes: usize) -> (f64, usize) {
+    let data = vec![0x5au8; CHUNK];
+    let timeout = Some(Duration::from_secs(60));
+    if ours_send {
+        let addr = SocketAddr::new(stack.host_ip(v6).unwrap(), 7001);
+        let kl = ns
+            .run(|| std::net::TcpListener::bind(addr))
+            .unwrap()
+            .unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut k, _) = kl.accept().unwrap();
+            k.set_read_timeout(timeout).unwrap();
+            let mut buf = vec![0u8; CHUNK];
+            let mut n = 0;
+            loop {
+                let r = k.read(&mut buf).unwrap();
+                if r == 0 {
+                    return (Instant::now(), n);
+                }
+                n += r;
+            }
+        });
+        let mut s = TcpStream::connect_timeout(stack, addr, Duration::from_secs(10)).unwrap();
+        s.set_write_timeout(timeout).unwrap();
+        let t0 = Instant::now();
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            s.write_all(&data[..n]).unwrap();
+            left -= n;
+        }
+        drop(s);
+        let (t1, n) = reader.join().unwrap();
+        ((t1 - t0).as_secs_f64(), n)
+    } else {
+        let addr = SocketAddr::new(stack.local_ip(v6).unwrap(), 7002);
+        let l = TcpListener::bind(stack, addr).unwrap();
+        let writer = {
+            let data = data.clone();
+            let k = ns
+                .run(|| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)))
+                .unwrap()
+                .unwrap();
+            std::thread::spawn(move || {
+                let mut k = k;
+                k.set_write_timeout(timeout).unwrap();
+                let t0 = Instant::now();
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    k.write_all(&data[..n]).unwrap();
+                    left -= n;
+                }
+                t0
+            })
+        };
+        let (mut s, _) = l.accept_timeout(Duration::from_secs(10)).unwrap();
+        s.set_read_timeout(timeout).unwrap();
+        let mut buf = vec![0u8; CHUNK];
+        let mut n = 0;
+        loop {
+            let r = s.read(&mut buf).unwrap();
+            if r == 0 {
+                break;
+            }
+            n += r;
+        }
+        let t1 = Instant::now();
+        let t0 = writer.join().unwrap();
+        ((t1 - t0).as_secs_f64(), n)
+    }
+}

@@ -525,7 +525,7 @@ impl Stack {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared.lock().ep.stats().clone()
+        *self.shared.lock().ep.stats()
     }
 
     pub fn driver_stats(&self) -> DriverStats {
