@@ -34,15 +34,28 @@ fn params() -> impl Strategy<Value = LinkParams> {
 
 struct Run {
     received: Vec<u8>,
+    /// What the client read of the server's response.
+    response: Vec<u8>,
     client_path: Vec<State>,
     server_path: Vec<State>,
     transitions: Vec<(State, State)>,
     corrupted: usize,
 }
 
-fn transfer(seed: u64, len: usize, ab: LinkParams, ba: LinkParams) -> (Vec<u8>, Run) {
+/// The client sends `len` bytes while the server sends `back` bytes; the client closes once it
+/// has sent everything and read the whole response, the server once it read end-of-stream.
+fn transfer(
+    seed: u64,
+    len: usize,
+    back: usize,
+    ab: LinkParams,
+    ba: LinkParams,
+) -> (Vec<u8>, Vec<u8>, Run) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut data = vec![0u8; len];
-    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut data);
+    rng.fill_bytes(&mut data);
+    let mut reply = vec![0u8; back];
+    rng.fill_bytes(&mut reply);
     let mut net = Network::new(seed);
     let cfg = Config {
         msl: Duration::from_secs(5),
@@ -63,6 +76,8 @@ fn transfer(seed: u64, len: usize, ab: LinkParams, ba: LinkParams) -> (Vec<u8>, 
     let mut sent = 0usize;
     let mut client_closed = false;
     let mut received = Vec::new();
+    let mut response = Vec::new();
+    let mut replied = 0usize;
     let mut eof = false;
     let mut server_closed = false;
     let mut buf = vec![0u8; 16 * 1024];
@@ -79,7 +94,16 @@ fn transfer(seed: u64, len: usize, ab: LinkParams, ba: LinkParams) -> (Vec<u8>, 
                 Err(e) => panic!("client send failed: {e}"),
             }
         }
-        if established && sent == data.len() && !client_closed {
+        while established && response.len() < reply.len() {
+            match net.with_endpoint(c, |ep, _| ep.recv(cc, &mut buf)) {
+                Ok(0) => panic!("client saw end-of-stream before the whole response"),
+                Ok(n) => response.extend_from_slice(&buf[..n]),
+                Err(Error::WouldBlock) => break,
+                Err(e) => panic!("client recv failed after {} bytes: {e}", response.len()),
+            }
+        }
+        // Closing with unread data would send RST (as Linux does), so read first.
+        if established && sent == data.len() && response.len() == reply.len() && !client_closed {
             net.with_endpoint(c, |ep, _| ep.close(cc)).unwrap();
             client_closed = true;
         }
@@ -91,6 +115,13 @@ fn transfer(seed: u64, len: usize, ab: LinkParams, ba: LinkParams) -> (Vec<u8>, 
             }
         }
         if let Some(id) = sc {
+            if replied < reply.len() {
+                match net.with_endpoint(s, |ep, _| ep.send(id, &reply[replied..])) {
+                    Ok(n) => replied += n,
+                    Err(Error::WouldBlock) => {}
+                    Err(e) => panic!("server send failed: {e}"),
+                }
+            }
             while !eof {
                 match net.with_endpoint(s, |ep, _| ep.recv(id, &mut buf)) {
                     Ok(0) => eof = true,
@@ -99,7 +130,7 @@ fn transfer(seed: u64, len: usize, ab: LinkParams, ba: LinkParams) -> (Vec<u8>, 
                     Err(e) => panic!("server recv failed after {} bytes: {e}", received.len()),
                 }
             }
-            if eof && !server_closed {
+            if eof && replied == reply.len() && !server_closed {
                 net.with_endpoint(s, |ep, _| ep.close(id)).unwrap();
                 server_closed = true;
             }
@@ -121,6 +152,7 @@ fn transfer(seed: u64, len: usize, ab: LinkParams, ba: LinkParams) -> (Vec<u8>, 
     let server_path = paths.next().map(|p| p.states).unwrap_or_default();
     let run = Run {
         received,
+        response,
         client_path,
         server_path,
         transitions: t.transitions().collect(),
@@ -129,7 +161,7 @@ fn transfer(seed: u64, len: usize, ab: LinkParams, ba: LinkParams) -> (Vec<u8>, 
             .filter(|s| s.fate == tcpfsm_sim::Fate::Corrupted)
             .count(),
     };
-    (data, run)
+    (data, reply, run)
 }
 
 proptest! {
@@ -139,12 +171,15 @@ proptest! {
     fn bytes_arrive_once_in_order_and_both_sides_close_under_impairments(
         seed in any::<u64>(),
         len in 1usize..150_000,
+        back in 0usize..60_000,
         ab in params(),
         ba in params(),
     ) {
-        let (data, run) = transfer(seed, len, ab, ba);
+        let (data, reply, run) = transfer(seed, len, back, ab, ba);
         prop_assert_eq!(run.received.len(), data.len());
         prop_assert!(run.received == data, "payload differs");
+        prop_assert_eq!(run.response.len(), reply.len());
+        prop_assert!(run.response == reply, "response differs");
         for (from, to) in &run.transitions {
             prop_assert!(is_rfc_transition(*from, *to), "{} -> {}", from, to);
         }
@@ -153,7 +188,6 @@ proptest! {
         // The client closed first, so it is the one that held TIME_WAIT.
         prop_assert!(run.client_path.contains(&State::TimeWait), "{:?}", run.client_path);
         prop_assert!(!run.server_path.contains(&State::TimeWait), "{:?}", run.server_path);
-        let _ = run.corrupted;
     }
 }
 
@@ -163,7 +197,8 @@ fn corrupted_segments_are_rejected_and_repaired_by_retransmission() {
         corrupt: 0.2,
         ..LinkParams::default()
     };
-    let (data, run) = transfer(7, 50_000, p, p);
+    let (data, reply, run) = transfer(7, 50_000, 20_000, p, p);
     assert!(run.corrupted > 0, "the link corrupted nothing");
     assert!(run.received == data);
+    assert!(run.response == reply);
 }
