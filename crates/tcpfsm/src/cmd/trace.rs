@@ -36,8 +36,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let host = hostname();
     // Tell whoever waits on us (a person, or a test) that events from now on are captured.
     eprintln!("tcpfsm: tracing TCP state transitions (sock:inet_sock_set_state); Ctrl-C to stop");
+    // Rust's stdout is line-buffered: one write(2) per transition would make the reader the
+    // bottleneck at high rates. Buffer, and flush once per batch so output stays live.
     let stdout = io::stdout();
-    let mut out = stdout.lock();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     if !args.json {
         writeln!(
             out,
@@ -54,10 +56,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let wait = match args.duration {
             Some(d) => match d.checked_sub(started.elapsed()) {
-                Some(left) => left.min(Duration::from_millis(200)),
+                Some(left) => left.min(Duration::from_millis(100)),
                 None => break,
             },
-            None => Duration::from_millis(200),
+            None => Duration::from_millis(100),
         };
         batch.clear();
         tracer.poll(wait, &mut batch)?;
