@@ -870,7 +870,13 @@ impl Endpoint {
         }
         if f.contains(Flags::SYN) {
             if !f.contains(Flags::ACK) && seg.seq.0 == h.irs {
-                // A retransmitted SYN: our SYN-ACK may have been lost.
+                // A retransmitted SYN: our SYN-ACK may have been lost. Echo the newest TSval
+                // (RFC 7323 §4.3), or the peer's first RTT sample spans its SYN timeout.
+                if let (Some(ts), Some(h)) = (seg.options.timestamps, self.half_open.get_mut(&key))
+                {
+                    h.peer_tsval = ts.tsval;
+                }
+                let h = self.half_open[&key];
                 let synack = self.synack(
                     now,
                     tuple,
@@ -1281,7 +1287,7 @@ fn tcb_info(t: &Tcb) -> ConnInfo {
         rto: t.rto(),
         cwnd: t.cwnd(),
         ssthresh: t.ssthresh(),
-        retransmits: t.retrans_total,
+        retransmits: t.retrans_total as u64,
         since: t.since,
     }
 }

@@ -173,7 +173,7 @@ pub(crate) struct Tcb {
     rtt_probe: Option<(SeqNum, Instant)>,
     rtx_deadline: Option<Instant>,
     pub(crate) retries: u32,
-    pub(crate) retrans_total: u64,
+    pub(crate) retrans_total: u32,
     delack_deadline: Option<Instant>,
     ack_now: bool,
     unacked_segs: u8,
@@ -190,6 +190,9 @@ pub(crate) struct Tcb {
     /// The highest sequence sent when the last RTO fired (RFC 6582 §4: no fast retransmit for
     /// duplicate ACKs of data sent before it).
     rto_recover: Option<SeqNum>,
+    /// Our TSval when the last timeout retransmission went out: an echo older than this is
+    /// ambiguous (Karn's rule applied to timestamps) and gives no RTT sample.
+    rto_tsval: Option<u32>,
     fast_rtx: bool,
     /// Our SYN (or SYN-ACK) needs to go out.
     syn_pending: bool,
@@ -256,6 +259,7 @@ impl Tcb {
             dup_acks: 0,
             recover: None,
             rto_recover: None,
+            rto_tsval: None,
             fast_rtx: false,
             syn_pending: false,
             error: None,
@@ -957,7 +961,17 @@ impl Tcb {
 
     fn take_rtt_sample(&mut self, seg: &TcpRepr<'_>, now: Instant) {
         if let (Some(ts), Some(seg_ts)) = (self.ts, seg.options.timestamps) {
-            // RFC 7323 §4.1: RTT from the echoed timestamp, valid even for retransmissions.
+            // RFC 7323 §4.1: RTT from the echoed timestamp. After a timeout the peer may echo
+            // an earlier transmission of the data (its TS.Recent only moves on in-window
+            // segments), which would inflate SRTT by whole RTOs; such echoes are skipped
+            // until the data outstanding at the timeout is acknowledged.
+            if let Some(floor) = self.rto_tsval {
+                if self.rto_recover.is_some_and(|r| seg.ack.gt(r)) {
+                    self.rto_tsval = None;
+                } else if (seg_ts.tsecr.wrapping_sub(floor) as i32) < 0 {
+                    return;
+                }
+            }
             if seg_ts.tsecr != 0 {
                 let ms = ts_clock(now, ts.offset).wrapping_sub(seg_ts.tsecr);
                 if (ms as i32) >= 0 {
@@ -1198,8 +1212,11 @@ impl Tcb {
         let mss = self.mss as u32;
         self.cc.on_rto(self.flight(), mss);
         // RFC 6582 §4: after a timeout, duplicate ACKs for data sent before it do not start
-        // another fast retransmit.
-        self.rto_recover = Some(self.snd_nxt);
+        // another fast retransmit. A SYN timeout leaves no data behind, so it sets nothing.
+        if self.snd_una != self.iss {
+            self.rto_recover = Some(self.snd_nxt);
+            self.rto_tsval = self.ts.map(|ts| ts_clock(ctx.now, ts.offset));
+        }
         self.recover = None;
         self.dup_acks = 0;
         self.rtt_probe = None;

@@ -868,3 +868,50 @@ fn data_far_beyond_the_window_is_not_buffered() {
     let mut buf = vec![0u8; 4096];
     assert_eq!(s.ep.recv(s.conn, &mut buf), Ok(1000));
 }
+
+#[test]
+fn syn_timeout_does_not_block_fast_retransmit_rfc6582_4() {
+    let cfg = Config {
+        delayed_ack: None,
+        ..Config::default()
+    };
+    let mut n = Net::new(cfg.clone(), cfg);
+    let (mut synack_lost, mut data_lost) = (false, false);
+    n.drop_when(move |from_a, sg| {
+        if !from_a && sg.has(SYN) && !synack_lost {
+            synack_lost = true;
+            return true;
+        }
+        if from_a && !sg.payload.is_empty() && !data_lost {
+            data_lost = true;
+            return true;
+        }
+        false
+    });
+    let l = n.b.listen(addr(B_IP, 80), 8).unwrap();
+    let c = n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80)).unwrap();
+    n.run_for(Duration::from_secs(2));
+    let s = n.b.accept(l).unwrap();
+    n.a.set_nodelay(c, true).unwrap();
+    n.a.send(c, &[5u8; 14_480]).unwrap();
+    n.run_for(Duration::from_millis(150));
+    assert_eq!(
+        Net::read_all(&mut n.b, s).0.len(),
+        14_480,
+        "recovered by fast retransmit, not RTO"
+    );
+}
+
+#[test]
+fn synack_for_retransmitted_syn_echoes_newest_tsval_rfc7323_4_3() {
+    let mut ep = Endpoint::new(Config::default(), 1);
+    let (me, peer, now) = (addr(B_IP, 80), addr(A_IP, 40_000), Instant::from_micros(1));
+    ep.listen(me, 4).unwrap();
+    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 9, 0), 1000, 0).bytes());
+    let first = drain(&mut ep, now).remove(0);
+    assert_eq!(first.options.timestamps.unwrap().tsecr, 1000);
+    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 9, 0), 2000, 0).bytes());
+    let again = drain(&mut ep, now).remove(0);
+    assert!(again.is(SYN | ACK));
+    assert_eq!(again.options.timestamps.unwrap().tsecr, 2000);
+}
