@@ -63,6 +63,9 @@ struct Runner<'s> {
     /// Where the record of an immediate call goes: before the state changes and segments the
     /// call caused, so the diagram reads "close → FIN_WAIT_1 → FIN".
     mark: Option<usize>,
+    /// The connection a blocking connect waits on: its failure is that call's result, not a
+    /// separate notice.
+    connecting: Option<(usize, ConnId)>,
 }
 
 /// The longest excerpt of sent or received text put in the trace.
@@ -92,6 +95,7 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
         repeat_blocks: 0,
         vars: Vec::new(),
         mark: None,
+        connecting: None,
     };
     r.block(&script.stmts)?;
     r.drain_notices();
@@ -242,6 +246,9 @@ impl Runner<'_> {
         for n in self.net.take_notices() {
             if let AppNotice::Closed { host, conn, reason } = n {
                 self.closed.insert((host, conn), reason);
+                if self.connecting == Some((host, conn)) {
+                    continue;
+                }
                 if let Some(name) = self.names.get(&(host, conn)).cloned() {
                     let ok = reason == CloseReason::Graceful;
                     self.app(
@@ -731,12 +738,14 @@ impl Runner<'_> {
         }
         let deadline = self.deadline(timeout);
         // Blocking connect returns once the handshake completes or the connection dies.
+        self.connecting = Some((host, c));
         let done = self.advance(deadline, |r| {
             r.closed.contains_key(&(host, c))
                 || r.net
                     .conn_state(host, c)
                     .is_some_and(|s| s.is_synchronized())
         });
+        self.connecting = None;
         let (ok, result) = if let Some(reason) = self.closed.get(&(host, c)) {
             (false, reason.name().to_string())
         } else if done {
@@ -748,8 +757,6 @@ impl Runner<'_> {
             );
             (false, "still connecting".to_string())
         };
-        // The asynchronous "closed" notice already reported a failure; avoid reporting twice
-        // only in name: the connect call itself returns the error, which is what the app sees.
         self.app(host, "connect", &n, Some(c), ok, result, None, None);
         Ok(())
     }

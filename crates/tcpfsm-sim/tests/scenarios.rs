@@ -350,6 +350,8 @@ fn refused_connect_gets_rst_and_connection_refused() {
     let syn = segs(&t, "client", "SYN")[0];
     assert_eq!(rst[0].ack, syn.seq.wrapping_add(1));
     assert_eq!(app(&t, "c", "connect")[0].result, "connection refused");
+    // The blocking connect returns the error; no separate "closed" notice repeats it.
+    assert_eq!(t.apps().filter(|a| a.sock == "c").count(), 1);
 }
 
 #[test]
