@@ -2,7 +2,8 @@
 //! Not a test: it prints numbers.
 //!
 //!     cargo bench -p tcpfsm-tun --bench throughput
-//!     TCPFSM_BENCH_MIB=512 TCPFSM_BENCH_MTU=1500,9000 TCPFSM_BENCH_FAMILY=v4,v6 cargo bench -p tcpfsm-tun --bench throughput
+//!     TCPFSM_BENCH_MIB=512 TCPFSM_BENCH_MTU=1500,9000 TCPFSM_BENCH_FAMILY=v4,v6 \
+//!         TCPFSM_BENCH_DIR=out,in cargo bench -p tcpfsm-tun --bench throughput
 //!
 //! Needs root (network namespace + TUN). Each run gets its own namespace, deleted afterwards.
 
@@ -39,10 +40,13 @@ fn main() {
         .map(|m| m.parse().expect("TCPFSM_BENCH_MTU: comma-separated MTUs"))
         .collect();
     let families = env_list("TCPFSM_BENCH_FAMILY", "v4");
+    // "out" = ours->kernel, "in" = kernel->ours.
+    let dirs = env_list("TCPFSM_BENCH_DIR", "out,in");
     println!(
-        "reproduce: TCPFSM_BENCH_MIB={mib} TCPFSM_BENCH_MTU={} TCPFSM_BENCH_FAMILY={} cargo bench -p tcpfsm-tun --bench throughput",
+        "reproduce: TCPFSM_BENCH_MIB={mib} TCPFSM_BENCH_MTU={} TCPFSM_BENCH_FAMILY={} TCPFSM_BENCH_DIR={} cargo bench -p tcpfsm-tun --bench throughput",
         mtus.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
-        families.join(",")
+        families.join(","),
+        dirs.join(",")
     );
     println!(
         "{:<5} {:>5} {:<14} {:>10} {:>9} {:>10} {:>9}",
@@ -61,6 +65,12 @@ fn main() {
             })
             .expect("stack");
             for ours_send in [true, false] {
+                if !dirs
+                    .iter()
+                    .any(|d| d == if ours_send { "out" } else { "in" })
+                {
+                    continue;
+                }
                 let (secs, moved) = run(&ns, &stack, v6, ours_send, bytes);
                 println!(
                     "{:<5} {:>5} {:<14} {:>10} {:>9.3} {:>10.3e} {:>9.3}",

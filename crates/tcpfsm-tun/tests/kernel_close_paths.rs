@@ -299,6 +299,12 @@ fn error_kinds(fam: Family) {
 
     let mut kern = env.kernel_connect(env.ours(5000)).unwrap();
     let (mut ours, _) = _l.accept_timeout(STEP).unwrap();
+    let err = ours.set_read_timeout(Some(Duration::ZERO)).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidInput,
+        "a zero timeout, as std refuses it"
+    );
     ours.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let err = ours.read(&mut [0u8; 4]).unwrap_err();
