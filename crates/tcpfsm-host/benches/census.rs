@@ -144,7 +144,12 @@ fn main() {
     let ours_proc_lib = measure(Cpu::Thread, || {
         let a = sockets_of(|p| p.comm == LEAKER_COMM);
         let mut n = 0;
-        diag.for_each(&Filter::default(), |r| {
+        // As `tcpfsm states --process` does: TIME_WAIT sockets have no owner, skip them.
+        let owned = tcpfsm_host::StateSet::ALL
+            .iter()
+            .filter(|s| *s != State::TimeWait)
+            .collect();
+        diag.for_each(&Filter::states(owned), |r| {
             if matches!(a.owner(r.inode), Owner::Processes(_)) {
                 n += 1;
             }
@@ -379,9 +384,17 @@ impl NodeExporter {
             sum = body
                 .lines()
                 .filter(|l| l.starts_with("node_tcp_connection_states{"))
+                // Its rx/tx_queued_bytes pseudo-states are byte counts, not sockets.
+                .filter(|l| !l.contains("queued_bytes"))
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum::<f64>() as u64;
         });
+        let body = http_get(EXPORTER_ADDR, "/metrics");
+        let states: Vec<&str> = body
+            .lines()
+            .filter(|l| l.starts_with("node_tcp_connection_states{"))
+            .collect();
+        println!("node exporter reports: {}", states.join(", "));
         (m, sum)
     }
 }

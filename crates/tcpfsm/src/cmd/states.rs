@@ -172,8 +172,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let pid = name.parse::<u32>().ok();
         sockets_of(|p| p.comm == name || Some(p.pid) == pid)
     });
+    // A TIME_WAIT socket is a kernel minisock that no file refers to, so it never has an owner:
+    // when selecting by process, do not ask the kernel for them at all (on a busy host they are
+    // most of the table).
+    let dump_filter = if by_name.is_some() {
+        Filter {
+            states: filter
+                .states
+                .iter()
+                .filter(|s| *s != State::TimeWait)
+                .collect(),
+            ..filter
+        }
+    } else {
+        filter
+    };
     let mut rows: Vec<SocketRow> = Vec::new();
-    diag.for_each(&filter, |r| {
+    diag.for_each(&dump_filter, |r| {
         if let Some(a) = &by_name {
             if !matches!(a.owner(r.inode), Owner::Processes(_)) {
                 return;
