@@ -32,7 +32,9 @@ fn addr(s: &str) -> SocketAddr {
 fn diagnose_gives_one_verdict_per_rule_in_order() {
     let v = diagnose(&[Snapshot::default()], &th());
     assert_eq!(v.iter().map(|v| v.rule).collect::<Vec<_>>(), Rule::ALL);
-    assert!(v.iter().all(|v| v.level == Level::Ok && !v.advice.is_empty()));
+    assert!(v
+        .iter()
+        .all(|v| v.level == Level::Ok && !v.advice.is_empty()));
     let none = diagnose(&[], &th());
     assert_eq!(none.len(), 7);
     assert_eq!(worst(&none), Level::Ok);
@@ -51,9 +53,18 @@ fn levels_order_and_exit_codes() {
 fn close_wait_leak_count_boundaries() {
     let r = Rule::CloseWaitLeak;
     assert_eq!(level(&[with_state(State::CloseWait, 99)], r), Level::Ok);
-    assert_eq!(level(&[with_state(State::CloseWait, 100)], r), Level::Warning);
-    assert_eq!(level(&[with_state(State::CloseWait, 999)], r), Level::Warning);
-    assert_eq!(level(&[with_state(State::CloseWait, 1000)], r), Level::Critical);
+    assert_eq!(
+        level(&[with_state(State::CloseWait, 100)], r),
+        Level::Warning
+    );
+    assert_eq!(
+        level(&[with_state(State::CloseWait, 999)], r),
+        Level::Warning
+    );
+    assert_eq!(
+        level(&[with_state(State::CloseWait, 1000)], r),
+        Level::Critical
+    );
 }
 
 #[test]
@@ -63,10 +74,22 @@ fn close_wait_leak_sustained_growth_warns_below_the_count() {
         v.iter().map(|n| with_state(State::CloseWait, *n)).collect()
     };
     assert_eq!(level(&s(&[1, 2, 3]), r), Level::Warning);
-    assert_eq!(level(&s(&[5, 1, 2, 3]), r), Level::Warning, "last three rise");
-    assert_eq!(level(&s(&[1, 2, 2]), r), Level::Ok, "a flat step is not growth");
+    assert_eq!(
+        level(&s(&[5, 1, 2, 3]), r),
+        Level::Warning,
+        "last three rise"
+    );
+    assert_eq!(
+        level(&s(&[1, 2, 2]), r),
+        Level::Ok,
+        "a flat step is not growth"
+    );
     assert_eq!(level(&s(&[3, 2, 1]), r), Level::Ok);
-    assert_eq!(level(&s(&[1, 2]), r), Level::Ok, "two samples are not sustained");
+    assert_eq!(
+        level(&s(&[1, 2]), r),
+        Level::Ok,
+        "two samples are not sustained"
+    );
     let mut t = th();
     t.close_wait_growth_samples = 2;
     assert_eq!(verdict(&s(&[1, 2]), &t, r).level, Level::Warning);
@@ -96,8 +119,14 @@ fn close_wait_leak_names_the_processes() {
     let v = verdict(&[s], &th(), Rule::CloseWaitLeak);
     assert_eq!(v.level, Level::Warning);
     assert!(v.summary.contains("leaky[4242]"), "{}", v.summary);
-    assert!(v.evidence.iter().any(|e| e.contains("leaky (pid 4242) holds 140")));
-    assert!(v.evidence.iter().any(|e| e.contains("2 CLOSE_WAIT sockets unattributed")));
+    assert!(v
+        .evidence
+        .iter()
+        .any(|e| e.contains("leaky (pid 4242) holds 140")));
+    assert!(v
+        .evidence
+        .iter()
+        .any(|e| e.contains("2 CLOSE_WAIT sockets unattributed")));
     assert!(v.advice.contains("close()"));
 }
 
@@ -173,9 +202,18 @@ fn time_wait_pressure_bucket_overflow_is_critical() {
 fn syn_recv_flood_boundaries() {
     let r = Rule::SynRecvFlood;
     assert_eq!(level(&[with_state(State::SynReceived, 999)], r), Level::Ok);
-    assert_eq!(level(&[with_state(State::SynReceived, 1000)], r), Level::Warning);
-    assert_eq!(level(&[with_state(State::SynReceived, 4999)], r), Level::Warning);
-    assert_eq!(level(&[with_state(State::SynReceived, 5000)], r), Level::Critical);
+    assert_eq!(
+        level(&[with_state(State::SynReceived, 1000)], r),
+        Level::Warning
+    );
+    assert_eq!(
+        level(&[with_state(State::SynReceived, 4999)], r),
+        Level::Warning
+    );
+    assert_eq!(
+        level(&[with_state(State::SynReceived, 5000)], r),
+        Level::Critical
+    );
 }
 
 #[test]
@@ -246,8 +284,14 @@ fn listen_overflow_counter_rate_boundaries() {
 fn fin_wait2_pile_up_boundaries() {
     let r = Rule::FinWait2PileUp;
     assert_eq!(level(&[with_state(State::FinWait2, 499)], r), Level::Ok);
-    assert_eq!(level(&[with_state(State::FinWait2, 500)], r), Level::Warning);
-    assert_eq!(level(&[with_state(State::FinWait2, 5000)], r), Level::Critical);
+    assert_eq!(
+        level(&[with_state(State::FinWait2, 500)], r),
+        Level::Warning
+    );
+    assert_eq!(
+        level(&[with_state(State::FinWait2, 5000)], r),
+        Level::Critical
+    );
 }
 
 fn segs(t: u64, out: u64, retr: u64) -> Snapshot {
@@ -334,7 +378,11 @@ fn thresholds_change_the_verdicts() {
 
 #[test]
 fn verdict_json_uses_snake_case_names() {
-    let v = verdict(&[with_state(State::CloseWait, 100)], &th(), Rule::CloseWaitLeak);
+    let v = verdict(
+        &[with_state(State::CloseWait, 100)],
+        &th(),
+        Rule::CloseWaitLeak,
+    );
     let j = serde_json::to_value(&v).unwrap();
     assert_eq!(j["rule"], "close_wait_leak");
     assert_eq!(j["level"], "warning");
