@@ -522,6 +522,11 @@ const APP_VERBS: &[&str] = &[
     "abort",
 ];
 
+/// Limits that keep a script from asking for more memory or time than a simulation should take.
+pub const MAX_REPEAT: u32 = 100_000;
+pub const MAX_INJECT: u32 = 1_000_000;
+pub const MAX_SEND: usize = 64 * 1024 * 1024;
+
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -681,6 +686,11 @@ impl Parser<'_> {
     fn repeat_head(&mut self, l: &mut Line) -> Result<(u32, String), String> {
         l.expect("repeat")?;
         let count: u32 = parse_num(l.word("repeat count")?, "repeat count")?;
+        if count > MAX_REPEAT {
+            return Err(format!(
+                "repeat count {count} is over the limit of {MAX_REPEAT}"
+            ));
+        }
         let var = if l.eat("as") {
             let v = l.word("variable name")?;
             if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -1023,6 +1033,11 @@ impl Parser<'_> {
             }
             "inject" => {
                 let count: u32 = parse_num(l.word("count")?, "count")?;
+                if count > MAX_INJECT {
+                    return Err(format!(
+                        "inject count {count} is over the limit of {MAX_INJECT}"
+                    ));
+                }
                 let kind = l.word("segment kind")?;
                 if !kind.eq_ignore_ascii_case("syn") {
                     return Err(format!("only `syn` can be injected, not {kind:?}"));
@@ -1143,6 +1158,9 @@ impl Parser<'_> {
                     Data::Text(t.text.as_bytes().to_vec())
                 } else {
                     let n: usize = parse_num(&t.text, "byte count")?;
+                    if n > MAX_SEND {
+                        return Err(format!("send of {n} bytes is over the limit of {MAX_SEND}"));
+                    }
                     l.expect("bytes")?;
                     Data::Bytes(n)
                 };

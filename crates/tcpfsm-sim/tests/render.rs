@@ -216,3 +216,18 @@ fn every_lost_segment_is_drawn_with_an_x_in_either_direction() {
     assert!(right > 0 && left > 0, "{text}");
     assert_eq!(right + left, dropped, "{text}");
 }
+
+#[test]
+fn a_host_connecting_to_itself_is_drawn_as_a_loop() {
+    let out = run_source(
+        "self.tcpfsm",
+        "host a 10.0.0.1\nhost b 10.0.0.2\na listen 80 as l\na connect a:80 as c\na accept l as s\n",
+        None,
+    )
+    .unwrap();
+    assert!(out.passed(), "{:?}", out.failures);
+    let text = render::ascii(&out.trace, &Options::default());
+    assert!(text.contains("↺ SYN seq=0"), "{text}");
+    let svg = render::svg(&out.trace, &Options::default());
+    assert!(roxmltree::Document::parse(&svg).is_ok());
+}

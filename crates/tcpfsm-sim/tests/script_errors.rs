@@ -81,6 +81,9 @@ fn garbage_never_panics() {
         "host a 10.0.0.1\ninject 3 syn from ::1 to a:80",
         "host a 10.0.0.1\nexpect",
         "host a 10.0.0.1\nsay",
+        "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\na connect b:80 as c\na send c 99999999999999 bytes",
+        "host a 10.0.0.1\nrepeat 4294967295 {\n}",
+        "host a 10.0.0.1\ninject 4000000000 syn from 1.2.3.4 to a:80",
         "host a 10.0.0.1\na recv",
         "\u{0}\u{1}\u{2}",
     ];

@@ -151,6 +151,20 @@ pub fn ascii(trace: &Trace, opts: &Options) -> String {
                 fate,
             } => {
                 let (a, b) = (xs[*from], xs[*to]);
+                if a == b {
+                    // A host talking to itself: a loop beside its lane.
+                    let mark = if *fate == Fate::Dropped { "X" } else { "↺" };
+                    let text = format!("{mark} {label}");
+                    if *from + 1 == xs.len() && xs.len() > 1 {
+                        let t = truncate(&text, a.saturating_sub(TIME_COL + 1));
+                        c.put(a - 1 - t.chars().count(), &t);
+                    } else {
+                        c.put(a + 2, &truncate(&text, WIDTH.saturating_sub(a + 2)));
+                    }
+                    out.push_str(&c.line());
+                    out.push('\n');
+                    continue;
+                }
                 let (lo, hi) = (a.min(b), a.max(b));
                 let span = hi - lo - 1; // cells strictly between the lanes
                 let body = match fate {

@@ -465,13 +465,23 @@ pub fn path_groups(trace: &Trace) -> Vec<PathGroup> {
             Some(g) => g.count += 1,
             None => groups.push(PathGroup {
                 host,
-                example: p.conn.clone(),
+                example: listener_label(&p.conn),
                 count: 1,
                 path,
             }),
         }
     }
     groups
+}
+
+/// `10.0.0.2:80 (listener)` for a listener's tuple (remote `0.0.0.0:0` / `[::]:0`).
+fn listener_label(conn: &str) -> String {
+    for any in ["-0.0.0.0:0", "-[::]:0"] {
+        if let Some(local) = conn.strip_suffix(any) {
+            return format!("{local} (listener)");
+        }
+    }
+    conn.to_string()
 }
 
 /// `12.345s` with millisecond precision.

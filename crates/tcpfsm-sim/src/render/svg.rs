@@ -124,6 +124,18 @@ pub fn svg(trace: &Trace, opts: &Options) -> String {
                 ..
             } => {
                 let (x1, x2) = (xs[*from] as i64, xs[*to] as i64);
+                if x1 == x2 {
+                    // A host talking to itself: a small loop beside its lane.
+                    let _ = writeln!(
+                        s,
+                        r##"<g class="segment" data-fate="{fate}"><path d="M{x1} {} h24 v10 h-22" fill="none" stroke="#333" stroke-width="1.5" marker-end="url(#arrow)"/><text x="{}" y="{}" font-size="11">{}</text></g>"##,
+                        y - 6,
+                        x1 + 30,
+                        y + 3,
+                        esc(label)
+                    );
+                    continue;
+                }
                 let dir = if x2 > x1 { 1 } else { -1 };
                 let (stroke, dash) = match fate {
                     Fate::Dropped => ("#c0392b", r#" stroke-dasharray="5,3""#),
