@@ -55,9 +55,16 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_scripts_never_panic_and_stay_on_the_rfc_graph(lines in proptest::collection::vec(line(), 1..14)) {
-        let src = format!("host a 10.0.0.1\nhost b 10.0.0.2\n{}\n", lines.join("\n"));
-        match run_source("fuzz.tcpfsm", &src, Some(1)) {
+    fn random_scripts_never_panic_and_stay_on_the_rfc_graph(
+        lines in proptest::collection::vec(line(), 1..14),
+        seed in 0u64..1000,
+    ) {
+        let src = format!(
+            "host a 10.0.0.1\nhost b 10.0.0.2\nlink a <-> b loss 5% dup 5% reorder 5% jitter 3ms\n{}\n",
+            lines.join("\n")
+        );
+        let again = run_source("fuzz.tcpfsm", &src, Some(seed)).map(|o| render::json(&o.trace));
+        match run_source("fuzz.tcpfsm", &src, Some(seed)) {
             Err(e) => prop_assert!(e.to_string().starts_with("fuzz.tcpfsm:"), "{}", e),
             Ok(out) => {
                 for (from, to) in out.trace.transitions() {
@@ -65,7 +72,7 @@ proptest! {
                 }
                 let opts = Options::default();
                 prop_assert!(render::ascii(&out.trace, &opts).lines().all(|l| l.chars().count() <= 80));
-                prop_assert!(!render::json(&out.trace).is_empty());
+                prop_assert_eq!(Ok(render::json(&out.trace)), again, "same seed, same trace");
                 prop_assert!(render::svg(&out.trace, &opts).ends_with("</svg>\n"));
             }
         }
