@@ -34,7 +34,7 @@ fn connect(env: &Env, client: Side) -> (TcpStream, std::net::TcpStream) {
         Side::Ours => {
             let kl = env.kernel_listen(6000);
             let s = TcpStream::connect_timeout(&env.stack, env.kernels(6000), STEP).unwrap();
-            let (k, peer) = kl.accept().unwrap();
+            let (k, peer) = common::kernel_accept(&kl);
             assert_eq!(peer, s.local_addr().unwrap());
             k.set_read_timeout(Some(STEP)).unwrap();
             k.set_write_timeout(Some(STEP)).unwrap();

@@ -26,7 +26,7 @@ fn kernel_client_pair(env: &Env) -> (TcpStream, std::net::TcpStream) {
 fn our_client_pair(env: &Env) -> (TcpStream, std::net::TcpStream) {
     let kl = env.kernel_listen(6000);
     let s = TcpStream::connect_timeout(&env.stack, env.kernels(6000), STEP).unwrap();
-    let (k, _) = kl.accept().unwrap();
+    let (k, _) = common::kernel_accept(&kl);
     k.set_read_timeout(Some(STEP)).unwrap();
     k.set_write_timeout(Some(STEP)).unwrap();
     s.set_read_timeout(Some(STEP)).unwrap();

@@ -15,7 +15,7 @@ use tcpfsm_tun::{Direction, State, TcpListener, TcpStream, Verdict};
 fn our_client_pair(env: &Env) -> (TcpStream, std::net::TcpStream) {
     let kl = env.kernel_listen(6000);
     let s = TcpStream::connect_timeout(&env.stack, env.kernels(6000), STEP).unwrap();
-    let (k, _) = kl.accept().unwrap();
+    let (k, _) = common::kernel_accept(&kl);
     k.set_read_timeout(Some(STEP)).unwrap();
     k.set_write_timeout(Some(STEP)).unwrap();
     s.set_read_timeout(Some(STEP)).unwrap();
@@ -115,7 +115,7 @@ fn handshake_ack_lost(fam: Family) {
     assert_eq!(ours.state(), State::Established);
     assert_eq!(env.kernel_state(k, a), Some(State::SynReceived));
     ours.write_all(b"hello").unwrap();
-    let (mut kern, _) = kl.accept().unwrap();
+    let (mut kern, _) = common::kernel_accept(&kl);
     kern.set_read_timeout(Some(STEP)).unwrap();
     let mut buf = [0u8; 5];
     kern.read_exact(&mut buf).unwrap();

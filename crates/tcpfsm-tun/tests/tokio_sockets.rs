@@ -23,7 +23,7 @@ fn async_client_echo(fam: Family) {
     let env = Env::new(fam);
     let kl = env.kernel_listen(6000);
     let echo = std::thread::spawn(move || {
-        let (mut k, _) = kl.accept().unwrap();
+        let (mut k, _) = common::kernel_accept(&kl);
         k.set_read_timeout(Some(STEP)).unwrap();
         let mut all = Vec::new();
         k.read_to_end(&mut all).unwrap();

@@ -112,6 +112,26 @@ impl Drop for Cli {
     }
 }
 
+/// `accept` on a kernel listener that gives up after [`STEP`] instead of hanging the test.
+fn accept_bounded(l: &std::net::TcpListener) -> std::net::TcpStream {
+    l.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + STEP;
+    loop {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(STEP)).unwrap();
+                return s;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "tcpfsm connect never arrived");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("kernel accept: {e}"),
+        }
+    }
+}
+
 fn has_line(lines: &[String], parts: &[&str]) -> bool {
     lines.iter().any(|l| parts.iter().all(|p| l.contains(p)))
 }
@@ -187,8 +207,7 @@ fn connect_relays(v6: bool) {
             .unwrap()
             .unwrap();
         let server = s.spawn(move || {
-            let (mut k, _) = kl.accept().unwrap();
-            k.set_read_timeout(Some(STEP)).unwrap();
+            let mut k = accept_bounded(&kl);
             let mut req = Vec::new();
             k.read_to_end(&mut req).unwrap();
             k.write_all(b"reply\n").unwrap();

@@ -234,6 +234,30 @@ fn parse_ss_addr(s: &str) -> Option<SocketAddr> {
     ))
 }
 
+/// `accept` on a kernel listener, bounded by [`STEP`] (a failed connect must not hang a test).
+pub fn kernel_accept(l: &std::net::TcpListener) -> (std::net::TcpStream, SocketAddr) {
+    l.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + STEP;
+    loop {
+        match l.accept() {
+            Ok((s, peer)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(STEP)).unwrap();
+                s.set_write_timeout(Some(STEP)).unwrap();
+                return (s, peer);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the kernel listener got no connection"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("kernel accept: {e}"),
+        }
+    }
+}
+
 /// Deterministic pseudo-random bytes (xorshift), different per `seed`.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
