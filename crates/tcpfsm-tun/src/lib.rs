@@ -15,6 +15,29 @@
 //! Blocking sockets mirror `std::net`; with the `tokio` feature, [`AsyncTcpStream`] and
 //! [`AsyncTcpListener`] implement `AsyncRead`/`AsyncWrite`. A [`PacketFilter`] on the stack
 //! sees every TCP datagram crossing the TUN and may drop it, for loss tests.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use tcpfsm_tun::{Stack, StackConfig, TcpListener, TcpStream};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! // Needs root: creates `tfsm0` with 10.77.0.1/24 + fd77::1/64 for the kernel.
+//! let stack = Stack::new(StackConfig { tun_name: "tfsm0".into(), ..StackConfig::default() })?;
+//! stack.subscribe(|ev| eprintln!("{ev:?}")); // every state change, as it happens
+//!
+//! // Our server; the kernel reaches it at 10.77.0.2:5000 (e.g. `nc 10.77.0.2 5000`).
+//! let listener = TcpListener::bind(&stack, "10.77.0.2:5000".parse().unwrap())?;
+//! let (mut conn, peer) = listener.accept()?;
+//! conn.write_all(b"hello ")?;
+//! # let _ = peer;
+//!
+//! // Our client to a kernel server listening on 10.77.0.1:8080.
+//! let mut c = TcpStream::connect(&stack, "10.77.0.1:8080".parse().unwrap())?;
+//! let mut reply = Vec::new();
+//! c.read_to_end(&mut reply)?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod device;
 pub mod netns;
