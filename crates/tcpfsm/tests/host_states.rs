@@ -288,3 +288,61 @@ fn diagnose_sees_close_wait_growth_across_samples() {
     assert!(cw["summary"].as_str().unwrap().contains("rising"), "{cw}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn states_says_when_owners_are_hidden_from_an_unprivileged_user() {
+    let Some(ns) = Netns::new("states_says_when_owners_are_hidden_from_an_unprivileged_user")
+    else {
+        return;
+    };
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED (needs setpriv from util-linux): states_says_when_owners_are_hidden_from_an_unprivileged_user");
+        return;
+    }
+    let runs_as_nobody = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_tcpfsm"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !runs_as_nobody {
+        eprintln!("SKIPPED (user nobody cannot execute the built binary from this directory): states_says_when_owners_are_hidden_from_an_unprivileged_user");
+        return;
+    }
+    let holder = spawn_holder(&ns, "holder_process");
+    let port = holder.port;
+    let _scene = ns.run(move || build_scene(0, M, 0, port, 0));
+    wait_half_closed_settled(&ns, M as u64);
+    // The same query as user nobody: the counts are the same (sock_diag needs no privilege) but
+    // root's processes cannot be inspected, and each socket says so.
+    let out = run_bounded(
+        ns.command(
+            "setpriv",
+            &[
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_tcpfsm"),
+                "states",
+                "--state",
+                "close-wait",
+                "--json",
+            ],
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v = json(&out);
+    let socks = v["sockets"].as_array().unwrap();
+    assert_eq!(socks.len(), M);
+    for s in socks {
+        assert_eq!(s["processes"], serde_json::json!([]), "{s}");
+        assert_eq!(s["unattributed"], "permission_denied", "{s}");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unreadable (not root)"), "{err}");
+}
