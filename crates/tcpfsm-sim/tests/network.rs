@@ -169,3 +169,32 @@ fn wait_until_eof_sees_the_peers_fin_before_any_read() {
         1
     );
 }
+
+#[test]
+fn a_lost_segment_is_fast_retransmitted_on_duplicate_acks() {
+    // RFC 5681 §3.2: the third duplicate ACK (same ack, same window) triggers a retransmission
+    // well before the 200 ms minimum RTO.
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}wait until quiet\n\
+         drop next ACK from client\nclient send c 10000 bytes\nserver recv s 10000 timeout 30s\n"
+    ));
+    let lost = t.segments().find(|s| s.fate == Fate::Dropped).unwrap();
+    let resent = t
+        .segments()
+        .find(|s| s.src_host == Some(0) && s.seq == lost.seq && s.fate == Fate::Delivered)
+        .expect("retransmitted");
+    assert!(
+        resent.t_us - lost.t_us < 100_000,
+        "{} µs later",
+        resent.t_us - lost.t_us
+    );
+    let dups: Vec<_> = t
+        .segments()
+        .filter(|s| s.src_host == Some(1) && s.ack == lost.seq && s.len == 0 && s.t_us > lost.t_us)
+        .collect();
+    assert!(dups.len() >= 3);
+    assert!(
+        dups.iter().all(|d| d.window == dups[0].window),
+        "the receiver never shrinks its window"
+    );
+}
