@@ -6,15 +6,17 @@
 //! distinct states.
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use tcpfsm_core::{Config, ConnId, Endpoint, Event, Instant};
 use tcpfsm_wire::{emit_ip_tcp, parse_ip_tcp, Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
-const US: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+const US4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+const PEER4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+const US6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
+const PEER6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2));
 
 struct Input<'a>(&'a [u8]);
 
@@ -54,6 +56,8 @@ struct LastTx {
 }
 
 struct World {
+    us: IpAddr,
+    peer: IpAddr,
     ep: Endpoint,
     now: Instant,
     conns: Vec<ConnId>,
@@ -96,7 +100,7 @@ impl World {
     }
 
     fn deliver(&mut self, repr: &TcpRepr<'_>) {
-        if emit_ip_tcp(PEER, US, repr, &mut self.buf).is_ok() {
+        if emit_ip_tcp(self.peer, self.us, repr, &mut self.buf).is_ok() {
             let d = std::mem::take(&mut self.buf);
             self.ep.handle_packet(self.now, &d);
             self.buf = d;
@@ -116,18 +120,25 @@ fn flags_from(b: u8) -> Flags {
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
+    // The first byte picks the address family.
+    let (us, peer) = match inp.u8() {
+        Some(b) if b & 1 == 1 => (US6, PEER6),
+        _ => (US4, PEER4),
+    };
     let mut w = World {
+        us,
+        peer,
         ep: Endpoint::new(Config::default(), 1),
         now: Instant::from_micros(1_000_000),
         conns: Vec::new(),
         last: None,
         buf: Vec::new(),
     };
-    let Ok(_listener) = w.ep.listen(SocketAddr::new(US, 80), 4) else {
+    let Ok(_listener) = w.ep.listen(SocketAddr::new(us, 80), 4) else {
         return;
     };
     if let Ok(c) =
-        w.ep.connect(w.now, SocketAddr::new(US, 0), SocketAddr::new(PEER, 443))
+        w.ep.connect(w.now, SocketAddr::new(us, 0), SocketAddr::new(peer, 443))
     {
         w.conns.push(c);
     }
@@ -231,8 +242,8 @@ fuzz_target!(|data: &[u8]| {
                 let Some(n) = inp.u8() else { break };
                 let _ = w.ep.connect(
                     w.now,
-                    SocketAddr::new(US, 0),
-                    SocketAddr::new(PEER, 1000 + n as u16),
+                    SocketAddr::new(us, 0),
+                    SocketAddr::new(peer, 1000 + n as u16),
                 );
             }
         }
