@@ -180,6 +180,11 @@ impl Drop for Holder {
 /// Starts the test binary itself as the holder, inside `ns`: `holder_main` must be called by an
 /// ignored test named `holder_test_name` in the same test binary.
 pub fn spawn_holder(ns: &Netns, holder_test_name: &str) -> Holder {
+    spawn_holder_with(ns, holder_test_name, &[])
+}
+
+/// [`spawn_holder`] with extra environment for the holder.
+pub fn spawn_holder_with(ns: &Netns, holder_test_name: &str, env: &[(&str, &str)]) -> Holder {
     let exe = std::env::current_exe().unwrap();
     let mut child = ns
         .command(
@@ -193,6 +198,7 @@ pub fn spawn_holder(ns: &Netns, holder_test_name: &str) -> Holder {
             ],
         )
         .env("TCPFSM_TEST_HOLDER", "1")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -229,6 +235,17 @@ pub fn holder_main() {
     // /proc/<pid>/comm shows.
     std::fs::write("/proc/self/comm", HOLDER_COMM).unwrap();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // TCPFSM_TEST_HOLDER_SPARE_FDS=n: lower our open-file limit to what is open now plus n, so
+    // that accepting connections brings us near RLIMIT_NOFILE.
+    if let Some(spare) = std::env::var("TCPFSM_TEST_HOLDER_SPARE_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+        let lim = open + spare;
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, lim, lim)
+            .unwrap();
+    }
     println!("HOLDER_PORT {}", l.local_addr().unwrap().port());
     let mut kept = Vec::new();
     // Bounded: the parent kills us; if it dies without doing so, stop after 5 minutes.
