@@ -28,6 +28,18 @@ pub struct Snapshot {
     pub fd_usage: Option<Vec<FdUsage>>,
 }
 
+impl Snapshot {
+    /// A snapshot holding only a census, as a source without processes or sysctls (our
+    /// simulated stack) produces; fill `counters` and `sysctls` where the source has them.
+    pub fn from_census(time_ms: u64, census: Census) -> Snapshot {
+        Snapshot {
+            time_ms,
+            census,
+            ..Snapshot::default()
+        }
+    }
+}
+
 /// A process, as far as /proc tells: pid and `comm` (the short command name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProcessRef {

@@ -388,3 +388,21 @@ fn verdict_json_uses_snake_case_names() {
     assert_eq!(j["level"], "warning");
     assert_eq!(j["value"], 100.0);
 }
+
+#[test]
+fn a_census_only_source_is_judged_on_counts_and_says_what_it_lacks() {
+    // What our simulated stack can give: a census, no processes, sysctls or counters.
+    let mut c = Census::new();
+    c.set(State::CloseWait, 1000);
+    c.set(State::FinWait2, 600);
+    let v = diagnose(&[Snapshot::from_census(0, c)], &th());
+    let lv = |r: Rule| v.iter().find(|x| x.rule == r).unwrap();
+    assert_eq!(lv(Rule::CloseWaitLeak).level, Level::Critical);
+    assert_eq!(lv(Rule::FinWait2PileUp).level, Level::Warning);
+    assert!(lv(Rule::RetransmitRate).summary.contains("not judged"));
+    assert!(lv(Rule::FdExhaustion).summary.contains("not judged"));
+    assert!(lv(Rule::TimeWaitPressure)
+        .summary
+        .contains("no limits known"));
+    assert_eq!(worst(&v), Level::Critical);
+}
