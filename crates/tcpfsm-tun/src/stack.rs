@@ -123,11 +123,18 @@ pub(crate) struct Slot {
     pub(crate) closed: Option<CloseReason>,
     /// The handshake completed once (connect succeeded even if a reset follows at once).
     pub(crate) established: bool,
+    /// Threads blocked on `cv`: a notify is a syscall, skipped when nobody waits.
+    pub(crate) sleepers: u32,
+    /// Wakeups gathered while draining a batch of events, delivered once per slot.
+    pending_read: bool,
+    pending_write: bool,
 }
 
 impl Slot {
     fn wake(&mut self, read: bool, write: bool) {
-        self.cv.notify_all();
+        if self.sleepers > 0 {
+            self.cv.notify_all();
+        }
         if read {
             if let Some(w) = self.read_waker.take() {
                 w.wake();
@@ -151,6 +158,10 @@ pub(crate) struct Inner {
     driver_deadline: Option<Instant>,
     pub(crate) stopped: bool,
     stats: DriverStats,
+    /// Slots with pending wakeups (reused, no allocation per batch).
+    dirty: Vec<Key>,
+    /// Threads in [`Stack::wait_until`].
+    change_waiters: u32,
 }
 
 impl Inner {
@@ -205,35 +216,44 @@ impl Inner {
             }
             match ev {
                 Event::StateChanged { conn, to, .. } => {
-                    if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
-                        if to == State::Established {
+                    if to == State::Established {
+                        if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
                             s.established = true;
                         }
-                        s.wake(true, true);
                     }
+                    self.mark(Key::Conn(conn), true, true);
                 }
                 Event::Acceptable { listener, .. } => {
-                    if let Some(s) = self.slots.get_mut(&Key::Listener(listener)) {
-                        s.wake(true, false);
-                    }
+                    self.mark(Key::Listener(listener), true, false)
                 }
-                Event::Readable { conn } => {
-                    if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
-                        s.wake(true, false);
-                    }
-                }
-                Event::Writable { conn } => {
-                    if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
-                        s.wake(false, true);
-                    }
-                }
+                Event::Readable { conn } => self.mark(Key::Conn(conn), true, false),
+                Event::Writable { conn } => self.mark(Key::Conn(conn), false, true),
                 Event::Closed { conn, reason } => {
                     if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
                         s.closed = Some(reason);
-                        s.wake(true, true);
                     }
+                    self.mark(Key::Conn(conn), true, true);
                 }
             }
+        }
+        // One wakeup per slot per batch, however many segments it got.
+        for key in self.dirty.drain(..) {
+            if let Some(s) = self.slots.get_mut(&key) {
+                let (r, w) = (s.pending_read, s.pending_write);
+                s.pending_read = false;
+                s.pending_write = false;
+                s.wake(r, w);
+            }
+        }
+    }
+
+    fn mark(&mut self, key: Key, read: bool, write: bool) {
+        if let Some(s) = self.slots.get_mut(&key) {
+            if !s.pending_read && !s.pending_write {
+                self.dirty.push(key);
+            }
+            s.pending_read |= read;
+            s.pending_write |= write;
         }
     }
 }
@@ -300,7 +320,9 @@ impl Shared {
                 self.kick();
             }
         }
-        self.any_change.notify_all();
+        if g.change_waiters > 0 {
+            self.any_change.notify_all();
+        }
     }
 
     /// Runs `op` until it yields a result, sleeping on `key`'s condition variable in between.
@@ -322,19 +344,29 @@ impl Shared {
             if let Some(r) = r {
                 return Some(r);
             }
-            let cv = g.slots.entry(key).or_default().cv.clone();
-            match deadline {
-                None => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+            let left = match deadline {
+                None => None,
                 Some(d) => {
                     let left = d.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
                         return None;
                     }
-                    g = cv
-                        .wait_timeout(g, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    Some(left)
                 }
+            };
+            let slot = g.slots.entry(key).or_default();
+            slot.sleepers += 1;
+            let cv = slot.cv.clone();
+            g = match left {
+                None => cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+                Some(left) => {
+                    cv.wait_timeout(g, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+            if let Some(slot) = g.slots.get_mut(&key) {
+                slot.sleepers -= 1;
             }
         }
     }
@@ -447,6 +479,8 @@ impl Stack {
                 driver_deadline: None,
                 stopped: false,
                 stats: DriverStats::default(),
+                dirty: Vec::new(),
+                change_waiters: 0,
             }),
             any_change: Condvar::new(),
             dev,
@@ -556,12 +590,14 @@ impl Stack {
             }
             // The driver notifies after each wakeup; a short cap also covers time-only changes.
             let step = left.min(std::time::Duration::from_millis(50));
+            g.change_waiters += 1;
             g = self
                 .shared
                 .any_change
                 .wait_timeout(g, step)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            g.change_waiters -= 1;
         }
     }
 
@@ -621,7 +657,9 @@ fn drive(shared: Arc<Shared>, mtu: u32) {
             g.stats.wakeups += 1;
             let t = g.ep.poll_timeout();
             g.driver_deadline = t;
-            shared.any_change.notify_all();
+            if g.change_waiters > 0 {
+                shared.any_change.notify_all();
+            }
             if n == BATCH {
                 0 // more may be queued: read again before sleeping
             } else {
