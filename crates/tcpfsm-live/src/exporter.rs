@@ -1,13 +1,14 @@
 //! The exporter: samples the host on each scrape and renders [`crate::metrics`].
 
-use crate::metrics::{render, Input};
+use crate::metrics::{render, Input, QueuedBytes};
 use crate::server::{serve, ScrapeFn, ServerConfig};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tcpfsm_host::{HostError, RawCounters, Sampler, SnapshotOptions};
+use tcpfsm_host::{Filter, HostError, RawCounters, Sampler, SnapshotOptions};
 use tcpfsm_observe::{diagnose, rates, Snapshot, Thresholds};
+use tcpfsm_states::State;
 
 /// Scrapes kept for the diagnosis (growth needs a series) and no older than this.
 const HISTORY: usize = 10;
@@ -26,11 +27,17 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Opens the netlink socket now, in the calling thread's network namespace.
-    pub fn new(thresholds: Thresholds, top_n: usize) -> Result<Collector, HostError> {
+    /// Opens the netlink socket now, in the calling thread's network namespace. With
+    /// `processes` false the scrape skips the /proc walk (no per-process CLOSE_WAIT, listener
+    /// owners or open-file counts): census, counters and per-remote TIME_WAIT only.
+    pub fn new(
+        thresholds: Thresholds,
+        top_n: usize,
+        processes: bool,
+    ) -> Result<Collector, HostError> {
         let sampler = Sampler::new(SnapshotOptions {
-            attribute: true,
-            fd_usage: true,
+            attribute: processes,
+            fd_usage: processes,
             top_remotes: top_n.max(1) * 4,
         })?;
         Ok(Collector {
@@ -49,6 +56,7 @@ impl Collector {
         // Scrapes share one netlink socket; they take turns (the server bounds how many wait).
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let snap = inner.sampler.sample().map_err(|e| e.to_string())?;
+        let queued = queued_bytes(&mut inner.sampler).map_err(|e| e.to_string())?;
         let raw = RawCounters::read().map_err(|e| e.to_string())?;
         let retrans_ratio = match inner.history.back() {
             Some(prev) => rates(prev, &snap).and_then(|r| r.retrans_ratio),
@@ -82,8 +90,24 @@ impl Collector {
             retrans_ratio,
             top_n: self.top_n,
             scrape_seconds: started.elapsed().as_secs_f64(),
+            queued: Some(queued),
         }))
     }
+}
+
+/// Sums receive/send queues over all sockets like the node exporter does from
+/// /proc/net/tcp{,6}: for a listener sock_diag reports the accept queue as receive queue
+/// (as /proc does) but its backlog as send queue (where /proc shows 0), so listeners add
+/// only to `rx`.
+fn queued_bytes(sampler: &mut Sampler) -> Result<QueuedBytes, HostError> {
+    let mut q = QueuedBytes::default();
+    sampler.diag().for_each(&Filter::default(), |r| {
+        q.rx += r.rx_queue as u64;
+        if r.state != State::Listen {
+            q.tx += r.tx_queue as u64;
+        }
+    })?;
+    Ok(q)
 }
 
 /// Binds `addr` and serves until SIGINT/SIGTERM. `on_bound` is told the real address (so

@@ -74,6 +74,18 @@ pub struct Input<'a> {
     pub top_n: usize,
     /// Time the scrape took so far, seconds.
     pub scrape_seconds: f64,
+    /// Bytes queued in receive and send queues over all sockets, summed the way the node
+    /// exporter sums /proc/net/tcp{,6} (listeners count their accept queue as receive
+    /// queue and nothing as send queue).
+    pub queued: Option<QueuedBytes>,
+}
+
+/// Receive and send queue totals, for the node exporter's `rx_queued_bytes` and
+/// `tx_queued_bytes` pseudo-states of `node_tcp_connection_states`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueuedBytes {
+    pub rx: u64,
+    pub tx: u64,
 }
 
 /// Renders the full page.
@@ -90,6 +102,11 @@ pub fn render(inp: &Input<'_>) -> String {
         );
         for (s, n) in snap.census.iter() {
             f.sample(&[("state", node_state_label(s))], n as f64);
+        }
+        // Newer node exporters put the queue totals in the same family as pseudo-states.
+        if let Some(q) = inp.queued {
+            f.sample(&[("state", "rx_queued_bytes")], q.rx as f64);
+            f.sample(&[("state", "tx_queued_bytes")], q.tx as f64);
         }
     }
 
@@ -353,6 +370,7 @@ TcpExt: 0 0 0 4 4 9 1 33\n";
             retrans_ratio: Some(0.01),
             top_n,
             scrape_seconds: 0.002,
+            queued: Some(QueuedBytes { rx: 5, tx: 7 }),
         })
     }
 
@@ -365,11 +383,13 @@ TcpExt: 0 0 0 4 4 9 1 33\n";
             .lines()
             .filter(|l| l.starts_with("node_tcp_connection_states{"))
             .collect();
-        assert_eq!(lines.len(), 11);
+        assert_eq!(lines.len(), 13, "11 states + 2 queue totals");
         assert!(page.contains("node_tcp_connection_states{state=\"close_wait\"} 3\n"));
         assert!(page.contains("node_tcp_connection_states{state=\"syn_recv\"} 0\n"));
         assert!(page.contains("node_tcp_connection_states{state=\"fin_wait1\"} 0\n"));
         assert!(page.contains("node_tcp_connection_states{state=\"close\"} 0\n"));
+        assert!(page.contains("node_tcp_connection_states{state=\"rx_queued_bytes\"} 5\n"));
+        assert!(page.contains("node_tcp_connection_states{state=\"tx_queued_bytes\"} 7\n"));
     }
 
     #[test]

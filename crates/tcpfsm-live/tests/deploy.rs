@@ -101,6 +101,7 @@ fn full_page() -> String {
         retrans_ratio: Some(0.0),
         top_n: 10,
         scrape_seconds: 0.0,
+        queued: None,
     })
 }
 

@@ -268,6 +268,10 @@ fn export_metrics_parse_and_count_the_sockets_in_the_namespace() {
     assert_eq!(state("established"), 2.0 * 2.0 + 2.0);
     // Our listener and the exporter's.
     assert_eq!(state("listen"), 2.0);
+    // Each CLOSE_WAIT socket holds its peer's unread FIN (one sequence number) in its receive
+    // queue, as /proc/net/tcp shows and the node exporter sums; nothing else has unread data.
+    assert_eq!(state("rx_queued_bytes"), 3.0);
+    assert!(m.contains_key("node_tcp_connection_states{state=\"tx_queued_bytes\"}"));
     assert_eq!(state("syn_recv"), 0.0);
     // The owner of the CLOSE_WAIT sockets is this test process.
     let me = comm_of_self();

@@ -26,6 +26,10 @@ pub struct Args {
     /// A client must send its request headers within this time
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
+    /// Skip the /proc walk: no per-process CLOSE_WAIT, listener owners or open-file counts
+    /// (cheaper scrapes on hosts with very many sockets)
+    #[arg(long)]
+    pub no_processes: bool,
     /// Diagnosis thresholds (TOML; keys as in `tcpfsm diagnose`)
     #[arg(long)]
     pub thresholds: Option<PathBuf>,
@@ -44,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.listen
         );
     }
-    let collector = Arc::new(Collector::new(thresholds, args.top)?);
+    let collector = Arc::new(Collector::new(thresholds, args.top, !args.no_processes)?);
     let cfg = ServerConfig {
         max_in_flight: args.max_in_flight.max(1),
         header_timeout: args.header_timeout,
