@@ -99,9 +99,10 @@ fn simultaneous_close(fam: Family) {
         held.lock().unwrap().ack_of_our_fin.is_some()
     });
     assert_eq!(env.our_state(a, k), Some(State::FinWait1));
+    // Inbound stays blocked while we replay: a retransmitted FIN of the kernel (it carries the
+    // ACK of ours by now) must not overtake the replay.
     let (fin, ack) = {
         let mut h = held.lock().unwrap();
-        h.holding = false;
         (
             h.kernel_fin.take().unwrap(),
             h.ack_of_our_fin.take().unwrap(),
@@ -116,6 +117,7 @@ fn simultaneous_close(fam: Family) {
     env.wait_kernel_state(k, a, Some(State::TimeWait));
     env.stack.inject(&ack).unwrap();
     env.wait_our_state(a, k, Some(State::TimeWait));
+    held.lock().unwrap().holding = false;
     let seen = env.transitions(k);
     for step in [
         (State::Established, State::FinWait1),
