@@ -632,6 +632,25 @@ pub(crate) fn local_ip(a: &TunAddrs, v6: bool) -> Option<IpAddr> {
     }
 }
 
+/// If the driver dies (a panicking packet filter or observer), sockets must fail instead of
+/// waiting forever for a driver that is gone.
+struct DriverGuard<'a>(&'a Shared);
+
+impl Drop for DriverGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("tcpfsm-tun: the driver thread panicked; the stack is stopped");
+            let mut g = self.0.lock();
+            g.stopped = true;
+            for s in g.slots.values_mut() {
+                s.wake(true, true);
+            }
+            drop(g);
+            self.0.any_change.notify_all();
+        }
+    }
+}
+
 /// The driver thread's loop.
 fn drive(shared: Arc<Shared>, mtu: u32) {
     // TUN reads truncate datagrams longer than the buffer; the kernel never sends more than
@@ -642,6 +661,7 @@ fn drive(shared: Arc<Shared>, mtu: u32) {
     let mut n = 0usize;
     let tun_fd = shared.dev.as_raw_fd();
     let wake_fd = shared.wake.as_raw_fd();
+    let _guard = DriverGuard(&shared);
     loop {
         let timeout_ms = {
             let mut g = shared.lock();
