@@ -5,7 +5,9 @@
 
 use crate::listener::{HalfOpen, Listener};
 use crate::secrets::Secrets;
-use crate::tcb::{our_mss, our_wscale, ts_clock, CtlSegment, Ctx, Owner, PeerSyn, Tcb, TsState};
+use crate::tcb::{
+    default_peer_mss, our_mss, our_wscale, ts_clock, CtlSegment, Ctx, Owner, PeerSyn, Tcb, TsState,
+};
 use crate::time_wait::{TimeWaitRecord, TimeWaitTable};
 use crate::tuple::{is_loopback, unspecified_like, CompactTuple};
 use crate::{
@@ -668,27 +670,26 @@ impl Endpoint {
             }
             let mss = peer
                 .mss
-                .unwrap_or(if tuple.local.is_ipv6() { 1220 } else { 536 })
+                .unwrap_or(default_peer_mss(&tuple))
                 .min(our_mss(&self.config, &tuple));
             let cookie = syncookie::encode(&self.secrets, &key, seg.seq.0, mss, now);
             self.stats.syncookies_sent += 1;
-            let synack = self.synack(
+            self.queue_synack(
                 now,
                 tuple,
-                &key,
+                key,
                 cookie,
                 seg.seq.0.wrapping_add(1),
                 peer,
                 true,
             );
-            self.ctl.push_back(synack);
             return;
         }
         if l.syn_queue_full() {
             self.stats.listen_drops += 1;
             return;
         }
-        let id = ConnId(self.alloc_id());
+        let id = self.new_passive(tuple, Cause::SynReceived);
         let iss = match isn_floor {
             Some(f) => f.0,
             None => self.secrets.isn(&key, now),
@@ -697,25 +698,23 @@ impl Endpoint {
         let h = HalfOpen::new(id, lid, iss, seg.seq.0, peer, rtx_at);
         self.half_open.insert(key, h);
         self.listeners[li].syn_queue_len += 1;
-        self.stats.passive_opens += 1;
-        self.events.push_back(Event::StateChanged {
-            conn: id,
-            tuple,
-            from: State::Listen,
-            to: State::SynReceived,
-            cause: Cause::SynReceived,
-        });
-        let synack = self.synack(
-            now,
-            tuple,
-            &key,
-            iss,
-            seg.seq.0.wrapping_add(1),
-            peer,
-            false,
-        );
-        self.ctl.push_back(synack);
+        self.queue_synack(now, tuple, key, iss, seg.seq.0.wrapping_add(1), peer, false);
         self.timers.push(Reverse((rtx_at, TimerKey::HalfOpen(key))));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue_synack(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        key: CompactTuple,
+        iss: u32,
+        ack: u32,
+        peer: PeerSyn,
+        cookie: bool,
+    ) {
+        let synack = self.synack(now, tuple, &key, iss, ack, peer, cookie);
+        self.ctl.push_back(synack);
     }
 
     /// The SYN-ACK of a half-open entry or a SYN cookie: it answers only the options the peer
@@ -759,6 +758,20 @@ impl Endpoint {
         }
     }
 
+    /// A new passively opened connection: LISTEN → SYN_RECEIVED (RFC 4022 tcpPassiveOpens).
+    fn new_passive(&mut self, tuple: FourTuple, cause: Cause) -> ConnId {
+        let id = ConnId(self.alloc_id());
+        self.stats.passive_opens += 1;
+        self.events.push_back(Event::StateChanged {
+            conn: id,
+            tuple,
+            from: State::Listen,
+            to: State::SynReceived,
+            cause,
+        });
+        id
+    }
+
     /// An ACK at a listener: does it carry one of our SYN cookies?
     fn try_syn_cookie(
         &mut self,
@@ -792,15 +805,7 @@ impl Endpoint {
             sack,
             tsval,
         };
-        let id = ConnId(self.alloc_id());
-        self.stats.passive_opens += 1;
-        self.events.push_back(Event::StateChanged {
-            conn: id,
-            tuple,
-            from: State::Listen,
-            to: State::SynReceived,
-            cause: Cause::SynCookieAcked,
-        });
+        let id = self.new_passive(tuple, Cause::SynCookieAcked);
         let lid = self.listeners[li].id;
         let h = HalfOpen::new(id, lid, iss.0, irs.0, peer, now);
         self.promote(now, li, key, tuple, h, seg);
@@ -877,16 +882,15 @@ impl Endpoint {
                     h.peer_tsval = ts.tsval;
                 }
                 let h = self.half_open[&key];
-                let synack = self.synack(
+                self.queue_synack(
                     now,
                     tuple,
-                    &key,
+                    key,
                     h.iss,
                     h.irs.wrapping_add(1),
                     h.peer(),
                     false,
                 );
-                self.ctl.push_back(synack);
                 self.stats.retrans_segs += 1;
                 return;
             }
@@ -1211,16 +1215,15 @@ impl Endpoint {
         let h = *h;
         self.timers
             .push(Reverse((h.rtx_at, TimerKey::HalfOpen(key))));
-        let synack = self.synack(
+        self.queue_synack(
             now,
             key.expand(),
-            &key,
+            key,
             h.iss,
             h.irs.wrapping_add(1),
             h.peer(),
             false,
         );
-        self.ctl.push_back(synack);
         self.stats.retrans_segs += 1;
         self.stats.timeouts += 1;
     }

@@ -119,6 +119,15 @@ pub(crate) fn our_mss(cfg: &Config, tuple: &FourTuple) -> u16 {
     }
 }
 
+/// RFC 9293 §3.7.1: without an MSS option the peer takes 536 bytes (IPv4) or 1220 (IPv6).
+pub(crate) fn default_peer_mss(tuple: &FourTuple) -> u16 {
+    if tuple.local.is_ipv6() {
+        1220
+    } else {
+        536
+    }
+}
+
 /// The receive window scale we offer: the smallest shift that lets the buffer be advertised.
 pub(crate) fn our_wscale(cfg: &Config) -> u8 {
     let mut s = 0u8;

@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use std::net::SocketAddr;
-use tcpfsm_core::{Config, ConnId, Endpoint, Instant, State};
+use tcpfsm_core::{ConnId, Endpoint, Instant, State};
 use tcpfsm_wire::Flags;
 
 use State::*;
@@ -17,16 +17,6 @@ const ACK: Flags = Flags::ACK;
 const FIN: Flags = Flags::FIN;
 const RST: Flags = Flags::RST;
 const SYN: Flags = Flags::SYN;
-
-fn cfg() -> Config {
-    Config {
-        timestamps: false,
-        delayed_ack: None,
-        sack: false,
-        window_scaling: false,
-        ..Config::default()
-    }
-}
 
 struct Cell {
     ep: Endpoint,
@@ -65,7 +55,7 @@ const P: u32 = 1_000;
 
 fn setup(state: State) -> Cell {
     let mut c = Cell {
-        ep: Endpoint::new(cfg(), 42),
+        ep: Endpoint::new(plain(), 42),
         now: Instant::from_micros(5_000_000),
         uut: addr(B_IP, 80),
         peer: addr(A_IP, 40_000),

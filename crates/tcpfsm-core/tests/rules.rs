@@ -17,16 +17,6 @@ const RST: Flags = Flags::RST;
 const SYN: Flags = Flags::SYN;
 const PSH: Flags = Flags::PSH;
 
-fn plain() -> Config {
-    Config {
-        timestamps: false,
-        delayed_ack: None,
-        sack: false,
-        window_scaling: false,
-        ..Config::default()
-    }
-}
-
 /// A server endpoint with one established connection from a scripted peer.
 struct Server {
     ep: Endpoint,

@@ -6,6 +6,18 @@ use std::net::{IpAddr, SocketAddr};
 use tcpfsm_core::{Config, ConnId, Duration, Endpoint, Event, Instant, State};
 use tcpfsm_wire::{emit_ip_tcp, parse_ip_tcp, Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
+/// Timestamps, SACK and window scaling off and every segment ACKed at once, so hand-built
+/// segments need no option bookkeeping and every reply is immediate.
+pub fn plain() -> Config {
+    Config {
+        timestamps: false,
+        delayed_ack: None,
+        sack: false,
+        window_scaling: false,
+        ..Config::default()
+    }
+}
+
 pub const A_IP: &str = "10.0.0.1";
 pub const B_IP: &str = "10.0.0.2";
 
