@@ -129,3 +129,146 @@ impl Config {
         self.msl * 2
     }
 }
+
+/// A configuration value out of its meaningful range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field, as named in [`Config`] (and the scenario language's `set` keys).
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks every field against the range in which TCP can work with it. The endpoint also
+    /// clamps what it uses, so an unchecked configuration degrades rather than wedges; this
+    /// tells the user why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field: &'static str, problem: String| Err(ConfigError { field, problem });
+        // RFC 9293 §3.7.1: an IPv4 host must accept 576-byte datagrams, i.e. MSS 536; our
+        // IPv6 MSS is 20 less. The floor of 88 leaves room for 12 bytes of timestamps.
+        if self.mss < 88 {
+            return err(
+                "mss",
+                format!("{} is below the minimum of 88 bytes", self.mss),
+            );
+        }
+        if self.recv_buffer < self.mss as usize || self.recv_buffer > (1 << 30) {
+            return err(
+                "recv_buffer",
+                format!(
+                    "{} must be between the MSS ({}) and 1 GiB",
+                    self.recv_buffer, self.mss
+                ),
+            );
+        }
+        if self.send_buffer == 0 || self.send_buffer > (1 << 30) {
+            return err(
+                "send_buffer",
+                format!("{} must be between 1 byte and 1 GiB", self.send_buffer),
+            );
+        }
+        let (lo, hi) = self.ephemeral_ports;
+        if lo == 0 || hi < lo {
+            return err(
+                "ephemeral_ports",
+                format!("{lo}-{hi} is not a range of non-zero ports (low ≤ high)"),
+            );
+        }
+        if self.initial_cwnd == 0 {
+            return err("initial_cwnd", "must be at least one segment".into());
+        }
+        if self.rto_min.is_zero() || self.rto_min > self.rto_max {
+            return err(
+                "rto_min",
+                format!(
+                    "{:?} must be non-zero and at most rto_max ({:?})",
+                    self.rto_min, self.rto_max
+                ),
+            );
+        }
+        if self.rto_initial < self.rto_min || self.rto_initial > self.rto_max {
+            return err(
+                "rto_initial",
+                format!(
+                    "{:?} must lie between rto_min and rto_max",
+                    self.rto_initial
+                ),
+            );
+        }
+        if self.rto_max > Duration::from_secs(3600) {
+            return err("rto_max", format!("{:?} is above one hour", self.rto_max));
+        }
+        if self.msl.is_zero() {
+            return err("msl", "must be non-zero: TIME_WAIT lasts 2×MSL".into());
+        }
+        if self.msl > Duration::from_secs(24 * 3600) {
+            // TIME_WAIT expiry is kept modulo 2^32 ms (49 days); stay far below.
+            return err("msl", format!("{:?} is above one day", self.msl));
+        }
+        if self.somaxconn == 0 || self.max_syn_backlog == 0 {
+            return err("somaxconn", "queue limits must be at least 1".into());
+        }
+        if self.keepalive.is_some_and(|k| k.is_zero()) || self.keepalive_interval.is_zero() {
+            return err("keepalive", "keep-alive times must be non-zero".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn nonsense_values_name_their_field() {
+        let bad = [
+            Config {
+                mss: 0,
+                ..Config::default()
+            },
+            Config {
+                ephemeral_ports: (60000, 1000),
+                ..Config::default()
+            },
+            Config {
+                initial_cwnd: 0,
+                ..Config::default()
+            },
+            Config {
+                msl: Duration::ZERO,
+                ..Config::default()
+            },
+            Config {
+                recv_buffer: 10,
+                ..Config::default()
+            },
+        ];
+        let fields: Vec<_> = bad
+            .iter()
+            .map(|c| c.validate().unwrap_err().field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "mss",
+                "ephemeral_ports",
+                "initial_cwnd",
+                "msl",
+                "recv_buffer"
+            ]
+        );
+    }
+}

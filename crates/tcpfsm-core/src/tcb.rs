@@ -112,10 +112,12 @@ impl PeerSyn {
 
 /// The MSS we announce: the configured one for IPv4, 20 bytes less for IPv6's larger header.
 pub(crate) fn our_mss(cfg: &Config, tuple: &FourTuple) -> u16 {
+    // Clamped so that even an unvalidated configuration can carry data after options.
+    let mss = cfg.mss.max(88);
     if tuple.local.is_ipv6() {
-        cfg.mss.saturating_sub(20)
+        mss.saturating_sub(20)
     } else {
-        cfg.mss
+        mss
     }
 }
 
@@ -241,9 +243,9 @@ impl Tcb {
             rcv_wscale: 0,
             rcv_adv: SeqNum(0),
             send_buf: VecDeque::new(),
-            send_cap: cfg.send_buffer,
+            send_cap: cfg.send_buffer.max(1),
             recv_buf: VecDeque::new(),
-            recv_cap: cfg.recv_buffer,
+            recv_cap: cfg.recv_buffer.max(mss as usize),
             ooo: Vec::new(),
             fin_seq: None,
             peer_fin: None,
