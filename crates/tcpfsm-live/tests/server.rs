@@ -228,3 +228,34 @@ fn failing_scrape_is_500_and_the_next_one_still_works() {
     );
     assert!(get(addr, "/metrics").starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn head_request_gets_headers_without_a_body() {
+    let addr = start(ServerConfig::default(), page());
+    let r = exchange(
+        addr,
+        b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains("content-type: text/plain; version=0.0.4"));
+    assert!(r.ends_with("\r\n\r\n"), "no body expected: {r:?}");
+}
+
+#[test]
+fn keep_alive_connection_serves_several_scrapes() {
+    let addr = start(ServerConfig::default(), page());
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..3 {
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).ends_with("up 1\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    }
+}
