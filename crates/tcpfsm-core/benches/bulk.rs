@@ -16,13 +16,17 @@ use tcpfsm_core::{Config, Endpoint, Instant, State};
 const TOTAL: usize = 256 * 1024 * 1024;
 
 /// smoltcp's loopback device has a 65535-byte MTU; give ours the same segment size.
-fn cfg() -> Config {
+fn cfg_mtu(mtu: usize) -> Config {
     Config {
         recv_buffer: 65536,
         send_buffer: 65536,
-        mss: 65535 - 40,
+        mss: (mtu - 40) as u16,
         ..Config::default()
     }
+}
+
+fn cfg() -> Config {
+    cfg_mtu(1500)
 }
 
 fn shuttle(from: &mut Endpoint, to: &mut Endpoint, now: Instant, buf: &mut Vec<u8>) -> usize {
@@ -34,9 +38,9 @@ fn shuttle(from: &mut Endpoint, to: &mut Endpoint, now: Instant, buf: &mut Vec<u
     n
 }
 
-fn ours(total: usize) -> (f64, u64) {
-    let mut a = Endpoint::new(cfg(), 1);
-    let mut b = Endpoint::new(cfg(), 2);
+fn ours(total: usize, mtu: usize) -> (f64, u64) {
+    let mut a = Endpoint::new(cfg_mtu(mtu), 1);
+    let mut b = Endpoint::new(cfg_mtu(mtu), 2);
     let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
     let l = b.listen(server, 16).unwrap();
     let mut now = Instant::from_micros(1);
@@ -82,14 +86,45 @@ fn ours(total: usize) -> (f64, u64) {
     (start.elapsed().as_secs_f64(), segs)
 }
 
-fn smol(total: usize) -> f64 {
+/// smoltcp's loopback with a chosen MTU (its own is fixed at 65535).
+struct MtuLoopback {
+    inner: smoltcp::phy::Loopback,
+    mtu: usize,
+}
+
+impl smoltcp::phy::Device for MtuLoopback {
+    type RxToken<'a> = <smoltcp::phy::Loopback as smoltcp::phy::Device>::RxToken<'a>;
+    type TxToken<'a> = <smoltcp::phy::Loopback as smoltcp::phy::Device>::TxToken<'a>;
+
+    fn receive(
+        &mut self,
+        t: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.inner.receive(t)
+    }
+
+    fn transmit(&mut self, t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        self.inner.transmit(t)
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        let mut c = self.inner.capabilities();
+        c.max_transmission_unit = self.mtu;
+        c
+    }
+}
+
+fn smol(total: usize, mtu: usize) -> f64 {
     use smoltcp::iface::{Config as IfConfig, Interface, SocketSet};
     use smoltcp::phy::{Loopback, Medium};
     use smoltcp::socket::tcp;
     use smoltcp::time::Instant as SInstant;
     use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
-    let mut device = Loopback::new(Medium::Ip);
+    let mut device = MtuLoopback {
+        inner: Loopback::new(Medium::Ip),
+        mtu,
+    };
     let mut iface = Interface::new(
         IfConfig::new(HardwareAddress::Ip),
         &mut device,
@@ -183,22 +218,34 @@ fn churn(conns: usize) -> f64 {
     conns as f64 / secs
 }
 
+/// Best of `n` runs: the machine is shared, so the fastest run is the least disturbed one.
+fn best<T>(n: usize, mut f: impl FnMut() -> (f64, T)) -> (f64, T) {
+    let mut out = f();
+    for _ in 1..n {
+        let r = f();
+        if r.0 < out.0 {
+            out = r;
+        }
+    }
+    out
+}
+
 fn main() {
     let mb = TOTAL as f64 / (1024.0 * 1024.0);
-    let (t_ours, segs) = ours(TOTAL);
-    let t_smol = smol(TOTAL);
-    println!("bulk transfer, {mb:.0} MiB client -> server, in memory, 64 KiB buffers, 64 KiB MTU");
     println!(
-        "  tcpfsm-core : {:8.1} MiB/s ({segs} segments, {:.2} s)",
-        mb / t_ours,
-        t_ours
+        "bulk transfer, {mb:.0} MiB client -> server, in memory, 64 KiB socket buffers, best of 5"
     );
-    println!(
-        "  smoltcp 0.13: {:8.1} MiB/s ({:.2} s)",
-        mb / t_smol,
-        t_smol
-    );
-    println!("  ratio tcpfsm/smoltcp: {:.2}x", t_smol / t_ours);
+    for mtu in [1500usize, 65535] {
+        let (t_ours, segs) = best(5, || ours(TOTAL, mtu));
+        let (t_smol, ()) = best(5, || (smol(TOTAL, mtu), ()));
+        println!("  MTU {mtu}:");
+        println!(
+            "    tcpfsm-core : {:8.1} MiB/s ({segs} segments)",
+            mb / t_ours
+        );
+        println!("    smoltcp 0.13: {:8.1} MiB/s", mb / t_smol);
+        println!("    ratio tcpfsm/smoltcp: {:.2}x", t_smol / t_ours);
+    }
     if std::env::var_os("BULK_ONLY").is_some() {
         return;
     }

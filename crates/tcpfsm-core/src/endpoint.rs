@@ -1042,7 +1042,12 @@ impl Endpoint {
         match t.state {
             State::TimeWait => {
                 if !self.by_tuple.contains_key(&CompactTuple::new(&t.tuple)) {
-                    return; // already converted
+                    // Already a TIME_WAIT record; this TCB only kept the application's handle,
+                    // which is now released.
+                    if t.owner != Owner::App {
+                        self.conns.remove(&id);
+                    }
+                    return;
                 }
                 let key = CompactTuple::new(&t.tuple);
                 self.by_tuple.remove(&key);
@@ -1113,7 +1118,8 @@ impl Endpoint {
 
     // ----- output and timers -----
 
-    /// Writes the next datagram to send into `buf` (cleared first). Call until `None`.
+    /// Writes the next datagram to send at the start of `buf`: the datagram is
+    /// `buf[..tx.len]` (the buffer may be longer; it is reused, not cleared). Call until `None`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         self.last_now = now;
         if let Some(c) = self.ctl.pop_front() {
@@ -1135,7 +1141,11 @@ impl Endpoint {
                 self.tx_queue.pop_front();
                 continue;
             };
-            let seg = t.next_segment(now, &self.config, &mut self.stats, &mut self.scratch);
+            let tuple = t.tuple;
+            let sent = match t.next_segment(now, &self.config, &mut self.stats, &mut self.scratch) {
+                Some(repr) => emit(&tuple, &repr, buf),
+                None => None,
+            };
             // Sending (or deciding not to) can arm timers: retransmission, persist.
             if let Some(d) = t.next_deadline() {
                 if t.scheduled.is_none_or(|s| d < s) {
@@ -1143,8 +1153,8 @@ impl Endpoint {
                     self.timers.push(Reverse((d, TimerKey::Conn(id))));
                 }
             }
-            if let Some(repr) = seg {
-                return emit(&t.tuple, &repr, buf);
+            if sent.is_some() {
+                return sent;
             }
             t.in_tx = false;
             self.tx_queue.pop_front();
@@ -1233,10 +1243,17 @@ impl Endpoint {
     }
 }
 
+/// Writes the datagram at the start of `buf`, growing it only when too short: re-zeroing a
+/// whole datagram per packet showed up in profiles, and the caller reads `buf[..len]` anyway.
 fn emit(tuple: &FourTuple, repr: &TcpRepr<'_>, buf: &mut Vec<u8>) -> Option<Transmit> {
     let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
     // Our own segments always fit: a failure here is a bug, not bad input.
-    let len = wire::emit_ip_tcp(src, dst, repr, buf).expect("emitting our own segment");
+    let n = wire::datagram_len(src, dst, repr).expect("sizing our own segment");
+    if buf.len() < n {
+        buf.resize(n, 0);
+    }
+    let len =
+        wire::emit_ip_tcp_into(src, dst, repr, &mut buf[..n]).expect("emitting our own segment");
     Some(Transmit { src, dst, len })
 }
 

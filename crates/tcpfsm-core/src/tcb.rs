@@ -1242,7 +1242,7 @@ impl Tcb {
 
     /// The next segment this TCB wants to send, if any; updates the send state as if sent.
     pub(crate) fn next_segment<'b>(
-        &mut self,
+        &'b mut self,
         now: Instant,
         cfg: &Config,
         stats: &mut Stats,
@@ -1257,8 +1257,8 @@ impl Tcb {
             _ => {}
         }
         if self.state != State::SynReceived {
-            if let Some(seg) = self.data_segment(now, stats, scratch) {
-                return Some(seg);
+            if let Some((seq, off, len, fin)) = self.plan_data(now, stats) {
+                return Some(self.emit_data(seq, off, len, fin, now, stats, scratch));
             }
         }
         if self.keepalive_probe {
@@ -1337,12 +1337,9 @@ impl Tcb {
         }
     }
 
-    fn data_segment<'b>(
-        &mut self,
-        now: Instant,
-        stats: &mut Stats,
-        scratch: &'b mut Vec<u8>,
-    ) -> Option<TcpRepr<'b>> {
+    /// Decides the next data and/or FIN segment and advances the send state as if it were
+    /// sent: `(seq, offset into the send buffer, length, FIN)`.
+    fn plan_data(&mut self, now: Instant, stats: &mut Stats) -> Option<(SeqNum, usize, u32, bool)> {
         let mss = self.mss as u32;
         let buf_seq = self.buf_seq();
         let data_end = buf_seq.wrapping_add(self.send_buf.len() as u32);
@@ -1357,7 +1354,7 @@ impl Tcb {
                 stats.retrans_segs += 1;
                 self.retrans_total += 1;
                 let off = seq.diff(buf_seq) as usize;
-                return Some(self.emit_data(seq, off, len, fin, now, stats, scratch));
+                return Some((seq, off, len, fin));
             }
         }
         let cur = self.snd_cur.max(buf_seq);
@@ -1388,7 +1385,6 @@ impl Tcb {
             }
             let off = cur.diff(buf_seq) as usize;
             let fin = fin_unsent && (len == available);
-            let seg = self.emit_data(cur, off, len, fin, now, stats, scratch);
             self.snd_cur = cur.wrapping_add(len + fin as u32);
             if self.snd_cur.gt(self.snd_nxt) {
                 self.snd_nxt = self.snd_cur;
@@ -1399,7 +1395,7 @@ impl Tcb {
             if !is_rtx && self.ts.is_none() && self.rtt_probe.is_none() {
                 self.rtt_probe = Some((cur, now));
             }
-            return Some(seg);
+            return Some((cur, off, len, fin));
         }
         // RFC 9293 §3.8.6.1: data waits on a zero window with nothing in flight — arm persist.
         if available > 0 && self.snd_wnd == 0 && flight == 0 && self.persist_deadline.is_none() {
@@ -1408,9 +1404,11 @@ impl Tcb {
         None
     }
 
+    /// A data (and/or FIN) segment. The payload is borrowed straight from the send buffer; only
+    /// a segment straddling the ring's wrap point (once per buffer cycle) is copied to `scratch`.
     #[allow(clippy::too_many_arguments)]
     fn emit_data<'b>(
-        &mut self,
+        &'b mut self,
         seq: SeqNum,
         off: usize,
         len: u32,
@@ -1419,15 +1417,6 @@ impl Tcb {
         stats: &mut Stats,
         scratch: &'b mut Vec<u8>,
     ) -> TcpRepr<'b> {
-        scratch.clear();
-        let (a, b) = self.send_buf.as_slices();
-        let end = off + len as usize;
-        if off < a.len() {
-            scratch.extend_from_slice(&a[off..end.min(a.len())]);
-        }
-        if end > a.len() {
-            scratch.extend_from_slice(&b[off.saturating_sub(a.len())..end - a.len()]);
-        }
         let mut flags = Flags::ACK;
         if fin {
             flags |= Flags::FIN;
@@ -1436,7 +1425,20 @@ impl Tcb {
         if len > 0 && last {
             flags |= Flags::PSH;
         }
-        self.finish_segment(seq, flags, scratch, now, stats)
+        let mut repr: TcpRepr<'b> = self.finish_segment(seq, flags, &[], now, stats);
+        let (a, b) = self.send_buf.as_slices();
+        let end = off + len as usize;
+        repr.payload = if end <= a.len() {
+            &a[off..end]
+        } else if off >= a.len() {
+            &b[off - a.len()..end - a.len()]
+        } else {
+            scratch.clear();
+            scratch.extend_from_slice(&a[off..]);
+            scratch.extend_from_slice(&b[..end - a.len()]);
+            scratch
+        };
+        repr
     }
 
     /// Fills in ACK, window and options common to every segment of a synchronized connection.

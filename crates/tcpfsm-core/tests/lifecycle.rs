@@ -315,3 +315,29 @@ fn close_wait_never_times_out_but_orphan_fin_wait_2_does() {
     n.run_for(Duration::from_secs(3600));
     assert_eq!(n.b.state(s), Some(CloseWait), "CLOSE_WAIT has no timeout");
 }
+
+#[test]
+fn closing_a_handle_already_in_time_wait_frees_it() {
+    let mut n = Net::default_pair();
+    let (c, s) = n.establish();
+    n.a.shutdown_write(c).unwrap();
+    n.run();
+    n.b.close(s).unwrap();
+    n.run();
+    assert_eq!(
+        n.a.state(c),
+        Some(TimeWait),
+        "the app still holds the handle"
+    );
+    let (_, eof) = Net::read_all(&mut n.a, c);
+    assert!(eof);
+    n.a.close(c).unwrap();
+    assert_eq!(n.a.state(c), None, "the handle is released at once");
+    assert_eq!(
+        n.a.census().get(TimeWait),
+        1,
+        "the TIME_WAIT record lives on"
+    );
+    n.run_for(Duration::from_secs(61));
+    assert_eq!(n.a.census().get(TimeWait), 0);
+}
