@@ -85,6 +85,13 @@ fn states_json_gives_exact_counts_and_agrees_with_ss() {
     for (name, _, ss) in want {
         assert_eq!(states[name], ns.ss_count(ss), "{name} vs ss state {ss}");
     }
+    // The states come in lifecycle order (State::ALL), as the simulator lists them.
+    let raw = String::from_utf8(tcpfsm(&ns, &["states", "--json"]).stdout).unwrap();
+    let pos: Vec<usize> = ALL_NAMES
+        .iter()
+        .map(|n| raw.find(&format!("\"{n}\"")).unwrap())
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "{raw}");
     // --exact dumps TIME_WAIT one by one instead of reading the kernel's counter: same counts.
     let exact = json(&tcpfsm(&ns, &["states", "--exact", "--json"]));
     assert_eq!(exact, last);

@@ -149,21 +149,16 @@ fn run_inner(args: &Args) -> anyhow::Result<ExitCode> {
     let mut out = io::BufWriter::new(stdout.lock());
     if args.json {
         let last = samples.last().expect("at least one sample");
-        let census: serde_json::Map<String, serde_json::Value> = last
-            .census
-            .iter()
-            .map(|(s, n)| (s.name().to_string(), n.into()))
-            .collect();
         serde_json::to_writer(
             &mut out,
-            &serde_json::json!({
-                "overall": overall,
-                "exit_code": overall.exit_code(),
-                "samples": samples.len(),
-                "interval_ms": args.interval.as_millis() as u64,
-                "states": census,
-                "verdicts": verdicts,
-            }),
+            &Report {
+                overall,
+                exit_code: overall.exit_code(),
+                samples: samples.len(),
+                interval_ms: args.interval.as_millis() as u64,
+                states: OrderedCensus(&last.census),
+                verdicts: &verdicts,
+            },
         )?;
         writeln!(out)?;
     } else {
@@ -171,6 +166,31 @@ fn run_inner(args: &Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::from(overall.exit_code()))
+}
+
+/// The JSON report: fields and states in a fixed, readable order.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    overall: Level,
+    exit_code: u8,
+    samples: usize,
+    interval_ms: u64,
+    states: OrderedCensus<'a>,
+    verdicts: &'a [Verdict],
+}
+
+/// A census as a JSON object keyed by state name, in lifecycle order.
+struct OrderedCensus<'a>(&'a tcpfsm_states::Census);
+
+impl serde::Serialize for OrderedCensus<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(11))?;
+        for (st, n) in self.0.iter() {
+            m.serialize_entry(st.name(), &n)?;
+        }
+        m.end()
+    }
 }
 
 fn tag(l: Level) -> &'static str {

@@ -5,7 +5,7 @@
 //! `ss -tanp` (owners resolved from /proc only for the listed sockets). `--by` groups counts.
 
 use anyhow::Context;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -65,12 +65,56 @@ pub struct Args {
     pub json: bool,
 }
 
-fn census_json(c: &Census) -> Value {
-    let mut m = Map::new();
-    for (s, n) in c.iter() {
-        m.insert(s.name().to_string(), json!(n));
+/// JSON whose objects keep their keys in the order written (the states in lifecycle order,
+/// socket fields in `ss` column order); serde_json's own `Value` would sort them.
+enum J {
+    V(Value),
+    O(Vec<(&'static str, J)>),
+    A(Vec<J>),
+    /// An object with computed keys (group names, state names).
+    K(Vec<(String, J)>),
+}
+
+impl serde::Serialize for J {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            J::V(v) => v.serialize(s),
+            J::O(kv) => {
+                let mut m = s.serialize_map(Some(kv.len()))?;
+                for (k, v) in kv {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            J::K(kv) => {
+                let mut m = s.serialize_map(Some(kv.len()))?;
+                for (k, v) in kv {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            J::A(items) => {
+                let mut q = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    q.serialize_element(i)?;
+                }
+                q.end()
+            }
+        }
     }
-    Value::Object(m)
+}
+
+fn v(x: impl Into<Value>) -> J {
+    J::V(x.into())
+}
+
+fn census_json(c: &Census) -> J {
+    J::K(
+        c.iter()
+            .map(|(s, n)| (s.name().to_string(), v(n)))
+            .collect(),
+    )
 }
 
 fn print_census(out: &mut impl Write, c: &Census) -> io::Result<()> {
@@ -112,16 +156,18 @@ fn short_reason(u: tcpfsm_host::Unattributed) -> &'static str {
     }
 }
 
-fn owner_json(a: Option<&Attribution>, inode: u64) -> (Value, Value) {
+fn owner_json(a: Option<&Attribution>, inode: u64) -> (J, J) {
     match a.map(|a| a.owner(inode)) {
-        None => (Value::Null, Value::Null),
+        None => (v(Value::Null), v(Value::Null)),
         Some(Owner::Processes(ps)) => (
-            ps.iter()
-                .map(|p| json!({"pid": p.pid, "comm": p.comm}))
-                .collect(),
-            Value::Null,
+            J::A(
+                ps.iter()
+                    .map(|p| J::O(vec![("pid", v(p.pid)), ("comm", v(p.comm.clone()))]))
+                    .collect(),
+            ),
+            v(Value::Null),
         ),
-        Some(Owner::None(why)) => (json!([]), json!(why)),
+        Some(Owner::None(why)) => (J::A(vec![]), v(json!(why))),
     }
 }
 
@@ -156,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.json {
             serde_json::to_writer(
                 &mut out,
-                &json!({"states": census_json(&c), "total": c.total()}),
+                &J::O(vec![("states", census_json(&c)), ("total", v(c.total()))]),
             )?;
             writeln!(out)?;
         } else {
@@ -220,9 +266,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(by) = args.by {
         let groups = group(&rows, by, attribution.as_ref());
         if args.json {
-            let gs: Vec<Value> = groups
+            let gs: Vec<J> = groups
                 .iter()
-                .map(|(k, c)| json!({"key": k, "total": c.total(), "states": census_json(c)}))
+                .map(|(k, c)| {
+                    J::O(vec![
+                        ("key", v(k.clone())),
+                        ("total", v(c.total())),
+                        ("states", census_json(c)),
+                    ])
+                })
                 .collect();
             let by_name = match by {
                 GroupBy::Process => "process",
@@ -232,7 +284,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             serde_json::to_writer(
                 &mut out,
-                &json!({"by": by_name, "groups": gs, "states": census_json(&census), "total": census.total()}),
+                &J::O(vec![
+                    ("by", v(by_name)),
+                    ("groups", J::A(gs)),
+                    ("states", census_json(&census)),
+                    ("total", v(census.total())),
+                ]),
             )?;
             writeln!(out)?;
         } else {
@@ -251,26 +308,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     if args.json {
-        let socks: Vec<Value> = rows
+        let socks: Vec<J> = rows
             .iter()
             .map(|r| {
                 let (procs, why) = owner_json(attribution.as_ref(), r.inode);
-                json!({
-                    "state": r.state.name(),
-                    "local": r.local.to_string(),
-                    "remote": r.remote.to_string(),
-                    "recv_q": r.rx_queue,
-                    "send_q": r.tx_queue,
-                    "inode": r.inode,
-                    "uid": r.uid,
-                    "processes": procs,
-                    "unattributed": why,
-                })
+                J::O(vec![
+                    ("state", v(r.state.name())),
+                    ("recv_q", v(r.rx_queue)),
+                    ("send_q", v(r.tx_queue)),
+                    ("local", v(r.local.to_string())),
+                    ("remote", v(r.remote.to_string())),
+                    ("processes", procs),
+                    ("unattributed", why),
+                    ("inode", v(r.inode)),
+                    ("uid", v(r.uid)),
+                ])
             })
             .collect();
         serde_json::to_writer(
             &mut out,
-            &json!({"sockets": socks, "states": census_json(&census), "total": census.total()}),
+            &J::O(vec![
+                ("sockets", J::A(socks)),
+                ("states", census_json(&census)),
+                ("total", v(census.total())),
+            ]),
         )?;
         writeln!(out)?;
     } else {
