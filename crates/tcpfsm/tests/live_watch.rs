@@ -7,7 +7,7 @@ mod support;
 
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
-use support::{run_bounded, Netns};
+use support::{run_bounded, wait_until, Netns};
 
 const ALL_NAMES: [&str; 11] = [
     "CLOSED",
@@ -62,6 +62,12 @@ fn watch_once_renders_all_eleven_states_with_live_counts_and_the_close_wait_owne
         return;
     };
     let _sockets = close_wait_sockets(&ns);
+    // The peer ACKs a FIN with a delayed ACK (Linux enters ping-pong mode on FIN), so the
+    // clients sit in FIN_WAIT_1 for up to a delayed-ACK timeout before FIN_WAIT_2.
+    assert!(
+        wait_until(Duration::from_secs(5), || ns.ss_count("fin-wait-2") == 3),
+        "clients never reached FIN_WAIT_2"
+    );
     let out = run_bounded(
         ns.command(
             env!("CARGO_BIN_EXE_tcpfsm"),
