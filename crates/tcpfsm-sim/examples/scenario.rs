@@ -1,12 +1,24 @@
 //! Runs a built-in scenario and prints it, without the CLI:
-//! `cargo run -p tcpfsm-sim --example scenario -- client-close [ascii|json|svg] [seed]`.
+//! `cargo run -p tcpfsm-sim --example scenario -- client-close|FILE.tcpfsm [ascii|json|svg] [seed]`.
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let name = args.get(1).map(String::as_str).unwrap_or("handshake");
     let format = args.get(2).map(String::as_str).unwrap_or("ascii");
     let seed = args.get(3).and_then(|s| s.parse().ok());
-    let outcome = match tcpfsm_sim::run_builtin(name, seed) {
+    // A path ending in .tcpfsm is a script file; anything else names a built-in.
+    let run = if name.ends_with(".tcpfsm") {
+        match std::fs::read_to_string(name) {
+            Ok(src) => Some(tcpfsm_sim::run_source(name, &src, seed)),
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                std::process::exit(2);
+            }
+        }
+    } else {
+        tcpfsm_sim::run_builtin(name, seed)
+    };
+    let outcome = match run {
         None => {
             eprintln!("unknown scenario {name}");
             std::process::exit(2);

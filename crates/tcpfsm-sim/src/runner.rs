@@ -4,7 +4,7 @@
 //! `recv 10`, `recv-until-eof`, `wait until …`) runs the network until it completes or times
 //! out, as a blocking socket call would, while every other host keeps running.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -66,6 +66,25 @@ struct Runner<'s> {
     /// The connection a blocking connect waits on: its failure is that call's result, not a
     /// separate notice.
     connecting: Option<(usize, ConnId)>,
+    /// Data of `send` calls not yet queued in the endpoint, per (host, connection), in order.
+    outbox: BTreeMap<(usize, u64), VecDeque<Pending>>,
+}
+
+/// One `send` call still being written, or a `close`/`shutdown` waiting behind writes.
+#[derive(Debug)]
+struct Pending {
+    sock: String,
+    conn: ConnId,
+    op: Op,
+    data: Vec<u8>,
+    written: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Write,
+    Close,
+    Shutdown,
 }
 
 /// The longest excerpt of sent or received text put in the trace.
@@ -96,9 +115,45 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
         vars: Vec::new(),
         mark: None,
         connecting: None,
+        outbox: BTreeMap::new(),
     };
     r.block(&script.stmts)?;
     r.drain_notices();
+    for ((host, _), q) in std::mem::take(&mut r.outbox) {
+        for p in q {
+            if p.op != Op::Write {
+                let call = if p.op == Op::Close {
+                    "close"
+                } else {
+                    "shutdown"
+                };
+                let why = "not reached: writes unfinished at the end of the script";
+                r.app(
+                    host,
+                    call,
+                    &p.sock,
+                    Some(p.conn),
+                    false,
+                    why.into(),
+                    None,
+                    None,
+                );
+                continue;
+            }
+            let bytes = Some(p.written as u64);
+            let text = text_excerpt(&p.data);
+            r.app(
+                host,
+                "send",
+                &p.sock,
+                Some(p.conn),
+                false,
+                "unfinished at the end of the script".into(),
+                bytes,
+                text,
+            );
+        }
+    }
     if let Some(msg) = r.net.stalled() {
         r.failures.push(format!("{}: {msg}", script.file));
     }
@@ -273,8 +328,7 @@ impl Runner<'_> {
             if pred(self) {
                 return true;
             }
-            if !self.net.step(deadline) {
-                self.drain_notices();
+            if !self.step(deadline) {
                 return pred(self);
             }
         }
@@ -522,19 +576,26 @@ impl Runner<'_> {
             }
             Action::Shutdown { host, sock } => {
                 let (n, c) = self.conn_of(line, sock, *host)?;
+                if self.defer_behind_writes(*host, &n, c, Op::Shutdown) {
+                    return Ok(());
+                }
                 self.mark();
                 let r = self.call(*host, c, |ep, c| ep.shutdown_write(c));
                 self.simple_result(*host, "shutdown", &n, c, r);
             }
             Action::Close { host, sock } => {
                 let (n, s) = self.sock(line, sock, *host)?;
-                self.mark();
                 match s.kind {
                     SockKind::Listener(l) => {
+                        self.mark();
                         let r = self.net.with_endpoint(*host, |ep, _| ep.close_listener(l));
                         self.simple_result(*host, "close", &n, None, r);
                     }
                     SockKind::Conn(c) => {
+                        if self.defer_behind_writes(*host, &n, c, Op::Close) {
+                            return Ok(());
+                        }
+                        self.mark();
                         let r = self.call(*host, c, |ep, c| ep.close(c));
                         self.simple_result(*host, "close", &n, c, r);
                     }
@@ -542,6 +603,24 @@ impl Runner<'_> {
             }
             Action::Abort { host, sock } => {
                 let (n, c) = self.conn_of(line, sock, *host)?;
+                // Abort throws away what the writer had not handed over yet, too.
+                if let Some(id) = c {
+                    let pending = self.outbox.remove(&(*host, id.0)).unwrap_or_default();
+                    for p in pending.into_iter().filter(|p| p.op == Op::Write) {
+                        let text = text_excerpt(&p.data);
+                        let bytes = Some(p.written as u64);
+                        self.app(
+                            *host,
+                            "send",
+                            &p.sock,
+                            Some(id),
+                            false,
+                            "aborted".into(),
+                            bytes,
+                            text,
+                        );
+                    }
+                }
                 self.mark();
                 let r = self.call(*host, c, |ep, c| ep.abort(c));
                 self.simple_result(*host, "abort", &n, c, r);
@@ -761,6 +840,10 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// `send`: hands the data to the application's writer. What fits in the send buffer is
+    /// queued at once; the rest is written as space opens up while the script goes on (as a
+    /// writer thread would), so a sender does not deadlock against a receiver the script has
+    /// not reached yet. The call's result is recorded when the last byte was queued.
     fn send(&mut self, host: usize, n: &str, c: Option<ConnId>, data: &[u8]) {
         let Some(c) = c else {
             self.app(
@@ -775,45 +858,122 @@ impl Runner<'_> {
             );
             return;
         };
-        let text = text_excerpt(data);
-        let mut sent = 0usize;
-        let deadline = self.deadline(Duration::from_secs(60));
-        let mut error = None;
         self.mark();
-        // A blocking send: queue what fits, let the network drain the buffer, repeat.
-        while sent < data.len() {
-            match self
-                .net
-                .with_endpoint(host, |ep, _| ep.send(c, &data[sent..]))
-            {
-                Ok(k) if k > 0 => sent += k,
-                Ok(_) | Err(TcpError::WouldBlock) => {
-                    self.mark = None;
-                    if !self.net.step(deadline) {
-                        error = Some("send buffer full (timed out)".to_string());
-                        break;
-                    }
-                    self.drain_notices();
+        self.outbox
+            .entry((host, c.0))
+            .or_default()
+            .push_back(Pending {
+                sock: n.to_string(),
+                conn: c,
+                op: Op::Write,
+                data: data.to_vec(),
+                written: 0,
+            });
+        self.pump_outbox();
+        if self.outbox.contains_key(&(host, c.0)) {
+            // Still writing: its result comes later, at its own time.
+            self.mark = None;
+        }
+    }
+
+    /// Writes pending `send` data wherever the send buffer has room, recording each call's
+    /// result once its last byte is queued (or an error stops it).
+    fn pump_outbox(&mut self) {
+        let keys: Vec<(usize, u64)> = self.outbox.keys().copied().collect();
+        for key in keys {
+            let host = key.0;
+            while let Some(p) = self.outbox.get_mut(&key).and_then(|q| q.front_mut()) {
+                let c = p.conn;
+                if p.op != Op::Write {
+                    // The writes before it are done: the deferred close or shutdown happens now.
+                    let (op, sock) = (p.op, p.sock.clone());
+                    self.outbox.get_mut(&key).and_then(|q| q.pop_front());
+                    let r = self.net.with_endpoint(host, |ep, _| match op {
+                        Op::Close => ep.close(c),
+                        _ => ep.shutdown_write(c),
+                    });
+                    let call = if op == Op::Close { "close" } else { "shutdown" };
+                    self.simple_result(host, call, &sock, Some(c), r);
+                    continue;
                 }
-                Err(e) => {
-                    error = Some(e.to_string());
+                let mut result: Option<Result<(), TcpError>> = None;
+                while p.written < p.data.len() {
+                    let off = p.written;
+                    let r = self
+                        .net
+                        .with_endpoint(host, |ep, _| ep.send(c, &p.data[off..]));
+                    match r {
+                        Ok(k) if k > 0 => p.written += k,
+                        Ok(_) | Err(TcpError::WouldBlock) => break,
+                        Err(e) => {
+                            result = Some(Err(e));
+                            break;
+                        }
+                    }
+                }
+                if result.is_none() && p.written == p.data.len() {
+                    result = Some(Ok(()));
+                }
+                let Some(result) = result else { break };
+                let Some(p) = self.outbox.get_mut(&key).and_then(|q| q.pop_front()) else {
                     break;
+                };
+                let text = text_excerpt(&p.data);
+                let bytes = Some(p.written as u64);
+                match result {
+                    Ok(()) => self.app(
+                        host,
+                        "send",
+                        &p.sock,
+                        Some(c),
+                        true,
+                        "sent".into(),
+                        bytes,
+                        text,
+                    ),
+                    Err(e) => self.app(
+                        host,
+                        "send",
+                        &p.sock,
+                        Some(c),
+                        false,
+                        e.to_string(),
+                        bytes,
+                        text,
+                    ),
                 }
             }
+            if self.outbox.get(&key).is_some_and(|q| q.is_empty()) {
+                self.outbox.remove(&key);
+            }
         }
-        match error {
-            None => self.app(
-                host,
-                "send",
-                n,
-                Some(c),
-                true,
-                "sent".into(),
-                Some(sent as u64),
-                text,
-            ),
-            Some(e) => self.app(host, "send", n, Some(c), false, e, Some(sent as u64), text),
+    }
+
+    /// Queues a `close` or `shutdown` behind the connection's pending writes, as a writer
+    /// thread that writes then closes would; true if it was deferred.
+    fn defer_behind_writes(&mut self, host: usize, sock: &str, c: Option<ConnId>, op: Op) -> bool {
+        let Some(c) = c else { return false };
+        match self.outbox.get_mut(&(host, c.0)) {
+            Some(q) => {
+                q.push_back(Pending {
+                    sock: sock.to_string(),
+                    conn: c,
+                    op,
+                    data: Vec::new(),
+                    written: 0,
+                });
+                true
+            }
+            None => false,
         }
+    }
+
+    /// One step of the network, with everything the applications do in the background.
+    fn step(&mut self, deadline: Instant) -> bool {
+        let progressed = self.net.step(deadline);
+        self.drain_notices();
+        self.pump_outbox();
+        progressed
     }
 
     fn recv(
@@ -882,7 +1042,7 @@ impl Runner<'_> {
                 }
             }
             self.drain_notices();
-            if satisfied(&got, eof, &error) || !self.net.step(deadline) {
+            if satisfied(&got, eof, &error) || !self.step(deadline) {
                 break;
             }
         }

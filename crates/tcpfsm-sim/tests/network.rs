@@ -198,3 +198,53 @@ fn a_lost_segment_is_fast_retransmitted_on_duplicate_acks() {
         "the receiver never shrinks its window"
     );
 }
+
+#[test]
+fn a_send_larger_than_the_buffers_completes_while_the_receiver_reads() {
+    // 2 MB is far more than the 256 KB send and receive buffers: the writer keeps going in the
+    // background while the script moves on to the reader.
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}\
+         client send c 2000000 bytes\nserver recv s 2000000 timeout 10m\n"
+    ));
+    let send = t.apps().find(|a| a.call == "send").unwrap();
+    assert!(send.ok && send.bytes == Some(2_000_000), "{send:?}");
+    let recv = t.apps().find(|a| a.call == "recv").unwrap();
+    assert_eq!(recv.bytes, Some(2_000_000));
+    assert!(
+        send.t_us > 30_000,
+        "the send finished later than it was called"
+    );
+    let payload: usize = t
+        .segments()
+        .filter(|s| s.src_host == Some(0) && s.fate != Fate::Dropped)
+        .map(|s| s.len)
+        .sum();
+    assert!(payload >= 2_000_000);
+}
+
+#[test]
+fn close_happens_behind_pending_writes_and_abort_discards_them() {
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}\
+         client send c 1000000 bytes\nclient close c\nserver recv-until-eof s timeout 10m\n\
+         expect s result \"eof\"\n"
+    ));
+    let recv = t
+        .apps()
+        .find(|a| a.sock == "s" && a.call == "recv")
+        .unwrap();
+    assert_eq!(recv.bytes, Some(1_000_000), "every byte before the FIN");
+    let close = t.apps().find(|a| a.call == "close").unwrap();
+    let send = t.apps().find(|a| a.call == "send").unwrap();
+    assert!(close.t_us >= send.t_us);
+
+    let t = run(&format!(
+        "host client 10.0.0.1\nhost server 10.0.0.2\n{ECHO}\
+         client send c 1000000 bytes\nclient abort c\nwait until s error timeout 1s\n"
+    ));
+    let send = t.apps().find(|a| a.call == "send").unwrap();
+    assert!(!send.ok);
+    assert_eq!(send.result, "aborted");
+    assert!(send.bytes.unwrap() < 1_000_000);
+}
