@@ -138,11 +138,17 @@ fn svg_is_well_formed_with_one_lane_per_host() {
 fn ascii_fits_80_columns_and_marks_the_lost_segment() {
     for b in builtins() {
         let out = run_builtin(b.name, Some(1)).unwrap().unwrap();
-        let text = render::ascii(&out.trace, &Options::default());
-        for line in text.lines() {
-            assert!(line.chars().count() <= 80, "{}: {line:?}", b.name);
+        for relative_seq in [true, false] {
+            let opts = Options {
+                relative_seq,
+                ..Options::default()
+            };
+            let text = render::ascii(&out.trace, &opts);
+            for line in text.lines() {
+                assert!(line.chars().count() <= 80, "{}: {line:?}", b.name);
+            }
+            assert!(text.contains("State paths:"));
         }
-        assert!(text.contains("State paths:"));
     }
     let out = run_builtin("lost-final-ack", Some(1)).unwrap().unwrap();
     let text = render::ascii(&out.trace, &Options::default());
