@@ -378,3 +378,27 @@ fn export_stalled_client_does_not_block_another_scrape() {
         t.elapsed()
     );
 }
+
+#[test]
+fn export_diagnosis_status_turns_warning_past_100_close_wait() {
+    let Some(ns) = Netns::new("export_diagnosis_status_turns_warning") else {
+        return;
+    };
+    let (_keep, _listener, _) = make_sockets(&ns, 0, 120);
+    let exp = start_exporter(&ns);
+    let mut m = BTreeMap::new();
+    let settled = wait_until(Duration::from_secs(10), || {
+        m = parse_exposition(&scrape(&ns, exp.addr));
+        m.get("node_tcp_connection_states{state=\"close_wait\"}") == Some(&120.0)
+    });
+    assert!(settled, "CLOSE_WAIT never reached 120");
+    // The texts' table: over 100 CLOSE_WAIT is a warning (1), not yet critical (2).
+    assert_eq!(m["tcpfsm_diagnosis_status{rule=\"close_wait_leak\"}"], 1.0);
+    assert_eq!(m["tcpfsm_diagnosis_value{rule=\"close_wait_leak\"}"], 120.0);
+    let me = comm_of_self();
+    let pid = std::process::id();
+    assert_eq!(
+        m[&format!("tcpfsm_close_wait_sockets{{process=\"{me}\",pid=\"{pid}\"}}")],
+        120.0
+    );
+}

@@ -340,3 +340,27 @@ fn trace_decodes_ipv6_connections_from_the_v6_address_fields() {
         "{out}"
     );
 }
+
+#[test]
+fn trace_duration_ends_the_trace_when_nothing_happens() {
+    let Some(ns) = Netns::new("trace_duration_ends_the_trace") else {
+        return;
+    };
+    let port = test_port(4).to_string();
+    let t = std::time::Instant::now();
+    let out = run_bounded(
+        ns.command(
+            env!("CARGO_BIN_EXE_tcpfsm"),
+            &["trace", "--port", &port, "--duration", "700ms"],
+        ),
+        Duration::from_secs(20),
+    );
+    let took = t.elapsed();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "only the header: {text}");
+}

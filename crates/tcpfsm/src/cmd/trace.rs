@@ -9,6 +9,17 @@ use tcpfsm_live::trace::{hostname, Filter, Tracer, Transition};
 use tcpfsm_states::State;
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Each line: time, the task current when the kernel changed the state (often unrelated, or \
+ksoftirqd/swapper, when a segment arrival caused it), local -> remote, old -> new state and \
+milliseconds spent in the old state (- when the socket was first seen during this trace).
+
+How Linux reports some changes: an active closer's socket is handed to a TIME_WAIT \
+mini-socket, so its last line reads FIN_WAIT_2 -> CLOSED (or FIN_WAIT_1 or CLOSING -> CLOSED); a client's \
+CLOSED -> SYN_SENT comes before connect() picks the local port, so it shows port 0; an \
+accepted socket starts as LISTEN -> SYN_RECEIVED (the child inherits its listener's state).
+
+Needs root (tracefs and perf events); mounts tracefs at /sys/kernel/tracing if missing.")]
 pub struct Args {
     /// Only transitions where either end uses this port
     #[arg(long)]
