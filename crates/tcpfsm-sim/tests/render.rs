@@ -184,7 +184,7 @@ fn long_repeats_and_floods_are_summarized_in_the_diagram() {
     let out = run_builtin("syn-flood", Some(1)).unwrap().unwrap();
     let text = render::ascii(&out.trace, &Options::default());
     assert!(
-        text.contains("×117 more alike: SYN (outside)→plain delivered"),
+        text.contains("×117 more alike: spoofed SYNs → plain (delivered)"),
         "{text}"
     );
     let full = render::ascii(

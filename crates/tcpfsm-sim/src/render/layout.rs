@@ -190,13 +190,16 @@ fn describe(r: &Row, lanes: &Lanes) -> String {
             label,
             fate,
             ..
-        } => format!(
-            "{} {}→{} {}",
-            label.split(' ').next().unwrap_or(""),
-            lanes.names[*from],
-            lanes.names[*to],
-            fate
-        ),
+        } => {
+            let flags = label.split(' ').next().unwrap_or("");
+            if Some(*from) == lanes.outside {
+                format!("spoofed {flags}s → {} ({fate})", lanes.names[*to])
+            } else if Some(*to) == lanes.outside {
+                format!("{flags} {} → spoofed sources ({fate})", lanes.names[*from])
+            } else {
+                format!("{flags} {}→{} {fate}", lanes.names[*from], lanes.names[*to])
+            }
+        }
         RowKind::App { text, .. } => text.split(':').next().unwrap_or("").to_string(),
         RowKind::Note { text, .. } | RowKind::Collapsed { text } => text.clone(),
     }
