@@ -166,6 +166,20 @@ fn main() {
             assert!(out.status.success());
         })
     });
+    // One diagnosis sample (full dump with TIME_WAIT grouped by remote, counters, sysctls,
+    // CLOSE_WAIT and LISTEN owners; with and without the per-process open-file scan).
+    let mut sampler = tcpfsm_host::Sampler::new(tcpfsm_host::SnapshotOptions::default()).unwrap();
+    let snap_full = measure(Cpu::Thread, || {
+        let s = sampler.sample().unwrap();
+        assert_eq!(
+            s.close_wait_by_process.unwrap().processes[0].count,
+            leaked as u64
+        );
+    });
+    sampler.options.fd_usage = false;
+    let snap_light = measure(Cpu::Thread, || {
+        sampler.sample().unwrap();
+    });
     let mut ssp_lines = 0;
     let ssp = measure(Cpu::Children, || {
         let out = Command::new("ss").args(["-tanp"]).output().unwrap();
@@ -234,6 +248,10 @@ fn main() {
         c.row("every socket with owners: tcpfsm states --list");
         ssp.ratio("ss -tanp / tcpfsm states --list", c);
     }
+    println!();
+    println!("one diagnose sample (tcpfsm_host::Sampler::sample):");
+    snap_full.row("with per-process open-file scan");
+    snap_light.row("without (SnapshotOptions.fd_usage = false)");
     drop(exporter);
     drop(kept);
     let _ = leaker.kill();

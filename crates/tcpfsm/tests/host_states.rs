@@ -158,6 +158,21 @@ fn states_filters_list_sockets_with_owning_process() {
         assert_eq!(v["total"], (M + 1) as u64, "{sel}: {v}");
     }
 
+    // --count: only the counts, for a state filter (fast path) and for a process.
+    let v = json(&tcpfsm(
+        &ns,
+        &["states", "-s", "close-wait", "--count", "--json"],
+    ));
+    assert!(v.get("sockets").is_none(), "{v}");
+    assert_eq!(v["states"]["CLOSE_WAIT"], M as u64);
+    assert_eq!(v["total"], M as u64);
+    let v = json(&tcpfsm(
+        &ns,
+        &["states", "--process", HOLDER_COMM, "--count", "--json"],
+    ));
+    assert!(v.get("sockets").is_none(), "{v}");
+    assert_eq!(v["total"], (M + 1) as u64);
+
     // Text listing looks like ss -tanp: state, queues, addresses, command[pid].
     let out = tcpfsm(&ns, &["states", "--state", "close-wait"]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -44,7 +44,7 @@ pub struct Args {
     /// List the sockets even without a filter
     #[arg(long, short = 'l')]
     pub list: bool,
-    /// With filters, print only the counts (no socket list, no process lookup)
+    /// With filters, print only the counts (no socket list)
     #[arg(long, short = 'c', conflicts_with_all = ["list", "by"])]
     pub count: bool,
     /// Count TIME_WAIT by dumping every socket instead of reading the kernel's own TIME_WAIT
@@ -244,6 +244,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     rows.sort_by_key(|r| (r.state, r.local, r.remote));
     let census: Census = rows.iter().map(|r| r.state).collect();
+    if args.count {
+        // --process with --count: the counts of that process's sockets, no listing.
+        if args.json {
+            serde_json::to_writer(
+                &mut out,
+                &J::O(vec![
+                    ("states", census_json(&census)),
+                    ("total", v(census.total())),
+                ]),
+            )?;
+            writeln!(out)?;
+        } else {
+            print_census(&mut out, &census)?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let want_owner = !args.no_process || args.by == Some(GroupBy::Process);
     let attribution: Option<Attribution> = if let Some(a) = by_name {
