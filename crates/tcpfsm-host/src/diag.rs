@@ -142,7 +142,7 @@ pub struct SocketRow {
     pub rx_queue: u32,
     /// Bytes not yet acknowledged by the peer; for LISTEN: the backlog (max accept queue).
     pub tx_queue: u32,
-    /// The socket's inode (the `socket:[N]` in /proc/<pid>/fd); 0 when no file holds it
+    /// The socket's inode (the `socket:[N]` in `/proc/<pid>/fd`); 0 when no file holds it
     /// (TIME_WAIT, request sockets, orphans).
     pub inode: u64,
     pub uid: u32,
@@ -164,8 +164,8 @@ pub struct RawDiagMsg {
 }
 
 /// Reads an `inet_diag_msg` (the payload after the nlmsghdr). Layout (linux/inet_diag.h):
-/// family u8, state u8, timer u8, retrans u8, sockid { sport be16, dport be16, src be32[4],
-/// dst be32[4], if u32, cookie u32[2] }, expires u32, rqueue u32, wqueue u32, uid u32, inode u32.
+/// `family u8, state u8, timer u8, retrans u8, sockid { sport be16, dport be16, src be32[4],
+/// dst be32[4], if u32, cookie u32[2] }, expires u32, rqueue u32, wqueue u32, uid u32, inode u32`.
 pub fn parse_inet_diag_msg(p: &[u8]) -> Option<RawDiagMsg> {
     if p.len() < INET_DIAG_MSG_LEN {
         return None;

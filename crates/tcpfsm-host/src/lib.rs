@@ -11,7 +11,7 @@
 //!     (local, remote, state, rx/tx queue, inode, uid), filtered by [`StateSet`] and port.
 //!   - `listeners() -> Vec<SocketRow>` — for LISTEN rows `rx_queue` = accept queue length,
 //!     `tx_queue` = backlog.
-//! - [`procs`]: inode → process attribution from /proc/<pid>/fd: [`attribute`] (only the inodes
+//! - [`procs`]: inode → process attribution from `/proc/<pid>/fd`: [`attribute`] (only the inodes
 //!   asked, stops early), [`attribute_all`] (full scan with per-process fd counts),
 //!   [`sockets_of_processes`] / [`sockets_of`] (only processes whose comm/pid matches), [`Attribution::owner`] →
 //!   [`Owner`] (holders or an [`Unattributed`] reason), [`fd_usage`], [`comm_of`].

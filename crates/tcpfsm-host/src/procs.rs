@@ -1,4 +1,4 @@
-//! Which process holds which socket, from /proc/<pid>/fd.
+//! Which process holds which socket, from `/proc/<pid>/fd`.
 //!
 //! Every open socket shows up as a symlink `socket:[INODE]` in its holders' fd directories, and
 //! sock_diag reports that inode. `ss -p` reads every fd of every process for every query; here a
@@ -244,7 +244,7 @@ pub fn attribute_all(inodes: &HashSet<u64>) -> Attribution {
     a
 }
 
-/// The soft "Max open files" limit from a /proc/<pid>/limits text (None if unlimited/absent).
+/// The soft "Max open files" limit from a `/proc/<pid>/limits` text (None if unlimited/absent).
 pub fn parse_nofile_limit(limits: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     let soft = line["Max open files".len()..].split_whitespace().next()?;

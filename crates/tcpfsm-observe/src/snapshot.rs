@@ -60,7 +60,7 @@ pub struct ProcessCount {
 pub struct ProcessBreakdown {
     /// Largest count first.
     pub processes: Vec<ProcessCount>,
-    /// Sockets with no owner found (no process holds them any more, or the owner's /proc/<pid>/fd
+    /// Sockets with no owner found (no process holds them any more, or the owner's `/proc/<pid>/fd`
     /// was unreadable because it belongs to another user and we are not root).
     pub unattributed: u64,
     /// Why some were unattributed, in words, if known.
