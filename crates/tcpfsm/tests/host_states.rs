@@ -279,36 +279,72 @@ fn diagnose_sees_close_wait_growth_across_samples() {
     };
     let holder = spawn_holder(&ns, "holder_process");
     let port = holder.port;
-    // Start diagnose with 3 samples 600 ms apart, and leak one more connection between samples.
-    let child = std::thread::spawn({
-        let cmd_ns = ns.name.clone();
+    // diagnose takes 3 samples 1 s apart and reports each on stderr ("sample k/3"); after
+    // samples 1 and 2 we leak one more connection, so CLOSE_WAIT reads 0, 1, 2.
+    let mut child = ns
+        .command(
+            env!("CARGO_BIN_EXE_tcpfsm"),
+            &["diagnose", "--samples", "3", "--interval", "1s", "--no-fd"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = std::thread::spawn({
+        let done = done.clone();
         move || {
-            let mut c = std::process::Command::new("ip");
-            c.args(["netns", "exec", &cmd_ns, env!("CARGO_BIN_EXE_tcpfsm")])
-                .args([
-                    "diagnose",
-                    "--samples",
-                    "3",
-                    "--interval",
-                    "600ms",
-                    "--json",
-                    "--no-fd",
-                ]);
-            run_bounded(c, Duration::from_secs(30))
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if std::time::Instant::now() > deadline {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     });
+    let mut stdout = child.stdout.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut v);
+        v
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
     let mut kept = Vec::new();
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(300));
-        kept.push(ns.run(move || build_scene(0, 1, 0, port, 0)));
-        std::thread::sleep(Duration::from_millis(300));
+    let mut byte = [0u8; 1];
+    while std::io::Read::read(&mut stderr, &mut byte).unwrap_or(0) == 1 {
+        seen.push(byte[0] as char);
+        let leaked = kept.len();
+        if leaked < 2 && seen.contains(&format!("sample {}/3", leaked + 1)) {
+            kept.push(ns.run(move || build_scene(0, 1, 0, port, 0)));
+        }
     }
-    let out = child.join().unwrap();
-    let v = json(&out);
-    let cw = &v["verdicts"][0];
-    assert_eq!(cw["level"], "warning", "{v}");
-    assert!(cw["summary"].as_str().unwrap().contains("rising"), "{cw}");
-    assert_eq!(out.status.code(), Some(1));
+    let status = child.wait().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    watchdog.join().unwrap();
+    let text = out_reader.join().unwrap();
+    assert_eq!(kept.len(), 2, "stderr: {seen:?}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("CLOSE_WAIT leak"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.starts_with("[WARNING ]"), "{text}");
+    assert!(
+        line.contains("2 CLOSE_WAIT and rising at every sample"),
+        "{text}"
+    );
+    assert!(
+        line.contains(&format!("{}[{}]", holder.comm(), holder.pid())),
+        "{text}"
+    );
+    assert!(
+        text.contains("CLOSE_WAIT over 3 samples: 0 → 1 → 2"),
+        "{text}"
+    );
+    assert_eq!(status.code(), Some(1), "{text}");
 }
 
 #[test]
