@@ -129,3 +129,18 @@ fn watch_rejects_a_zero_interval() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--interval"));
 }
+
+#[test]
+fn watch_without_a_terminal_says_to_use_once() {
+    let out = run_bounded(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tcpfsm"));
+            c.arg("watch").stdin(std::process::Stdio::null());
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--once"), "{err}");
+}

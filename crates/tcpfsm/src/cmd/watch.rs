@@ -110,6 +110,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn interactive(src: &mut Source) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    anyhow::ensure!(
+        std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
+        "watch needs a terminal; use --once or --frames N to print frames instead"
+    );
     let interval = src.interval;
     tcpfsm_live::watch::run_terminal(interval, |view| {
         src.tick();
