@@ -7,7 +7,11 @@ use std::process::ExitCode;
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "tcpfsm", version, about = "The whole life of a TCP connection: run it, watch it, diagnose it")]
+#[command(
+    name = "tcpfsm",
+    version,
+    about = "The whole life of a TCP connection: run it, watch it, diagnose it"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
