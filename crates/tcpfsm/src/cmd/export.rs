@@ -16,8 +16,8 @@ pub struct Args {
     /// Address to serve /metrics on (loopback by default; port 0 picks a free port)
     #[arg(long, default_value = "127.0.0.1:9184")]
     pub listen: SocketAddr,
-    /// Per-process, per-remote and per-listener series kept per metric (largest first; the
-    /// rest are summed into one "other" series)
+    /// Per-process, per-remote and per-listener series kept per metric, largest first (the
+    /// CLOSE_WAIT and TIME_WAIT series beyond it are summed into one "other" series)
     #[arg(long, default_value_t = 20)]
     pub top: usize,
     /// Scrapes served at once; more get 503
