@@ -108,6 +108,7 @@ fn thresholds(args: &Args) -> anyhow::Result<Thresholds> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match run_inner(&args) {
         Ok(code) => Ok(code),
+        Err(e) if super::states::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("tcpfsm diagnose: error: {e:#}");
             Ok(ExitCode::from(EXIT_ERROR))

@@ -172,6 +172,26 @@ fn owner_json(a: Option<&Attribution>, inode: u64) -> (J, J) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match run_inner(args) {
+        // `tcpfsm states --list | head`: the reader went away; that is not a failure.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        r => r,
+    }
+}
+
+/// True when output failed because the reader closed the pipe.
+pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let kind = e
+        .downcast_ref::<io::Error>()
+        .map(io::Error::kind)
+        .or_else(|| {
+            e.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+        });
+    kind == Some(io::ErrorKind::BrokenPipe)
+}
+
+fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let states = if args.state.is_empty() {
         StateSet::ALL
     } else {
@@ -193,7 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let filtered = !args.state.is_empty() || args.port.is_some() || args.process.is_some();
     if args.by.is_none() && (!filtered || args.count) && !args.list && args.process.is_none() {
-        // The fast path: counts only, one dump per family, no per-socket work.
+        // The fast path: counts only, one dump for both families, no per-socket work.
         let c = if args.exact {
             diag.census_exact(&filter)?
         } else {
@@ -216,7 +236,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // are read), then keep the sockets whose inode is among them.
     let by_name: Option<Attribution> = args.process.as_deref().map(|name| {
         let pid = name.parse::<u32>().ok();
-        sockets_of(|p| p.comm == name || Some(p.pid) == pid)
+        let a = sockets_of(|p| p.comm == name || Some(p.pid) == pid);
+        if a.is_empty() && a.denied_pids.is_empty() {
+            eprintln!("tcpfsm: no process named {name:?} holds any socket");
+        }
+        a
     });
     // A TIME_WAIT socket is a kernel minisock that no file refers to, so it never has an owner:
     // when selecting by process, do not ask the kernel for them at all (on a busy host they are
