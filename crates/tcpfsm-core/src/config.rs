@@ -213,8 +213,17 @@ impl Config {
             // TIME_WAIT expiry is kept modulo 2^32 ms (49 days); stay far below.
             return err("msl", format!("{:?} is above one day", self.msl));
         }
-        if self.somaxconn == 0 || self.max_syn_backlog == 0 {
-            return err("somaxconn", "queue limits must be at least 1".into());
+        if self.somaxconn == 0 {
+            return err(
+                "somaxconn",
+                "the accept queue limit must be at least 1".into(),
+            );
+        }
+        if self.max_syn_backlog == 0 {
+            return err(
+                "max_syn_backlog",
+                "the SYN queue limit must be at least 1".into(),
+            );
         }
         if self.keepalive.is_some_and(|k| k.is_zero()) || self.keepalive_interval.is_zero() {
             return err("keepalive", "keep-alive times must be non-zero".into());

@@ -622,6 +622,22 @@ pub fn parse(file: &str, src: &str) -> Result<Script, ScriptError> {
     let mut idx = 0;
     let stmts = p.block(&lines, &mut idx, None)?;
     p.script.stmts = stmts;
+    // Settings are checked together (some bound others, e.g. rto_min ≤ rto_max), and a bad one
+    // is reported at the `set` line that gave it, or else at the host's declaration.
+    for h in &p.script.hosts {
+        if let Err(e) = h.config.validate() {
+            let words = |t: &[Tok], w: &[&str]| {
+                t.len() >= w.len() && t.iter().zip(w).all(|(a, b)| a.text == *b)
+            };
+            let line = lines
+                .iter()
+                .rev()
+                .find(|(_, t)| words(t, &["set", &h.name, e.field]))
+                .or_else(|| lines.iter().find(|(_, t)| words(t, &["host", &h.name])))
+                .map_or(0, |(ln, _)| *ln);
+            return Err(p.err(line, format!("host {:?}: {e}", h.name)));
+        }
+    }
     if p.script.hosts.is_empty() {
         return Err(p.err(
             0,

@@ -95,3 +95,11 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_nonsense_setting_is_reported_at_its_set_line() {
+    let src = "host client 10.0.0.1\nhost server 10.0.0.2\nset client msl 1s\nset client mss 10\nserver listen 80 as l\n";
+    let err = tcpfsm_sim::script::parse("bad.tcpfsm", src).unwrap_err();
+    assert_eq!(err.line, 4, "{err}");
+    assert!(err.to_string().contains("mss"), "{err}");
+}
