@@ -21,11 +21,6 @@ const OUR_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 2))
 const KERNEL_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1));
 const OUR_PORT: u16 = 40000;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Runs `f` on a fresh thread moved into a new network namespace; the
 /// namespace (and the TUN in it) disappears when the thread and its fds end.
 fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -259,8 +254,7 @@ fn handshake_and_data(ours: IpAddr, kernel: IpAddr) {
 
 #[test]
 fn linux_completes_handshake_and_exchanges_data_with_our_segments_ipv4() {
-    if !is_root() {
-        eprintln!("SKIPPED (needs root): TUN in a private network namespace");
+    if !tcpfsm_testkit::require_root("TUN in a private network namespace") {
         return;
     }
     in_private_netns(|| handshake_and_data(OUR_V4, KERNEL_V4));
@@ -268,8 +262,7 @@ fn linux_completes_handshake_and_exchanges_data_with_our_segments_ipv4() {
 
 #[test]
 fn linux_completes_handshake_and_exchanges_data_with_our_segments_ipv6() {
-    if !is_root() {
-        eprintln!("SKIPPED (needs root): TUN in a private network namespace");
+    if !tcpfsm_testkit::require_root("TUN in a private network namespace") {
         return;
     }
     in_private_netns(|| handshake_and_data(OUR_V6, KERNEL_V6));
@@ -292,8 +285,7 @@ fn tcp_in_csum_errors() -> u64 {
 /// counted as a checksum error.
 #[test]
 fn linux_drops_our_syn_when_its_checksum_is_corrupted() {
-    if !is_root() {
-        eprintln!("SKIPPED (needs root): TUN in a private network namespace");
+    if !tcpfsm_testkit::require_root("TUN in a private network namespace") {
         return;
     }
     in_private_netns(|| {

@@ -13,11 +13,9 @@ use tcpfsm_tun::netns::NetNs;
 const STEP: Duration = Duration::from_secs(20);
 
 fn skip_unless_root(test: &str) -> bool {
-    if tcpfsm_tun::is_root() {
-        return false;
-    }
-    eprintln!("SKIPPED (needs root): {test} creates a network namespace and a TUN device");
-    true
+    !tcpfsm_testkit::require_root(&format!(
+        "{test} creates a network namespace and a TUN device"
+    ))
 }
 
 fn netns() -> NetNs {

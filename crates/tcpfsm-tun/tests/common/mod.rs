@@ -18,11 +18,9 @@ pub const STEP: Duration = Duration::from_secs(20);
 
 /// Prints the loud skip line and returns true when not root.
 pub fn skip_unless_root(test: &str) -> bool {
-    if tcpfsm_tun::is_root() {
-        return false;
-    }
-    eprintln!("SKIPPED (needs root): {test} creates a network namespace and a TUN device");
-    true
+    !tcpfsm_testkit::require_root(&format!(
+        "{test} creates a network namespace and a TUN device"
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
