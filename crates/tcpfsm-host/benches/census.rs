@@ -55,8 +55,8 @@ fn main() {
     let exporter = NodeExporter::start();
 
     let t0 = Instant::now();
-    let mut leaker = spawn_leaker();
-    let leak_port = read_port(&mut leaker);
+    let mut leaker = KillOnDrop(spawn_leaker());
+    let leak_port = read_port(&mut leaker.0);
     let mut kept: Vec<TcpStream> = Vec::new();
     for _ in 0..leaked {
         let c = TcpStream::connect(("127.0.0.1", leak_port)).unwrap();
@@ -89,6 +89,16 @@ fn main() {
         let _ = s.read(&mut b);
         drop(s);
     }
+    if let Some(secs) = std::env::var("TCPFSM_BENCH_PAUSE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        // For probing the namespace by hand (ip netns exec …) before measuring; TIME_WAIT
+        // sockets expire meanwhile (60 s), and the reference census is taken after the pause.
+        eprintln!("pausing {secs}s");
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+
     let mut diag = SockDiag::new().unwrap();
     let census = wait_settled(&mut diag, leaked as u64);
     println!(
@@ -103,15 +113,6 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
-
-    if let Some(secs) = std::env::var("TCPFSM_BENCH_PAUSE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        // For probing the namespace by hand (ip netns exec …) before measuring.
-        eprintln!("pausing {secs}s");
-        std::thread::sleep(Duration::from_secs(secs));
-    }
 
     // --- census ---
     let ours_lib = measure(Cpu::Thread, || {
@@ -254,8 +255,17 @@ fn main() {
     snap_light.row("without (SnapshotOptions.fd_usage = false)");
     drop(exporter);
     drop(kept);
-    let _ = leaker.kill();
-    let _ = leaker.wait();
+    drop(leaker);
+}
+
+/// Kills and reaps the child when dropped, also when the benchmark panics.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Where the CPU time of a measured operation is spent.
