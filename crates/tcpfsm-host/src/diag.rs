@@ -461,70 +461,78 @@ impl SockDiag {
 
     /// Sends the request in `self.req` and reads the dump to its end.
     fn run_dump(&mut self, f: &mut impl FnMut(&[u8])) -> Result<(), HostError> {
-        {
-            self.sock
-                .send(&self.req, 0)
+        self.sock
+            .send(&self.req, 0)
+            .map_err(|e| HostError::Netlink {
+                what: "send sock_diag request",
+                source: e,
+            })?;
+        loop {
+            let n = self
+                .sock
+                .recv(&mut &mut self.buf[..], 0)
                 .map_err(|e| HostError::Netlink {
-                    what: "send sock_diag request",
+                    what: "receive sock_diag reply",
                     source: e,
                 })?;
-            'recv: loop {
-                let n =
-                    self.sock
-                        .recv(&mut &mut self.buf[..], 0)
-                        .map_err(|e| HostError::Netlink {
-                            what: "receive sock_diag reply",
-                            source: e,
-                        })?;
-                let mut off = 0;
-                while off + NLMSG_HDRLEN <= n {
-                    let b = &self.buf[off..n];
-                    let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                    let ty = u16::from_ne_bytes([b[4], b[5]]);
-                    let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                    if len < NLMSG_HDRLEN || len > b.len() {
-                        return Err(HostError::Protocol(format!(
-                            "netlink message length {len} out of bounds ({} bytes left)",
-                            b.len()
-                        )));
-                    }
-                    if seq == self.seq {
-                        match ty {
-                            NLMSG_DONE => break 'recv,
-                            NLMSG_ERROR => {
-                                let errno = if len >= NLMSG_HDRLEN + 4 {
-                                    i32::from_ne_bytes([b[16], b[17], b[18], b[19]])
-                                } else {
-                                    0
-                                };
-                                if errno == 0 {
-                                    break 'recv;
-                                }
-                                return Err(HostError::Netlink {
-                                    what: "sock_diag dump",
-                                    source: std::io::Error::from_raw_os_error(-errno),
-                                });
-                            }
-                            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK
-                                if len >= NLMSG_HDRLEN + INET_DIAG_MSG_LEN =>
-                            {
-                                f(&b[NLMSG_HDRLEN..len]);
-                            }
-                            _ => {}
-                        }
-                    }
-                    // NLMSG_ALIGN(len)
-                    off += (len + 3) & !3;
-                }
-                if n == 0 {
-                    return Err(HostError::Protocol(
-                        "netlink socket closed during dump".into(),
-                    ));
-                }
+            if n == 0 {
+                return Err(HostError::Protocol(
+                    "netlink socket closed during dump".into(),
+                ));
+            }
+            if parse_batch(&self.buf[..n], self.seq, f)? {
+                return Ok(());
             }
         }
-        Ok(())
     }
+}
+
+/// Walks the netlink messages of one received datagram, calling `f` with each inet_diag_msg
+/// payload of the dump numbered `seq`. Returns true when the dump's end (NLMSG_DONE) was seen.
+/// Malformed input is an error, never a panic.
+pub fn parse_batch(buf: &[u8], seq: u32, f: &mut impl FnMut(&[u8])) -> Result<bool, HostError> {
+    let mut off = 0;
+    while off + NLMSG_HDRLEN <= buf.len() {
+        let b = &buf[off..];
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let ty = u16::from_ne_bytes([b[4], b[5]]);
+        let msg_seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+        if len < NLMSG_HDRLEN || len > b.len() {
+            return Err(HostError::Protocol(format!(
+                "netlink message length {len} out of bounds ({} bytes left)",
+                b.len()
+            )));
+        }
+        // Messages of another (earlier, abandoned) dump are skipped.
+        if msg_seq == seq {
+            match ty {
+                NLMSG_DONE => return Ok(true),
+                NLMSG_ERROR => {
+                    let errno = if len >= NLMSG_HDRLEN + 4 {
+                        i32::from_ne_bytes([b[16], b[17], b[18], b[19]])
+                    } else {
+                        0
+                    };
+                    if errno == 0 {
+                        return Ok(true);
+                    }
+                    return Err(HostError::Netlink {
+                        what: "sock_diag dump",
+                        source: std::io::Error::from_raw_os_error(errno.wrapping_neg()),
+                    });
+                }
+                SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK
+                    if len >= NLMSG_HDRLEN + INET_DIAG_MSG_LEN =>
+                {
+                    f(&b[NLMSG_HDRLEN..len]);
+                }
+                _ => {}
+            }
+        }
+        // NLMSG_ALIGN(len)
+        off += (len + 3) & !3;
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -579,6 +587,66 @@ mod tests {
             assert_eq!(row.local, src);
             assert_eq!(row.remote, dst);
         }
+    }
+
+    fn nlmsg(ty: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let len = NLMSG_HDRLEN + payload.len();
+        let mut v = Vec::new();
+        v.extend_from_slice(&(len as u32).to_ne_bytes());
+        v.extend_from_slice(&ty.to_ne_bytes());
+        v.extend_from_slice(&0u16.to_ne_bytes());
+        v.extend_from_slice(&seq.to_ne_bytes());
+        v.extend_from_slice(&0u32.to_ne_bytes());
+        v.extend_from_slice(payload);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    #[test]
+    fn batch_delivers_messages_of_this_dump_until_done() {
+        let mut msg = [0u8; 72];
+        msg[0] = AF_INET;
+        msg[1] = 6;
+        let mut buf = nlmsg(SOCK_DIAG_BY_FAMILY, 7, &msg);
+        buf.extend(nlmsg(TCPDIAG_GETSOCK, 7, &msg));
+        buf.extend(nlmsg(SOCK_DIAG_BY_FAMILY, 6, &msg)); // an older dump's leftover
+        buf.extend(nlmsg(SOCK_DIAG_BY_FAMILY, 7, &msg[..40])); // too short to be one
+        let mut n = 0;
+        assert!(!parse_batch(&buf, 7, &mut |_| n += 1).unwrap());
+        assert_eq!(n, 2);
+        buf.extend(nlmsg(NLMSG_DONE, 7, &0i32.to_ne_bytes()));
+        assert!(parse_batch(&buf, 7, &mut |_| {}).unwrap());
+    }
+
+    #[test]
+    fn batch_reports_kernel_errors_and_rejects_bad_lengths() {
+        let err = nlmsg(NLMSG_ERROR, 1, &(-libc::EINVAL).to_ne_bytes());
+        match parse_batch(&err, 1, &mut |_| {}) {
+            Err(HostError::Netlink { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::EINVAL))
+            }
+            other => panic!("{other:?}"),
+        }
+        // errno i32::MIN must not overflow.
+        let weird = nlmsg(NLMSG_ERROR, 1, &i32::MIN.to_ne_bytes());
+        assert!(parse_batch(&weird, 1, &mut |_| {}).is_err());
+        // An ACK (errno 0) ends the exchange.
+        let ack = nlmsg(NLMSG_ERROR, 1, &0i32.to_ne_bytes());
+        assert!(parse_batch(&ack, 1, &mut |_| {}).unwrap());
+        // Length field larger than the datagram, or smaller than a header.
+        let mut long = nlmsg(SOCK_DIAG_BY_FAMILY, 1, &[0u8; 72]);
+        long[0..4].copy_from_slice(&1000u32.to_ne_bytes());
+        assert!(matches!(
+            parse_batch(&long, 1, &mut |_| {}),
+            Err(HostError::Protocol(_))
+        ));
+        let mut short = nlmsg(SOCK_DIAG_BY_FAMILY, 1, &[0u8; 72]);
+        short[0..4].copy_from_slice(&3u32.to_ne_bytes());
+        assert!(parse_batch(&short, 1, &mut |_| {}).is_err());
+        // Trailing bytes shorter than a header are ignored, not read past.
+        assert!(!parse_batch(&[1, 2, 3], 1, &mut |_| {}).unwrap());
     }
 
     #[test]
