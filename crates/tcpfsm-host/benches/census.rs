@@ -181,6 +181,10 @@ fn main() {
     let snap_light = measure(Cpu::Thread, || {
         sampler.sample().unwrap();
     });
+    sampler.options.time_wait_by_remote = false;
+    let snap_lightest = measure(Cpu::Thread, || {
+        sampler.sample().unwrap();
+    });
     let mut ssp_lines = 0;
     let ssp = measure(Cpu::Children, || {
         let out = Command::new("ss").args(["-tanp"]).output().unwrap();
@@ -253,6 +257,7 @@ fn main() {
     println!("one diagnose sample (tcpfsm_host::Sampler::sample):");
     snap_full.row("with per-process open-file scan");
     snap_light.row("without (SnapshotOptions.fd_usage = false)");
+    snap_lightest.row("without, and no TIME_WAIT grouping by remote");
     drop(exporter);
     drop(kept);
     drop(leaker);

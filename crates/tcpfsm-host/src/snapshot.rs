@@ -2,7 +2,7 @@
 //! TIME_WAIT by remote, listener queues and CLOSE_WAIT owners, plus /proc counters and sysctls.
 
 use crate::counters::{read_counters, read_sysctls};
-use crate::diag::{Filter, SockDiag};
+use crate::diag::{Filter, SockDiag, StateSet};
 use crate::procs::{attribute, attribute_all, fd_usage, Attribution, Owner, Unattributed};
 use crate::HostError;
 use std::collections::{HashMap, HashSet};
@@ -18,6 +18,10 @@ pub struct SnapshotOptions {
     pub attribute: bool,
     /// Count open descriptors of every process holding a TCP socket (a full /proc fd scan).
     pub fd_usage: bool,
+    /// Group TIME_WAIT sockets by remote (needed to judge ephemeral-port exhaustion per
+    /// destination). Without it, TIME_WAIT is counted from the kernel's own counter and not
+    /// dumped at all, which on a busy host is most of the cost of a sample.
+    pub time_wait_by_remote: bool,
     /// How many TIME_WAIT remotes to keep (largest first).
     pub top_remotes: usize,
 }
@@ -27,6 +31,7 @@ impl Default for SnapshotOptions {
         SnapshotOptions {
             attribute: true,
             fd_usage: true,
+            time_wait_by_remote: true,
             top_remotes: 20,
         }
     }
@@ -49,8 +54,24 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
     let mut tw: HashMap<SocketAddr, (u64, u64)> = HashMap::new();
     let mut all_inodes: HashSet<u64> = HashSet::new();
     let eph = sysctls.ephemeral_ports;
-    diag.for_each(&Filter::default(), |r| {
-        census.add(r.state, 1);
+    // TIME_WAIT sockets have no owner and no descriptor: when they are not grouped, they need
+    // not be dumped; the census then comes from the fast path (kernel counter).
+    let dump_states: StateSet = if opts.time_wait_by_remote {
+        StateSet::ALL
+    } else {
+        StateSet::ALL
+            .iter()
+            .filter(|s| *s != State::TimeWait)
+            .collect()
+    };
+    if !opts.time_wait_by_remote {
+        census = diag.census(&Filter::default())?;
+    }
+    let count_here = opts.time_wait_by_remote;
+    diag.for_each(&Filter::states(dump_states), |r| {
+        if count_here {
+            census.add(r.state, 1);
+        }
         match r.state {
             State::CloseWait => close_wait_inodes.push(r.inode),
             State::Listen => listeners.push((r.local, r.rx_queue, r.tx_queue, r.inode)),
@@ -111,11 +132,12 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
             .then(a.remote.cmp(&b.remote))
     });
     remotes.truncate(opts.top_remotes);
+    let remotes = opts.time_wait_by_remote.then_some(remotes);
     Ok(Snapshot {
         time_ms,
         census,
         close_wait_by_process,
-        time_wait_by_remote: Some(remotes),
+        time_wait_by_remote: remotes,
         listeners: Some(listeners),
         counters,
         sysctls,

@@ -235,6 +235,7 @@ fn close_wait_sockets_are_attributed_to_the_holding_process() {
         h.tcp_sockets > M as u64 && h.open >= h.tcp_sockets && h.limit.is_some(),
         "{h:?}"
     );
+    let census = snap.census;
     let tw: u64 = snap
         .time_wait_by_remote
         .unwrap()
@@ -242,6 +243,23 @@ fn close_wait_sockets_are_attributed_to_the_holding_process() {
         .map(|g| g.count)
         .sum();
     assert_eq!(tw, 2);
+    // A light sample (no TIME_WAIT grouping, no fd scan) has the same census and owners.
+    let light = ns.run(|| {
+        snapshot(
+            &mut SockDiag::new().unwrap(),
+            &SnapshotOptions {
+                time_wait_by_remote: false,
+                fd_usage: false,
+                ..SnapshotOptions::default()
+            },
+        )
+        .unwrap()
+    });
+    assert_eq!(light.census, census);
+    assert!(light.time_wait_by_remote.is_none() && light.fd_usage.is_none());
+    let lb = light.close_wait_by_process.unwrap();
+    assert_eq!(lb.processes[0].pid, holder.pid());
+    assert_eq!(lb.processes[0].count, M as u64);
 }
 
 #[test]
