@@ -181,7 +181,7 @@ fn main() {
     let snap_light = measure(Cpu::Thread, || {
         sampler.sample().unwrap();
     });
-    sampler.options.time_wait_by_remote = false;
+    sampler.options.top_remotes = 0;
     let snap_lightest = measure(Cpu::Thread, || {
         sampler.sample().unwrap();
     });

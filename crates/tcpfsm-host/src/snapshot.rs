@@ -18,11 +18,10 @@ pub struct SnapshotOptions {
     pub attribute: bool,
     /// Count open descriptors of every process holding a TCP socket (a full /proc fd scan).
     pub fd_usage: bool,
-    /// Group TIME_WAIT sockets by remote (needed to judge ephemeral-port exhaustion per
-    /// destination). Without it, TIME_WAIT is counted from the kernel's own counter and not
-    /// dumped at all, which on a busy host is most of the cost of a sample.
-    pub time_wait_by_remote: bool,
-    /// How many TIME_WAIT remotes to keep (largest first).
+    /// How many TIME_WAIT remotes to keep (largest first). Grouping TIME_WAIT by remote is
+    /// needed to judge ephemeral-port exhaustion per destination. 0 turns it off: TIME_WAIT is
+    /// then counted from the kernel's own counter and not dumped at all, which on a busy host
+    /// is most of the cost of a sample.
     pub top_remotes: usize,
 }
 
@@ -31,7 +30,6 @@ impl Default for SnapshotOptions {
         SnapshotOptions {
             attribute: true,
             fd_usage: true,
-            time_wait_by_remote: true,
             top_remotes: 20,
         }
     }
@@ -56,7 +54,8 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
     let eph = sysctls.ephemeral_ports;
     // TIME_WAIT sockets have no owner and no descriptor: when they are not grouped, they need
     // not be dumped; the census then comes from the fast path (kernel counter).
-    let dump_states: StateSet = if opts.time_wait_by_remote {
+    let group_tw = opts.top_remotes > 0;
+    let dump_states: StateSet = if group_tw {
         StateSet::ALL
     } else {
         StateSet::ALL
@@ -64,10 +63,10 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
             .filter(|s| *s != State::TimeWait)
             .collect()
     };
-    if !opts.time_wait_by_remote {
+    if !group_tw {
         census = diag.census(&Filter::default())?;
     }
-    let count_here = opts.time_wait_by_remote;
+    let count_here = group_tw;
     diag.for_each(&Filter::states(dump_states), |r| {
         if count_here {
             census.add(r.state, 1);
@@ -132,7 +131,7 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
             .then(a.remote.cmp(&b.remote))
     });
     remotes.truncate(opts.top_remotes);
-    let remotes = opts.time_wait_by_remote.then_some(remotes);
+    let remotes = group_tw.then_some(remotes);
     Ok(Snapshot {
         time_ms,
         census,

@@ -248,7 +248,7 @@ fn close_wait_sockets_are_attributed_to_the_holding_process() {
         snapshot(
             &mut SockDiag::new().unwrap(),
             &SnapshotOptions {
-                time_wait_by_remote: false,
+                top_remotes: 0,
                 fd_usage: false,
                 ..SnapshotOptions::default()
             },
