@@ -8,7 +8,9 @@ use crate::HostError;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tcpfsm_observe::{ListenerQueue, ProcessBreakdown, ProcessCount, RemoteCount, Snapshot};
+use tcpfsm_observe::{
+    ListenerQueue, ProcessBreakdown, ProcessCount, QueuedBytes, RemoteCount, Snapshot,
+};
 use tcpfsm_states::{Census, State};
 
 /// What a snapshot should include beyond the census and counters.
@@ -67,9 +69,14 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
         census = diag.census(&Filter::default())?;
     }
     let count_here = group_tw;
+    let mut queued = QueuedBytes::default();
     diag.for_each(&Filter::states(dump_states), |r| {
         if count_here {
             census.add(r.state, 1);
+        }
+        queued.rx += r.rx_queue as u64;
+        if r.state != State::Listen {
+            queued.tx += r.tx_queue as u64;
         }
         match r.state {
             State::CloseWait => close_wait_inodes.push(r.inode),
@@ -141,6 +148,7 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
         counters,
         sysctls,
         fd_usage: attribution.as_ref().filter(|_| opts.fd_usage).map(fd_usage),
+        queued_bytes: Some(queued),
     })
 }
 

@@ -315,3 +315,37 @@ fn census_time_wait_from_kernel_counter_matches_a_full_dump() {
     assert_eq!(only_tw.get(State::TimeWait), K as u64);
     assert_eq!(only_tw.total(), K as u64);
 }
+
+#[test]
+fn snapshot_sums_queued_bytes_without_listener_backlogs() {
+    let Some(ns) = Netns::new("snapshot_sums_queued_bytes_without_listener_backlogs") else {
+        return;
+    };
+    // One pair with 1000 bytes the server has not read; the listener's backlog (128, reported
+    // in the same field as a send queue) must not count as queued bytes.
+    let kept = ns.run(|| {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        c.write_all(&[7u8; 1000]).unwrap();
+        (l, c, s)
+    });
+    let mut q = None;
+    let ok = wait_until(Duration::from_secs(10), || {
+        let snap = ns.run(|| {
+            snapshot(
+                &mut SockDiag::new().unwrap(),
+                &SnapshotOptions {
+                    fd_usage: false,
+                    ..SnapshotOptions::default()
+                },
+            )
+            .unwrap()
+        });
+        q = snap.queued_bytes;
+        q == Some(tcpfsm_observe::QueuedBytes { rx: 1000, tx: 0 })
+    });
+    assert!(ok, "{q:?}");
+    drop(kept);
+}

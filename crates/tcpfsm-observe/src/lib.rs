@@ -23,7 +23,7 @@
 //! Public API (stable for the CLI, `watch` and `export`):
 //! - snapshot data: [`Snapshot`], [`Counters`], [`Rates`], [`Sysctls`], [`PortRange`],
 //!   [`ProcessRef`], [`ProcessCount`], [`ProcessBreakdown`], [`RemoteCount`], [`ListenerQueue`],
-//!   [`FdUsage`]; [`rates`] computes per-second rates between two snapshots.
+//!   [`FdUsage`], [`QueuedBytes`]; [`rates`] computes per-second rates between two snapshots.
 //! - thresholds: [`Thresholds`] (defaults from the reference table; [`Thresholds::from_toml_str`],
 //!   [`Thresholds::load`], [`Thresholds::validate`]).
 //! - verdicts: [`Rule`], [`Level`], [`Verdict`], [`diagnose`], [`worst`].
@@ -35,7 +35,7 @@ mod thresholds;
 pub use rules::{diagnose, worst, Level, Rule, Verdict};
 pub use snapshot::{
     rates, Counters, FdUsage, ListenerQueue, PortRange, ProcessBreakdown, ProcessCount, ProcessRef,
-    Rates, RemoteCount, Snapshot, Sysctls,
+    QueuedBytes, Rates, RemoteCount, Snapshot, Sysctls,
 };
 pub use tcpfsm_states::{Census, State};
 pub use thresholds::{ConfigError, Thresholds};

@@ -26,6 +26,20 @@ pub struct Snapshot {
     pub sysctls: Sysctls,
     /// Open file descriptors against RLIMIT_NOFILE, for processes holding TCP sockets.
     pub fd_usage: Option<Vec<FdUsage>>,
+    /// Bytes waiting in socket queues, summed over all sockets (as the node exporter's tcpstat
+    /// `rx_queued_bytes` / `tx_queued_bytes`).
+    pub queued_bytes: Option<QueuedBytes>,
+}
+
+/// Queued bytes over all sockets. Listeners are left out of `tx` (sock_diag reports their
+/// backlog in that field, /proc/net/tcp shows 0) and counted in `rx` with their accept-queue
+/// length, as /proc/net/tcp does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedBytes {
+    /// Received, not yet read by the application.
+    pub rx: u64,
+    /// Sent, not yet acknowledged by the peer.
+    pub tx: u64,
 }
 
 impl Snapshot {

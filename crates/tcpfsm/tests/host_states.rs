@@ -358,7 +358,7 @@ fn states_says_when_owners_are_hidden_from_an_unprivileged_user() {
         .output()
         .is_err()
     {
-        eprintln!("SKIPPED (needs setpriv from util-linux): states_says_when_owners_are_hidden_from_an_unprivileged_user");
+        skipped("states_says_when_owners_are_hidden_from_an_unprivileged_user: needs setpriv (util-linux)");
         return;
     }
     let runs_as_nobody = std::process::Command::new("setpriv")
@@ -368,7 +368,7 @@ fn states_says_when_owners_are_hidden_from_an_unprivileged_user() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !runs_as_nobody {
-        eprintln!("SKIPPED (user nobody cannot execute the built binary from this directory): states_says_when_owners_are_hidden_from_an_unprivileged_user");
+        skipped("states_says_when_owners_are_hidden_from_an_unprivileged_user: user nobody cannot execute the built binary from this directory");
         return;
     }
     let holder = spawn_holder(&ns, "holder_process");
