@@ -284,7 +284,13 @@ fn time_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict 
         // an upper bound.
         let (used, what) = match &last.time_wait_by_remote {
             Some(groups) => {
-                let top = groups.iter().max_by_key(|g| g.ephemeral_local);
+                // The first of the largest (sources list the groups largest first).
+                let top = groups
+                    .iter()
+                    .fold(None::<&crate::RemoteCount>, |best, g| match best {
+                        Some(b) if b.ephemeral_local >= g.ephemeral_local => Some(b),
+                        _ => Some(g),
+                    });
                 match top {
                     Some(g) => (g.ephemeral_local, format!("towards {}", g.remote)),
                     None => (0, "towards any one remote".to_string()),
