@@ -358,7 +358,10 @@ fn states_says_when_owners_are_hidden_from_an_unprivileged_user() {
         .output()
         .is_err()
     {
-        skipped("states_says_when_owners_are_hidden_from_an_unprivileged_user: needs setpriv (util-linux)");
+        skipped(
+            "needs setpriv from util-linux",
+            "states_says_when_owners_are_hidden_from_an_unprivileged_user",
+        );
         return;
     }
     let runs_as_nobody = std::process::Command::new("setpriv")
@@ -368,7 +371,10 @@ fn states_says_when_owners_are_hidden_from_an_unprivileged_user() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !runs_as_nobody {
-        skipped("states_says_when_owners_are_hidden_from_an_unprivileged_user: user nobody cannot execute the built binary from this directory");
+        skipped(
+            "user nobody cannot execute the built binary from this directory",
+            "states_says_when_owners_are_hidden_from_an_unprivileged_user",
+        );
         return;
     }
     let holder = spawn_holder(&ns, "holder_process");

@@ -15,15 +15,10 @@ use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Says loudly that a test was skipped. Written to the process's stderr directly rather than
-/// with `eprintln!`, which libtest captures (and hides) for tests that pass.
-pub fn skipped(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-}
-
-pub fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
+/// Says loudly that a test was skipped (through tcpfsm-testkit, which writes past libtest's
+/// output capture).
+pub fn skipped(reason: &str, what: &str) {
+    tcpfsm_testkit::skip(reason, what);
 }
 
 /// A named network namespace (`ip netns add`), deleted on drop.
@@ -34,8 +29,7 @@ pub struct Netns {
 impl Netns {
     /// Creates `tcpfsm-t-<pid>-<n>-<nanos>` with loopback up. None (and a loud message) if not root.
     pub fn new(test: &str) -> Option<Netns> {
-        if !is_root() {
-            skipped(&format!("{test}: needs root (creates a network namespace)"));
+        if !tcpfsm_testkit::require_root(&format!("{test} creates a network namespace")) {
             return None;
         }
         let nanos = std::time::SystemTime::now()
