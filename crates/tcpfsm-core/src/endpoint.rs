@@ -882,16 +882,7 @@ impl Endpoint {
                     h.peer_tsval = ts.tsval;
                 }
                 let h = self.half_open[&key];
-                self.queue_synack(
-                    now,
-                    tuple,
-                    key,
-                    h.iss,
-                    h.irs.wrapping_add(1),
-                    h.peer(),
-                    false,
-                );
-                self.stats.retrans_segs += 1;
+                self.resend_synack(now, key, &h);
                 return;
             }
             // RFC 9293 §3.10.7.4, fourth step: any other SYN returns a passively opened
@@ -1102,12 +1093,7 @@ impl Endpoint {
                 }
             }
             _ => {
-                if let Some(d) = t.next_deadline() {
-                    if t.scheduled.is_none_or(|s| d < s) {
-                        t.scheduled = Some(d);
-                        self.timers.push(Reverse((d, TimerKey::Conn(id))));
-                    }
-                }
+                schedule(&mut self.timers, t);
                 if !t.in_tx {
                     t.in_tx = true;
                     self.tx_queue.push_back(id);
@@ -1147,12 +1133,7 @@ impl Endpoint {
                 None => None,
             };
             // Sending (or deciding not to) can arm timers: retransmission, persist.
-            if let Some(d) = t.next_deadline() {
-                if t.scheduled.is_none_or(|s| d < s) {
-                    t.scheduled = Some(d);
-                    self.timers.push(Reverse((d, TimerKey::Conn(id))));
-                }
-            }
+            schedule(&mut self.timers, t);
             if sent.is_some() {
                 return sent;
             }
@@ -1225,21 +1206,30 @@ impl Endpoint {
         let h = *h;
         self.timers
             .push(Reverse((h.rtx_at, TimerKey::HalfOpen(key))));
-        self.queue_synack(
-            now,
-            key.expand(),
-            key,
-            h.iss,
-            h.irs.wrapping_add(1),
-            h.peer(),
-            false,
-        );
-        self.stats.retrans_segs += 1;
+        self.resend_synack(now, key, &h);
         self.stats.timeouts += 1;
+    }
+
+    /// A half-open entry's SYN-ACK again (lost, or the peer's SYN was retransmitted).
+    fn resend_synack(&mut self, now: Instant, key: CompactTuple, h: &HalfOpen) {
+        let (iss, ack, peer) = (h.iss, h.irs.wrapping_add(1), h.peer());
+        self.queue_synack(now, key.expand(), key, iss, ack, peer, false);
+        self.stats.retrans_segs += 1;
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+}
+
+/// Queues a TCB's earliest deadline unless an earlier entry for it is already queued; a later
+/// queued entry becomes stale and is skipped when it comes up (`scheduled` no longer matches).
+fn schedule(timers: &mut BinaryHeap<Reverse<(Instant, TimerKey)>>, t: &mut Tcb) {
+    if let Some(d) = t.next_deadline() {
+        if t.scheduled.is_none_or(|s| d < s) {
+            t.scheduled = Some(d);
+            timers.push(Reverse((d, TimerKey::Conn(t.id))));
+        }
     }
 }
 
