@@ -1,10 +1,11 @@
 //! tcpfsm-live: the live faces of the Linux host's TCP.
 //!
 //! - [`trace`]: the kernel's own TCP state transitions, read from the `sock:inet_sock_set_state`
-//!   tracepoint through perf events (no kprobes), with the time each socket spent in its
-//!   previous state.
-//! - [`tpformat`]: the tracepoint `format` file parser and raw-record decoder used by `trace`;
-//!   offsets are read at run time because they differ between kernel versions.
+//!   tracepoint through a private tracefs instance's `trace_pipe` (no kprobes, no perf: perf
+//!   silently misses some softirq-context hits on recent kernels), with the time each socket
+//!   spent in its previous state.
+//! - [`tpformat`]: the tracepoint `format` file parser (which fields this kernel has) and the
+//!   parser of the `trace_pipe` lines `trace` reads.
 
 pub mod expo;
 pub mod exporter;

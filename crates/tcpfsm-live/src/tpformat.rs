@@ -1,12 +1,13 @@
-//! The tracefs `format` file of a tracepoint, and a decoder for `sock:inet_sock_set_state`
-//! raw records built from it.
+//! What tracefs tells us about `sock:inet_sock_set_state`: its `format` file (which fields
+//! the running kernel has, so the in-kernel filter only names fields that exist), and the
+//! text lines `trace_pipe` prints for each hit.
 //!
-//! A tracepoint's raw record is a C struct whose layout the kernel publishes in
-//! `events/<system>/<event>/format`. The layout has changed between kernel versions (the
-//! `protocol` field arrived in 4.16 when the tracepoint moved from `tcp:tcp_set_state`), so
-//! the offsets are never hard-coded: we read them from the running kernel.
+//! The tracepoint gained `protocol` in 4.16 (when it moved from `tcp:tcp_set_state`), so the
+//! format is read at run time rather than assumed. Lines are parsed from the text the kernel
+//! renders with the event's own `print fmt`, which names states and protocols symbolically
+//! (`oldstate=TCP_FIN_WAIT1`, `protocol=IPPROTO_TCP`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use tcpfsm_states::State;
 
 /// One `field:` line of a format file.
@@ -36,12 +37,6 @@ pub enum FormatError {
     Malformed { line: usize, text: String },
     #[error("tracepoint format has no field {0:?}")]
     MissingField(&'static str),
-    #[error("field {name:?} has size {size}, expected {expected}")]
-    BadSize {
-        name: &'static str,
-        size: usize,
-        expected: &'static str,
-    },
 }
 
 impl Format {
@@ -110,156 +105,176 @@ fn parse_field(line: &str) -> Option<Field> {
     })
 }
 
-/// Where each field of `sock:inet_sock_set_state` sits in a raw record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SetStateLayout {
-    skaddr: (usize, usize),
-    oldstate: (usize, usize),
-    newstate: (usize, usize),
-    sport: usize,
-    dport: usize,
-    family: usize,
-    /// Absent on kernels whose tracepoint was TCP-only.
-    protocol: Option<usize>,
-    saddr: usize,
-    daddr: usize,
-    saddr_v6: usize,
-    daddr_v6: usize,
-}
-
-/// One decoded record: a socket changed state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawTransition {
-    /// Kernel address of the socket: a key that is stable for the socket's life.
-    pub skaddr: u64,
-    /// Linux state codes (`include/net/tcp_states.h`).
-    pub oldstate: i32,
-    pub newstate: i32,
-    pub protocol: u16,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-}
-
-impl RawTransition {
-    pub fn from_state(&self) -> Option<State> {
-        u8::try_from(self.oldstate)
-            .ok()
-            .and_then(State::from_linux_code)
+/// The fields the kernel filter and the line parser rely on; checked up front so a kernel
+/// whose tracepoint differs fails with a named field instead of printing nothing.
+pub fn check_set_state_format(f: &Format) -> Result<(), FormatError> {
+    for name in [
+        "sport", "dport", "family", "oldstate", "newstate", "saddr", "daddr",
+    ] {
+        f.field(name).ok_or(FormatError::MissingField(name))?;
     }
-    pub fn to_state(&self) -> Option<State> {
-        u8::try_from(self.newstate)
-            .ok()
-            .and_then(State::from_linux_code)
-    }
+    Ok(())
 }
 
 pub const IPPROTO_TCP: u16 = 6;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 
-impl SetStateLayout {
-    /// Resolves the fields the decoder needs, checking their sizes.
-    pub fn from_format(f: &Format) -> Result<SetStateLayout, FormatError> {
-        fn get<'a>(f: &'a Format, name: &'static str) -> Result<&'a Field, FormatError> {
-            f.field(name).ok_or(FormatError::MissingField(name))
-        }
-        fn sized(
-            f: &Format,
-            name: &'static str,
-            ok: &[usize],
-            expected: &'static str,
-        ) -> Result<(usize, usize), FormatError> {
-            let fl = get(f, name)?;
-            if ok.contains(&fl.size) {
-                Ok((fl.offset, fl.size))
-            } else {
-                Err(FormatError::BadSize {
-                    name,
-                    size: fl.size,
-                    expected,
-                })
-            }
-        }
-        let u16f = |name| sized(f, name, &[2], "2").map(|x| x.0);
-        let protocol = match f.field("protocol") {
-            Some(_) => Some(u16f("protocol")?),
-            None => None,
-        };
-        Ok(SetStateLayout {
-            skaddr: sized(f, "skaddr", &[4, 8], "4 or 8")?,
-            oldstate: sized(f, "oldstate", &[1, 2, 4], "1, 2 or 4")?,
-            newstate: sized(f, "newstate", &[1, 2, 4], "1, 2 or 4")?,
-            sport: u16f("sport")?,
-            dport: u16f("dport")?,
-            family: u16f("family")?,
-            protocol,
-            saddr: sized(f, "saddr", &[4], "4")?.0,
-            daddr: sized(f, "daddr", &[4], "4")?.0,
-            saddr_v6: sized(f, "saddr_v6", &[16], "16")?.0,
-            daddr_v6: sized(f, "daddr_v6", &[16], "16")?.0,
-        })
-    }
+/// One `inet_sock_set_state` hit as `trace_pipe` printed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawTransition {
+    /// The task current when the kernel changed the state, as ftrace recorded it.
+    pub comm: String,
+    pub pid: u32,
+    pub cpu: u32,
+    /// The event's timestamp in the instance's `trace_clock` (we set `mono`), in ns.
+    /// ftrace prints microseconds, so the last three digits are always zero.
+    pub time_ns: u64,
+    /// IP protocol number (6 for TCP). Kernels whose tracepoint has no `protocol` field
+    /// only ever reported TCP.
+    pub protocol: u16,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub from: State,
+    pub to: State,
+}
 
-    /// Decodes one raw record. `None` if the record is too short or of an unknown family —
-    /// a truncated record must never panic the tracer.
-    pub fn decode(&self, raw: &[u8]) -> Option<RawTransition> {
-        let u16_at = |o: usize| -> Option<u16> {
-            raw.get(o..o + 2).map(|b| u16::from_ne_bytes([b[0], b[1]]))
-        };
-        let int_at = |(o, n): (usize, usize)| -> Option<i64> {
-            let b = raw.get(o..o + n)?;
-            Some(match n {
-                1 => b[0] as i8 as i64,
-                2 => i16::from_ne_bytes([b[0], b[1]]) as i64,
-                4 => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as i64,
-                8 => i64::from_ne_bytes(b.try_into().ok()?),
-                _ => return None,
-            })
-        };
-        let skaddr = int_at(self.skaddr)? as u64;
-        let skaddr = if self.skaddr.1 == 4 {
-            skaddr & 0xffff_ffff
-        } else {
-            skaddr
-        };
-        let oldstate = int_at(self.oldstate)? as i32;
-        let newstate = int_at(self.newstate)? as i32;
-        // The kernel stores ports already converted to host order (ntohs in TP_fast_assign).
-        let sport = u16_at(self.sport)?;
-        let dport = u16_at(self.dport)?;
-        let family = u16_at(self.family)?;
-        let protocol = match self.protocol {
-            Some(o) => u16_at(o)?,
-            None => IPPROTO_TCP,
-        };
-        let (sip, dip): (IpAddr, IpAddr) = match family {
-            AF_INET => {
-                let s: [u8; 4] = raw.get(self.saddr..self.saddr + 4)?.try_into().ok()?;
-                let d: [u8; 4] = raw.get(self.daddr..self.daddr + 4)?.try_into().ok()?;
-                (Ipv4Addr::from(s).into(), Ipv4Addr::from(d).into())
-            }
-            AF_INET6 => {
-                let s: [u8; 16] = raw
-                    .get(self.saddr_v6..self.saddr_v6 + 16)?
-                    .try_into()
-                    .ok()?;
-                let d: [u8; 16] = raw
-                    .get(self.daddr_v6..self.daddr_v6 + 16)?
-                    .try_into()
-                    .ok()?;
-                (Ipv6Addr::from(s).into(), Ipv6Addr::from(d).into())
-            }
-            _ => return None,
-        };
-        Some(RawTransition {
-            skaddr,
-            oldstate,
-            newstate,
-            protocol,
-            local: SocketAddr::new(sip, sport),
-            remote: SocketAddr::new(dip, dport),
-        })
+/// What one line of `trace_pipe` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipeLine {
+    Transition(RawTransition),
+    /// `CPU:1 [LOST 42 EVENTS]`: the ring of that CPU overflowed before we read it.
+    Lost {
+        cpu: u32,
+        events: u64,
+    },
+    /// Anything else (another event, a state this build has no name for, a mangled line).
+    Other,
+}
+
+/// The kernel's `tcp_state_name` symbols (include/trace/events/sock.h) to our states.
+/// A request socket's TCP_NEW_SYN_RECV is the RFC's SYN-RECEIVED as much as TCP_SYN_RECV is.
+pub fn state_from_kernel_name(name: &str) -> Option<State> {
+    Some(match name {
+        "TCP_ESTABLISHED" => State::Established,
+        "TCP_SYN_SENT" => State::SynSent,
+        "TCP_SYN_RECV" | "TCP_NEW_SYN_RECV" => State::SynReceived,
+        "TCP_FIN_WAIT1" => State::FinWait1,
+        "TCP_FIN_WAIT2" => State::FinWait2,
+        "TCP_TIME_WAIT" => State::TimeWait,
+        "TCP_CLOSE" => State::Closed,
+        "TCP_CLOSE_WAIT" => State::CloseWait,
+        "TCP_LAST_ACK" => State::LastAck,
+        "TCP_LISTEN" => State::Listen,
+        "TCP_CLOSING" => State::Closing,
+        _ => return None,
+    })
+}
+
+/// The tracepoint's protocol symbols; anything else (printed as hex) is not TCP.
+fn protocol_from_kernel_name(name: &str) -> Option<u16> {
+    Some(match name {
+        "IPPROTO_TCP" => IPPROTO_TCP,
+        "IPPROTO_DCCP" => 33,
+        "IPPROTO_SCTP" => 132,
+        "IPPROTO_MPTCP" => 262,
+        _ => return None,
+    })
+}
+
+/// Parses one line of `trace_pipe`:
+///
+/// `<comm>-<pid> [(<tgid>)] [<cpu>] <flags> <secs>.<usecs>: inet_sock_set_state: family=AF_INET
+/// protocol=IPPROTO_TCP sport=N dport=N saddr=A daddr=A saddrv6=X daddrv6=X oldstate=TCP_Y
+/// newstate=TCP_Z`
+///
+/// The comm may contain spaces and dashes (`lto cgu.02-30789`), so the header is taken apart
+/// from the right. Never panics: whatever does not parse is [`PipeLine::Other`].
+pub fn parse_line(line: &str) -> PipeLine {
+    if let Some(lost) = parse_lost(line) {
+        return lost;
     }
+    parse_transition(line).map_or(PipeLine::Other, PipeLine::Transition)
+}
+
+fn parse_lost(line: &str) -> Option<PipeLine> {
+    let rest = line.trim().strip_prefix("CPU:")?;
+    let (cpu, rest) = rest.split_once(' ')?;
+    let n = rest.strip_prefix("[LOST ")?.strip_suffix(" EVENTS]")?;
+    Some(PipeLine::Lost {
+        cpu: cpu.parse().ok()?,
+        events: n.parse().ok()?,
+    })
+}
+
+fn parse_transition(line: &str) -> Option<RawTransition> {
+    let (header, fields) = line.split_once(": inet_sock_set_state: ")?;
+    // Header, right to left: timestamp, flags, [cpu], optional (tgid), comm-pid.
+    let header = header.trim_end();
+    let (header, ts) = header.rsplit_once(char::is_whitespace)?;
+    let time_ns = parse_timestamp(ts)?;
+    let open = header.rfind(" [")?;
+    let (who, cpu_part) = header.split_at(open);
+    let cpu = cpu_part.trim_start().strip_prefix('[')?.split_once(']')?.0;
+    let cpu: u32 = cpu.trim().parse().ok()?;
+    let mut who = who.trim();
+    // With options/record-tgid the kernel inserts `(  1977)` (or `(-------)`) here.
+    if who.ends_with(')') {
+        who = who[..who.rfind('(')?].trim_end();
+    }
+    let (comm, pid) = who.rsplit_once('-')?;
+    let pid: u32 = pid.parse().ok()?;
+    let comm = comm.trim_start().to_string();
+
+    let mut family = None;
+    let mut protocol = IPPROTO_TCP;
+    let (mut sport, mut dport) = (None, None);
+    let (mut saddr, mut daddr, mut saddr6, mut daddr6) = (None, None, None, None);
+    let (mut from, mut to) = (None, None);
+    for kv in fields.split_ascii_whitespace() {
+        let Some((k, v)) = kv.split_once('=') else {
+            continue;
+        };
+        match k {
+            "family" => family = Some(v),
+            "protocol" => protocol = protocol_from_kernel_name(v)?,
+            "sport" => sport = v.parse::<u16>().ok(),
+            "dport" => dport = v.parse::<u16>().ok(),
+            "saddr" => saddr = v.parse::<IpAddr>().ok(),
+            "daddr" => daddr = v.parse::<IpAddr>().ok(),
+            "saddrv6" => saddr6 = v.parse::<IpAddr>().ok(),
+            "daddrv6" => daddr6 = v.parse::<IpAddr>().ok(),
+            "oldstate" => from = state_from_kernel_name(v),
+            "newstate" => to = state_from_kernel_name(v),
+            _ => {}
+        }
+    }
+    let (sip, dip) = match family? {
+        "AF_INET" => (saddr?, daddr?),
+        "AF_INET6" => (saddr6?, daddr6?),
+        _ => return None,
+    };
+    Some(RawTransition {
+        comm,
+        pid,
+        cpu,
+        time_ns,
+        protocol,
+        local: SocketAddr::new(sip, sport?),
+        remote: SocketAddr::new(dip, dport?),
+        from: from?,
+        to: to?,
+    })
+}
+
+/// `5319.391048` (seconds.microseconds, as ftrace prints every clock but the raw counters).
+fn parse_timestamp(ts: &str) -> Option<u64> {
+    let ts = ts.strip_suffix(':').unwrap_or(ts);
+    let (secs, frac) = ts.split_once('.')?;
+    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = secs.parse().ok()?;
+    let frac_ns: u64 = frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32);
+    secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
 }
 
 #[cfg(test)]
@@ -267,7 +282,7 @@ mod tests {
     use super::*;
 
     /// The format file of a 6.x kernel, as tracefs prints it.
-    pub(crate) const FORMAT_6X: &str = "name: inet_sock_set_state
+    const FORMAT_6X: &str = "name: inet_sock_set_state
 ID: 2287
 format:
 \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
@@ -290,28 +305,17 @@ format:
 print fmt: \"family=%s ...\"
 ";
 
-    fn record(layout_text: &str, family: u16, old: i32, new: i32) -> Vec<u8> {
-        let f = Format::parse(layout_text).unwrap();
-        let mut r = vec![0u8; 72];
-        let put = |r: &mut Vec<u8>, name: &str, bytes: &[u8]| {
-            let fl = f.field(name).unwrap();
-            r[fl.offset..fl.offset + bytes.len()].copy_from_slice(bytes);
-        };
-        put(&mut r, "skaddr", &0xffff_8880_1234_5678u64.to_ne_bytes());
-        put(&mut r, "oldstate", &old.to_ne_bytes());
-        put(&mut r, "newstate", &new.to_ne_bytes());
-        put(&mut r, "sport", &49152u16.to_ne_bytes());
-        put(&mut r, "dport", &80u16.to_ne_bytes());
-        put(&mut r, "family", &family.to_ne_bytes());
-        put(&mut r, "protocol", &6u16.to_ne_bytes());
-        put(&mut r, "saddr", &[10, 0, 0, 1]);
-        put(&mut r, "daddr", &[10, 0, 0, 2]);
-        let mut v6 = [0u8; 16];
-        v6[15] = 1;
-        put(&mut r, "saddr_v6", &v6);
-        v6[15] = 2;
-        put(&mut r, "daddr_v6", &v6);
-        r
+    /// Lines as a 6.18 kernel printed them (comm with a space and a dash, softirq flags).
+    const LINE_V4: &str =
+        "      lto cgu.02-30789   [001] ..s1.  5319.396071: inet_sock_set_state: \
+family=AF_INET protocol=IPPROTO_TCP sport=35262 dport=45123 saddr=127.0.0.1 daddr=127.0.0.1 \
+saddrv6=::ffff:127.0.0.1 daddrv6=::ffff:127.0.0.1 oldstate=TCP_FIN_WAIT1 newstate=TCP_FIN_WAIT2";
+
+    fn transition(line: &str) -> RawTransition {
+        match parse_line(line) {
+            PipeLine::Transition(t) => t,
+            other => panic!("not a transition: {other:?} from {line:?}"),
+        }
     }
 
     #[test]
@@ -327,77 +331,117 @@ print fmt: \"family=%s ...\"
         let sk = f.field("skaddr").unwrap();
         assert_eq!((sk.offset, sk.size, sk.ty.as_str()), (8, 8, "const void *"));
         assert!(f.field("common_pid").unwrap().signed);
+        assert_eq!(check_set_state_format(&f), Ok(()));
     }
 
     #[test]
-    fn ipv4_record_decodes_to_ports_addresses_and_states() {
-        let layout = SetStateLayout::from_format(&Format::parse(FORMAT_6X).unwrap()).unwrap();
-        let t = layout.decode(&record(FORMAT_6X, 2, 2, 1)).unwrap();
-        assert_eq!(t.local, "10.0.0.1:49152".parse().unwrap());
-        assert_eq!(t.remote, "10.0.0.2:80".parse().unwrap());
-        assert_eq!(t.from_state(), Some(State::SynSent));
-        assert_eq!(t.to_state(), Some(State::Established));
-        assert_eq!(t.skaddr, 0xffff_8880_1234_5678);
-        assert_eq!(t.protocol, IPPROTO_TCP);
-    }
-
-    #[test]
-    fn ipv6_record_uses_the_v6_address_fields() {
-        let layout = SetStateLayout::from_format(&Format::parse(FORMAT_6X).unwrap()).unwrap();
-        let t = layout.decode(&record(FORMAT_6X, 10, 1, 4)).unwrap();
-        assert_eq!(t.local, "[::1]:49152".parse().unwrap());
-        assert_eq!(t.remote, "[::2]:80".parse().unwrap());
-        assert_eq!(t.to_state(), Some(State::FinWait1));
-    }
-
-    #[test]
-    fn offsets_come_from_the_format_file_not_from_constants() {
-        // Same fields, shifted by 8 bytes (as if the common header had grown).
-        let shifted: String = FORMAT_6X
-            .lines()
-            .map(|l| {
-                if l.contains("field:") && !l.contains("common_") {
-                    let start = l.find("offset:").unwrap() + 7;
-                    let end = start + l[start..].find(';').unwrap();
-                    let off: usize = l[start..end].parse().unwrap();
-                    format!("{}{}{}\n", &l[..start], off + 8, &l[end..])
-                } else {
-                    format!("{l}\n")
-                }
-            })
-            .collect();
-        let f = Format::parse(&shifted).unwrap();
-        let layout = SetStateLayout::from_format(&f).unwrap();
-        let mut r = vec![0u8; 8];
-        r.extend(record(FORMAT_6X, 2, 1, 8));
-        let t = layout.decode(&r).unwrap();
-        assert_eq!(t.to_state(), Some(State::CloseWait));
-        assert_eq!(t.remote.port(), 80);
-    }
-
-    #[test]
-    fn truncated_record_is_rejected_without_panic() {
-        let layout = SetStateLayout::from_format(&Format::parse(FORMAT_6X).unwrap()).unwrap();
-        let r = record(FORMAT_6X, 2, 2, 1);
-        for n in 0..r.len() {
-            let _ = layout.decode(&r[..n]);
-        }
-        assert!(layout.decode(&r[..30]).is_none());
-    }
-
-    #[test]
-    fn missing_field_is_a_typed_error() {
-        let text = FORMAT_6X.replace("sport", "xport");
-        let f = Format::parse(&text).unwrap();
+    fn format_without_a_needed_field_is_a_typed_error() {
+        let f = Format::parse(&FORMAT_6X.replace("sport", "xport")).unwrap();
         assert_eq!(
-            SetStateLayout::from_format(&f),
+            check_set_state_format(&f),
             Err(FormatError::MissingField("sport"))
         );
     }
 
     #[test]
-    fn unknown_family_is_skipped() {
-        let layout = SetStateLayout::from_format(&Format::parse(FORMAT_6X).unwrap()).unwrap();
-        assert!(layout.decode(&record(FORMAT_6X, 1, 2, 1)).is_none());
+    fn ipv4_line_gives_task_cpu_time_ports_addresses_and_states() {
+        let t = transition(LINE_V4);
+        assert_eq!(t.comm, "lto cgu.02");
+        assert_eq!(t.pid, 30789);
+        assert_eq!(t.cpu, 1);
+        assert_eq!(t.time_ns, 5_319_396_071_000);
+        assert_eq!(t.protocol, IPPROTO_TCP);
+        assert_eq!(t.local, "127.0.0.1:35262".parse().unwrap());
+        assert_eq!(t.remote, "127.0.0.1:45123".parse().unwrap());
+        assert_eq!((t.from, t.to), (State::FinWait1, State::FinWait2));
+    }
+
+    #[test]
+    fn ipv6_line_uses_the_v6_address_fields() {
+        let line = "curl-77 [000] ..... 12.000001: inet_sock_set_state: family=AF_INET6 \
+protocol=IPPROTO_TCP sport=0 dport=443 saddr=0.0.0.0 daddr=0.0.0.0 saddrv6=2001:db8::1 \
+daddrv6=2001:db8::2 oldstate=TCP_CLOSE newstate=TCP_SYN_SENT";
+        let t = transition(line);
+        assert_eq!(t.local, "[2001:db8::1]:0".parse().unwrap());
+        assert_eq!(t.remote, "[2001:db8::2]:443".parse().unwrap());
+        assert_eq!((t.from, t.to), (State::Closed, State::SynSent));
+        assert_eq!(t.time_ns, 12_000_001_000);
+    }
+
+    #[test]
+    fn idle_task_dashed_comm_and_tgid_column_are_taken_apart_from_the_right() {
+        let idle = LINE_V4.replace("      lto cgu.02-30789", "<idle>-0");
+        let t = transition(&idle);
+        assert_eq!((t.comm.as_str(), t.pid), ("<idle>", 0));
+        let tgid = LINE_V4.replace("lto cgu.02-30789  ", "kworker/u8:3-x-412 (    400)");
+        let t = transition(&tgid);
+        assert_eq!((t.comm.as_str(), t.pid), ("kworker/u8:3-x", 412));
+    }
+
+    #[test]
+    fn every_kernel_state_name_maps_and_new_syn_recv_is_syn_received() {
+        for code in 1u8..=12 {
+            let name = [
+                "TCP_ESTABLISHED",
+                "TCP_SYN_SENT",
+                "TCP_SYN_RECV",
+                "TCP_FIN_WAIT1",
+                "TCP_FIN_WAIT2",
+                "TCP_TIME_WAIT",
+                "TCP_CLOSE",
+                "TCP_CLOSE_WAIT",
+                "TCP_LAST_ACK",
+                "TCP_LISTEN",
+                "TCP_CLOSING",
+                "TCP_NEW_SYN_RECV",
+            ][code as usize - 1];
+            // The names follow the kernel's numbering (include/net/tcp_states.h).
+            assert_eq!(
+                state_from_kernel_name(name),
+                State::from_linux_code(code),
+                "{name}"
+            );
+        }
+        assert_eq!(state_from_kernel_name("TCP_BOUND_INACTIVE"), None);
+    }
+
+    #[test]
+    fn other_protocols_and_unknown_states_are_not_tcp_transitions() {
+        let sctp = LINE_V4.replace("IPPROTO_TCP", "IPPROTO_SCTP");
+        assert_eq!(transition(&sctp).protocol, 132);
+        let odd = LINE_V4.replace("IPPROTO_TCP", "0x99");
+        assert_eq!(parse_line(&odd), PipeLine::Other);
+        let unk = LINE_V4.replace("TCP_FIN_WAIT2", "0xd");
+        assert_eq!(parse_line(&unk), PipeLine::Other);
+    }
+
+    #[test]
+    fn lost_events_line_is_recognised() {
+        assert_eq!(
+            parse_line("CPU:3 [LOST 128 EVENTS]"),
+            PipeLine::Lost {
+                cpu: 3,
+                events: 128
+            }
+        );
+    }
+
+    #[test]
+    fn truncated_or_foreign_lines_never_panic_and_parse_as_other() {
+        for n in 0..LINE_V4.len() {
+            if LINE_V4.is_char_boundary(n) {
+                let _ = parse_line(&LINE_V4[..n]);
+            }
+        }
+        assert_eq!(parse_line(&LINE_V4[..LINE_V4.len() - 30]), PipeLine::Other);
+        assert_eq!(parse_line(""), PipeLine::Other);
+        assert_eq!(
+            parse_line("bash-1 [000] ..... 1.000000: sched_switch: prev_comm=bash"),
+            PipeLine::Other
+        );
+        assert_eq!(
+            parse_line("x-1 [000] ..... 1.0000000000: inet_sock_set_state: family=AF_INET"),
+            PipeLine::Other
+        );
     }
 }

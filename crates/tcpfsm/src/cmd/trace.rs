@@ -1,6 +1,7 @@
 //! `tcpfsm trace`: the kernel's TCP state transitions as they happen, like bcc's `tcpstates`
-//! but from the stable `sock:inet_sock_set_state` tracepoint through perf events (no BPF
-//! toolchain, no kprobes).
+//! but from the stable `sock:inet_sock_set_state` tracepoint read through a private tracefs
+//! instance (no BPF toolchain, no kprobes; not perf events, which silently miss some
+//! softirq-context hits on recent kernels).
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -19,7 +20,9 @@ mini-socket, so its last line reads FIN_WAIT_2 -> CLOSED (or FIN_WAIT_1 or CLOSI
 CLOSED -> SYN_SENT comes before connect() picks the local port, so it shows port 0; an \
 accepted socket starts as LISTEN -> SYN_RECEIVED (the child inherits its listener's state).
 
-Needs root (tracefs and perf events); mounts tracefs at /sys/kernel/tracing if missing.")]
+Needs root (tracefs): reads the tracepoint through a private tracefs instance \
+(instances/tcpfsm-<pid>-<n>, removed on exit, Ctrl-C or SIGTERM); mounts tracefs at \
+/sys/kernel/tracing if missing.")]
 pub struct Args {
     /// Only transitions where either end uses this port
     #[arg(long)]
@@ -107,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = out.flush();
     if tracer.lost() > 0 {
         eprintln!(
-            "tcpfsm: the kernel dropped {} transitions (ring buffer full)",
+            "tcpfsm: the kernel dropped {} transitions (trace ring buffer full)",
             tracer.lost()
         );
     }
