@@ -36,20 +36,6 @@ fn json(out: &std::process::Output) -> Value {
     })
 }
 
-const ALL_NAMES: [&str; 11] = [
-    "CLOSED",
-    "LISTEN",
-    "SYN_SENT",
-    "SYN_RECEIVED",
-    "ESTABLISHED",
-    "FIN_WAIT_1",
-    "FIN_WAIT_2",
-    "CLOSING",
-    "TIME_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-];
-
 #[test]
 fn states_json_gives_exact_counts_and_agrees_with_ss() {
     let Some(ns) = Netns::new("states_json_gives_exact_counts_and_agrees_with_ss") else {

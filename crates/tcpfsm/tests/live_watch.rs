@@ -7,21 +7,7 @@ mod support;
 
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
-use support::{run_bounded, wait_until, Netns};
-
-const ALL_NAMES: [&str; 11] = [
-    "CLOSED",
-    "LISTEN",
-    "SYN_SENT",
-    "SYN_RECEIVED",
-    "ESTABLISHED",
-    "FIN_WAIT_1",
-    "FIN_WAIT_2",
-    "CLOSING",
-    "TIME_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-];
+use support::{run_bounded, wait_until, Netns, ALL_NAMES};
 
 /// Three connections whose client closed and whose server (this process) never does.
 fn close_wait_sockets(ns: &Netns) -> (TcpListener, Vec<TcpStream>) {

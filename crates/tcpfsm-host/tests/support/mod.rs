@@ -15,6 +15,22 @@ use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The 11 state names exactly as every tcpfsm output must spell them — written out literally,
+/// as an oracle independent of `tcpfsm_states::State::name`.
+pub const ALL_NAMES: [&str; 11] = [
+    "CLOSED",
+    "LISTEN",
+    "SYN_SENT",
+    "SYN_RECEIVED",
+    "ESTABLISHED",
+    "FIN_WAIT_1",
+    "FIN_WAIT_2",
+    "CLOSING",
+    "TIME_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+];
+
 /// Says loudly that a test was skipped (through tcpfsm-testkit, which writes past libtest's
 /// output capture).
 pub fn skipped(reason: &str, what: &str) {
