@@ -813,6 +813,10 @@ impl Endpoint {
     }
 
     /// The handshake's ACK for a half-open entry: build the TCB and queue it for accept.
+    ///
+    /// Returns false, keeping no TCB, when the segment does not establish the connection (its
+    /// sequence number is outside the window): the entry stays half-open, in its compact form,
+    /// and only the ACK RFC 9293 asks for goes out.
     fn promote(
         &mut self,
         now: Instant,
@@ -821,7 +825,7 @@ impl Endpoint {
         tuple: FourTuple,
         h: HalfOpen,
         seg: &TcpRepr<'_>,
-    ) {
+    ) -> bool {
         let ts_offset = self.secrets.ts_offset(&key);
         let lid = self.listeners[li].id;
         let mut tcb = Tcb::from_half_open(
@@ -837,18 +841,29 @@ impl Endpoint {
         );
         let (mut ctx, conns) = self.ctx(now);
         tcb.on_segment(seg, &mut ctx);
+        if tcb.state == State::SynReceived {
+            if tcb.ack_pending() {
+                self.ctl.push_back(CtlSegment {
+                    tuple,
+                    seq: SeqNum(h.iss.wrapping_add(1)),
+                    ack: SeqNum(h.irs.wrapping_add(1)),
+                    flags: Flags::ACK,
+                    window: tcb.window_field(),
+                    options: TcpOptions::default(),
+                });
+            }
+            return false;
+        }
         let id = tcb.id;
-        let established = tcb.state != State::SynReceived && tcb.state != State::Listen;
         conns.insert(id, Box::new(tcb));
         self.by_tuple.insert(key, id);
-        if established {
-            self.listeners[li].accept_queue.push_back(id);
-            self.events.push_back(Event::Acceptable {
-                listener: lid,
-                conn: id,
-            });
-        }
+        self.listeners[li].accept_queue.push_back(id);
+        self.events.push_back(Event::Acceptable {
+            listener: lid,
+            conn: id,
+        });
         self.after_tcb(id);
+        true
     }
 
     /// RFC 9293 §3.10.7.4 for a passively opened SYN_RECEIVED connection kept as a half-open
@@ -906,9 +921,10 @@ impl Endpoint {
             self.stats.listen_drops += 1;
             return;
         }
-        self.half_open.remove(&key);
-        self.listeners[li].syn_queue_len = self.listeners[li].syn_queue_len.saturating_sub(1);
-        self.promote(now, li, key, tuple, h, seg);
+        if self.promote(now, li, key, tuple, h, seg) {
+            self.half_open.remove(&key);
+            self.listeners[li].syn_queue_len = self.listeners[li].syn_queue_len.saturating_sub(1);
+        }
     }
 
     fn drop_half_open(&mut self, key: &CompactTuple, to: State, cause: Cause) {
@@ -1075,17 +1091,11 @@ impl Endpoint {
                 if self.by_tuple.get(&key) == Some(&id) {
                     self.by_tuple.remove(&key);
                 }
-                let passive_reset = t.state == State::Listen;
-                if let Owner::AcceptQueue(l) = t.owner {
-                    if passive_reset {
-                        if let Some(l) = self.listeners.iter_mut().find(|x| x.id == l) {
-                            l.accept_queue.retain(|c| *c != id);
-                        }
-                    }
-                }
+                // Only established connections are queued for accept (see `promote`), and a
+                // queued one that is reset stays queued: accept returns it, recv reports it.
                 let keep = match t.owner {
                     Owner::App => true,
-                    Owner::AcceptQueue(_) => !passive_reset,
+                    Owner::AcceptQueue(_) => t.state != State::Listen,
                     Owner::Orphan => false,
                 };
                 if !keep {

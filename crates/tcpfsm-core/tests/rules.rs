@@ -905,3 +905,27 @@ fn synack_for_retransmitted_syn_echoes_newest_tsval_rfc7323_4_3() {
     assert!(again.is(SYN | ACK));
     assert_eq!(again.options.timestamps.unwrap().tsecr, 2000);
 }
+
+#[test]
+fn handshake_ack_with_out_of_window_sequence_keeps_the_half_open_entry() {
+    let mut ep = Endpoint::new(plain(), 1);
+    let (me, peer, now) = (addr(B_IP, 80), addr(A_IP, 40_000), Instant::from_micros(1));
+    let l = ep.listen(me, 4).unwrap();
+    ep.handle_packet(now, &seg(peer, me, SYN, 100, 0).bytes());
+    let synack = drain(&mut ep, now).remove(0);
+    // Right ACK number, but a sequence number far outside the window: RFC 9293 says ACK it
+    // and drop it, and the connection stays SYN_RECEIVED.
+    ep.handle_packet(
+        now,
+        &seg(peer, me, ACK, 100 + (1 << 30), synack.seq + 1).bytes(),
+    );
+    let out = drain(&mut ep, now);
+    assert!(out.len() == 1 && out[0].is(ACK), "{out:?}");
+    assert_eq!(ep.census().get(SynReceived), 1);
+    assert_eq!(ep.accept(l), Err(Error::WouldBlock));
+    // The real ACK completes the handshake and the connection reaches the accept queue.
+    ep.handle_packet(now, &seg(peer, me, ACK, 101, synack.seq + 1).bytes());
+    let c = ep.accept(l).expect("established connection is acceptable");
+    assert_eq!(ep.state(c), Some(Established));
+    assert_eq!(ep.census().get(SynReceived), 0);
+}
