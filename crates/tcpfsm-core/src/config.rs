@@ -86,6 +86,15 @@ pub struct Config {
     pub keepalive_interval: Duration,
     /// Unanswered probes before the connection is dropped (`tcp_keepalive_probes`).
     pub keepalive_probes: u32,
+    /// RFC 5961 §7: at most one ACK per connection per this interval in answer to segments it
+    /// cannot accept (Linux `tcp_invalid_ratelimit`, 500 ms).
+    pub invalid_ratelimit: Duration,
+    /// RFC 5961 §7: about this many challenge ACKs per second for the whole endpoint (Linux
+    /// `tcp_challenge_ack_limit`, 1000 before 6.0); the per-second budget is randomised.
+    pub challenge_ack_limit: u32,
+    /// Most control segments (RSTs, challenge ACKs, SYN-ACKs, TIME_WAIT ACKs) waiting for
+    /// `poll_transmit`; beyond it they are dropped and counted.
+    pub max_ctl_queue: usize,
 }
 
 impl Default for Config {
@@ -119,6 +128,9 @@ impl Default for Config {
             keepalive: None,
             keepalive_interval: Duration::from_secs(75),
             keepalive_probes: 9,
+            invalid_ratelimit: Duration::from_millis(500),
+            challenge_ack_limit: 1000,
+            max_ctl_queue: 4096,
         }
     }
 }
@@ -152,6 +164,20 @@ pub struct ConnOptions {
 }
 
 impl ConnOptions {
+    /// Defaults with the given buffer sizes (the rest filled in by the caller).
+    pub(crate) fn from_parts(send_buffer: usize, recv_buffer: usize) -> ConnOptions {
+        ConnOptions {
+            nodelay: false,
+            keepalive: None,
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
+            linger: None,
+            recv_buffer,
+            send_buffer,
+            mss: None,
+        }
+    }
+
     /// Checks the options as [`Config::validate`] checks the endpoint's.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |field: &'static str, problem: String| Err(ConfigError { field, problem });
@@ -295,6 +321,21 @@ impl Config {
         }
         if self.keepalive.is_some_and(|k| k.is_zero()) || self.keepalive_interval.is_zero() {
             return err("keepalive", "keep-alive times must be non-zero".into());
+        }
+        if self.invalid_ratelimit > Duration::from_secs(60) {
+            return err(
+                "invalid_ratelimit",
+                format!("{:?} is above one minute", self.invalid_ratelimit),
+            );
+        }
+        if self.challenge_ack_limit == 0 {
+            return err(
+                "challenge_ack_limit",
+                "0 would never answer an in-window RST or SYN".into(),
+            );
+        }
+        if self.max_ctl_queue == 0 {
+            return err("max_ctl_queue", "must hold at least one segment".into());
         }
         Ok(())
     }
