@@ -23,6 +23,7 @@ pub mod time;
 mod congestion;
 mod endpoint;
 mod listener;
+mod recovery;
 mod rtt;
 mod secrets;
 mod syncookie;
