@@ -3,6 +3,9 @@
 // The send side wires these in; until then only the tests use them.
 #![allow(dead_code)]
 
+pub mod prr;
+pub mod rack;
 mod ranges;
 pub mod sack;
 pub mod scoreboard;
+pub mod tlp;

@@ -162,6 +162,8 @@ pub struct SegmentInfo {
     pub sacked: bool,
     pub lost: bool,
     pub retransmitted: bool,
+    /// Its last transmission is still believed in flight (neither SACKed nor marked lost).
+    pub in_flight: bool,
 }
 
 /// A transmission the scoreboard cannot record.
@@ -401,6 +403,7 @@ impl Scoreboard {
             sacked: s.has(SACKED),
             lost: s.has(LOST),
             retransmitted: s.has(EVER_RETRANS),
+            in_flight: !s.has(SACKED) && (!s.has(LOST) || s.has(RETRANS)),
         })
     }
 
