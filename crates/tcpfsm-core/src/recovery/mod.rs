@@ -8,4 +8,5 @@ pub mod rack;
 mod ranges;
 pub mod sack;
 pub mod scoreboard;
+pub mod sender;
 pub mod tlp;

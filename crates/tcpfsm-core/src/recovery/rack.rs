@@ -260,6 +260,13 @@ impl Rack {
         }
     }
 
+    /// A D-SACK showed one of our retransmissions unnecessary: the segment was reordered or
+    /// delayed, not lost. Count it as reordering seen, so the DupThresh shortcut (a zero
+    /// window) stops applying — as Linux does when it undoes a reduction.
+    pub fn on_spurious_retransmit(&mut self) {
+        self.reordering_seen = true;
+    }
+
     /// Step 4, on leaving fast or RTO recovery: a grown window decays after
     /// `reo_wnd_persist` recoveries without D-SACK.
     pub fn on_recovery_exit(&mut self) {

@@ -163,10 +163,13 @@ impl Tlp {
             // the probe repaired it.
             TlpOutcome::LossRepaired
         } else if dupack && !has_sack {
-            // A duplicate ACK of the probe without SACK: the probe filled the hole.
-            TlpOutcome::LossRepaired
+            // A pure duplicate ACK at TLP.end_seq: the original had already been
+            // acknowledged up to there, so the probe arrived as a duplicate (a receiver
+            // without D-SACK says so this way) — no loss, as Linux's `tcp_process_tlp_ack`.
+            TlpOutcome::Spurious
         } else {
-            // ACK == TLP.end_seq: wait, a D-SACK may still follow in a later ACK.
+            // ACK == TLP.end_seq advancing SND.UNA: it may answer the original or the probe.
+            // Wait: a D-SACK or an ACK beyond the probe will tell.
             return TlpOutcome::Pending;
         };
         self.end_seq = None;
@@ -308,13 +311,14 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_ack_without_sack_means_the_probe_repaired_the_loss_rfc8985_7_4_2() {
+    fn pure_duplicate_ack_of_the_probe_means_both_copies_arrived_rfc8985_7_4_2() {
         let mut t = Tlp::new();
         t.on_probe_sent(SeqNum(5000), true);
         assert_eq!(
             t.on_ack(SeqNum(5000), None, false, true),
-            TlpOutcome::LossRepaired
+            TlpOutcome::Spurious
         );
+        assert_eq!(t.counters().recoveries, 0);
     }
 
     #[test]
