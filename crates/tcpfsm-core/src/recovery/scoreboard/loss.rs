@@ -3,6 +3,23 @@
 use super::*;
 
 impl Scoreboard {
+    /// The octet below which every unSACKed octet satisfies IsLost(): walking the SACKed
+    /// ranges from the top, the start of the range at which the SACKed segments above reach
+    /// DupThresh or their bytes exceed (DupThresh − 1)·SMSS. IsLost() is monotone, so one
+    /// number answers it for every octet.
+    pub(super) fn dupthresh_frontier(&self) -> Option<u64> {
+        let limit = u64::from(self.dup_thresh - 1) * u64::from(self.mss);
+        let (mut bytes, mut segs) = (0u64, 0usize);
+        for (s, e) in self.sacked.iter_rev() {
+            bytes += e - s;
+            segs += self.idx_after(e).saturating_sub(self.idx_after(s));
+            if bytes > limit || segs >= self.dup_thresh as usize {
+                return Some(s);
+            }
+        }
+        None
+    }
+
     // ------------------------------------------------------------ loss marking
 
     /// RFC 6675 §4 IsLost() applied to the records: every unSACKed segment with DupThresh
@@ -10,18 +27,9 @@ impl Scoreboard {
     /// Returns the number newly marked. IsLost is monotone in the sequence number, so a
     /// frontier moves forward and each record is examined once.
     pub fn mark_dupthresh_losses(&mut self) -> u32 {
-        let limit = u64::from(self.dup_thresh - 1) * u64::from(self.mss);
-        let (mut bytes, mut segs) = (0u64, 0usize);
-        let mut frontier = None;
-        for (s, e) in self.sacked.iter_rev() {
-            bytes += e - s;
-            segs += self.idx_after(e).saturating_sub(self.idx_after(s));
-            if bytes > limit || segs >= self.dup_thresh as usize {
-                frontier = Some(s);
-                break;
-            }
-        }
-        let Some(frontier) = frontier else { return 0 };
+        let Some(frontier) = self.dupthresh_frontier() else {
+            return 0;
+        };
         if frontier <= self.dupthresh_marked {
             return 0;
         }

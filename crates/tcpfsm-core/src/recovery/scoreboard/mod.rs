@@ -407,24 +407,10 @@ impl Scoreboard {
         })
     }
 
-    /// RFC 6675 §4 IsLost(SeqNum): true when DupThresh discontiguous SACKed segments, or more
-    /// than (DupThresh − 1)·SMSS SACKed bytes, lie above `seq`.
+    /// RFC 6675 §4 IsLost(SeqNum) for an unSACKed octet: true when DupThresh discontiguous
+    /// SACKed segments, or more than (DupThresh − 1)·SMSS SACKed bytes, lie above it.
     pub fn is_lost(&self, seq: SeqNum) -> bool {
-        let a = self.abs(seq);
-        let limit = u64::from(self.dup_thresh - 1) * u64::from(self.mss);
-        let (mut bytes, mut segs) = (0u64, 0usize);
-        for (s, e) in self.sacked.iter_rev() {
-            if e <= a {
-                break;
-            }
-            let s = s.max(a + 1);
-            bytes += e - s;
-            segs += self.idx_after(e).saturating_sub(self.idx_after(s));
-            if bytes > limit || segs >= self.dup_thresh as usize {
-                return true;
-            }
-        }
-        false
+        self.dupthresh_frontier().is_some_and(|f| self.abs(seq) < f)
     }
 
     // ------------------------------------------------------------ transmissions
