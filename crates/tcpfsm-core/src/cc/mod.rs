@@ -4,7 +4,7 @@
 //! # Division of labour
 //! An algorithm decides the window *outside* loss recovery and the slow-start threshold when
 //! a congestion event happens. Loss detection (SACK scoreboard, RACK-TLP) and the window
-//! *during* fast recovery (PRR, RFC 9937) belong to [`crate::recovery`]: an algorithm is never
+//! *during* fast recovery (PRR, RFC 9937) belong to the core's `recovery` module: an algorithm is never
 //! asked to inflate or deflate its window per duplicate ACK. This is how Linux splits
 //! `tcp_congestion_ops` from `tcp_input.c`, and it lets a user's algorithm stay small.
 //!

@@ -2,7 +2,7 @@
 //! window of data.
 //!
 //! RFC 6582's fast-recovery bookkeeping (the `recover` point, a retransmission per partial
-//! ACK, leaving recovery on a full ACK) lives in [`crate::recovery`], which serves every
+//! ACK, leaving recovery on a full ACK) lives in the core's `recovery` module, which serves every
 //! algorithm; the window during recovery is PRR's (RFC 9937). What is left here is the
 //! window outside recovery and the RFC 5681 §3.1/§3.2 reductions.
 
