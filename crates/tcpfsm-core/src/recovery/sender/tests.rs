@@ -521,3 +521,60 @@ proptest! {
         prop_assert_eq!(sim.rx.rcv_nxt, 150 * MSS);
     }
 }
+
+/// Cost per ACK with a large window: 5000 segments in flight, every tenth lost, each ACK
+/// SACKing one more segment and repeating the receiver's three most recent blocks. Prints
+/// the time per ACK; asserts only the outcome (timings belong to benchmarks). Run with
+/// `cargo test --release -p tcpfsm-core --lib per_ack_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn per_ack_cost_with_thousands_of_segments_in_flight() {
+    for isn in [0u32, u32::MAX - 1_000_000] {
+        let n = 5000u32;
+        let mut cc: Box<dyn CongestionControl> = cubic();
+        let mut lr = LossRecovery::new(RecoveryConfig::default(), SeqNum(isn), MSS);
+        let seq = |o: u32| SeqNum(isn.wrapping_add(o));
+        for i in 0..n {
+            lr.on_sent(
+                Instant::from_micros(u64::from(i)),
+                seq(i * MSS),
+                MSS,
+                None,
+                cc.as_mut(),
+            );
+        }
+        let start = std::time::Instant::now();
+        let mut acks = 0u32;
+        let mut islands: Vec<(u32, u32)> = vec![];
+        for i in 1..n {
+            if i % 10 == 0 {
+                continue; // lost
+            }
+            let (a, b) = (i * MSS, (i + 1) * MSS);
+            match islands.last_mut() {
+                Some(l) if l.1 == a => l.1 = b,
+                _ => islands.push((a, b)),
+            }
+            let blocks: Vec<_> = islands
+                .iter()
+                .rev()
+                .take(3)
+                .map(|&(a, b)| SackBlock::new(seq(a), seq(b)))
+                .collect();
+            let now = Instant::from_micros(100_000 + u64::from(i));
+            let mut input = AckInput::new(now, seq(0), &blocks);
+            input.srtt = Some(Duration::from_millis(100));
+            lr.on_ack(&input, cc.as_mut());
+            while let Some(s) = lr.next_segment(lr.cwnd(cc.as_ref()), false) {
+                let why = Some(Retransmit::NextSeg(s.rule));
+                lr.on_sent(now, s.seq, s.len, why, cc.as_mut());
+            }
+            acks += 1;
+        }
+        let per_ack = start.elapsed() / acks;
+        lr.scoreboard().check_invariants();
+        // Segments 1..n except the multiples of ten.
+        assert_eq!(lr.scoreboard().sacked_segments(), (n - 1) - (n / 10 - 1));
+        eprintln!("{acks} ACKs with up to {n} segments in flight: {per_ack:?} per ACK");
+    }
+}
