@@ -13,6 +13,7 @@
 //! while let Some(ev) = ep.poll_event() { /* StateChanged, Acceptable, Readable, … */ }
 //! ```
 
+pub mod cc;
 pub mod config;
 pub mod error;
 pub mod event;
@@ -27,6 +28,7 @@ mod endpoint;
 mod intervals;
 mod listener;
 mod ratelimit;
+mod recovery;
 mod ring;
 mod rtt;
 mod sack;
