@@ -1,9 +1,10 @@
 //! RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 (synchronized states) for a connection. The
 //! shared first steps — PAWS, sequence, RST, SYN — are `arrival::gate`.
 
-use super::{stats, Conn, Ctx, Owner};
+use super::{Conn, Ctx, Owner};
 use crate::arrival::{gate, ts_recent_update, Gate, RcvView, Unacceptable};
 use crate::builder::{ts_clock, CtlSegment, PeerSyn};
+use crate::ratelimit::exempt;
 use crate::recovery::sack::SackBlock;
 use crate::recovery::sender::AckInput;
 use crate::time::Duration;
@@ -119,7 +120,13 @@ impl Conn {
             Gate::Continue => {}
             Gate::Drop => return,
             Gate::Ack(why) => {
-                self.oow_ack(why, ctx);
+                if seg.seq.lt(self.rcv.rcv_nxt) {
+                    // An old duplicate (out of window, or an old timestamp): say so with a
+                    // D-SACK (RFC 2883 §4), as Linux's tcp_send_dupack does for both.
+                    let seq = seg.seq.wrapping_add(f.contains(Flags::SYN) as u32);
+                    self.rcv.on_text(seq, seg.payload, self.sack);
+                }
+                self.oow_ack(why, seg, ctx);
                 return;
             }
             Gate::Challenge => {
@@ -176,11 +183,11 @@ impl Conn {
 
     /// An ACK answering an unacceptable segment (RFC 9293 §3.10.7.4 first check), at most one
     /// per `invalid_ratelimit` (RFC 5961 §7).
-    pub(crate) fn oow_ack(&mut self, why: Unacceptable, ctx: &mut Ctx<'_>) {
+    pub(crate) fn oow_ack(&mut self, why: Unacceptable, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         if why == Unacceptable::Paws {
             ctx.stats.paws_rejected += 1;
         }
-        if self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit) {
+        if exempt(seg) || self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit) {
             self.rcv.ack_at_once(TxKind::Normal);
         } else {
             match why {
@@ -230,7 +237,7 @@ impl Conn {
         let snd = &self.snd;
         if ack.gt(snd.snd_nxt) {
             // RFC 5961 §5.2: acknowledges something not yet sent — ACK and drop.
-            self.oow_ack(Unacceptable::Seq, ctx);
+            self.oow_ack(Unacceptable::Seq, seg, ctx);
             return false;
         }
         if snd.max_snd_wnd > 0
@@ -340,9 +347,8 @@ impl Conn {
         input.echo = echo;
         input.dupack = dupack;
         input.cwnd_limited = std::mem::take(&mut self.cwnd_limited);
-        let before = stats::Snapshot::of(lr, self.cc.as_ref());
         let r = lr.on_ack(&input, self.cc.as_mut());
-        stats::absorb(ctx.stats, &before, lr, self.cc.as_ref(), &r);
+        lr.sync(self.cc.as_ref(), ctx.stats);
         self.timers.put(Timer::Reorder, r.reorder_timer);
         if advanced {
             // RFC 8985 §7.2: an ACK that advances SND.UNA re-arms the probe timeout.

@@ -137,7 +137,7 @@ pub(crate) struct Conn {
     sack: bool,
     cc: Box<dyn CongestionControl>,
     /// Loss recovery (SACK scoreboard, RACK-TLP, PRR), from the handshake's completion on.
-    lr: Option<Box<LossRecovery>>,
+    lr: Option<Box<stats::Recovery>>,
     /// The retransmission timer is armed as RACK-TLP's probe timeout (RFC 8985 §7.2).
     pto_armed: bool,
     /// A tail loss probe of new data is due (RFC 8985 §7.3).
@@ -298,11 +298,11 @@ impl Conn {
             undo: cfg.recovery_undo,
             ..RecoveryConfig::default()
         };
-        self.lr = Some(Box::new(LossRecovery::new(
+        self.lr = Some(Box::new(stats::Recovery::new(LossRecovery::new(
             r,
             self.snd.snd_una,
             self.snd.mss as u32,
-        )));
+        ))));
     }
 
     // ----- views -----
@@ -329,7 +329,7 @@ impl Conn {
     }
 
     pub(crate) fn recovery(&self) -> Option<&LossRecovery> {
-        self.lr.as_deref()
+        self.lr.as_deref().map(|r| &**r)
     }
 
     pub(crate) fn congestion_name(&self) -> &'static str {

@@ -31,7 +31,7 @@ impl Conn {
             _ => {}
         }
         if self.state != State::SynReceived {
-            if let Some(plan) = self.plan(now) {
+            if let Some(plan) = self.plan(now, stats) {
                 return Some(self.data_segment(plan, now, stats, scratch));
             }
         }
@@ -60,11 +60,23 @@ impl Conn {
     /// after a timeout the lost ones first), a tail loss probe, or new data if the peer's
     /// window, Nagle and SWS avoidance let it go; arms the persist timer when data waits
     /// that nothing in flight will ever unblock.
-    fn plan(&mut self, now: Instant) -> Option<Plan> {
+    fn plan(&mut self, now: Instant, stats: &mut Stats) -> Option<Plan> {
+        let plan = self.choose(now);
+        if let Some(lr) = self.lr.as_mut() {
+            lr.sync(self.cc.as_ref(), stats);
+        }
+        plan
+    }
+
+    fn choose(&mut self, now: Instant) -> Option<Plan> {
         let lr = self.lr.as_mut()?;
         let cc = self.cc.as_mut();
         let cwnd = lr.cwnd(cc);
         let pipe = lr.pipe();
+        if self.snd.waiting() && pipe.saturating_add(self.snd.mss as u32) > cwnd {
+            // Data waits for the congestion window (RFC 7661: the window may grow).
+            self.cwnd_limited = true;
+        }
         let fresh = self
             .snd
             .plan_new(cwnd.saturating_sub(pipe), pipe, self.opts.nodelay);
@@ -128,9 +140,6 @@ impl Conn {
                         let at = now + self.persist_interval();
                         self.timers.set(Timer::Persist, at);
                     }
-                } else if fresh.is_ok() {
-                    // The congestion window (or PRR) held data back (RFC 7661).
-                    self.cwnd_limited = true;
                 }
                 return None;
             }

@@ -1,7 +1,7 @@
 //! A connection's timers firing: FIN_WAIT_2 give-up, delayed ACK, persist (zero-window probe
 //! or sender SWS override), retransmission (RFC 6298 §5) and keep-alive (RFC 1122 §4.2.3.6).
 
-use super::{stats, Conn, Ctx, Owner};
+use super::{Conn, Ctx, Owner};
 use crate::builder::ts_clock;
 use crate::recovery::tlp::Probe;
 use crate::timers::Timer;
@@ -111,9 +111,8 @@ impl Conn {
     fn on_reorder_timer(&mut self, ctx: &mut Ctx<'_>) {
         let srtt = self.snd.rtt.srtt();
         let Some(lr) = self.lr.as_mut() else { return };
-        let before = stats::Snapshot::of(lr, self.cc.as_ref());
         let r = lr.on_reorder_timer(ctx.now, srtt, self.cc.as_mut());
-        stats::absorb(ctx.stats, &before, lr, self.cc.as_ref(), &r);
+        lr.sync(self.cc.as_ref(), ctx.stats);
         self.timers.put(Timer::Reorder, r.reorder_timer);
     }
 
@@ -162,15 +161,8 @@ impl Conn {
         self.snd.rewind(tsval);
         let srtt = self.snd.rtt.srtt();
         if let Some(lr) = self.lr.as_mut() {
-            let before = stats::Snapshot::of(lr, self.cc.as_ref());
             lr.on_rto(ctx.now, srtt, first, false, self.cc.as_mut());
-            stats::absorb(
-                ctx.stats,
-                &before,
-                lr,
-                self.cc.as_ref(),
-                &Default::default(),
-            );
+            lr.sync(self.cc.as_ref(), ctx.stats);
         }
         self.timers.clear(Timer::Reorder);
         self.timers.set(Timer::Rtx, ctx.now + self.snd.rtt.rto());

@@ -28,8 +28,8 @@ impl Flow {
             .on_rtt_sample(t(0), Duration::from_millis(min_rtt_ms));
         for i in 0..n {
             let s = f.seq(i * MSS);
-            f.sb.on_new_data(t(u64::from(i)), s, MSS).unwrap();
-            f.rack.on_transmit(t(u64::from(i)), s, s + MSS);
+            let o = f.sb.on_new_data(t(u64::from(i)), s, MSS).unwrap();
+            f.rack.on_transmit(t(u64::from(i)), o, s, s + MSS);
         }
         f
     }
@@ -176,9 +176,10 @@ fn ambiguous_ack_of_a_retransmission_does_not_move_rack_segment_rfc8985_6_2() {
     let mut f = Flow::new(isn, 4, 100);
     f.sb.mark_lost_on_rto(None, false);
     let s0 = f.seq(0);
-    f.sb.on_retransmit(t(300), s0, MSS, Retransmit::Timeout)
-        .unwrap();
-    f.rack.on_transmit(t(300), s0, s0 + MSS);
+    let o =
+        f.sb.on_retransmit(t(300), s0, MSS, Retransmit::Timeout)
+            .unwrap();
+    f.rack.on_transmit(t(300), o, s0, s0 + MSS);
     // Acknowledged 10 ms after the retransmission: faster than min_RTT, so the ACK is for
     // the original; RACK.segment must not become the retransmission.
     f.ack(t(310), 1, &[], 100);
@@ -196,6 +197,7 @@ fn timestamps_exclude_a_retransmission_acked_for_its_original_rfc8985_6_2() {
         start: SeqNum(0),
         end: SeqNum(1000),
         xmit_ts: t(300),
+        order: 1,
         retransmitted: true,
         sacked: false,
     };
@@ -256,13 +258,14 @@ fn same_instant_retransmission_behind_new_data_is_judged_and_never_leaves_a_past
     // instant.
     for i in [6, 7] {
         let s = f.seq(i * MSS);
-        f.sb.on_new_data(t(10), s, MSS).unwrap();
-        f.rack.on_transmit(t(10), s, s + MSS);
+        let o = f.sb.on_new_data(t(10), s, MSS).unwrap();
+        f.rack.on_transmit(t(10), o, s, s + MSS);
     }
     let s1 = f.seq(MSS);
-    f.sb.on_retransmit(t(10), s1, MSS, Retransmit::Timeout)
-        .unwrap();
-    f.rack.on_transmit(t(10), s1, s1 + MSS);
+    let o =
+        f.sb.on_retransmit(t(10), s1, MSS, Retransmit::Timeout)
+            .unwrap();
+    f.rack.on_transmit(t(10), o, s1, s1 + MSS);
     // At 30 ms segment 6 is SACKed: RACK.segment is (10 ms, end of 6) and RACK.rtt 20 ms.
     // Segment 7 (same instant, higher end) was sent after it; segment 1's retransmission
     // (same instant, lower end) before it, with the deadline 10 + 20 + reo_wnd (5) = 35 ms.
