@@ -178,11 +178,6 @@ impl Link {
         );
         (got, self.now - start)
     }
-
-    /// How many times each sequence number was sent.
-    fn sends_of(&self, seq: u32) -> usize {
-        self.sent.iter().filter(|s| s.1 == seq).count()
-    }
 }
 
 fn addr(ip: &str, port: u16) -> SocketAddr {

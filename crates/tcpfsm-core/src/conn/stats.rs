@@ -44,7 +44,7 @@ impl Recovery {
     /// Adds to `stats` what the counters gained since the last call.
     pub(crate) fn sync(&mut self, cc: &dyn CongestionControl, stats: &mut Stats) {
         let now = Snapshot::of(&self.lr, cc);
-        let before = std::mem::replace(&mut self.reported, Snapshot::default());
+        let before = std::mem::take(&mut self.reported);
         let d = |a: u64, b: u64| a.saturating_sub(b);
         let (n, b) = (&now.rec, &before.rec);
         stats.sack_recovery += d(n.sack_recovery, b.sack_recovery);
