@@ -31,9 +31,11 @@ const IPPROTO_TCP: u8 = 6;
 const TIMER_TIMEWAIT: u8 = 3;
 /// Linux's TCP_NEW_SYN_RECV (a request socket).
 const TCP_NEW_SYN_RECV: u8 = 12;
-/// Requests per datagram: their replies (~90 bytes each, errors included) stay far below the
-/// socket's receive buffer, so none is dropped.
-pub const BATCH: usize = 256;
+/// Requests per datagram: their replies (one skb each, 1-2 KiB of buffer apiece) fit the
+/// receive buffer, even the 208 KiB default when we cannot raise it.
+pub const BATCH: usize = 64;
+/// Receive buffer asked for.
+const RCVBUF: libc::c_int = 1 << 20;
 
 /// What the kernel holds for one 4-tuple.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,29 +91,25 @@ impl SocketLookup {
         sock.connect(&NlAddr::new(0, 0))
             .map_err(netlink("connect netlink socket"))?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
-        // Error replies carry only the header of the failed request, not all of it.
-        let one: libc::c_int = 1;
-        // A reply the kernel could not queue must not block us forever.
-        let timeout = libc::timeval {
-            tv_sec: 2,
-            tv_usec: 0,
+        let set = |level, name, value: libc::c_int| {
+            // SAFETY: a valid socket and a pointer to an int of the size given.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    level,
+                    name,
+                    &value as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
         };
-        // SAFETY: a valid socket and pointers to values of the sizes given.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_NETLINK,
-                libc::NETLINK_CAP_ACK,
-                &one as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &timeout as *const libc::timeval as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
+        // Error replies carry only the header of the failed request, not all of it.
+        set(libc::SOL_NETLINK, libc::NETLINK_CAP_ACK, 1);
+        // Each reply is its own skb, charged at its full size (about 1-2 KiB): room for a
+        // batch's replies with margin (SO_RCVBUFFORCE needs CAP_NET_ADMIN; else the
+        // rmem_max-capped SO_RCVBUF).
+        if set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF) != 0 {
+            set(libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF);
         }
         use std::os::unix::fs::MetadataExt;
         let netns = std::fs::metadata("/proc/thread-self/ns/net")
@@ -140,50 +138,91 @@ impl SocketLookup {
         let mut out = vec![None; tuples.len()];
         for (chunk_no, chunk) in tuples.chunks(BATCH).enumerate() {
             let base = chunk_no * BATCH;
-            let first_seq = self.seq.wrapping_add(1);
-            self.req.clear();
-            let mut sent = Vec::with_capacity(chunk.len());
-            for (i, &(local, remote)) in chunk.iter().enumerate() {
-                let Some(family) = family_of(local, remote) else {
-                    continue; // mixed families: no socket can have this tuple
-                };
-                let seq = first_seq.wrapping_add(i as u32);
-                encode_request(&mut self.req, seq, family, local, remote);
-                sent.push(i);
-            }
-            self.seq = first_seq.wrapping_add(chunk.len() as u32);
-            if sent.is_empty() {
-                continue;
-            }
-            self.sock
-                .send(&self.req, 0)
-                .map_err(|source| HostError::Netlink {
-                    what: "send sock_diag lookups",
-                    source,
-                })?;
-            let mut pending = sent.len();
-            while pending > 0 {
-                let n = self
-                    .sock
-                    .recv(&mut &mut self.buf[..], 0)
-                    .map_err(|source| HostError::Netlink {
-                        what: "receive sock_diag lookups",
-                        source,
-                    })?;
-                if n == 0 {
-                    return Err(HostError::Protocol("netlink socket closed".into()));
+            let mut todo: Vec<usize> = (0..chunk.len())
+                // Mixed families: no socket can have this tuple.
+                .filter(|&i| family_of(chunk[i].0, chunk[i].1).is_some())
+                .collect();
+            // A reply the kernel could not queue is asked for again, once.
+            for _attempt in 0..2 {
+                if todo.is_empty() {
+                    break;
                 }
-                for (seq, reply) in parse_replies(&self.buf[..n])? {
-                    let i = seq.wrapping_sub(first_seq) as usize;
-                    if i >= chunk.len() {
-                        continue; // a reply to an earlier, abandoned batch
+                let answers = self.ask(chunk, &todo)?;
+                let mut left = Vec::new();
+                for (i, a) in todo.iter().zip(answers) {
+                    match a {
+                        Some(found) => out[base + i] = found,
+                        None => left.push(*i),
                     }
-                    pending = pending.saturating_sub(1);
-                    out[base + i] = reply?;
                 }
+                todo = left;
+            }
+            if !todo.is_empty() {
+                return Err(HostError::Protocol(format!(
+                    "{} sock_diag replies lost (netlink receive buffer full)",
+                    todo.len()
+                )));
             }
         }
         Ok(out)
+    }
+
+    /// Sends one datagram of requests for `chunk[i]`, `i` in `which`, and collects the
+    /// replies: per request, `Some(answer)`, or `None` when its reply was dropped.
+    fn ask(
+        &mut self,
+        chunk: &[(SocketAddr, SocketAddr)],
+        which: &[usize],
+    ) -> Result<Vec<Option<Option<Found>>>, HostError> {
+        let first_seq = self.seq.wrapping_add(1);
+        self.seq = first_seq.wrapping_add(which.len() as u32);
+        self.req.clear();
+        for (k, &i) in which.iter().enumerate() {
+            let (local, remote) = chunk[i];
+            let family = family_of(local, remote).expect("filtered by the caller");
+            encode_request(
+                &mut self.req,
+                first_seq.wrapping_add(k as u32),
+                family,
+                local,
+                remote,
+            );
+        }
+        self.sock
+            .send(&self.req, 0)
+            .map_err(|source| HostError::Netlink {
+                what: "send sock_diag lookups",
+                source,
+            })?;
+        // The kernel runs netlink requests in the sender's context: by the time send returns,
+        // every reply is queued, so reading stops at the first EAGAIN. A reply missing then
+        // was dropped because the receive buffer was full (the kernel also flags ENOBUFS).
+        let mut answers: Vec<Option<Option<Found>>> = vec![None; which.len()];
+        let mut pending = which.len();
+        while pending > 0 {
+            let n = match self.sock.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT) {
+                Ok(0) => return Err(HostError::Protocol("netlink socket closed".into())),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(HostError::Netlink {
+                        what: "receive sock_diag lookups",
+                        source,
+                    })
+                }
+            };
+            for (seq, reply) in parse_replies(&self.buf[..n])? {
+                let k = seq.wrapping_sub(first_seq) as usize;
+                // A reply to an earlier, abandoned request is not ours.
+                if k < answers.len() && answers[k].is_none() {
+                    answers[k] = Some(reply?);
+                    pending -= 1;
+                }
+            }
+        }
+        Ok(answers)
     }
 }
 

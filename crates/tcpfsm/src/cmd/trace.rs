@@ -78,6 +78,9 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Passes over the rings after a stop signal (each reads up to 4 MiB).
+const DRAIN_PASSES: u32 = 16;
+
 fn netns_path(arg: &str) -> PathBuf {
     if arg.contains('/') {
         PathBuf::from(arg)
@@ -156,9 +159,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut seen = 0u64;
     let mut batch: Vec<Event> = Vec::new();
+    // After Ctrl-C/SIGTERM, what the kernel recorded before the signal is still read: a few
+    // passes without waiting, until the rings are empty.
+    let mut draining = 0;
     'outer: loop {
         if tcpfsm_live::signal::stop_requested() {
-            break;
+            draining += 1;
+            if draining > DRAIN_PASSES {
+                break;
+            }
         }
         let wait = match args.duration {
             Some(d) => match d.checked_sub(started.elapsed()) {
@@ -167,8 +176,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
             None => Duration::from_millis(100),
         };
+        let wait = if draining > 0 { Duration::ZERO } else { wait };
         batch.clear();
         tracer.poll(wait, &mut batch)?;
+        if draining > 0 && batch.is_empty() {
+            break;
+        }
         for e in &batch {
             if args.count.is_some_and(|n| seen >= n) {
                 break 'outer;
