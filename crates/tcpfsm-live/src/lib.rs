@@ -8,9 +8,11 @@
 //! - [`tracefs`], [`ring`], [`tpformat`], [`tpevents`]: tracefs instances, the ring buffer's
 //!   page format, tracepoint format files, and the decoding of the TCP tracepoints' records.
 
+pub mod conntrack;
 pub mod expo;
 pub mod exporter;
 pub mod metrics;
+pub mod owners;
 pub mod ring;
 pub mod server;
 pub mod signal;

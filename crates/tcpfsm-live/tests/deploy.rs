@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use tcpfsm_host::RawCounters;
-use tcpfsm_live::metrics::{render, Input};
+use tcpfsm_live::metrics::{render, Input, OwnerScan};
 use tcpfsm_observe::{
     FdUsage, ListenerQueue, PortRange, ProcessBreakdown, ProcessCount, RemoteCount, Snapshot,
 };
@@ -98,10 +98,12 @@ fn full_page() -> String {
         snapshot: &snap,
         verdicts: &verdicts,
         tables: &raw,
-        retrans_ratio: Some(0.0),
         top_n: 10,
         scrape_seconds: 0.0,
-        queued: None,
+        owner_scan: Some(OwnerScan {
+            age_seconds: 1.0,
+            duration_seconds: 0.1,
+        }),
     })
 }
 

@@ -1,9 +1,12 @@
-//! What the `tcpfsm trace` tests share: starting the tracer in a namespace, collecting its
-//! output, parsing JSON lines, a port unlikely to collide, two namespaces joined by a veth.
+//! What the live-host CLI tests share: starting `tcpfsm trace` in a namespace and reading
+//! its JSON lines, a port unlikely to collide, two namespaces joined by a veth, and the
+//! exporter helpers ([`exporter`]).
 #![allow(dead_code)]
 
 #[path = "../../../tcpfsm-host/tests/support/mod.rs"]
 pub mod support;
+
+pub mod exporter;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
