@@ -4,42 +4,24 @@
 
 mod live_support;
 
-use live_support::exporter::{http, parse_exposition, scrape, start_exporter};
+use live_support::exporter::{
+    http, http_raw, parse_exposition, scrape, start_exporter, NODE_STATES,
+};
 use live_support::{wait_until, Netns};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// In the namespace: `established` connected pairs, and `close_wait` connections whose client
-/// closed while the server (this process) never does. Returned sockets keep them alive.
+/// [`live_support::sockets`] in the namespace, and the listener's address.
 fn make_sockets(
     ns: &Netns,
     established: usize,
     close_wait: usize,
 ) -> (Vec<TcpStream>, TcpListener, SocketAddr) {
-    ns.run(move || {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let mut keep = Vec::new();
-        for _ in 0..established {
-            let c = TcpStream::connect(addr).unwrap();
-            let (s, _) = l.accept().unwrap();
-            keep.push(c);
-            keep.push(s);
-        }
-        for _ in 0..close_wait {
-            let c = TcpStream::connect(addr).unwrap();
-            let (s, _) = l.accept().unwrap();
-            // The client sends FIN: server -> CLOSE_WAIT, client -> FIN_WAIT_2 (kept open, so
-            // it stays there rather than being orphaned).
-            c.shutdown(Shutdown::Write).unwrap();
-            keep.push(c);
-            keep.push(s);
-        }
-        // The listener stays open too (one LISTEN socket).
-        (keep, l, addr)
-    })
+    let (keep, l) = ns.run(move || live_support::sockets(established, close_wait));
+    let addr = l.local_addr().unwrap();
+    (keep, l, addr)
 }
 
 fn comm_of_self() -> String {
@@ -66,19 +48,7 @@ fn export_metrics_parse_and_count_the_sockets_in_the_namespace() {
     assert!(settled, "CLOSE_WAIT/FIN_WAIT_2 never reached 3: {m:#?}");
     let state = |s: &str| m[&format!("node_tcp_connection_states{{state=\"{s}\"}}")];
     // All eleven states, with the node exporter's label spelling, zeros included.
-    for s in [
-        "established",
-        "syn_sent",
-        "syn_recv",
-        "fin_wait1",
-        "fin_wait2",
-        "time_wait",
-        "close",
-        "close_wait",
-        "last_ack",
-        "listen",
-        "closing",
-    ] {
+    for s in NODE_STATES {
         assert!(
             m.contains_key(&format!("node_tcp_connection_states{{state=\"{s}\"}}")),
             "{s}"
@@ -226,25 +196,6 @@ fn export_diagnosis_status_turns_warning_past_100_close_wait() {
     );
 }
 
-/// One exchange returning the raw response bytes: (head, body).
-fn http_raw(ns: &Netns, addr: SocketAddr, request: &'static [u8]) -> (String, Vec<u8>) {
-    ns.run(move || {
-        let mut s = TcpStream::connect(addr).expect("connect to exporter");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(request).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let at = out
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a head");
-        (
-            String::from_utf8_lossy(&out[..at]).to_ascii_lowercase(),
-            out[at + 4..].to_vec(),
-        )
-    })
-}
-
 #[test]
 fn export_gzips_the_page_when_the_client_accepts_gzip_and_only_then() {
     let Some(ns) = Netns::new("export_gzips_the_page") else {
@@ -276,7 +227,6 @@ fn export_gzips_the_page_when_the_client_accepts_gzip_and_only_then() {
         &b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip;q=0, identity\r\nConnection: close\r\n\r\n"[..],
         &b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..],
     ] {
-        let req: &'static [u8] = Box::leak(req.to_vec().into_boxed_slice());
         let (head, body) = http_raw(&ns, exp.addr, req);
         assert!(!head.contains("content-encoding"), "{head}");
         let plain = parse_exposition(std::str::from_utf8(&body).unwrap());

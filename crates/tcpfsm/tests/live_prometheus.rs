@@ -8,14 +8,14 @@
 
 mod live_support;
 
-use live_support::exporter::start_exporter_with;
+use live_support::exporter::{start_exporter_with, NODE_STATES};
 use live_support::support::{holder_main, spawn_holder_with, HOLDER_COMM};
 use live_support::{run_bounded, wait_until, Netns};
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -300,20 +300,6 @@ fn is_count(v: f64) -> bool {
     v.is_finite() && v >= 0.0 && v.fract() == 0.0
 }
 
-/// Makes `n` CLOSE_WAIT sockets (held by this process) towards a listener on `port`.
-fn close_waits(n: usize) -> (TcpListener, Vec<TcpStream>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut keep = Vec::new();
-    for _ in 0..n {
-        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (s, _) = l.accept().unwrap();
-        c.shutdown(Shutdown::Write).unwrap();
-        keep.push(c);
-        keep.push(s);
-    }
-    (l, keep)
-}
-
 /// `n` connections to a listener that this side closes first: TIME_WAIT here, towards the
 /// listener's address. Returns the listener's address.
 fn time_waits(n: usize) -> SocketAddr {
@@ -379,25 +365,36 @@ fn every_dashboard_query_and_every_rule_returns_its_series_through_a_real_promet
             .map(|_| TcpStream::connect(("127.0.0.1", hport)).unwrap())
             .collect()
     });
-    // A listener nobody accepts from, backlog 1: the kernel admits 2 and drops the other
-    // SYNs (ListenOverflows), and its queue is over full.
-    let (overflow_l, overflow_addr, _overflow_clients) = ns.run(|| {
+    // A listener nobody accepts from, backlog 1: the kernel admits 2 to its accept queue (over
+    // full), and drops every later SYN (ListenOverflows). Those come from a prober that
+    // closes each attempt before its first SYN retransmission, so the overflows go on without
+    // retransmissions, which would make the retransmit-rate alert depend on timing.
+    let (overflow_l, overflow_addr, _admitted) = ns.run(|| {
         let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
         l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
             .unwrap();
         l.listen(1).unwrap();
         let addr = l.local_addr().unwrap().as_socket().unwrap();
-        let clients: Vec<Socket> = (0..5)
-            .map(|_| {
+        let admitted: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        (l, addr, admitted)
+    });
+    let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let prober = {
+        let (probing, path) = (probing.clone(), format!("/run/netns/{}", ns.name));
+        std::thread::spawn(move || {
+            use std::os::fd::AsFd;
+            let f = std::fs::File::open(path).unwrap();
+            nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            while probing.load(std::sync::atomic::Ordering::Relaxed) {
                 let c = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
                 c.set_nonblocking(true).unwrap();
-                let _ = c.connect(&addr.into());
-                std::thread::sleep(Duration::from_millis(20));
-                c
-            })
-            .collect();
-        (l, addr, clients)
-    });
+                let _ = c.connect(&overflow_addr.into());
+                // The first SYN retransmission would come after 1 s.
+                std::thread::sleep(Duration::from_millis(300));
+                drop(c);
+            }
+        })
+    };
     let exp = start_exporter_with(&ns, &["--owners-interval", "2s"]);
     let prom = start_prometheus(&ns, exp.addr);
     let mut api = Api {
@@ -416,7 +413,7 @@ fn every_dashboard_query_and_every_rule_returns_its_series_through_a_real_promet
 
     // Now CLOSE_WAIT jumps from 0 to 120 (a leak, and growth), and 15 TIME_WAIT towards one
     // remote fill 15 of the 20 ephemeral ports left.
-    let (_cw_listener, _cw) = ns.run(|| close_waits(120));
+    let (_cw, _cw_listener) = ns.run(|| live_support::sockets(0, 120));
     sysctl(&ns, "net.ipv4.ip_local_port_range", "50000 50019");
     let tw_remote = ns.run(|| time_waits(15));
 
@@ -520,21 +517,7 @@ fn every_dashboard_query_and_every_rule_returns_its_series_through_a_real_promet
     let dash: Value =
         serde_json::from_str(&std::fs::read_to_string(deploy("grafana/tcpfsm.json")).unwrap())
             .unwrap();
-    let states: BTreeSet<&str> = [
-        "established",
-        "syn_sent",
-        "syn_recv",
-        "fin_wait1",
-        "fin_wait2",
-        "time_wait",
-        "close",
-        "close_wait",
-        "last_ack",
-        "listen",
-        "closing",
-    ]
-    .into_iter()
-    .collect();
+    let states: BTreeSet<&str> = NODE_STATES.into_iter().collect();
     let mut queries = 0;
     for p in dash["panels"].as_array().unwrap() {
         let title = p["title"].as_str().unwrap();
@@ -598,6 +581,8 @@ fn every_dashboard_query_and_every_rule_returns_its_series_through_a_real_promet
         alerts.len(),
         report.join(", ")
     );
+    probing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = prober.join();
     drop(overflow_l);
 }
 

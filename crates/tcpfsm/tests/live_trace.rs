@@ -4,7 +4,9 @@
 
 mod live_support;
 
-use live_support::{json_lines, netns_inode, path, run_bounded, start_trace, test_port, Netns};
+use live_support::{
+    json_lines, json_trace, netns_inode, path, run_bounded, start_trace, test_port, Netns,
+};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::Command;
@@ -40,21 +42,8 @@ fn trace_json_reports_a_connections_transitions_with_wall_times_socket_addresses
         return;
     };
     let port = test_port(1);
-    let p = port.to_string();
     // 12 events for listener + both ends (see below); --duration is a safety net.
-    let trace = start_trace(
-        &ns,
-        &[
-            "trace",
-            "--json",
-            "--port",
-            &p,
-            "--count",
-            "12",
-            "--duration",
-            "20s",
-        ],
-    );
+    let trace = json_trace(&ns, port, 12, &[]);
     let before = std::time::SystemTime::now();
     let linger = Duration::from_millis(150);
     let cport = one_connection(&ns, port, linger);
@@ -254,22 +243,7 @@ fn trace_decodes_ipv6_connections_from_the_v6_address_fields() {
         return;
     };
     let port = test_port(3);
-    let p = port.to_string();
-    let trace = start_trace(
-        &ns,
-        &[
-            "trace",
-            "--json",
-            "--port",
-            &p,
-            "--state",
-            "established",
-            "--count",
-            "3",
-            "--duration",
-            "20s",
-        ],
-    );
+    let trace = json_trace(&ns, port, 3, &["--state", "established"]);
     let cport = ns.run(move || {
         let l = TcpListener::bind(("::1", port)).expect("bind [::1] (IPv6 loopback in the netns)");
         let c = TcpStream::connect(("::1", port)).unwrap();

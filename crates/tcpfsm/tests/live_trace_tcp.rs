@@ -6,7 +6,8 @@
 mod live_support;
 
 use live_support::{
-    ip, json_lines, netns_inode, pair, path, run_bounded, start_trace, test_port, wait_until, Netns,
+    ip, json_lines, json_trace, netns_inode, pair, path, run_bounded, start_trace, test_port,
+    wait_until, Netns,
 };
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -55,22 +56,7 @@ fn active_close_shows_fin_wait_1_fin_wait_2_time_wait_and_closed_when_ss_kills_t
         return;
     };
     let port = test_port(11);
-    let p = port.to_string();
-    let trace = start_trace(
-        &ns,
-        &[
-            "trace",
-            "--json",
-            "--port",
-            &p,
-            "--state",
-            "time-wait",
-            "--count",
-            "2",
-            "--duration",
-            "30s",
-        ],
-    );
+    let trace = json_trace(&ns, port, 2, &["--state", "time-wait"]);
     let cport = active_close(&ns, port);
     // The kernel really holds the TIME_WAIT entry (ss sees it) until we kill it.
     assert!(wait_until(Duration::from_secs(5), || ss_time_wait(
@@ -139,22 +125,9 @@ fn full_path_of_an_active_close_reads_fin_wait_1_fin_wait_2_time_wait_closed() {
         return;
     };
     let port = test_port(12);
-    let p = port.to_string();
     // Client: CLOSED>SYN_SENT (port 0), SYN_SENT>EST, EST>FW1, FW1>FW2, FW2>TW, TW>CLOSED;
     // server: 5; listener: open and close. 13 events.
-    let trace = start_trace(
-        &ns,
-        &[
-            "trace",
-            "--json",
-            "--port",
-            &p,
-            "--count",
-            "13",
-            "--duration",
-            "30s",
-        ],
-    );
+    let trace = json_trace(&ns, port, 13, &[]);
     let cport = active_close(&ns, port);
     assert!(wait_until(Duration::from_secs(5), || ss_time_wait(
         &ns, port
@@ -224,23 +197,11 @@ fn lookups_off_leave_the_kernels_closed_as_reported() {
         return;
     };
     let port = test_port(14);
-    let p = port.to_string();
-    let trace = start_trace(
+    let trace = json_trace(
         &ns,
-        &[
-            "trace",
-            "--json",
-            "--lookup-rate",
-            "0",
-            "--port",
-            &p,
-            "--state",
-            "fin-wait-2",
-            "--count",
-            "2",
-            "--duration",
-            "20s",
-        ],
+        port,
+        2,
+        &["--lookup-rate", "0", "--state", "fin-wait-2"],
     );
     let cport = active_close(&ns, port);
     let (out, _) = trace.finish(Duration::from_secs(30));
@@ -264,23 +225,11 @@ fn a_time_wait_in_another_namespace_is_not_mistaken_for_ours() {
         return;
     };
     let port = test_port(15);
-    let p = port.to_string();
-    let trace = start_trace(
+    let trace = json_trace(
         &ns,
-        &[
-            "trace",
-            "--json",
-            "--netns",
-            &other.name,
-            "--port",
-            &p,
-            "--state",
-            "fin-wait-2",
-            "--count",
-            "2",
-            "--duration",
-            "20s",
-        ],
+        port,
+        2,
+        &["--netns", &other.name, "--state", "fin-wait-2"],
     );
     let cport = active_close(&ns, port);
     let (out, _) = trace.finish(Duration::from_secs(30));
@@ -302,22 +251,7 @@ fn retransmits_towards_a_peer_that_stopped_answering_are_in_the_stream() {
         return;
     };
     let port = test_port(16);
-    let p = port.to_string();
-    let trace = start_trace(
-        &p2.a,
-        &[
-            "trace",
-            "--json",
-            "--events",
-            "retransmit",
-            "--port",
-            &p,
-            "--count",
-            "8",
-            "--duration",
-            "30s",
-        ],
-    );
+    let trace = json_trace(&p2.a, port, 8, &["--events", "retransmit"]);
     let b_ip = p2.b_ip.clone();
     let l =
         p2.b.run(move || TcpListener::bind(("0.0.0.0", port)).unwrap());
@@ -367,24 +301,7 @@ fn resets_sent_and_received_are_in_the_stream_with_the_kernels_reason() {
         return;
     };
     let port = test_port(17);
-    let p = port.to_string();
-    let trace = start_trace(
-        &ns,
-        &[
-            "trace",
-            "--json",
-            "--events",
-            "reset",
-            "--port",
-            &p,
-            "--state",
-            "syn-sent",
-            "--count",
-            "3",
-            "--duration",
-            "20s",
-        ],
-    );
+    let trace = json_trace(&ns, port, 3, &["--events", "reset", "--state", "syn-sent"]);
     // Nobody listens on the port: the kernel answers the SYN with a RST.
     let err = ns.run(move || TcpStream::connect(("127.0.0.1", port)).unwrap_err());
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
@@ -409,22 +326,7 @@ fn resets_sent_and_received_are_in_the_stream_with_the_kernels_reason() {
 
     // Unfiltered: the RST sent for the closed port, with the kernel's reason (6.10+).
     let port = test_port(18);
-    let p = port.to_string();
-    let trace = start_trace(
-        &ns,
-        &[
-            "trace",
-            "--json",
-            "--events",
-            "reset",
-            "--port",
-            &p,
-            "--count",
-            "4",
-            "--duration",
-            "20s",
-        ],
-    );
+    let trace = json_trace(&ns, port, 4, &["--events", "reset"]);
     let _ = ns.run(move || TcpStream::connect(("127.0.0.1", port)));
     let (out, _) = trace.finish(Duration::from_secs(30));
     let (_, events) = json_lines(&out);

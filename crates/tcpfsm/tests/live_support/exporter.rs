@@ -66,16 +66,53 @@ pub fn start_exporter_with(ns: &Netns, extra: &[&str]) -> Exporter {
     Exporter { child, addr }
 }
 
-/// One HTTP exchange from inside the namespace; returns the raw response.
-pub fn http(ns: &Netns, addr: SocketAddr, request: &'static [u8]) -> String {
+/// The node exporter's spelling of the eleven states (`node_tcp_connection_states{state}`),
+/// written out as an oracle.
+pub const NODE_STATES: [&str; 11] = [
+    "established",
+    "syn_sent",
+    "syn_recv",
+    "fin_wait1",
+    "fin_wait2",
+    "time_wait",
+    "close",
+    "close_wait",
+    "last_ack",
+    "listen",
+    "closing",
+];
+
+/// One HTTP exchange from inside the namespace: all the bytes the exporter sent back.
+fn exchange(ns: &Netns, addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let request = request.to_vec();
     ns.run(move || {
         let mut s = TcpStream::connect(addr).expect("connect to exporter");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(request).unwrap();
+        s.write_all(&request).unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        out
     })
+}
+
+/// One HTTP exchange: (head, lower-cased; body bytes).
+pub fn http_raw(ns: &Netns, addr: SocketAddr, request: &[u8]) -> (String, Vec<u8>) {
+    let out = exchange(ns, addr, request);
+    match out.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(at) => (
+            String::from_utf8_lossy(&out[..at]).to_ascii_lowercase(),
+            out[at + 4..].to_vec(),
+        ),
+        None => (
+            String::from_utf8_lossy(&out).to_ascii_lowercase(),
+            Vec::new(),
+        ),
+    }
+}
+
+/// One HTTP exchange; the raw response as text.
+pub fn http(ns: &Netns, addr: SocketAddr, request: &[u8]) -> String {
+    String::from_utf8_lossy(&exchange(ns, addr, request)).into_owned()
 }
 
 pub fn scrape(ns: &Netns, addr: SocketAddr) -> String {

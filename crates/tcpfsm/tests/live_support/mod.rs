@@ -63,6 +63,48 @@ pub fn start_trace(ns: &Netns, args: &[&str]) -> Trace {
     Trace { child, err }
 }
 
+/// `tcpfsm trace --json --port PORT --count COUNT --duration 30s EXTRA…` in `ns` (the
+/// duration is a safety net: each test expects its count).
+pub fn json_trace(ns: &Netns, port: u16, count: usize, extra: &[&str]) -> Trace {
+    let (p, n) = (port.to_string(), count.to_string());
+    let mut args = vec![
+        "trace",
+        "--json",
+        "--port",
+        &p,
+        "--count",
+        &n,
+        "--duration",
+        "30s",
+    ];
+    args.extend_from_slice(extra);
+    start_trace(ns, &args)
+}
+
+/// In a thread inside a namespace (call through `Netns::run`): `established` connected
+/// pairs, and `close_wait` connections whose client shut down its sending side while the
+/// server (this process) never closes — CLOSE_WAIT here, FIN_WAIT_2 at the client (kept
+/// open, so not orphaned). The listener stays open (one LISTEN socket).
+pub fn sockets(
+    established: usize,
+    close_wait: usize,
+) -> (Vec<std::net::TcpStream>, std::net::TcpListener) {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut keep = Vec::new();
+    for i in 0..established + close_wait {
+        let c = TcpStream::connect(addr).unwrap();
+        let (s, _) = l.accept().unwrap();
+        if i >= established {
+            c.shutdown(Shutdown::Write).unwrap();
+        }
+        keep.push(c);
+        keep.push(s);
+    }
+    (keep, l)
+}
+
 impl Trace {
     /// Collects stdout until the tracer exits by itself (`--count`, `--duration`); kills it
     /// and fails if it outlives `limit`. Returns (stdout, stderr).
