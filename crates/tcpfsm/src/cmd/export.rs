@@ -25,7 +25,9 @@ Examples:
   tcpfsm export --listen 127.0.0.1:9184                    # Prometheus scrapes /metrics here
   tcpfsm export --owners full                              # owners exact in every scrape
   tcpfsm export --owners off                               # no /proc walk at all
+  tcpfsm export --owners-interval 10s                      # background walk every 10 s
   tcpfsm export --max-connections 256 --max-per-client 32  # a smaller connection table
+  tcpfsm export --header-timeout 2s --idle-timeout 30s     # drop slow and idle clients sooner
   curl -s --compressed http://127.0.0.1:9184/metrics       # gzip when the client asks
 
 Under a connection flood a new connection takes the place of the oldest one that never \
@@ -60,7 +62,7 @@ pub struct Args {
     /// `cached` walks /proc in the background every --owners-interval (and sooner when a
     /// scrape meets a socket it has not seen, at most every 5 s), so scrapes never walk it
     /// themselves; `full` walks it in every scrape (exact, but one readlink per descriptor
-    /// on the host: ~0.8 s at 50,000 descriptors); `off` never (no per-process series)
+    /// on the host: about 1 s at 50,000 descriptors); `off` never (no per-process series)
     #[arg(long, value_enum, default_value = "cached")]
     pub owners: Owners,
     /// Longest time between two background /proc walks with --owners cached
