@@ -8,6 +8,7 @@
 //! - [`tracefs`], [`ring`], [`tpformat`], [`tpevents`]: tracefs instances, the ring buffer's
 //!   page format, tracepoint format files, and the decoding of the TCP tracepoints' records.
 
+pub mod comms;
 pub mod conntrack;
 pub mod expo;
 pub mod exporter;

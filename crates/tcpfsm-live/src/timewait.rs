@@ -39,6 +39,37 @@ const MIN_RECHECK_NS: u64 = 1_000_000_000;
 /// tracepoint says when; only a look does).
 const MIN_RECHECK_FW2_NS: u64 = 250_000_000;
 
+/// Opens a sock_diag lookup socket in the namespace at `path` (setns on this thread, then
+/// back): a netlink socket stays in the namespace it was created in.
+pub fn lookup_in(
+    path: Option<&std::path::PathBuf>,
+) -> Result<SocketLookup, crate::tracefs::TraceError> {
+    let Some(path) = path else {
+        return Ok(SocketLookup::new()?);
+    };
+    use std::os::fd::AsRawFd;
+    let open = |p: &std::path::Path| {
+        std::fs::File::open(p).map_err(|source| crate::tracefs::TraceError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let target = open(path)?;
+    let home = open(std::path::Path::new("/proc/thread-self/ns/net"))?;
+    // SAFETY: valid namespace fds; CLONE_NEWNET checks the fd is a network namespace.
+    if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(crate::tracefs::TraceError::Read {
+            path: path.clone(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    let made = SocketLookup::new();
+    // SAFETY: as above; returning to the namespace we came from.
+    let back = unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(back, 0, "cannot return to our own network namespace");
+    Ok(made?)
+}
+
 /// Exact sock_diag lookups (a trait so the tracker can be tested without a kernel).
 pub trait Lookup {
     fn lookup(

@@ -23,8 +23,9 @@
 //! (the TIME_WAIT minisocks, [`crate::timewait`]) is known to be in the namespace the lookups
 //! run in, and carries its inode.
 
+use crate::comms::Comms;
 use crate::ring::{parse_page, PageLayout};
-use crate::timewait::{Change, Handoff, Limits, Outcome, Tracker};
+use crate::timewait::{lookup_in, Change, Handoff, Limits, Outcome, Tracker};
 use crate::tpevents::{
     Decoders, Extra, KernelEvent, Record, IPPROTO_TCP, RECEIVE_RESET, RETRANSMIT, SEND_RESET,
     SET_STATE,
@@ -36,7 +37,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tcpfsm_host::SocketLookup;
 use tcpfsm_states::State;
 
@@ -235,58 +236,6 @@ pub struct Options {
     pub lookup_netns: Option<PathBuf>,
 }
 
-/// Command names of pids, from /proc, else from ftrace's record of recent tasks.
-struct Comms {
-    root: PathBuf,
-    cache: HashMap<u32, (String, Instant)>,
-    saved: HashMap<u32, String>,
-    saved_at: Option<Instant>,
-}
-
-impl Comms {
-    fn get(&mut self, pid: u32) -> String {
-        if pid == 0 {
-            return "swapper".to_string(); // the idle task, as ps and bcc call it
-        }
-        let now = Instant::now();
-        if let Some((c, at)) = self.cache.get(&pid) {
-            if now.duration_since(*at) < Duration::from_secs(1) {
-                return c.clone();
-            }
-        }
-        let c = match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-            Ok(s) => s.trim_end().to_string(),
-            // Gone already: ftrace's saved_cmdlines remembers recently scheduled tasks.
-            Err(_) => self.saved(pid, now).unwrap_or_else(|| "?".to_string()),
-        };
-        if self.cache.len() > 4096 {
-            self.cache.clear();
-        }
-        self.cache.insert(pid, (c.clone(), now));
-        c
-    }
-
-    fn saved(&mut self, pid: u32, now: Instant) -> Option<String> {
-        // Re-read at most ten times a second (the file holds thousands of lines).
-        if !self.saved.contains_key(&pid)
-            && self
-                .saved_at
-                .is_none_or(|t| now.duration_since(t) > Duration::from_millis(100))
-        {
-            self.saved_at = Some(now);
-            self.saved = std::fs::read_to_string(self.root.join("saved_cmdlines"))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| {
-                    let (p, c) = l.split_once(' ')?;
-                    Some((p.parse().ok()?, c.to_string()))
-                })
-                .collect();
-        }
-        self.saved.get(&pid).cloned()
-    }
-}
-
 /// A running trace.
 pub struct Tracer {
     instance: Instance,
@@ -302,35 +251,6 @@ pub struct Tracer {
     /// CLOCK_MONOTONIC and wall clock when tracing started, to place events in time.
     pub start_mono_ns: u64,
     pub start_wall: SystemTime,
-}
-
-/// Opens a sock_diag lookup socket in the namespace at `path` (setns on this thread, then
-/// back): a netlink socket stays in the namespace it was created in.
-fn lookup_in(path: Option<&PathBuf>) -> Result<SocketLookup, TraceError> {
-    let Some(path) = path else {
-        return Ok(SocketLookup::new()?);
-    };
-    use std::os::fd::AsRawFd;
-    let open = |p: &std::path::Path| {
-        std::fs::File::open(p).map_err(|source| TraceError::Read {
-            path: p.to_path_buf(),
-            source,
-        })
-    };
-    let target = open(path)?;
-    let home = open(std::path::Path::new("/proc/thread-self/ns/net"))?;
-    // SAFETY: valid namespace fds; CLONE_NEWNET checks the fd is a network namespace.
-    if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(TraceError::Read {
-            path: path.clone(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    let made = SocketLookup::new();
-    // SAFETY: as above; returning to the namespace we came from.
-    let back = unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(back, 0, "cannot return to our own network namespace");
-    Ok(made?)
 }
 
 impl Tracer {
@@ -408,12 +328,7 @@ impl Tracer {
             page: vec![0; page_size],
             filter: opts.filter,
             ages: Ages::new(),
-            comms: Comms {
-                root,
-                cache: HashMap::new(),
-                saved: HashMap::new(),
-                saved_at: None,
-            },
+            comms: Comms::new(root),
             tracker,
             lookup_netns,
             corrupt_pages: 0,
