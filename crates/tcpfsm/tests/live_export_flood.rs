@@ -82,6 +82,16 @@ async fn slowloris(addr: SocketAddr, flood: Arc<Flood>) {
 /// Runs the flood from a thread inside the namespace (a runtime's worker threads inherit the
 /// namespace of the thread that starts them, so every socket is created in it).
 fn start_flood(ns: &Netns, addr: SocketAddr) -> (Arc<Flood>, std::thread::JoinHandle<()>) {
+    // 500 client sockets per flood, and the tests run side by side: more than the usual soft
+    // limit of 1024 descriptors.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let want = hard.min(65_536);
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard);
+    assert!(
+        want >= 4 * CLIENTS as u64,
+        "the open-file hard limit ({hard}) is too low for {CLIENTS} clients"
+    );
     let flood = Arc::new(Flood::default());
     let f = flood.clone();
     let path = format!("/run/netns/{}", ns.name);
