@@ -213,6 +213,16 @@ impl Runner<'_> {
         s
     }
 
+    /// The name an `as NAME` binds; the parser rules out a name bound twice, this is the
+    /// last line of defence (a name held by a socket is never silently rebound).
+    fn claim(&self, line: usize, name: &crate::script::Name) -> Result<String, ScriptError> {
+        let n = self.resolve(name);
+        if self.socks.contains_key(&n) {
+            return Err(self.err(line, format!("socket name {n:?} is already in use")));
+        }
+        Ok(n)
+    }
+
     fn sock(
         &self,
         line: usize,
@@ -464,7 +474,7 @@ impl Runner<'_> {
                 backlog,
                 name,
             } => {
-                let n = self.resolve(name);
+                let n = self.claim(line, name)?;
                 let ip = match addr {
                     Some(a) => *a,
                     None => self.net.hosts()[*host].addrs[0],
@@ -501,7 +511,7 @@ impl Runner<'_> {
                 let SockKind::Listener(l) = s.kind else {
                     return Err(self.err(line, format!("{ln:?} is not a listener")));
                 };
-                let n = self.resolve(name);
+                let n = self.claim(line, name)?;
                 let deadline = self.deadline(if *wait { *timeout } else { Duration::ZERO });
                 let h = *host;
                 let mut got: Option<Result<ConnId, TcpError>> = None;
@@ -772,7 +782,7 @@ impl Runner<'_> {
         wait: bool,
         timeout: Duration,
     ) -> Result<(), ScriptError> {
-        let n = self.resolve(name);
+        let n = self.claim(line, name)?;
         let local_ip_hint = from.and_then(|f| f.0);
         let remote = self
             .target_addr(to, local_ip_hint)

@@ -160,3 +160,59 @@ fn sim_show_script_prints_the_builtin_source() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("drop next ACK from client"));
 }
+
+/// Runs `tcpfsm sim --script` on `src`; returns the exit code and stderr.
+fn script_run(tag: &str, src: &str) -> (Option<i32>, String) {
+    let path = std::env::temp_dir().join(format!("tcpfsm-{tag}-{}.tcpfsm", std::process::id()));
+    std::fs::write(&path, src).unwrap();
+    let o = tcpfsm(&["sim", "--script", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    let err = String::from_utf8_lossy(&o.stderr).replace(path.to_str().unwrap(), "FILE");
+    (o.status.code(), err)
+}
+
+#[test]
+fn sim_script_mistakes_are_named_before_anything_runs() {
+    let hosts = "host client 10.0.0.1\nhost server 10.0.0.2\nserver listen 80 as l\n";
+    for (tag, body, want) in [
+        (
+            "host",
+            "clinet connect server:80 as c\n",
+            "FILE:4: unknown host or action \"clinet\" (did you mean \"client\"?); hosts: client, server",
+        ),
+        (
+            "dup",
+            "client connect server:80 as c\nserver accept l as c\n",
+            "FILE:5: socket name \"c\" is already bound at line 4",
+        ),
+        (
+            "wait",
+            "client connect server:80 as c\nwait until s ESTABLISHED\n",
+            "FILE:5: no socket named \"s\" (create it with listen, accept or connect); sockets: l, c",
+        ),
+        (
+            "port",
+            "client connect server:65536 as c\n",
+            "FILE:4: port 65536 is outside 0–65535",
+        ),
+    ] {
+        let (code, err) = script_run(tag, &format!("{hosts}{body}"));
+        assert_eq!(code, Some(2), "{tag}: {err}");
+        assert!(err.contains(want), "{tag}: {err}");
+        assert_eq!(err.lines().count(), 1, "{tag}: one line, nothing run: {err}");
+    }
+}
+
+#[test]
+fn sim_close_wait_leak_prints_its_diagnosis_once() {
+    let o = tcpfsm(&["sim", "close-wait-leak"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert_eq!(text.matches("3 CLOSE_WAIT and rising").count(), 1, "{text}");
+    assert_eq!(text.matches("close the socket on EOF").count(), 1, "{text}");
+    // The diagram still says where the verdict was reached.
+    assert!(
+        text.contains("⚕ diagnosis of server: CLOSE_WAIT leak: warning"),
+        "{text}"
+    );
+}

@@ -429,9 +429,15 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
                     NoteKind::Say => (NoteStyle::Say, nr.text.clone()),
                     NoteKind::Check { ok: true } => (NoteStyle::CheckOk, nr.text.clone()),
                     NoteKind::Check { ok: false } => (NoteStyle::CheckFail, nr.text.clone()),
+                    // The verdict's headline only: the whole text (evidence and advice) is
+                    // printed once, in the Diagnosis section after the diagram.
                     NoteKind::Diagnosis { host, .. } => (
                         NoteStyle::Diagnosis,
-                        format!("diagnosis of {}: {}", trace.host_name(*host), nr.text),
+                        format!(
+                            "diagnosis of {}: {} (see Diagnosis below)",
+                            trace.host_name(*host),
+                            diagnosis_headline(&nr.text)
+                        ),
                     ),
                     NoteKind::Warning => (NoteStyle::Warning, nr.text.clone()),
                     NoteKind::Iteration { .. } | NoteKind::RepeatEnd { .. } => continue,
@@ -485,6 +491,11 @@ fn listener_label(conn: &str) -> String {
         }
     }
     conn.to_string()
+}
+
+/// `CLOSE_WAIT leak: warning` of `CLOSE_WAIT leak: warning — 3 CLOSE_WAIT and rising …`.
+pub fn diagnosis_headline(text: &str) -> &str {
+    text.split(" — ").next().unwrap_or(text)
 }
 
 /// `12.345s` with millisecond precision.
