@@ -50,7 +50,7 @@ struct Sock {
 
 struct Runner<'s> {
     script: &'s Script,
-    net: Network,
+    net: Network<'s>,
     socks: HashMap<String, Sock>,
     /// Which socket name a connection has, to report asynchronous closes.
     names: HashMap<(usize, ConnId), String>,
@@ -62,7 +62,7 @@ struct Runner<'s> {
     vars: Vec<(String, u32)>,
     /// Where the record of an immediate call goes: before the state changes and segments the
     /// call caused, so the diagram reads "close → FIN_WAIT_1 → FIN".
-    mark: Option<usize>,
+    marked: bool,
     /// The connection a blocking connect waits on: its failure is that call's result, not a
     /// separate notice.
     connecting: Option<(usize, ConnId)>,
@@ -90,11 +90,46 @@ enum Op {
 /// The longest excerpt of sent or received text put in the trace.
 const EXCERPT: usize = 40;
 
-/// Runs a script. `seed` overrides the script's own `seed` line (default 1).
+/// What a streamed run reports besides its events.
+#[derive(Debug)]
+pub struct Report {
+    /// Expectations that did not hold and waits that timed out, as `file:line: text`.
+    pub failures: Vec<String>,
+    /// Segments put on the wire.
+    pub frames: u64,
+    /// Events handed to the sink.
+    pub events: u64,
+    /// Writing to the sink failed (the run stopped there).
+    pub output_error: Option<std::io::Error>,
+    /// Virtual time at the end.
+    pub end_us: u64,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Runs a script and records its whole trace. `seed` overrides the script's own `seed`
+/// line (default 1). For long runs use [`run_with`], which keeps nothing.
 pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
+    let mut rec = crate::sink::Recorder::default();
+    let report = run_with(script, seed, &mut rec)?;
+    Ok(Outcome {
+        trace: rec.trace,
+        failures: report.failures,
+    })
+}
+
+/// Runs a script, handing every event to `sink` as it happens.
+pub fn run_with(
+    script: &Script,
+    seed: Option<u64>,
+    sink: &mut dyn crate::sink::Sink,
+) -> Result<Report, ScriptError> {
     let seed = seed.or(script.seed).unwrap_or(1);
-    let mut net = Network::new(seed);
-    net.trace_mut().title = script.name.clone();
+    let mut net = Network::with_sink(seed, Box::new(sink));
     net.set_default_link(script.default_link);
     for h in &script.hosts {
         net.add_host(&h.name, h.addrs.clone(), h.config.clone());
@@ -102,6 +137,7 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
     for (a, b, p) in &script.links {
         net.set_link(*a, *b, *p);
     }
+    net.begin(&script.name);
     let mut r = Runner {
         script,
         net,
@@ -113,7 +149,7 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5350_4f4f_4621),
         repeat_blocks: 0,
         vars: Vec::new(),
-        mark: None,
+        marked: false,
         connecting: None,
         outbox: BTreeMap::new(),
     };
@@ -157,9 +193,13 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
     if let Some(msg) = r.net.stalled() {
         r.failures.push(format!("{}: {msg}", script.file));
     }
-    Ok(Outcome {
-        trace: r.net.into_trace(),
+    r.net.finish();
+    Ok(Report {
         failures: r.failures,
+        frames: r.net.frames(),
+        events: r.net.events(),
+        end_us: r.net.now().as_micros(),
+        output_error: r.net.take_output_error(),
     })
 }
 
@@ -292,18 +332,17 @@ impl Runner<'_> {
             bytes,
             text,
         });
-        let events = &mut self.net.trace_mut().events;
-        match self.mark.take() {
-            Some(at) if at <= events.len() && events[at..].iter().all(|e| e.t_us() == t_us) => {
-                events.insert(at, rec)
-            }
-            _ => events.push(rec),
+        if std::mem::take(&mut self.marked) {
+            self.net.push_call(rec);
+        } else {
+            self.net.push(rec);
         }
     }
 
-    /// Marks the trace position of an immediate call about to be made.
+    /// An immediate call is about to be made: its record goes before what it causes.
     fn mark(&mut self) {
-        self.mark = Some(self.net.trace().events.len());
+        self.marked = true;
+        self.net.mark_call();
     }
 
     /// Records what endpoints told applications since the last call.
@@ -452,7 +491,8 @@ impl Runner<'_> {
 
     fn block(&mut self, stmts: &[Stmt]) -> Result<(), ScriptError> {
         for st in stmts {
-            if self.net.stalled().is_some() {
+            // A stalled network, or an output that cannot be written (a closed pipe): stop.
+            if self.net.stalled().is_some() || self.net.output_error().is_some() {
                 return Ok(());
             }
             self.stmt(st)?;
@@ -882,7 +922,8 @@ impl Runner<'_> {
         self.pump_outbox();
         if self.outbox.contains_key(&(host, c.0)) {
             // Still writing: its result comes later, at its own time.
-            self.mark = None;
+            self.marked = false;
+            self.net.unmark_call();
         }
     }
 
@@ -980,6 +1021,9 @@ impl Runner<'_> {
 
     /// One step of the network, with everything the applications do in the background.
     fn step(&mut self, deadline: Instant) -> bool {
+        if self.net.output_error().is_some() {
+            return false;
+        }
         let progressed = self.net.step(deadline);
         self.drain_notices();
         self.pump_outbox();

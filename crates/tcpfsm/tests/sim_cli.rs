@@ -216,3 +216,28 @@ fn sim_close_wait_leak_prints_its_diagnosis_once() {
         "{text}"
     );
 }
+
+#[path = "sim_cli/tshark.rs"]
+mod tshark;
+
+#[test]
+fn sim_marks_what_a_segment_is_and_shows_the_syn_options() {
+    let o = tcpfsm(&["sim", "lost-final-ack"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(
+        text.contains("FIN,ACK seq=1 ack=2 [retransmission]"),
+        "{text}"
+    );
+    assert!(text.contains("ACK seq=2 ack=2 [dup ACK 7#1]"), "{text}");
+    assert!(
+        text.contains("SYN seq=0 <mss 1460,sackOK,TS,wscale 3>"),
+        "{text}"
+    );
+    // Options of non-SYN segments stay in the JSON, not the labels.
+    assert!(!text.contains("ack=1 <TS>"), "{text}");
+    let o = tcpfsm(&["sim", "lost-final-ack", "--format", "json"]);
+    let json = stdout(&o);
+    assert!(json.contains(r#""analysis":["retransmission"]"#), "{json}");
+    assert!(json.contains(r#""options":{"ts":["#), "{json}");
+}

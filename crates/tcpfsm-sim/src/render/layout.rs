@@ -3,7 +3,6 @@
 //! `repeat`, runs of alike segments such as a SYN flood) so diagrams stay readable.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use tcpfsm_states::State;
 
@@ -74,36 +73,11 @@ pub struct Layout {
     pub rows: Vec<Row>,
 }
 
-/// Tracks each direction's initial sequence number for relative display.
-#[derive(Default)]
-struct SeqBase {
-    isn: HashMap<(SocketAddr, SocketAddr), u32>,
-}
-
-impl SeqBase {
-    fn see(&mut self, s: &SegmentRec) {
-        if s.has_flag("SYN") {
-            self.isn.insert((s.src, s.dst), s.seq);
-        }
-    }
-    fn rel_seq(&self, s: &SegmentRec) -> Option<u32> {
-        self.isn
-            .get(&(s.src, s.dst))
-            .map(|b| s.seq.wrapping_sub(*b))
-    }
-    fn rel_ack(&self, s: &SegmentRec) -> Option<u32> {
-        self.isn
-            .get(&(s.dst, s.src))
-            .map(|b| s.ack.wrapping_sub(*b))
-    }
-}
-
-fn labels(s: &SegmentRec, base: &SeqBase, relative: bool) -> (String, String) {
+/// `SYN,ACK seq=0 ack=1 <mss 1460,sackOK,TS,wscale 7> [retransmission]` and its compact
+/// form `SYN,ACK 0/1 [rtx]`.
+fn labels(s: &SegmentRec, relative: bool) -> (String, String) {
     let (seq, ack) = if relative {
-        (
-            base.rel_seq(s).unwrap_or(s.seq),
-            base.rel_ack(s).unwrap_or(s.ack),
-        )
+        (s.rel_seq, s.rel_ack)
     } else {
         (s.seq, s.ack)
     };
@@ -117,6 +91,24 @@ fn labels(s: &SegmentRec, base: &SeqBase, relative: bool) -> (String, String) {
     if s.len > 0 {
         long.push_str(&format!(" len={}", s.len));
         short.push_str(&format!(" {}B", s.len));
+    }
+    // Options where they say something: the SYNs' negotiation and SACK blocks (the
+    // timestamps every segment carries would only crowd the label; JSON has them all).
+    let mut shown = s.options.clone();
+    if !s.has_flag("SYN") {
+        shown.timestamps = None;
+    }
+    let base = s.ack.wrapping_sub(s.rel_ack);
+    let opts = shown.label(if relative { base } else { 0 });
+    if !opts.is_empty() {
+        long.push(' ');
+        long.push_str(&opts);
+    }
+    if !s.analysis.is_empty() {
+        long.push(' ');
+        long.push_str(&s.analysis.label());
+        short.push(' ');
+        short.push_str(&s.analysis.short_label());
     }
     match s.fate {
         Fate::Duplicated => {
@@ -314,7 +306,6 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
         })
         .collect();
 
-    let mut base = SeqBase::default();
     let mut rows = Vec::new();
     // Hiding of middle repeat iterations: (block, hidden counts by kind, first t).
     let mut hiding: Option<(u32, [usize; 3], u32, u32, u64)> = None;
@@ -335,9 +326,6 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
         });
     };
     for ev in &trace.events {
-        if let TraceEvent::Segment(s) = ev {
-            base.see(s);
-        }
         if let TraceEvent::Note(nr) = ev {
             match nr.kind {
                 NoteKind::Iteration { block, n: k, of } => {
@@ -390,7 +378,7 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
         }
         let kind = match ev {
             TraceEvent::Segment(s) => {
-                let (label, short) = labels(s, &base, opts.relative_seq);
+                let (label, short) = labels(s, opts.relative_seq);
                 RowKind::Segment {
                     from: s.src_host.or(outside).unwrap_or(0),
                     to: s.dst_host.or(outside).unwrap_or(0),

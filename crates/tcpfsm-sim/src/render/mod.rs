@@ -6,7 +6,7 @@ mod layout;
 mod svg;
 
 pub use ascii::ascii;
-pub use json::{json, json_event};
+pub use json::{json, json_event, JsonSink};
 pub use svg::{phase_colour, svg};
 
 /// Display options shared by the ASCII and SVG renderers (JSON always has everything).
