@@ -205,10 +205,21 @@ fn long_repeats_and_floods_are_summarized_in_the_diagram() {
     assert!(text.lines().count() < 200);
     let out = run_builtin("syn-flood", Some(1)).unwrap().unwrap();
     let text = render::ascii(&out.trace, &Options::default());
+    // The flood and the servers' answers into the void: one band per burst, in 80 columns,
+    // with the real clients' segments drawn between the bands.
+    let one_line = text.replace("\n            ", " ");
     assert!(
-        text.contains("×117 more alike: spoofed SYNs → plain (delivered)"),
+        one_line.contains("▒ spoofed-source traffic, 0.000s–0.010s, 408 events: 120 SYN spoofed → plain; 120 SYN spoofed → cookie; plain: 16 → SYN_RECEIVED (SYN received); 16 SYN,ACK plain → spoofed (no route)"),
         "{text}"
     );
+    assert_eq!(
+        text.matches("▒ spoofed-source traffic").count(),
+        5,
+        "{text}"
+    );
+    assert!(text.lines().count() < 70, "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80));
+    assert!(text.contains("│── SYN 0 [rtx] ─▶│"), "{text}");
     let full = render::ascii(
         &out.trace,
         &Options {

@@ -241,3 +241,34 @@ fn sim_marks_what_a_segment_is_and_shows_the_syn_options() {
     assert!(json.contains(r#""analysis":["retransmission"]"#), "{json}");
     assert!(json.contains(r#""options":{"ts":["#), "{json}");
 }
+
+#[test]
+fn sim_svg_wraps_the_diagnosis_once_inside_the_canvas_and_bands_the_flood() {
+    let o = tcpfsm(&["sim", "close-wait-leak", "--format", "svg"]);
+    assert!(o.status.success());
+    let svg = stdout(&o);
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed");
+    let width: f64 = doc
+        .root_element()
+        .attribute("width")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.children().filter_map(|c| c.text()).collect())
+        .collect();
+    let all = texts.join(" ");
+    assert_eq!(all.matches("3 CLOSE_WAIT and rising").count(), 1, "{all}");
+    // Wrapped: no text line is longer than the canvas holds.
+    let widest = texts.iter().map(|t| t.chars().count()).max().unwrap();
+    assert!(
+        (widest as f64) * 7.25 < width,
+        "{widest} chars in {width} px"
+    );
+    let o = tcpfsm(&["sim", "syn-flood", "--format", "svg"]);
+    let svg = stdout(&o);
+    assert_eq!(svg.matches(r#"<g class="band">"#).count(), 5);
+    assert!(svg.contains("120 SYN spoofed → plain"));
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use tcpfsm_sim::pcap::PcapSink;
 use tcpfsm_sim::render::{self, JsonSink, Options};
-use tcpfsm_sim::sink::{Recorder, Tee};
+use tcpfsm_sim::sink::Tee;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -117,18 +117,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tcpfsm_sim::run_with(&script, args.seed, &mut sink)?
         }
         Format::Ascii | Format::Svg => {
-            let mut sink = Tee(Recorder::default(), pcap);
-            let report = tcpfsm_sim::run_with(&script, args.seed, &mut sink)?;
-            let trace = sink.0.trace;
-            let text = match args.format {
-                Format::Svg => render::svg(&trace, &opts),
-                _ => render::ascii(&trace, &opts),
-            };
+            // Laid out as the run goes, in bounded memory; drawn when it ends.
+            let svg = args.format == Format::Svg;
             let mut out = out;
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                return finish(report, Some(e));
-            }
-            report
+            let draw = move |lay: &render::Layout| {
+                let text = if svg {
+                    render::svg_layout(lay)
+                } else {
+                    render::ascii_layout(lay)
+                };
+                out.write_all(text.as_bytes())?;
+                out.flush()
+            };
+            let mut sink = Tee(render::DiagramSink::new(&opts, draw), pcap);
+            tcpfsm_sim::run_with(&script, args.seed, &mut sink)?
         }
     };
     let err = report
