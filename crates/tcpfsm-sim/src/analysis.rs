@@ -13,11 +13,12 @@
 //! for that long (a flood of spoofed SYNs, ten thousand finished connections) loses its
 //! history, and a segment arriving on it afterwards is judged as the first of a new one.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use rustc_hash::FxHashMap;
+
 /// How many conversations one generation holds.
-pub const GENERATION: usize = 65_536;
+pub const GENERATION: usize = 32_768;
 
 /// Flag bits of the header, as in [`crate::script::flag`].
 const FIN: u8 = 0x01;
@@ -223,8 +224,8 @@ const FAST_RTX_US: u64 = 20_000;
 /// The per-conversation state of Wireshark's TCP sequence analysis.
 #[derive(Debug, Default)]
 pub struct Analyser {
-    young: HashMap<(SocketAddr, SocketAddr), Conv>,
-    old: HashMap<(SocketAddr, SocketAddr), Conv>,
+    young: FxHashMap<(SocketAddr, SocketAddr), Conv>,
+    old: FxHashMap<(SocketAddr, SocketAddr), Conv>,
 }
 
 impl Analyser {

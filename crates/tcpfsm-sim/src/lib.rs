@@ -15,6 +15,7 @@
 
 pub mod analysis;
 mod decode;
+pub mod inject;
 pub mod link;
 pub mod network;
 pub mod pcap;

@@ -10,6 +10,7 @@ use tcpfsm_states::State;
 
 use crate::analysis::{Analyser, Analysis, SegView};
 use crate::decode::{self, Seg};
+use crate::inject::Injector;
 use crate::link::{Link, LinkParams};
 use crate::script::DropRule;
 use crate::sink::{Emitter, Header, Recorder, Sink};
@@ -28,8 +29,10 @@ struct InFlight {
     at_us: u64,
     /// Send order, to break ties deterministically.
     order: u64,
-    dst: usize,
-    bytes: Vec<u8>,
+    /// Host index (u32 and a boxed slice: a million SYNs of a flood may be in flight at
+    /// once, at 40 bytes each plus the datagram).
+    dst: u32,
+    bytes: Box<[u8]>,
 }
 
 /// Same-instant steps after which the network declares an endpoint stalled: a timer that
@@ -61,6 +64,8 @@ pub struct Network<'s> {
     inflight: BinaryHeap<Reverse<InFlight>>,
     order: u64,
     drop_rules: Vec<DropRule>,
+    /// Spoofed SYNs still to come.
+    injectors: Vec<Injector>,
     out: Emitter<'s>,
     infos: Vec<HostInfo>,
     /// Segments put on the wire so far: the last frame number.
@@ -96,6 +101,7 @@ impl<'s> Network<'s> {
             inflight: BinaryHeap::new(),
             order: 0,
             drop_rules: Vec::new(),
+            injectors: Vec::new(),
             out: Emitter::new(sink),
             infos: Vec::new(),
             frames: 0,
@@ -237,9 +243,31 @@ impl<'s> Network<'s> {
         }
     }
 
-    /// Segments in flight.
+    /// Starts sending an `inject` statement's SYNs: those due now at once, the rest as the
+    /// clock reaches them.
+    pub fn add_injector(&mut self, inj: Injector) {
+        self.injectors.push(inj);
+        self.run_injectors();
+    }
+
+    fn run_injectors(&mut self) {
+        let now_us = self.now.as_micros();
+        let mut i = 0;
+        while i < self.injectors.len() {
+            while let Some(d) = self.injectors[i].pop(now_us) {
+                self.inject(d);
+            }
+            if self.injectors[i].next_at().is_none() {
+                self.injectors.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Segments in flight (SYNs still to be injected count too).
     pub fn in_flight(&self) -> usize {
-        self.inflight.len()
+        self.inflight.len() + self.injectors.len()
     }
 
     /// The last state an endpoint reported for a connection.
@@ -342,6 +370,11 @@ impl<'s> Network<'s> {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
+        for i in &self.injectors {
+            if let Some(t) = i.next_at().map(Instant::from_micros) {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
         next
     }
 
@@ -376,6 +409,7 @@ impl<'s> Network<'s> {
         self.now = next;
         let now_us = next.as_micros();
         self.out.advance(now_us);
+        self.run_injectors();
         while let Some(Reverse(f)) = self.inflight.peek() {
             if f.at_us > now_us {
                 break;
@@ -384,8 +418,9 @@ impl<'s> Network<'s> {
                 break;
             };
             let now = self.now;
-            self.hosts[f.dst].ep.handle_packet(now, &f.bytes);
-            self.flush_host(f.dst);
+            let dst = f.dst as usize;
+            self.hosts[dst].ep.handle_packet(now, &f.bytes);
+            self.flush_host(dst);
         }
         for h in 0..self.hosts.len() {
             if self.hosts[h].ep.poll_timeout().is_some_and(|t| t <= next) {
@@ -423,8 +458,8 @@ impl<'s> Network<'s> {
         self.inflight.push(Reverse(InFlight {
             at_us,
             order: self.order,
-            dst,
-            bytes,
+            dst: dst as u32,
+            bytes: bytes.into_boxed_slice(),
         }));
     }
 

@@ -14,6 +14,7 @@ use tcpfsm_core::{CloseReason, ConnId, Error as TcpError, Instant, ListenerId};
 use tcpfsm_observe::{Level, Snapshot};
 use tcpfsm_states::State;
 
+use crate::inject::Injector;
 use crate::network::{address_for, AppNotice, Network};
 use crate::script::{Action, Cond, Data, RecvMode, Script, ScriptError, Stmt, Target};
 use crate::trace::{AppRec, NoteKind, Trace, TraceEvent};
@@ -218,13 +219,6 @@ fn text_excerpt(data: &[u8]) -> Option<String> {
 /// The bytes `send N bytes` sends: a printable repeating alphabet, so excerpts stay readable.
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-fn add_to_ip(ip: IpAddr, k: u32) -> IpAddr {
-    match ip {
-        IpAddr::V4(a) => IpAddr::V4(u32::from(a).wrapping_add(k).into()),
-        IpAddr::V6(a) => IpAddr::V6(u128::from(a).wrapping_add(u128::from(k)).into()),
-    }
 }
 
 impl Runner<'_> {
@@ -731,25 +725,25 @@ impl Runner<'_> {
                     format!("end of repeat ×{count}"),
                 );
             }
-            Action::InjectSyn { count, from, to } => {
+            Action::InjectSyn {
+                count,
+                from,
+                to,
+                over,
+            } => {
                 let dst = self.target_addr(to, Some(*from)).ok_or_else(|| {
                     self.err(
                         line,
                         "the target host has no address of the source's family",
                     )
                 })?;
-                for k in 0..*count {
-                    let src = SocketAddr::new(add_to_ip(*from, k), 1024 + (k % 60_000) as u16);
-                    let seq: u32 = self.rng.gen();
-                    match crate::decode::build_syn(src, dst, seq) {
-                        Some(d) => self.net.inject(d),
-                        None => {
-                            return Err(
-                                self.err(line, format!("cannot build a SYN from {src} to {dst}"))
-                            )
-                        }
-                    }
+                if crate::decode::build_syn(SocketAddr::new(*from, 1024), dst, 0).is_none() {
+                    return Err(self.err(line, format!("cannot build a SYN from {from} to {dst}")));
                 }
+                let seed: u64 = self.rng.gen();
+                let now = self.net.now().as_micros();
+                let inj = Injector::new(*from, dst, *count, now, over.as_micros() as u64, seed);
+                self.net.add_injector(inj);
             }
             Action::Sample { host } => {
                 let s = self.snapshot(*host);

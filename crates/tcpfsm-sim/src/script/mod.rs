@@ -216,6 +216,8 @@ pub enum Action {
         count: u32,
         from: IpAddr,
         to: Target,
+        /// Spread over this long (zero: all at once).
+        over: Duration,
     },
     /// Take a census sample of a host for later diagnosis.
     Sample {

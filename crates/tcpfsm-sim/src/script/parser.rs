@@ -528,8 +528,18 @@ impl Parser<'_> {
                     .map_err(|_| format!("bad source address {from_s:?}"))?;
                 l.expect("to")?;
                 let to = self.target(l.word("HOST:PORT")?)?;
+                let over = if l.eat("over") {
+                    parse_duration(l.word("duration")?)?
+                } else {
+                    Duration::ZERO
+                };
                 l.end()?;
-                Action::InjectSyn { count, from, to }
+                Action::InjectSyn {
+                    count,
+                    from,
+                    to,
+                    over,
+                }
             }
             "diagnose" => {
                 let host = self.host_ref(l.word("host name")?)?;
