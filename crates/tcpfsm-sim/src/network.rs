@@ -217,6 +217,7 @@ impl<'s> Network<'s> {
                 arrive_us: None,
                 injected: true,
                 marks: 0,
+                kind: None,
             };
             self.record_segment(&seg, &datagram, rec);
             return;
@@ -238,6 +239,7 @@ impl<'s> Network<'s> {
             arrive_us: arrive,
             injected: true,
             marks: 0,
+            kind: None,
         };
         self.record_segment(&seg, &datagram, rec);
         for d in out.deliveries {
@@ -524,7 +526,7 @@ impl<'s> Network<'s> {
         }
     }
 
-    fn route(&mut self, src: usize, datagram: &[u8], marks: u32) {
+    fn route(&mut self, src: usize, datagram: &[u8], (marks, kind): (u32, Option<&'static str>)) {
         let now_us = self.now.as_micros();
         let Some(seg) = decode::decode(datagram) else {
             let msg = format!(
@@ -557,6 +559,7 @@ impl<'s> Network<'s> {
                     arrive_us: None,
                     injected: false,
                     marks,
+                    kind,
                 };
                 self.record_segment(&seg, datagram, rec);
                 return;
@@ -571,6 +574,7 @@ impl<'s> Network<'s> {
                 arrive_us: None,
                 injected: false,
                 marks,
+                kind,
             };
             self.record_segment(&seg, datagram, rec);
             return;
@@ -596,6 +600,7 @@ impl<'s> Network<'s> {
             arrive_us: arrive,
             injected: false,
             marks,
+            kind,
         };
         self.record_segment(&seg, datagram, rec);
         for d in out.deliveries {
@@ -643,6 +648,7 @@ impl<'s> Network<'s> {
             rel_seq: v.rel_seq,
             rel_ack: v.rel_ack,
             analysis,
+            sent_as: rec.kind,
             fate: rec.fate,
             why: rec.why,
             injected: rec.injected,
@@ -660,18 +666,26 @@ struct Rec {
     injected: bool,
     /// Marks only the sender knows ([`Analysis::CHALLENGE_ACK`], [`Analysis::SYN_COOKIE`]).
     marks: u32,
+    /// The sender's own name for what it sent.
+    kind: Option<&'static str>,
 }
 
 /// What the sending endpoint says a datagram is, where no capture can tell: a challenge ACK
-/// (RFC 5961 §4, §5) or a SYN-ACK carrying a SYN cookie.
-///
-/// HOOK(engine TxKind): `tcpfsm_core::Transmit` does not say yet; once it has
-/// `kind: TxKind`, map `TxKind::ChallengeAck` to [`Analysis::CHALLENGE_ACK`] and
-/// `TxKind::SynCookie` to [`Analysis::SYN_COOKIE`] here. Wireshark-visible kinds
-/// (retransmission, keep-alive, window probe) come from the analyser either way, so the
-/// trace and a capture of it agree.
-fn sent_as(_tx: &tcpfsm_core::Transmit) -> u32 {
-    0
+/// (RFC 5961 §4, §5, §7) or a SYN-ACK carrying a SYN cookie. The kinds Wireshark can see
+/// (retransmission, keep-alive, window probe) come from the analyser instead, so the trace
+/// and a capture of it agree.
+fn sent_as(tx: &tcpfsm_core::Transmit) -> (u32, Option<&'static str>) {
+    use tcpfsm_core::TxKind;
+    match tx.kind {
+        TxKind::ChallengeAck => (Analysis::CHALLENGE_ACK, Some("challenge_ack")),
+        TxKind::SynCookie => (Analysis::SYN_COOKIE, Some("syn_cookie")),
+        TxKind::Retransmission => (0, Some("retransmission")),
+        TxKind::WindowProbe => (0, Some("window_probe")),
+        TxKind::WindowUpdate => (0, Some("window_update")),
+        TxKind::KeepAlive => (0, Some("keep_alive")),
+        TxKind::Reset => (0, Some("reset")),
+        _ => (0, None),
+    }
 }
 
 /// A host's first address of the same family as `like` (or its first address at all).

@@ -120,6 +120,11 @@ pub struct SegmentRec {
     pub rel_ack: u32,
     /// What the segment is (retransmission, duplicate ACK, …): see [`crate::analysis`].
     pub analysis: Analysis,
+    /// What the sending endpoint says it sent, when not a plain segment: `retransmission`,
+    /// `window_probe`, `window_update`, `keep_alive`, `challenge_ack`, `syn_cookie`,
+    /// `reset`. It can differ from Wireshark's reading: Linux-style zero-window probes (an
+    /// old byte's sequence number, no data) read as keep-alives in a capture.
+    pub sent_as: Option<&'static str>,
     pub fate: Fate,
     /// Why it was dropped: `loss`, `rule`, `no route`.
     pub why: Option<&'static str>,

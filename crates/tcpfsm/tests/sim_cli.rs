@@ -240,6 +240,12 @@ fn sim_marks_what_a_segment_is_and_shows_the_syn_options() {
     let json = stdout(&o);
     assert!(json.contains(r#""analysis":["retransmission"]"#), "{json}");
     assert!(json.contains(r#""options":{"ts":["#), "{json}");
+    // What only the sender knows: the SYN-ACKs that carry a SYN cookie.
+    let o = tcpfsm(&["sim", "syn-flood"]);
+    assert!(stdout(&o).contains("SYN,ACK [SYN cookie] cookie → spoofed"));
+    let o = tcpfsm(&["sim", "syn-flood", "--format", "json"]);
+    let json = stdout(&o);
+    assert_eq!(json.matches(r#""analysis":["syn_cookie"]"#).count(), 105);
 }
 
 #[test]

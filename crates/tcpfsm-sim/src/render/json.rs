@@ -67,6 +67,9 @@ enum Line<'a> {
         /// For a duplicate ACK, the frame of the ACK it repeats.
         #[serde(skip_serializing_if = "Option::is_none")]
         dup_ack_of: Option<u64>,
+        /// The sender's own name for it, when not a plain segment.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sent_as: Option<&'static str>,
         fate: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         src_host: Option<&'a str>,
@@ -132,6 +135,7 @@ fn line<'a>(hosts: &'a [HostInfo], ev: &'a TraceEvent) -> Line<'a> {
             options: OptionsJson::from(&s.options),
             analysis: s.analysis.names(),
             dup_ack_of: (s.analysis.dup_ack > 0).then_some(s.analysis.dup_ack_of),
+            sent_as: s.sent_as,
             fate: s.fate.name(),
             src_host: s.src_host.map(host),
             dst_host: s.dst_host.map(host),

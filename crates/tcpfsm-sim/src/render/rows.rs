@@ -109,6 +109,23 @@ pub fn labels(s: &SegmentRec, relative: bool) -> (String, String) {
         short.push(' ');
         short.push_str(&s.analysis.short_label());
     }
+    // The sender's word where a capture reads the segment otherwise: a Linux-style probe (an
+    // old sequence number, no data) is a keep-alive to Wireshark.
+    let unseen = match s.sent_as {
+        Some("window_probe") if !s.analysis.has(Analysis::ZERO_WINDOW_PROBE) => {
+            Some("window probe")
+        }
+        Some("keep_alive") if !s.analysis.has(Analysis::KEEP_ALIVE) => Some("keep-alive"),
+        _ => None,
+    };
+    if let Some(u) = unseen {
+        long.push_str(&format!(" (sent as {u})"));
+        short.push_str(if u == "keep-alive" {
+            " (ka)"
+        } else {
+            " (probe)"
+        });
+    }
     match s.fate {
         Fate::Duplicated => {
             long.push_str(" ×2");
