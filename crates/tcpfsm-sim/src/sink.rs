@@ -91,41 +91,30 @@ impl<A: Sink, B: Sink> Sink for Tee<A, B> {
     }
 }
 
-impl<S: Sink + ?Sized> Sink for &mut S {
-    fn begin(&mut self, h: &Header) -> io::Result<()> {
-        (**self).begin(h)
-    }
-    fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
-        (**self).event(ev)
-    }
-    fn datagram(&mut self, frame: u64, t_us: u64, bytes: &[u8]) -> io::Result<()> {
-        (**self).datagram(frame, t_us, bytes)
-    }
-    fn finish(&mut self) -> io::Result<()> {
-        (**self).finish()
-    }
-    fn recorded(&self) -> Option<&Trace> {
-        (**self).recorded()
-    }
+/// A reference or a box of a sink is that sink.
+macro_rules! forward_sink {
+    ($($t:ty),*) => {$(
+        impl<S: Sink + ?Sized> Sink for $t {
+            fn begin(&mut self, h: &Header) -> io::Result<()> {
+                (**self).begin(h)
+            }
+            fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
+                (**self).event(ev)
+            }
+            fn datagram(&mut self, frame: u64, t_us: u64, bytes: &[u8]) -> io::Result<()> {
+                (**self).datagram(frame, t_us, bytes)
+            }
+            fn finish(&mut self) -> io::Result<()> {
+                (**self).finish()
+            }
+            fn recorded(&self) -> Option<&Trace> {
+                (**self).recorded()
+            }
+        }
+    )*};
 }
 
-impl<S: Sink + ?Sized> Sink for Box<S> {
-    fn begin(&mut self, h: &Header) -> io::Result<()> {
-        (**self).begin(h)
-    }
-    fn event(&mut self, ev: &TraceEvent) -> io::Result<()> {
-        (**self).event(ev)
-    }
-    fn datagram(&mut self, frame: u64, t_us: u64, bytes: &[u8]) -> io::Result<()> {
-        (**self).datagram(frame, t_us, bytes)
-    }
-    fn finish(&mut self) -> io::Result<()> {
-        (**self).finish()
-    }
-    fn recorded(&self) -> Option<&Trace> {
-        (**self).recorded()
-    }
-}
+forward_sink!(&mut S, Box<S>);
 
 /// An optional sink (`--pcap` given or not).
 impl<S: Sink> Sink for Option<S> {

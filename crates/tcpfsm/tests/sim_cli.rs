@@ -278,3 +278,36 @@ fn sim_svg_wraps_the_diagnosis_once_inside_the_canvas_and_bands_the_flood() {
     assert_eq!(svg.matches(r#"<g class="band">"#).count(), 5);
     assert!(svg.contains("120 SYN spoofed → plain"));
 }
+
+/// Runs `tcpfsm ARGS` with its output thrown away; its peak resident memory in KiB.
+// The child is reaped by wait4, which gives its rusage (std's wait does not).
+#[allow(clippy::zombie_processes)]
+fn peak_rss_kib(args: &[&str]) -> (i32, i64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_tcpfsm"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run tcpfsm");
+    let mut status = 0;
+    // SAFETY: wait4 on our own child with valid out-pointers; rusage is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+#[test]
+fn sim_a_million_syn_flood_streams_in_under_200_mb() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tcpfsm-sim/benches/syn-flood-1m.tcpfsm"
+    );
+    // JSON (every one of the ~2 million segments, half a gigabyte) is written as it happens,
+    // and the diagram is summarized as the run goes: neither keeps the run in memory.
+    for format in ["json", "ascii"] {
+        let (code, kib) = peak_rss_kib(&["sim", "--script", script, "--format", format]);
+        assert_eq!(code, 0, "{format}");
+        assert!(kib <= 200 * 1024, "{format}: {kib} KiB resident");
+    }
+}

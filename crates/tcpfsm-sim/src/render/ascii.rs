@@ -4,6 +4,7 @@
 
 use super::layout::{time_label, Layout, LayoutBuilder};
 use super::rows::{NoteStyle, RowKind};
+use super::svg_text::truncate;
 use super::Options;
 use crate::trace::{Fate, Trace};
 
@@ -40,16 +41,17 @@ impl Canvas {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
+/// Lines of text right of the time column, the time on the first.
+fn text_block(out: &mut String, time: &str, lines: &[String]) {
+    for (i, l) in lines.iter().enumerate() {
+        let mut c = Canvas::new(&[]);
+        if i == 0 {
+            c.put(0, time);
+        }
+        c.put(TIME_COL + 1, l);
+        out.push_str(&c.line());
+        out.push('\n');
     }
-    if max == 0 {
-        return String::new();
-    }
-    let mut t: String = s.chars().take(max - 1).collect();
-    t.push('…');
-    t
 }
 
 /// Word-wraps `text` to `width` columns; continuation lines are indented by `indent`.
@@ -288,15 +290,7 @@ pub fn ascii_layout(lay: &Layout) -> String {
                     format!("{mark} {text}")
                 };
                 let lines = wrap(&full, WIDTH - TIME_COL - 1, 2);
-                for (i, l) in lines.iter().enumerate() {
-                    let mut c2 = Canvas::new(&[]);
-                    if i == 0 {
-                        c2.put(0, &time);
-                    }
-                    c2.put(TIME_COL + 1, l);
-                    out.push_str(&c2.line());
-                    out.push('\n');
-                }
+                text_block(&mut out, &time, &lines);
                 continue;
             }
             RowKind::Band { text, .. } => {
@@ -306,15 +300,7 @@ pub fn ascii_layout(lay: &Layout) -> String {
                     let last = truncate(&lines[BAND_LINES - 1], WIDTH - TIME_COL - 2);
                     lines[BAND_LINES - 1] = format!("{last}…");
                 }
-                for (i, l) in lines.iter().enumerate() {
-                    let mut c2 = Canvas::new(&[]);
-                    if i == 0 {
-                        c2.put(0, &time);
-                    }
-                    c2.put(TIME_COL + 1, l);
-                    out.push_str(&c2.line());
-                    out.push('\n');
-                }
+                text_block(&mut out, &time, &lines);
                 continue;
             }
             RowKind::Collapsed { text } => {

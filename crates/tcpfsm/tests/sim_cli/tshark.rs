@@ -219,21 +219,7 @@ fn sim_pcap_every_builtin_reads_in_tshark_as_in_our_trace() {
         return;
     }
     let mut retx = 0;
-    for b in [
-        "handshake",
-        "client-close",
-        "server-close",
-        "simultaneous-open",
-        "simultaneous-close",
-        "lost-final-ack",
-        "abort",
-        "half-close",
-        "refused",
-        "syn-retry",
-        "close-wait-leak",
-        "syn-flood",
-        "time-wait-exhaustion",
-    ] {
+    for b in super::NAMES {
         retx += compare(b, &[b]);
     }
     assert!(retx > 0, "lost-final-ack and syn-retry retransmit");
