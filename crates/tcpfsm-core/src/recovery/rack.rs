@@ -313,30 +313,39 @@ impl Rack {
             sb.segment(e.start)
                 .is_some_and(|i| i.in_flight && i.xmit_ts == e.ts)
         };
-        // Expired entries at the front are lost; stale ones are dropped.
-        while let Some(&e) = self.log.front() {
+        // Entries in transmission order. Every one sent before RACK.segment (RFC 8985 §6.2:
+        // earlier xmit_ts, or the same xmit_ts and a lower end) whose deadline has passed is
+        // lost; stale ones are dropped. Segments sent at the same instant are not in sequence
+        // order (a retransmission of a lower sequence may follow new data), so the ties are
+        // judged one by one rather than by the first of them.
+        let mut timer: Option<Instant> = None;
+        let mut i = 0;
+        while i < self.log.len() {
+            let e = self.log[i];
+            if e.ts > latest.0 {
+                break;
+            }
             if !live(sb, &e) {
-                self.log.pop_front();
+                self.log.remove(i);
                 continue;
             }
             if !sent_after(latest, (e.ts, e.end)) {
-                break;
+                i += 1;
+                continue;
             }
-            if e.ts + self.rtt + reo > now {
-                break;
+            let deadline = e.ts + self.rtt + reo;
+            if deadline <= now {
+                if sb.mark_lost(e.start) {
+                    out.lost += 1;
+                }
+                self.log.remove(i);
+                continue;
             }
-            if sb.mark_lost(e.start) {
-                out.lost += 1;
-            }
-            self.log.pop_front();
+            // RFC 8985 §6.2 step 5: the timer covers the latest of the remaining deadlines.
+            timer = Some(timer.map_or(deadline, |t| t.max(deadline)));
+            i += 1;
         }
-        // The newest live entry sent before RACK.segment has the latest deadline.
-        let bound = self
-            .log
-            .partition_point(|e| sent_after(latest, (e.ts, e.end)));
-        if let Some(e) = (0..bound).rev().map(|i| self.log[i]).find(|e| live(sb, e)) {
-            out.timer = Some(e.ts + self.rtt + reo);
-        }
+        out.timer = timer;
         out
     }
 

@@ -244,3 +244,38 @@ fn min_rtt_filter_tracks_the_windowed_minimum_linux_tcp_min_rtt_wlen() {
     }
     assert_eq!(m.get(), Some(Duration::from_millis(90)));
 }
+
+/// Found by the engine's property tests: segments sent in one instant are logged in
+/// transmission order, which is not sequence order when a retransmission of a lower sequence
+/// follows new data. A timer must never be armed for a deadline that has already passed
+/// (the endpoint would spin on it), and the expired entry must be marked lost when it expires.
+#[test]
+fn same_instant_retransmission_behind_new_data_is_judged_and_never_leaves_a_past_timer() {
+    let mut f = Flow::new(u32::MAX - 3000, 6, 20);
+    // At 10 ms: new data (segments 6 and 7), then a retransmission of segment 1, in one
+    // instant.
+    for i in [6, 7] {
+        let s = f.seq(i * MSS);
+        f.sb.on_new_data(t(10), s, MSS).unwrap();
+        f.rack.on_transmit(t(10), s, s + MSS);
+    }
+    let s1 = f.seq(MSS);
+    f.sb.on_retransmit(t(10), s1, MSS, Retransmit::Timeout)
+        .unwrap();
+    f.rack.on_transmit(t(10), s1, s1 + MSS);
+    // At 30 ms segment 6 is SACKed: RACK.segment is (10 ms, end of 6) and RACK.rtt 20 ms.
+    // Segment 7 (same instant, higher end) was sent after it; segment 1's retransmission
+    // (same instant, lower end) before it, with the deadline 10 + 20 + reo_wnd (5) = 35 ms.
+    let loss = f.ack(t(30), 0, &[(6, 7)], 20);
+    assert!(!f.lost(1));
+    assert_eq!(loss.timer, Some(t(35)));
+    // The reordering timer fires at 35 ms: now it is lost, and no timer is left in the past.
+    let loss = f
+        .rack
+        .detect_loss(&mut f.sb, t(35), false, Some(Duration::from_millis(20)));
+    assert!(
+        f.lost(1),
+        "the same-instant retransmission is lost at its deadline"
+    );
+    assert!(loss.timer.is_none_or(|at| at > t(35)), "{:?}", loss.timer);
+}
