@@ -64,7 +64,8 @@ impl TinyStamp {
 /// The endpoint-wide challenge ACK budget.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChallengeBudget {
-    second: u64,
+    /// The second the budget is for (`None` before the first challenge ACK).
+    second: Option<u64>,
     left: u32,
 }
 
@@ -72,8 +73,8 @@ impl ChallengeBudget {
     /// True if one more challenge ACK may go out this second.
     pub(crate) fn take(&mut self, now: Instant, limit: u32, secrets: &Secrets) -> bool {
         let second = now.as_micros() / 1_000_000;
-        if second != self.second || self.left == u32::MAX {
-            self.second = second;
+        if self.second != Some(second) {
+            self.second = Some(second);
             // limit/2 + a keyed-random share of limit: between half and one and a half times
             // the limit, unpredictable to an attacker who cannot see the secret.
             let r = secrets.mix(second) as u64;
@@ -109,6 +110,14 @@ mod tests {
         assert!(s.allow(t, lim));
         assert!(!s.allow(t + Duration::from_millis(300), lim));
         assert!(s.allow(t + Duration::from_millis(700), lim));
+    }
+
+    #[test]
+    fn the_first_challenge_ack_is_never_held_back() {
+        // Not even in the endpoint's first second (a budget must not start empty).
+        let secrets = Secrets::from_seed(1);
+        assert!(ChallengeBudget::default().take(Instant::from_micros(200_000), 1000, &secrets));
+        assert!(OowStamp::default().allow(Instant::ZERO, Duration::from_millis(500)));
     }
 
     #[test]

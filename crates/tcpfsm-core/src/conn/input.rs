@@ -130,6 +130,9 @@ impl Conn {
                 return;
             }
             Gate::Challenge => {
+                if f.contains(Flags::SYN) {
+                    ctx.stats.syn_challenges += 1;
+                }
                 self.challenge_ack(ctx);
                 return;
             }
