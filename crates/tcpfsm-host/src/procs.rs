@@ -5,45 +5,20 @@
 //! scan is done once per request, only for the inodes asked about, and stops as soon as all are
 //! found. Sockets with inode 0 (TIME_WAIT, half-open request sockets, orphans) have no file and
 //! so no owner; sockets of other users' processes are invisible without root (their fd
-//! directories cannot be read) — both are reported as such rather than silently dropped.
+//! directories cannot be read) — both are reported as such ([`NoOwner`], one spelling for every
+//! command) rather than silently dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
-use tcpfsm_observe::{FdUsage, ProcessRef};
-
-/// Why a socket has no owner in an [`Attribution`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unattributed {
-    /// Inode 0: no file refers to the socket (TIME_WAIT, SYN_RECEIVED request sockets, orphans
-    /// after close()). No process owns it.
-    NoOwner,
-    /// No readable fd directory holds it, and some could not be read (permission denied: other
-    /// users' processes need root).
-    PermissionDenied,
-    /// No process holds it (it was closed between the dump and the scan).
-    NotFound,
-}
-
-impl Unattributed {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Unattributed::NoOwner => "no owner (kernel-held: TIME_WAIT, half-open or orphaned)",
-            Unattributed::PermissionDenied => {
-                "owner hidden (other users' processes need root to inspect)"
-            }
-            Unattributed::NotFound => "no process found (closed meanwhile)",
-        }
-    }
-}
+use tcpfsm_observe::{FdUsage, NoOwner, ProcessRef};
 
 /// The owner of one socket, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner<'a> {
     /// Holders, in pid order; a socket inherited over fork() has several.
     Processes(&'a [ProcessRef]),
-    None(Unattributed),
+    None(NoOwner),
 }
 
 /// Socket inodes mapped to processes; the result of one /proc scan.
@@ -63,12 +38,12 @@ impl Attribution {
     /// The owner of the socket with this inode.
     pub fn owner(&self, inode: u64) -> Owner<'_> {
         if inode == 0 {
-            return Owner::None(Unattributed::NoOwner);
+            return Owner::None(NoOwner::Kernel);
         }
         match self.owners.get(&inode) {
             Some(v) => Owner::Processes(v),
-            None if !self.denied_pids.is_empty() => Owner::None(Unattributed::PermissionDenied),
-            None => Owner::None(Unattributed::NotFound),
+            None if !self.denied_pids.is_empty() => Owner::None(NoOwner::Hidden),
+            None => Owner::None(NoOwner::Gone),
         }
     }
 
@@ -312,7 +287,7 @@ Max locked memory         8388608              8388608              bytes     \n
             Owner::Processes(ps) => assert!(ps.iter().any(|p| p.pid == me)),
             other => panic!("not attributed: {other:?}"),
         }
-        assert_eq!(a.owner(0), Owner::None(Unattributed::NoOwner));
+        assert_eq!(a.owner(0), Owner::None(NoOwner::Kernel));
         let all = attribute_all(&HashSet::from([ino]));
         let (_, open, tcp) = all.fd_counts.get(&me).unwrap();
         assert!(*open >= 1 && *tcp == 1);

@@ -1,15 +1,15 @@
 //! One [`Snapshot`] of the host: a single sock_diag dump of all states feeding the census,
 //! TIME_WAIT by remote, listener queues and CLOSE_WAIT owners, plus /proc counters and sysctls.
 
-use crate::counters::{read_counters, read_sysctls};
+use crate::counters::{read_sysctls, RawCounters};
 use crate::diag::{Filter, SockDiag, StateSet};
-use crate::procs::{attribute, attribute_all, fd_usage, Attribution, Owner, Unattributed};
+use crate::procs::{attribute, attribute_all, fd_usage, Attribution, Owner};
 use crate::HostError;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tcpfsm_observe::{
-    ListenerQueue, ProcessBreakdown, ProcessCount, QueuedBytes, RemoteCount, Snapshot,
+    ListenerQueue, NoOwner, ProcessBreakdown, ProcessCount, QueuedBytes, RemoteCount, Snapshot,
 };
 use tcpfsm_states::{Census, State};
 
@@ -94,7 +94,7 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
             all_inodes.insert(r.inode);
         }
     })?;
-    let counters = read_counters().ok();
+    let raw = RawCounters::read().ok();
 
     let attribution: Option<Attribution> = if opts.fd_usage {
         Some(attribute_all(&all_inodes))
@@ -145,7 +145,8 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
         close_wait_by_process,
         time_wait_by_remote: remotes,
         listeners: Some(listeners),
-        counters,
+        counters: raw.as_ref().map(|r| r.mib),
+        sockstat: raw.as_ref().map(RawCounters::sockstat),
         sysctls,
         fd_usage: attribution.as_ref().filter(|_| opts.fd_usage).map(fd_usage),
         queued_bytes: Some(queued),
@@ -156,7 +157,7 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
 pub fn breakdown(a: &Attribution, inodes: &[u64]) -> ProcessBreakdown {
     let mut per: HashMap<(u32, String), u64> = HashMap::new();
     let mut unattributed = 0;
-    let mut reasons: HashSet<Unattributed> = HashSet::new();
+    let mut reasons: HashSet<NoOwner> = HashSet::new();
     for &ino in inodes {
         match a.owner(ino) {
             Owner::Processes(ps) if !ps.is_empty() => {
@@ -174,8 +175,9 @@ pub fn breakdown(a: &Attribution, inodes: &[u64]) -> ProcessBreakdown {
         .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
         .collect();
     processes.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
-    let mut rs: Vec<&str> = reasons.iter().map(|r| r.describe()).collect();
+    let mut rs: Vec<NoOwner> = reasons.into_iter().collect();
     rs.sort();
+    let rs: Vec<&str> = rs.into_iter().map(NoOwner::label).collect();
     ProcessBreakdown {
         processes,
         unattributed,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tcpfsm_host::{Filter, HostError, RawCounters, Sampler, SnapshotOptions};
-use tcpfsm_observe::{diagnose, rates, Snapshot, Thresholds};
+use tcpfsm_observe::{diagnose, rates, retrans_ratio, Counter, Snapshot, Thresholds};
 use tcpfsm_states::State;
 
 /// Scrapes kept for the diagnosis (growth needs a series) and no older than this.
@@ -59,15 +59,13 @@ impl Collector {
         let queued = queued_bytes(&mut inner.sampler).map_err(|e| e.to_string())?;
         let raw = RawCounters::read().map_err(|e| e.to_string())?;
         let retrans_ratio = match inner.history.back() {
-            Some(prev) => rates(prev, &snap).and_then(|r| r.retrans_ratio),
+            Some(prev) => rates(prev, &snap).and_then(|r| r.retrans_ratio()),
             None => None,
         }
         .or_else(|| {
             // First scrape: the ratio since boot.
-            snap.counters.and_then(|c| {
-                let total = c.out_segs + c.retrans_segs;
-                (total > 0).then(|| c.retrans_segs as f64 / total as f64)
-            })
+            snap.counters
+                .and_then(|c| retrans_ratio(c[Counter::RetransSegs], c[Counter::OutSegs]))
         });
         inner.history.push_back(snap);
         while inner.history.len() > HISTORY

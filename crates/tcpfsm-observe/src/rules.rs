@@ -4,7 +4,7 @@ use crate::snapshot::{rates, retrans_ratio, Snapshot};
 use crate::thresholds::Thresholds;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use tcpfsm_states::State;
+use tcpfsm_states::{Counter, State};
 
 /// A diagnosis rule. Each looks at one way TCP state goes wrong on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -265,11 +265,7 @@ fn close_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict
 
 fn time_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
     let census_tw = last.census.get(State::TimeWait);
-    let kernel_tw = last
-        .counters
-        .map(|c| c.time_wait)
-        .unwrap_or(0)
-        .max(census_tw);
+    let kernel_tw = last.sockstat.map(|c| c.tw).unwrap_or(0).max(census_tw);
     let mut ev = vec![format!("{census_tw} sockets in TIME_WAIT")];
     let mut level = Level::Ok;
     let mut worst_ratio: Option<f64> = None;
@@ -325,12 +321,12 @@ fn time_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict 
     }
 
     if let Some(r) = interval_rates(samples) {
-        if r.tw_overflow > 0.0 {
+        let tw_overflow = r.per_sec(Counter::TCPTimeWaitOverflow);
+        if tw_overflow > 0.0 {
             // The kernel already refused to create TIME_WAIT entries: connections closed without
             // the 2MSL protection (RFC 9293 §3.6.1 purpose of TIME_WAIT is lost).
             ev.push(format!(
-                "TIME_WAIT bucket table overflowed {:.1}/s (TCPTimeWaitOverflow)",
-                r.tw_overflow
+                "TIME_WAIT bucket table overflowed {tw_overflow:.1}/s (TCPTimeWaitOverflow)"
             ));
             level = Level::Critical;
         }
@@ -373,12 +369,17 @@ fn syn_recv(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
     if let Some(r) = interval_rates(samples) {
         ev.push(format!(
             "SYN cookies sent {:.1}/s, validated {:.1}/s, failed {:.1}/s over {:.1}s",
-            r.syncookies_sent, r.syncookies_recv, r.syncookies_failed, r.secs
+            r.per_sec(Counter::SyncookiesSent),
+            r.per_sec(Counter::SyncookiesRecv),
+            r.per_sec(Counter::SyncookiesFailed),
+            r.secs
         ));
     } else if let Some(c) = last.counters {
         ev.push(format!(
             "since boot: SYN cookies sent {}, validated {}, failed {}",
-            c.syncookies_sent, c.syncookies_recv, c.syncookies_failed
+            c[Counter::SyncookiesSent],
+            c[Counter::SyncookiesRecv],
+            c[Counter::SyncookiesFailed]
         ));
     }
     verdict(
@@ -431,21 +432,24 @@ fn listen_overflow(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Ve
         ev.push("per-listener accept queues unknown".into());
     }
     if let Some(r) = interval_rates(samples) {
+        let overflows = r.per_sec(Counter::ListenOverflows);
         ev.push(format!(
-            "ListenOverflows {:.2}/s, ListenDrops {:.2}/s over {:.1}s",
-            r.listen_overflows, r.listen_drops, r.secs
+            "ListenOverflows {overflows:.2}/s, ListenDrops {:.2}/s over {:.1}s",
+            r.per_sec(Counter::ListenDrops),
+            r.secs
         ));
-        if r.listen_overflows > th.listen_overflow_warn_per_sec {
+        if overflows > th.listen_overflow_warn_per_sec {
             level = level.max(Level::Warning);
         }
-        if r.listen_overflows >= th.listen_overflow_crit_per_sec && r.listen_overflows > 0.0 {
+        if overflows >= th.listen_overflow_crit_per_sec && overflows > 0.0 {
             level = Level::Critical;
         }
-        summary.push(format!("{:.2} overflows/s", r.listen_overflows));
+        summary.push(format!("{overflows:.2} overflows/s"));
     } else if let Some(c) = last.counters {
         ev.push(format!(
             "since boot: ListenOverflows {}, ListenDrops {} (one sample: no rate)",
-            c.listen_overflows, c.listen_drops
+            c[Counter::ListenOverflows],
+            c[Counter::ListenDrops]
         ));
     }
     if let Some(s) = last.sysctls.somaxconn {
@@ -471,8 +475,8 @@ fn fin_wait2(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict 
             "net.ipv4.tcp_fin_timeout = {t}s (bounds orphaned FIN_WAIT_2 only)"
         ));
     }
-    if let Some(c) = last.counters {
-        ev.push(format!("{} orphaned sockets", c.orphans));
+    if let Some(c) = last.sockstat {
+        ev.push(format!("{} orphaned sockets", c.orphan));
     }
     verdict(
         Rule::FinWait2PileUp,
@@ -488,14 +492,19 @@ fn retransmit(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict
         (Some(first), n) if n > 1 && first.counters.is_some() && last.counters.is_some() => {
             let (a, b) = (first.counters.unwrap(), last.counters.unwrap());
             let secs = last.time_ms.saturating_sub(first.time_ms) as f64 / 1000.0;
+            let d = b.since(&a);
             (
-                b.retrans_segs.saturating_sub(a.retrans_segs),
-                b.out_segs.saturating_sub(a.out_segs),
+                d[Counter::RetransSegs],
+                d[Counter::OutSegs],
                 format!("over {secs:.1}s"),
             )
         }
         _ => match last.counters {
-            Some(c) => (c.retrans_segs, c.out_segs, "since boot".to_string()),
+            Some(c) => (
+                c[Counter::RetransSegs],
+                c[Counter::OutSegs],
+                "since boot".to_string(),
+            ),
             None => {
                 return verdict(
                     Rule::RetransmitRate,

@@ -1104,25 +1104,7 @@ impl Runner<'_> {
             census,
             ..Snapshot::default()
         };
-        s.counters = Some(tcpfsm_observe::Counters {
-            active_opens: st.active_opens,
-            passive_opens: st.passive_opens,
-            attempt_fails: st.attempt_fails,
-            estab_resets: st.estab_resets,
-            curr_estab: st.curr_estab,
-            in_segs: st.in_segs,
-            out_segs: st.out_segs,
-            retrans_segs: st.retrans_segs,
-            in_errs: st.in_errs,
-            out_rsts: st.out_rsts,
-            listen_overflows: st.listen_overflows,
-            listen_drops: st.listen_drops,
-            syncookies_sent: st.syncookies_sent,
-            syncookies_recv: st.syncookies_recv,
-            syncookies_failed: st.syncookies_failed,
-            time_wait: census.get(State::TimeWait),
-            ..tcpfsm_observe::Counters::default()
-        });
+        s.counters = Some(mib_of(st));
         // TIME_WAIT grouped by remote, counting those holding a port of the ephemeral range
         // (what runs out when one client talks to one server), when the endpoint lists them.
         let mut by_remote: Vec<tcpfsm_observe::RemoteCount> = Vec::new();
@@ -1206,4 +1188,22 @@ impl Runner<'_> {
             );
         }
     }
+}
+
+/// The engine's counters as the shared MIB, every field by its Linux name.
+// Shim until tcpfsm-core's `stats()` returns the `Mib` itself (issue 8); then this goes.
+fn mib_of(st: &tcpfsm_core::Stats) -> tcpfsm_observe::Mib {
+    use tcpfsm_observe::Counter;
+    let mut m = tcpfsm_observe::Mib::new();
+    for (name, v) in st.fields() {
+        // The one engine counter Linux has no field for.
+        let c = match name {
+            "TCPFinWait2Timeouts" => Some(Counter::TcpfsmFinWait2Timeouts),
+            _ => Counter::from_name(name),
+        };
+        if let Some(c) = c {
+            m[c] = v;
+        }
+    }
+    m
 }

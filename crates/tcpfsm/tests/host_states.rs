@@ -123,7 +123,7 @@ fn states_filters_list_sockets_with_owning_process() {
         .filter(|s| s["state"] == "TIME_WAIT")
         .collect();
     assert_eq!(tw.len(), 2);
-    assert!(tw.iter().all(|s| s["unattributed"] == "no_owner"));
+    assert!(tw.iter().all(|s| s["unattributed"] == "kernel"));
 
     // --port: the holder's listener, its CLOSE_WAITs and our FIN_WAIT_2s.
     let v = json(&tcpfsm(
@@ -391,7 +391,7 @@ fn states_says_when_owners_are_hidden_from_an_unprivileged_user() {
     assert_eq!(socks.len(), M);
     for s in socks {
         assert_eq!(s["processes"], serde_json::json!([]), "{s}");
-        assert_eq!(s["unattributed"], "permission_denied", "{s}");
+        assert_eq!(s["unattributed"], "hidden", "{s}");
     }
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unreadable (not root)"), "{err}");

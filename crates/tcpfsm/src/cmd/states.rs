@@ -5,7 +5,7 @@
 //! `ss -tanp` (owners resolved from /proc only for the listed sockets). `--by` groups counts.
 
 use anyhow::Context;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -144,15 +144,7 @@ fn owner_text(a: Option<&Attribution>, inode: u64) -> String {
             .map(|p| format!("{}[{}]", p.comm, p.pid))
             .collect::<Vec<_>>()
             .join(","),
-        Some(Owner::None(why)) => format!("-({})", short_reason(why)),
-    }
-}
-
-fn short_reason(u: tcpfsm_host::Unattributed) -> &'static str {
-    match u {
-        tcpfsm_host::Unattributed::NoOwner => "no owner",
-        tcpfsm_host::Unattributed::PermissionDenied => "hidden: need root",
-        tcpfsm_host::Unattributed::NotFound => "not found",
+        Some(Owner::None(why)) => why.label().to_string(),
     }
 }
 
@@ -167,7 +159,7 @@ fn owner_json(a: Option<&Attribution>, inode: u64) -> (J, J) {
             ),
             v(Value::Null),
         ),
-        Some(Owner::None(why)) => (J::A(vec![]), v(json!(why))),
+        Some(Owner::None(why)) => (J::A(vec![]), v(why.key())),
     }
 }
 
@@ -412,7 +404,7 @@ fn group(rows: &[SocketRow], by: GroupBy, a: Option<&Attribution>) -> Vec<(Strin
                 Some(Owner::Processes(ps)) if !ps.is_empty() => {
                     format!("{}[{}]", ps[0].comm, ps[0].pid)
                 }
-                Some(Owner::None(why)) => format!("({})", short_reason(why)),
+                Some(Owner::None(why)) => why.label().to_string(),
                 _ => "(unknown)".into(),
             },
             GroupBy::LocalPort => r.local.port().to_string(),
