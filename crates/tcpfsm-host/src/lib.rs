@@ -25,16 +25,21 @@
 
 pub mod counters;
 pub mod diag;
+pub mod expr;
+pub mod netns;
 pub mod procs;
 pub mod snapshot;
+pub mod sockinfo;
 
 pub use counters::{parse_tables, read_sysctls, RawCounters, Table, UnknownField};
 pub use diag::{Family, Filter, SockDiag, SocketRow, StateSet};
+pub use expr::{Expr, ExprError};
 pub use procs::{
     attribute, attribute_all, comm_of, fd_usage, sockets_of, sockets_of_processes, Attribution,
-    Owner,
+    Holder, Owner,
 };
 pub use snapshot::{breakdown, snapshot, Sampler, SnapshotOptions};
+pub use sockinfo::{Extensions, Extras, SkMemInfo, SocketTimer, TcpInfo, TimerKind};
 pub use tcpfsm_observe as observe;
 pub use tcpfsm_observe::NoOwner;
 pub use tcpfsm_states::{Census, State};
@@ -54,4 +59,6 @@ pub enum HostError {
         path: String,
         source: std::io::Error,
     },
+    #[error("network namespace {name:?}: {why}")]
+    Netns { name: String, why: String },
 }

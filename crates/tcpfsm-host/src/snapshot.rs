@@ -118,9 +118,7 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
             local,
             queue_len: q,
             backlog: b,
-            owner: attribution
-                .as_ref()
-                .and_then(|a| a.first_owner(ino).cloned()),
+            owner: attribution.as_ref().and_then(|a| a.first_owner(ino)),
         })
         .collect();
     let mut remotes: Vec<RemoteCount> = tw

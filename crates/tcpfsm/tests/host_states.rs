@@ -159,17 +159,18 @@ fn states_filters_list_sockets_with_owning_process() {
     assert!(v.get("sockets").is_none(), "{v}");
     assert_eq!(v["total"], (M + 1) as u64);
 
-    // Text listing looks like ss -tanp: state, queues, addresses, command[pid].
+    // Text listing looks like ss -tanp: state, queues, addresses, users:(("comm",pid=N,fd=N)).
     let out = tcpfsm(&ns, &["states", "--state", "close-wait"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let owner = format!("{}[{}]", holder.comm(), holder.pid());
+    let users = format!("users:((\"{}\",pid={},fd=", holder.comm(), holder.pid());
     assert_eq!(
         text.lines()
-            .filter(|l| l.starts_with("CLOSE_WAIT") && l.contains(&owner))
+            .filter(|l| l.starts_with("CLOSE_WAIT") && l.contains(&users))
             .count(),
         M,
         "{text}"
     );
+    let owner = format!("{}[{}]", holder.comm(), holder.pid());
 
     // --by process groups the holder's sockets together.
     let v = json(&tcpfsm(&ns, &["states", "--by", "process", "--json"]));
