@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use tcpfsm_observe::{PortRange, Sockstat, Sysctls};
-use tcpfsm_states::mib::{Counter, CounterSet, Group, Mib};
+use tcpfsm_states::mib::{Counter, CounterSet, Group, Kind, Mib};
 
 /// One section of /proc/net/snmp or /proc/net/netstat (`Tcp`, `TcpExt`, `IpExt`, …) with its
 /// fields in the kernel's order.
@@ -192,6 +192,99 @@ impl RawCounters {
     }
 }
 
+/// One counter as `nstat` names and shows it: the section and field joined
+/// (`TcpExtTCPSackRecovery`, `IpInReceives`, `Ip6InReceives`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedValue {
+    pub name: String,
+    /// As the kernel's `unsigned long`; see [`NamedValue::signed`].
+    pub value: u64,
+    /// Counter, gauge or parameter: from the TCP MIB's [`Counter::kind`] for Tcp and TcpExt
+    /// fields; IpForwarding and IpDefaultTTL are parameters (nstat leaves them out); every
+    /// other field counts.
+    pub kind: Kind,
+    /// From the TCP MIB ([`Group::Tcp`] or [`Group::TcpExt`]), rather than another protocol.
+    pub tcp: bool,
+}
+
+impl NamedValue {
+    /// The value as the kernel prints it (MaxConn is -1).
+    pub fn signed(&self) -> i128 {
+        if self.name == Counter::MaxConn.nstat_name() {
+            self.value as i64 as i128
+        } else {
+            self.value as i128
+        }
+    }
+}
+
+/// `nstat`'s view of the three files, in its order: /proc/net/snmp, /proc/net/snmp6 (lines of
+/// `Ip6InReceives 1`), /proc/net/netstat. Only the TCP MIB's sections (`Tcp`, `TcpExt`) unless
+/// `all_protocols`.
+pub fn nstat_values(
+    snmp: &str,
+    snmp6: &str,
+    netstat: &str,
+    all_protocols: bool,
+) -> Vec<NamedValue> {
+    let mut out = Vec::new();
+    let mut push = |section: &str, field: &str, value: u64| {
+        let group = match section {
+            "Tcp" => Some(Group::Tcp),
+            "TcpExt" => Some(Group::TcpExt),
+            _ => None,
+        };
+        if group.is_none() && !all_protocols {
+            return;
+        }
+        let name = format!("{section}{field}");
+        let kind = match group {
+            Some(g) => Counter::from_name(field)
+                .filter(|c| c.group() == g)
+                .map_or(Kind::Counter, Counter::kind),
+            None if name == "IpForwarding" || name == "IpDefaultTTL" => Kind::Parameter,
+            None => Kind::Counter,
+        };
+        out.push(NamedValue {
+            name,
+            value,
+            kind,
+            tcp: group.is_some(),
+        });
+    };
+    for t in parse_tables(snmp) {
+        for (f, v) in &t.fields {
+            push(&t.section, f, *v);
+        }
+    }
+    for line in snmp6.lines() {
+        let mut it = line.split_whitespace();
+        if let (Some(name), Some(v)) = (it.next(), it.next().and_then(parse_value)) {
+            push("", name, v);
+        }
+    }
+    for t in parse_tables(netstat) {
+        for (f, v) in &t.fields {
+            push(&t.section, f, *v);
+        }
+    }
+    out
+}
+
+/// Reads [`nstat_values`] from the calling thread's network namespace (snmp6 is absent when
+/// IPv6 is disabled).
+pub fn read_nstat(all_protocols: bool) -> Result<Vec<NamedValue>, HostError> {
+    let d = net_dir();
+    let snmp = read(d.join("snmp"))?;
+    let netstat = read(d.join("netstat"))?;
+    let snmp6 = if all_protocols {
+        read(d.join("snmp6")).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(nstat_values(&snmp, &snmp6, &netstat, all_protocols))
+}
+
 fn sysctl(name: &str) -> Option<String> {
     fs::read_to_string(format!("/proc/sys/{}", name.replace('.', "/"))).ok()
 }
@@ -302,6 +395,37 @@ IpExt: InNoRoutes InTruncatedPkts\nIpExt: 0 0\n";
         );
         assert!(r.present.is_empty() && r.unknown.is_empty() && r.sockstat.is_empty());
         assert_eq!(r.mib, Mib::default());
+    }
+
+    #[test]
+    fn nstat_names_join_section_and_field_in_nstat_order() {
+        let snmp6 = "Ip6InReceives                   \t1\nUdp6InDatagrams 4\n";
+        let v = nstat_values(SNMP, snmp6, NETSTAT, true);
+        let names: Vec<&str> = v.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            &names[..3],
+            ["IpForwarding", "IpDefaultTTL", "IpInReceives"]
+        );
+        let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+        assert!(
+            at("TcpInSegs") < at("Ip6InReceives")
+                && at("Udp6InDatagrams") < at("TcpExtSyncookiesSent")
+        );
+        assert!(
+            names.contains(&"TcpExtTCPFromTheFuture"),
+            "unknown fields are kept"
+        );
+        let get = |n: &str| v.iter().find(|x| x.name == n).unwrap();
+        assert_eq!(get("TcpCurrEstab").kind, Kind::Gauge);
+        assert_eq!(get("TcpRtoMin").kind, Kind::Parameter);
+        assert_eq!(get("IpDefaultTTL").kind, Kind::Parameter);
+        assert_eq!(get("TcpMaxConn").signed(), -1);
+        assert_eq!(get("Ip6InReceives").value, 1);
+        assert!(get("TcpExtListenOverflows").tcp && !get("IpInReceives").tcp);
+        // TCP only: no other protocol.
+        let tcp = nstat_values(SNMP, snmp6, NETSTAT, false);
+        assert!(tcp.iter().all(|n| n.name.starts_with("Tcp")), "{tcp:?}");
+        assert_eq!(tcp.len(), 15 + 8);
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub mod procs;
 pub mod snapshot;
 pub mod sockinfo;
 
-pub use counters::{parse_tables, read_sysctls, RawCounters, Table, UnknownField};
+pub use counters::{
+    nstat_values, parse_tables, read_nstat, read_sysctls, NamedValue, RawCounters, Table,
+    UnknownField,
+};
 pub use diag::{Family, Filter, SockDiag, SocketRow, StateSet};
 pub use expr::{Expr, ExprError};
 pub use procs::{

@@ -13,7 +13,7 @@ pub(crate) use json::{census_json, v, J};
 
 use anyhow::Context;
 use group::{ephemeral_key, GroupBy, PortContext};
-use listing::{Listed, Show};
+use listing::{Ext, Listed, Show};
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -288,22 +288,22 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         // No extensions asked for: the plain dump, no attribute parsing per socket.
         diag.for_each(&dump_filter, |r| {
             if keep(r) {
-                rows.push(Listed {
-                    row: *r,
-                    info: None,
-                    cong: None,
-                    skmem: None,
-                });
+                rows.push(Listed { row: *r, ext: None });
             }
         })?;
     } else {
         diag.for_each_ext(&dump_filter, ext, |r, x| {
             if keep(r) {
+                let has = x.info.is_some() || x.skmem.is_some();
                 rows.push(Listed {
                     row: *r,
-                    info: x.info,
-                    cong: x.cong.map(str::to_string),
-                    skmem: x.skmem,
+                    ext: has.then(|| {
+                        Box::new(Ext {
+                            info: x.info,
+                            cong: x.cong.map(str::to_string),
+                            skmem: x.skmem,
+                        })
+                    }),
                 });
             }
         })?;

@@ -2,6 +2,7 @@
 //! (`users:(("nginx",pid=12,fd=7))`), timers (`-o`), socket memory (`-m`) and tcp_info (`-i`).
 
 use super::json::{v, J};
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use tcpfsm_host::sockinfo::ss_info_line;
@@ -15,9 +16,15 @@ pub struct Show {
     pub memory: bool,
 }
 
-/// A listed socket and the extension data asked for.
+/// A listed socket and, boxed (a busy host lists 100,000 rows, sorted: they must stay small),
+/// the extension data asked for.
 pub struct Listed {
     pub row: SocketRow,
+    pub ext: Option<Box<Ext>>,
+}
+
+/// What `-i` and `-m` asked the kernel for.
+pub struct Ext {
     pub info: Option<TcpInfo>,
     pub cong: Option<String>,
     pub skmem: Option<SkMemInfo>,
@@ -36,17 +43,17 @@ pub fn addr(a: &SocketAddr) -> String {
 
 /// The owner column: `users:(("nginx",pid=12,fd=7),…)` as `ss -p` writes it, or why there is
 /// none, in the one spelling every tcpfsm command uses; empty when owners were not resolved.
-pub fn owner_text(a: Option<&Attribution>, inode: u64) -> String {
+pub fn owner_text(a: Option<&Attribution>, inode: u64) -> Cow<'static, str> {
     match a.map(|a| a.owner(inode)) {
-        None => String::new(),
+        None => Cow::Borrowed(""),
         Some(Owner::Processes(hs)) => {
             let users: Vec<String> = hs
                 .iter()
                 .map(|h| format!("({:?},pid={},fd={})", h.comm, h.pid, h.fd))
                 .collect();
-            format!("users:({})", users.join(","))
+            Cow::Owned(format!("users:({})", users.join(",")))
         }
-        Some(Owner::None(why)) => why.label().to_string(),
+        Some(Owner::None(why)) => Cow::Borrowed(why.label()),
     }
 }
 
@@ -88,31 +95,37 @@ pub fn text(
     show: Show,
 ) -> io::Result<()> {
     let r = &l.row;
-    let mut line = format!(
-        "{:<13} {:>7} {:>7} {:<40} {:<40} {}",
+    let owner = owner_text(a, r.inode);
+    let timer = r.timer.filter(|_| show.timers);
+    // No trailing padding when nothing follows the remote address.
+    let width = if owner.is_empty() && timer.is_none() {
+        0
+    } else {
+        40
+    };
+    write!(
+        out,
+        "{:<13} {:>7} {:>7} {:<40} {:<width$}",
         r.state.name(),
         r.rx_queue,
         r.tx_queue,
         addr(&r.local),
         addr(&r.remote),
-        owner_text(a, r.inode)
-    );
-    if show.timers {
-        if let Some(t) = r.timer {
-            line.push(' ');
-            line.push_str(&t.to_string());
-        }
+    )?;
+    if !owner.is_empty() {
+        write!(out, " {owner}")?;
     }
-    writeln!(out, "{}", line.trim_end())?;
+    match timer {
+        Some(t) => writeln!(out, " {t}")?,
+        None => writeln!(out)?,
+    }
     let mut more: Vec<String> = Vec::new();
-    if show.memory {
-        if let Some(m) = &l.skmem {
+    if let Some(x) = &l.ext {
+        if let (true, Some(m)) = (show.memory, &x.skmem) {
             more.push(m.to_string());
         }
-    }
-    if show.info {
-        if let Some(i) = &l.info {
-            more.push(ss_info_line(i, l.cong.as_deref()));
+        if let (true, Some(i)) = (show.info, &x.info) {
+            more.push(ss_info_line(i, x.cong.as_deref()));
         }
     }
     if !more.is_empty() {
@@ -150,10 +163,11 @@ pub fn json(l: &Listed, a: Option<&Attribution>, show: Show) -> J {
             },
         ));
     }
+    let x = l.ext.as_deref();
     if show.memory {
         o.push((
             "skmem",
-            match &l.skmem {
+            match x.and_then(|x| x.skmem.as_ref()) {
                 Some(m) => J::K(m.fields().map(|(k, x)| (k.to_string(), v(x))).collect()),
                 None => v(serde_json::Value::Null),
             },
@@ -162,10 +176,10 @@ pub fn json(l: &Listed, a: Option<&Attribution>, show: Show) -> J {
     if show.info {
         o.push((
             "info",
-            match &l.info {
-                Some(i) => {
+            match x.and_then(|x| x.info.as_ref().map(|i| (i, x.cong.as_ref()))) {
+                Some((i, cong)) => {
                     let mut kv: Vec<(String, J)> = Vec::new();
-                    if let Some(c) = &l.cong {
+                    if let Some(c) = cong {
                         kv.push(("cong".into(), v(c.clone())));
                     }
                     for (key, x) in [
