@@ -30,11 +30,14 @@
 //! - verdicts: [`Rule`], [`Level`], [`Verdict`], [`diagnose`], [`worst`].
 //! - owners: [`NoOwner`] — the one spelling, everywhere, of why a socket has no process.
 
+mod advice;
+mod culprits;
 mod owner;
 mod rules;
 mod snapshot;
 mod thresholds;
 
+pub use culprits::{ListenerCount, Orphans};
 pub use owner::NoOwner;
 pub use rules::{diagnose, worst, Level, Rule, Verdict};
 pub use snapshot::{

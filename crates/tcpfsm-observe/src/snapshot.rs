@@ -1,5 +1,6 @@
 //! A point-in-time sample of a TCP stack, from whatever source can fill it.
 
+use crate::culprits::{ListenerCount, Orphans};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use tcpfsm_states::{Census, Counter, Mib};
@@ -31,6 +32,17 @@ pub struct Snapshot {
     /// Bytes waiting in socket queues, summed over all sockets (as the node exporter's tcpstat
     /// `rx_queued_bytes` / `tx_queued_bytes`).
     pub queued_bytes: Option<QueuedBytes>,
+    /// Orphaned sockets counted one by one (the kernel's sockstat `orphan` misses most).
+    pub orphans: Option<Orphans>,
+    /// FIN_WAIT_2 sockets by remote, largest first: the peers that do not close.
+    pub fin_wait2_by_remote: Option<Vec<RemoteCount>>,
+    /// Who holds the FIN_WAIT_2 sockets that are not orphans (half-closed with shutdown()).
+    pub fin_wait2_by_process: Option<ProcessBreakdown>,
+    /// SYN_RECEIVED connections per listener, largest first, with the listener's owner.
+    pub syn_recv_by_listener: Option<Vec<ListenerCount>>,
+    /// Programs holding open connections towards the remote with the most TIME_WAIT: they
+    /// are the ones opening and closing connections there.
+    pub time_wait_remote_holders: Option<Vec<ProcessCount>>,
 }
 
 /// Queued bytes over all sockets. Listeners are left out of `tx` (sock_diag reports their
@@ -121,21 +133,22 @@ impl ListenerQueue {
 }
 
 /// The kernel's socket gauges from /proc/net/sockstat(6) `TCP:` lines — levels, not MIB
-/// counters. Linux's `tw` counts every timewait minisock, and orphaned FIN_WAIT_2 sockets are
-/// parked as such minisocks too, so `tw` is TIME_WAIT *plus* those FIN_WAIT_2; `orphan` counts
-/// only full orphaned sockets (FIN_WAIT_1, CLOSING, LAST_ACK, and FIN_WAIT_2 not yet turned
-/// into a minisock), never the minisocks.
+/// counters. `inuse` and `tw` are the network namespace's; `orphan`, `alloc` and `mem` are the
+/// whole host's (Linux keeps one counter for all namespaces). `tw` counts every timewait
+/// minisock, and orphaned FIN_WAIT_2 sockets are parked as such minisocks too, so `tw` is
+/// TIME_WAIT *plus* those FIN_WAIT_2; `orphan` counts only full orphaned sockets (FIN_WAIT_1,
+/// CLOSING, LAST_ACK, and FIN_WAIT_2 not yet turned into a minisock), never the minisocks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sockstat {
     /// `inuse`: TCP sockets in use (IPv4 plus sockstat6's IPv6), minisocks excluded.
     pub inuse: u64,
-    /// `orphan`: full sockets no process holds any more.
+    /// `orphan`: full sockets no process holds any more, host-wide.
     pub orphan: u64,
     /// `tw`: timewait minisocks (TIME_WAIT and orphaned FIN_WAIT_2).
     pub tw: u64,
-    /// `alloc`: TCP sockets allocated.
+    /// `alloc`: TCP sockets allocated, host-wide.
     pub alloc: u64,
-    /// `mem`: pages used by TCP buffers.
+    /// `mem`: pages used by TCP buffers, host-wide.
     pub mem_pages: u64,
 }
 
