@@ -2,9 +2,12 @@
 //! names and values, absolute and as increments since the last run, with history files of
 //! their own; then the interval mode against traffic made while it runs.
 
+#[path = "cli/mod.rs"]
+mod cli;
 #[path = "../../tcpfsm-host/tests/support/mod.rs"]
 mod support;
 
+use cli::tcpfsm_here;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -289,24 +292,10 @@ fn counters_interval_reports_what_happened_in_each_interval() {
 
 #[test]
 fn counters_patterns_and_flags_are_checked() {
-    let bad = run_bounded(
-        {
-            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tcpfsm"));
-            c.args(["counters", "Tcp[Ext"]);
-            c
-        },
-        Duration::from_secs(10),
-    );
+    let bad = tcpfsm_here(&["counters", "Tcp[Ext"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bad counter pattern \"Tcp[Ext\""));
-    let bad = run_bounded(
-        {
-            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tcpfsm"));
-            c.args(["counters", "--interval", "1s", "-a"]);
-            c
-        },
-        Duration::from_secs(10),
-    );
+    let bad = tcpfsm_here(&["counters", "--interval", "1s", "-a"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot be used with"));
 }

@@ -3,9 +3,12 @@
 //! TIME_WAIT table explained, advice that names the program to fix, and threshold errors said
 //! once, in plain words.
 
+#[path = "cli/mod.rs"]
+mod cli;
 #[path = "../../tcpfsm-host/tests/support/mod.rs"]
 mod support;
 
+use cli::{tcpfsm_here, verdict};
 use serde_json::Value;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
@@ -31,15 +34,6 @@ fn diagnose(ns: &Netns, extra: &[&str]) -> (Option<i32>, Value, String) {
         Value::Null
     };
     (out.status.code(), v, text)
-}
-
-fn verdict<'a>(v: &'a Value, rule: &str) -> &'a Value {
-    v["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["rule"] == rule)
-        .unwrap_or_else(|| panic!("no verdict {rule}: {v}"))
 }
 
 fn evidence(v: &Value) -> Vec<String> {
@@ -252,14 +246,7 @@ fn diagnose_advice_names_the_program_to_fix() {
 #[test]
 fn threshold_errors_are_printed_once_naming_the_key_and_the_expected_type() {
     let run = |args: &[&str]| {
-        let out = run_bounded(
-            {
-                let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tcpfsm"));
-                c.args(args);
-                c
-            },
-            Duration::from_secs(20),
-        );
+        let out = tcpfsm_here(args);
         assert_eq!(out.status.code(), Some(3), "{out:?}");
         assert!(out.stdout.is_empty(), "{out:?}");
         String::from_utf8(out.stderr).unwrap()

@@ -1,9 +1,12 @@
 //! `tcpfsm states` and `tcpfsm diagnose` (the built binary) against real kernel sockets in a
 //! private network namespace (needs root).
 
+#[path = "cli/mod.rs"]
+mod cli;
 #[path = "../../tcpfsm-host/tests/support/mod.rs"]
 mod support;
 
+use cli::{json, tcpfsm};
 use serde_json::Value;
 use std::time::Duration;
 use support::*;
@@ -17,23 +20,6 @@ const OVF: usize = 5;
 #[ignore = "helper process for the netns tests, started by them"]
 fn holder_process() {
     holder_main();
-}
-
-fn tcpfsm(ns: &Netns, args: &[&str]) -> std::process::Output {
-    run_bounded(
-        ns.command(env!("CARGO_BIN_EXE_tcpfsm"), args),
-        Duration::from_secs(30),
-    )
-}
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): stdout {:?} stderr {:?}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 #[test]

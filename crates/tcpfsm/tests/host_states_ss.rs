@@ -3,9 +3,12 @@
 //! filter expressions, `--netns`, and `--by local-port` with the ephemeral range in one row.
 //! `ss` itself is the oracle wherever it shows the same thing.
 
+#[path = "cli/mod.rs"]
+mod cli;
 #[path = "../../tcpfsm-host/tests/support/mod.rs"]
 mod support;
 
+use cli::{json, tcpfsm, tcpfsm_here};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,24 +19,6 @@ use support::*;
 #[ignore = "helper process for the netns tests, started by them"]
 fn holder_process() {
     holder_main();
-}
-
-fn tcpfsm(ns: &Netns, args: &[&str]) -> std::process::Output {
-    run_bounded(
-        ns.command(env!("CARGO_BIN_EXE_tcpfsm"), args),
-        Duration::from_secs(30),
-    )
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): stdout {:?} stderr {:?}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 fn ss(ns: &Netns, args: &[&str]) -> String {
@@ -471,16 +456,7 @@ fn netns_flag_reads_the_named_namespace_and_names_a_missing_one() {
         return;
     };
     let _scene = ns.run(|| build_scene(3, 0, 2, 0, 0));
-    let run = |args: &[&str]| {
-        run_bounded(
-            {
-                let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tcpfsm"));
-                c.args(args);
-                c
-            },
-            Duration::from_secs(30),
-        )
-    };
+    let run = tcpfsm_here;
     let outside = json(&run(&["states", "--netns", &ns.name, "--json"]));
     let inside = json(&tcpfsm(&ns, &["states", "--json"]));
     assert_eq!(outside, inside);
