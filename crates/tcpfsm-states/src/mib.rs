@@ -290,8 +290,8 @@ mib! {
     // themselves, so nstat-style names add none.
     Tcpfsm "" {
         TcpfsmFinWait2Timeouts Counter "Orphaned FIN_WAIT_2 connections closed when fin_timeout expired (Linux counts none).",
-        TcpfsmControlQueueDrops Counter "Control segments (RST, challenge ACK, SYN-ACK) dropped: the control queue was full.",
-        TcpfsmChallengeACKHostLimited Counter "Challenge ACKs not sent: endpoint-wide limit (tcp_challenge_ack_limit; Linux counts none).",
+        TcpfsmCtlQueueDrops Counter "Control segments (RST, challenge ACK, SYN-ACK) dropped: the control queue was full.",
+        TcpfsmChallengeACKLimited Counter "Challenge ACKs not sent: endpoint-wide limit (tcp_challenge_ack_limit; Linux counts none).",
     }
 }
 
