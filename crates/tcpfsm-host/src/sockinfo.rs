@@ -536,13 +536,19 @@ impl SkMemInfo {
 impl fmt::Display for SkMemInfo {
     /// `skmem:(r0,rb131072,t0,tb2626560,f0,w0,o0,bl0,d0)`, as `ss -m` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = SkMemInfo::NAMES
+        f.write_str("skmem:(")?;
+        for (i, ((_, short), v)) in SkMemInfo::NAMES
             .iter()
             .zip(self.values)
             .take(self.len)
-            .map(|((_, short), v)| format!("{short}{v}"))
-            .collect();
-        write!(f, "skmem:({})", parts.join(","))
+            .enumerate()
+        {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{short}{v}")?;
+        }
+        f.write_str(")")
     }
 }
 

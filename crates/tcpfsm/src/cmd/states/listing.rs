@@ -119,19 +119,15 @@ pub fn text(
         Some(t) => writeln!(out, " {t}")?,
         None => writeln!(out)?,
     }
-    let mut more: Vec<String> = Vec::new();
-    if let Some(x) = &l.ext {
-        if let (true, Some(m)) = (show.memory, &x.skmem) {
-            more.push(m.to_string());
-        }
-        if let (true, Some(i)) = (show.info, &x.info) {
-            more.push(ss_info_line(i, x.cong.as_deref()));
-        }
+    let Some(x) = &l.ext else { return Ok(()) };
+    let skmem = x.skmem.as_ref().filter(|_| show.memory);
+    let info = x.info.as_ref().filter(|_| show.info);
+    match (skmem, info) {
+        (Some(m), Some(i)) => writeln!(out, "\t {m} {}", ss_info_line(i, x.cong.as_deref())),
+        (Some(m), None) => writeln!(out, "\t {m}"),
+        (None, Some(i)) => writeln!(out, "\t {}", ss_info_line(i, x.cong.as_deref())),
+        (None, None) => Ok(()),
     }
-    if !more.is_empty() {
-        writeln!(out, "\t {}", more.join(" "))?;
-    }
-    Ok(())
 }
 
 /// One socket as a JSON object, fields in `ss` column order; `timer`, `info` and `skmem` only
