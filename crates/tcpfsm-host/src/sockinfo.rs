@@ -357,22 +357,57 @@ impl Serialize for TcpInfo {
 }
 
 /// `ss`'s bandwidth: `2.1Gbps`, `980.5Mbps`, `16Kbps`.
-fn bw(bps: f64) -> String {
-    if bps > 1e9 {
-        format!("{:.1}Gbps", bps / 1e9)
-    } else if bps > 1e6 {
-        format!("{:.1}Mbps", bps / 1e6)
-    } else if bps > 1e3 {
-        format!("{:.1}Kbps", bps / 1e3)
-    } else {
-        format!("{bps}bps")
+struct Bw(f64);
+
+impl fmt::Display for Bw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bps = self.0;
+        if bps > 1e9 {
+            write!(f, "{:.1}Gbps", bps / 1e9)
+        } else if bps > 1e6 {
+            write!(f, "{:.1}Mbps", bps / 1e6)
+        } else if bps > 1e3 {
+            write!(f, "{:.1}Kbps", bps / 1e3)
+        } else {
+            write!(f, "{bps}bps")
+        }
+    }
+}
+
+/// The words of an `ss -i` line, space-separated, appended to a buffer after `start`.
+struct Words<'a> {
+    buf: &'a mut String,
+    start: usize,
+}
+
+impl Words<'_> {
+    fn word(&mut self, w: impl fmt::Display) {
+        use fmt::Write;
+        if self.buf.len() > self.start {
+            self.buf.push(' ');
+        }
+        let _ = write!(self.buf, "{w}");
+    }
+    /// `name:value` unless the value is absent or 0, as ss leaves those out.
+    fn nz(&mut self, name: &str, v: Option<impl Into<u64>>) {
+        if let Some(v) = v.map(Into::into).filter(|v| *v != 0) {
+            self.word(format_args!("{name}:{v}"));
+        }
     }
 }
 
 /// The `ss -i` line for a socket: its options, congestion control, then every non-zero
 /// figure in `ss`'s order and spelling.
 pub fn ss_info_line(t: &TcpInfo, cong: Option<&str>) -> String {
-    let mut out: Vec<String> = Vec::new();
+    let mut s = String::with_capacity(320);
+    write_ss_info(&mut s, t, cong);
+    s
+}
+
+/// [`ss_info_line`] appended to `buf` (a listing reuses one buffer for every socket).
+pub fn write_ss_info(buf: &mut String, t: &TcpInfo, cong: Option<&str>) {
+    let start = buf.len();
+    let mut w = Words { buf, start };
     let opts = t.options().unwrap_or(0);
     for (bit, name) in [
         (1, "ts"),
@@ -382,115 +417,89 @@ pub fn ss_info_line(t: &TcpInfo, cong: Option<&str>) -> String {
         (32, "fastopen"),
     ] {
         if opts & bit != 0 {
-            out.push(name.into());
+            w.word(name);
         }
     }
     if let Some(c) = cong {
-        out.push(c.into());
+        w.word(c);
     }
     if opts & 4 != 0 {
         if let (Some(s), Some(r)) = (t.snd_wscale(), t.rcv_wscale()) {
-            out.push(format!("wscale:{s},{r}"));
+            w.word(format_args!("wscale:{s},{r}"));
         }
     }
     let ms = |us: u32| us as f64 / 1000.0;
-    let push_nz = |out: &mut Vec<String>, name: &str, v: Option<u64>| {
-        if let Some(v) = v.filter(|v| *v != 0) {
-            out.push(format!("{name}:{v}"));
-        }
-    };
     if let Some(rto) = t.rto().filter(|v| *v != 0) {
-        out.push(format!("rto:{}", ms(rto)));
+        w.word(format_args!("rto:{}", ms(rto)));
     }
-    push_nz(&mut out, "backoff", t.backoff().map(u64::from));
+    w.nz("backoff", t.backoff());
     if let (Some(rtt), Some(var)) = (t.rtt().filter(|v| *v != 0), t.rttvar()) {
-        out.push(format!("rtt:{}/{}", ms(rtt), ms(var)));
+        w.word(format_args!("rtt:{}/{}", ms(rtt), ms(var)));
     }
     if let Some(ato) = t.ato().filter(|v| *v != 0) {
-        out.push(format!("ato:{}", ms(ato)));
+        w.word(format_args!("ato:{}", ms(ato)));
     }
-    for (name, v) in [
-        ("mss", t.snd_mss()),
-        ("pmtu", t.pmtu()),
-        ("rcvmss", t.rcv_mss()),
-        ("advmss", t.advmss()),
-        ("cwnd", t.snd_cwnd()),
-        ("ssthresh", t.ssthresh()),
-    ] {
-        push_nz(&mut out, name, v.map(u64::from));
-    }
-    for (name, v) in [
-        ("bytes_sent", t.bytes_sent()),
-        ("bytes_retrans", t.bytes_retrans()),
-        ("bytes_acked", t.bytes_acked()),
-        ("bytes_received", t.bytes_received()),
-        ("segs_out", t.segs_out().map(u64::from)),
-        ("segs_in", t.segs_in().map(u64::from)),
-        ("data_segs_out", t.data_segs_out().map(u64::from)),
-        ("data_segs_in", t.data_segs_in().map(u64::from)),
-    ] {
-        push_nz(&mut out, name, v);
-    }
+    w.nz("mss", t.snd_mss());
+    w.nz("pmtu", t.pmtu());
+    w.nz("rcvmss", t.rcv_mss());
+    w.nz("advmss", t.advmss());
+    w.nz("cwnd", t.snd_cwnd());
+    w.nz("ssthresh", t.ssthresh());
+    w.nz("bytes_sent", t.bytes_sent());
+    w.nz("bytes_retrans", t.bytes_retrans());
+    w.nz("bytes_acked", t.bytes_acked());
+    w.nz("bytes_received", t.bytes_received());
+    w.nz("segs_out", t.segs_out());
+    w.nz("segs_in", t.segs_in());
+    w.nz("data_segs_out", t.data_segs_out());
+    w.nz("data_segs_in", t.data_segs_in());
     if let Some(b) = t.send_bps() {
-        out.push(format!("send {}", bw(b)));
+        w.word(format_args!("send {}", Bw(b)));
     }
-    for (name, v) in [
-        ("lastsnd", t.last_data_sent()),
-        ("lastrcv", t.last_data_recv()),
-        ("lastack", t.last_ack_recv()),
-    ] {
-        push_nz(&mut out, name, v.map(u64::from));
-    }
+    w.nz("lastsnd", t.last_data_sent());
+    w.nz("lastrcv", t.last_data_recv());
+    w.nz("lastack", t.last_ack_recv());
     if let Some(p) = t.pacing_rate().filter(|v| *v != 0 && *v != u64::MAX) {
-        out.push(format!("pacing_rate {}", bw(p as f64 * 8.0)));
+        w.word(format_args!("pacing_rate {}", Bw(p as f64 * 8.0)));
     }
     if let Some(d) = t.delivery_rate().filter(|v| *v != 0) {
-        out.push(format!("delivery_rate {}", bw(d as f64 * 8.0)));
+        w.word(format_args!("delivery_rate {}", Bw(d as f64 * 8.0)));
     }
-    push_nz(&mut out, "delivered", t.delivered().map(u64::from));
-    push_nz(&mut out, "delivered_ce", t.delivered_ce().map(u64::from));
+    w.nz("delivered", t.delivered());
+    w.nz("delivered_ce", t.delivered_ce());
     if t.delivery_rate_app_limited() == Some(true) {
-        out.push("app_limited".into());
+        w.word("app_limited");
     }
     if let Some(b) = t.busy_time().filter(|v| *v != 0) {
-        out.push(format!("busy:{}ms", b / 1000));
+        w.word(format_args!("busy:{}ms", b / 1000));
     }
-    push_nz(&mut out, "unacked", t.unacked().map(u64::from));
+    w.nz("unacked", t.unacked());
     let (r, rt) = (t.retrans().unwrap_or(0), t.total_retrans().unwrap_or(0));
     if r != 0 || rt != 0 {
-        out.push(format!("retrans:{r}/{rt}"));
+        w.word(format_args!("retrans:{r}/{rt}"));
     }
-    push_nz(&mut out, "lost", t.lost().map(u64::from));
+    w.nz("lost", t.lost());
     // A listener's tcpi_sacked holds its backlog, not SACKed segments (ss leaves it out too).
     if t.state() != Some(10) {
-        push_nz(&mut out, "sacked", t.sacked().map(u64::from));
+        w.nz("sacked", t.sacked());
     }
-    push_nz(&mut out, "dsack_dups", t.dsack_dups().map(u64::from));
+    w.nz("dsack_dups", t.dsack_dups());
     if let Some(r) = t.reordering().filter(|r| *r != 3) {
-        out.push(format!("reordering:{r}"));
+        w.word(format_args!("reordering:{r}"));
     }
-    push_nz(&mut out, "reord_seen", t.reord_seen().map(u64::from));
+    w.nz("reord_seen", t.reord_seen());
     if let Some(r) = t.rcv_rtt().filter(|v| *v != 0) {
-        out.push(format!("rcv_rtt:{}", ms(r)));
+        w.word(format_args!("rcv_rtt:{}", ms(r)));
     }
-    for (name, v) in [
-        ("rcv_space", t.rcv_space()),
-        ("rcv_ssthresh", t.rcv_ssthresh()),
-        ("notsent", t.notsent_bytes()),
-    ] {
-        push_nz(&mut out, name, v.map(u64::from));
-    }
+    w.nz("rcv_space", t.rcv_space());
+    w.nz("rcv_ssthresh", t.rcv_ssthresh());
+    w.nz("notsent", t.notsent_bytes());
     if let Some(m) = t.min_rtt().filter(|v| *v != 0 && *v != u32::MAX) {
-        out.push(format!("minrtt:{}", ms(m)));
+        w.word(format_args!("minrtt:{}", ms(m)));
     }
-    for (name, v) in [
-        ("rcv_ooopack", t.rcv_ooopack()),
-        ("snd_wnd", t.snd_wnd()),
-        ("rcv_wnd", t.rcv_wnd()),
-    ] {
-        push_nz(&mut out, name, v.map(u64::from));
-    }
-    out.join(" ")
+    w.nz("rcv_ooopack", t.rcv_ooopack());
+    w.nz("snd_wnd", t.snd_wnd());
+    w.nz("rcv_wnd", t.rcv_wnd());
 }
 
 /// Socket memory (`SK_MEMINFO_*`, linux/sock_diag.h), as many values as the kernel sent.

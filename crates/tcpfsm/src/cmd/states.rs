@@ -397,8 +397,9 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
     } else {
         listing::header(&mut out)?;
+        let mut buf = String::with_capacity(256);
         for l in &rows {
-            listing::text(&mut out, l, attribution.as_ref(), show)?;
+            listing::text(&mut out, l, attribution.as_ref(), show, &mut buf)?;
         }
         let parts: Vec<String> = census
             .iter()

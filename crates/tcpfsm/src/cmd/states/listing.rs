@@ -2,10 +2,10 @@
 //! (`users:(("nginx",pid=12,fd=7))`), timers (`-o`), socket memory (`-m`) and tcp_info (`-i`).
 
 use super::json::{v, J};
-use std::borrow::Cow;
-use std::io::{self, Write};
+use std::fmt::Write;
+use std::io;
 use std::net::SocketAddr;
-use tcpfsm_host::sockinfo::ss_info_line;
+use tcpfsm_host::sockinfo::write_ss_info;
 use tcpfsm_host::{Attribution, Owner, SkMemInfo, SocketRow, TcpInfo};
 
 /// What to show besides addresses and queues.
@@ -32,28 +32,48 @@ pub struct Ext {
 
 /// Formats an address like ss: `127.0.0.1:80`, `[::1]:80`, `*:*` for the unspecified remote.
 pub fn addr(a: &SocketAddr) -> String {
+    let mut s = String::new();
+    push_addr(&mut s, a);
+    s
+}
+
+fn push_addr(buf: &mut String, a: &SocketAddr) {
     if a.ip().is_unspecified() && a.port() == 0 {
-        "*:*".into()
+        buf.push_str("*:*");
     } else if a.ip().is_unspecified() {
-        format!("*:{}", a.port())
+        let _ = write!(buf, "*:{}", a.port());
     } else {
-        a.to_string()
+        let _ = write!(buf, "{a}");
     }
 }
 
+/// Pads what was written since `start` with spaces to `width` characters.
+fn pad(buf: &mut String, start: usize, width: usize) {
+    let n = buf[start..].chars().count();
+    buf.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
+}
+
 /// The owner column: `users:(("nginx",pid=12,fd=7),…)` as `ss -p` writes it, or why there is
-/// none, in the one spelling every tcpfsm command uses; empty when owners were not resolved.
-pub fn owner_text(a: Option<&Attribution>, inode: u64) -> Cow<'static, str> {
+/// none, in the one spelling every tcpfsm command uses; nothing when owners were not
+/// resolved. Returns whether anything was written.
+fn push_owner(buf: &mut String, a: Option<&Attribution>, inode: u64) -> bool {
     match a.map(|a| a.owner(inode)) {
-        None => Cow::Borrowed(""),
+        None => false,
         Some(Owner::Processes(hs)) => {
-            let users: Vec<String> = hs
-                .iter()
-                .map(|h| format!("({:?},pid={},fd={})", h.comm, h.pid, h.fd))
-                .collect();
-            Cow::Owned(format!("users:({})", users.join(",")))
+            buf.push_str("users:(");
+            for (i, h) in hs.iter().enumerate() {
+                if i > 0 {
+                    buf.push(',');
+                }
+                let _ = write!(buf, "({:?},pid={},fd={})", h.comm, h.pid, h.fd);
+            }
+            buf.push(')');
+            true
         }
-        Some(Owner::None(why)) => Cow::Borrowed(why.label()),
+        Some(Owner::None(why)) => {
+            buf.push_str(why.label());
+            true
+        }
     }
 }
 
@@ -78,7 +98,7 @@ fn owner_json(a: Option<&Attribution>, inode: u64) -> (J, J) {
     }
 }
 
-pub fn header(out: &mut impl Write) -> io::Result<()> {
+pub fn header(out: &mut impl io::Write) -> io::Result<()> {
     writeln!(
         out,
         "{:<13} {:>7} {:>7} {:<40} {:<40} PROCESS",
@@ -87,47 +107,62 @@ pub fn header(out: &mut impl Write) -> io::Result<()> {
 }
 
 /// One socket as text: the `ss -tan` columns, the owner, ` timer:(…)` with `-o`, and with
-/// `-m`/`-i` a continuation line starting with a tab, as `ss` prints them.
+/// `-m`/`-i` a continuation line starting with a tab, as `ss` prints them. The line is built
+/// in `buf` (reused across rows: a listing of 100,000 sockets allocates nothing per row) and
+/// written at once.
 pub fn text(
-    out: &mut impl Write,
+    out: &mut impl io::Write,
     l: &Listed,
     a: Option<&Attribution>,
     show: Show,
+    buf: &mut String,
 ) -> io::Result<()> {
     let r = &l.row;
-    let owner = owner_text(a, r.inode);
-    let timer = r.timer.filter(|_| show.timers);
-    // No trailing padding when nothing follows the remote address.
-    let width = if owner.is_empty() && timer.is_none() {
-        0
-    } else {
-        40
-    };
-    write!(
-        out,
-        "{:<13} {:>7} {:>7} {:<40} {:<width$}",
+    buf.clear();
+    let _ = write!(
+        buf,
+        "{:<13} {:>7} {:>7} ",
         r.state.name(),
         r.rx_queue,
-        r.tx_queue,
-        addr(&r.local),
-        addr(&r.remote),
-    )?;
-    if !owner.is_empty() {
-        write!(out, " {owner}")?;
+        r.tx_queue
+    );
+    let at = buf.len();
+    push_addr(buf, &r.local);
+    pad(buf, at, 40);
+    buf.push(' ');
+    let at = buf.len();
+    push_addr(buf, &r.remote);
+    let remote_end = buf.len();
+    pad(buf, at, 40);
+    buf.push(' ');
+    let owned = push_owner(buf, a, r.inode);
+    let timer = r.timer.filter(|_| show.timers);
+    if let Some(t) = timer {
+        if owned {
+            buf.push(' ');
+        }
+        let _ = write!(buf, "{t}");
+    } else if !owned {
+        // No trailing padding when nothing follows the remote address.
+        buf.truncate(remote_end);
     }
-    match timer {
-        Some(t) => writeln!(out, " {t}")?,
-        None => writeln!(out)?,
+    buf.push('\n');
+    if let Some(x) = &l.ext {
+        let skmem = x.skmem.as_ref().filter(|_| show.memory);
+        let info = x.info.as_ref().filter(|_| show.info);
+        if skmem.is_some() || info.is_some() {
+            buf.push('\t');
+            if let Some(m) = skmem {
+                let _ = write!(buf, " {m}");
+            }
+            if let Some(i) = info {
+                buf.push(' ');
+                write_ss_info(buf, i, x.cong.as_deref());
+            }
+            buf.push('\n');
+        }
     }
-    let Some(x) = &l.ext else { return Ok(()) };
-    let skmem = x.skmem.as_ref().filter(|_| show.memory);
-    let info = x.info.as_ref().filter(|_| show.info);
-    match (skmem, info) {
-        (Some(m), Some(i)) => writeln!(out, "\t {m} {}", ss_info_line(i, x.cong.as_deref())),
-        (Some(m), None) => writeln!(out, "\t {m}"),
-        (None, Some(i)) => writeln!(out, "\t {}", ss_info_line(i, x.cong.as_deref())),
-        (None, None) => Ok(()),
-    }
+    out.write_all(buf.as_bytes())
 }
 
 /// One socket as a JSON object, fields in `ss` column order; `timer`, `info` and `skmem` only
