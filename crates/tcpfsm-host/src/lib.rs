@@ -25,8 +25,8 @@
 
 pub mod counters;
 pub mod diag;
-pub mod lookup;
 pub mod expr;
+pub mod lookup;
 pub mod netns;
 pub mod procs;
 pub mod snapshot;
@@ -37,8 +37,8 @@ pub use counters::{
     UnknownField,
 };
 pub use diag::{Family, Filter, SockDiag, SocketRow, StateSet};
-pub use lookup::{Found, SocketLookup};
 pub use expr::{Expr, ExprError};
+pub use lookup::{Found, SocketLookup};
 pub use procs::{
     attribute, attribute_all, comm_of, fd_usage, sockets_of, sockets_of_processes, Attribution,
     Holder, Owner,

@@ -797,34 +797,3 @@ impl Runner<'_> {
         Ok(())
     }
 }
-
-/// The engine's counters as the shared MIB, every field by its Linux name.
-// Shim until tcpfsm-core's `stats()` returns the `Mib` itself (issue 8); then this goes.
-fn mib_of(st: &tcpfsm_core::Stats) -> tcpfsm_observe::Mib {
-    let mut m = tcpfsm_observe::Mib::new();
-    for (name, v) in st.fields() {
-        if let Some(c) = counter_for(name) {
-            m[c] = v;
-        }
-    }
-    m
-}
-
-/// The MIB counter of an engine counter name (this core still spells one the old way).
-fn counter_for(name: &str) -> Option<tcpfsm_observe::Counter> {
-    match name {
-        "TCPFinWait2Timeouts" => Some(tcpfsm_observe::Counter::TcpfsmFinWait2Timeouts),
-        _ => tcpfsm_observe::Counter::from_name(name),
-    }
-}
-
-#[cfg(test)]
-mod mib_shim_tests {
-    /// The shim loses nothing: every engine counter has a place in the MIB.
-    #[test]
-    fn every_engine_counter_reaches_the_mib() {
-        for (name, _) in tcpfsm_core::Stats::default().fields() {
-            assert!(super::counter_for(name).is_some(), "{name} has no Counter");
-        }
-    }
-}
