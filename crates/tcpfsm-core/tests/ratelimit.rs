@@ -165,3 +165,14 @@ fn time_wait_acks_are_limited_to_one_per_interval_rfc5961_7() {
         acks.len()
     );
 }
+
+#[test]
+#[ignore = "engine bug: Conn::challenge_ack never counts TCPSYNChallenge (Stats::syn_challenges); only half-open entries and TIME_WAIT records do"]
+fn syn_challenge_is_counted_for_an_established_connection_linux_tcpsynchallenge() {
+    let mut s = Scripted::server(plain(), PeerOpts::default());
+    let syn = s.seg(Flags::SYN, s.p + 10, 0, &[]);
+    let out = s.inject(syn);
+    assert_eq!(out.len(), 1);
+    assert_eq!(s.ep.stats().challenge_acks, 1);
+    assert_eq!(s.ep.stats().syn_challenges, 1);
+}
