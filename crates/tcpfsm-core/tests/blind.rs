@@ -73,16 +73,31 @@ struct Outcome {
     rsts: usize,
 }
 
+/// A Linux-like peer: timestamps, SACK, window scale 7.
+fn linux_peer() -> PeerOpts {
+    PeerOpts {
+        ts: true,
+        sack: true,
+        wscale: Some(7),
+        ..PeerOpts::default()
+    }
+}
+
+impl Outcome {
+    /// Counts the target's answers.
+    fn tally(&mut self, out: &[Seg]) {
+        for r in out {
+            if r.has(Flags::RST) {
+                self.rsts += 1;
+            } else {
+                self.acks += 1;
+            }
+        }
+    }
+}
+
 fn established_target() -> Scripted {
-    let mut s = Scripted::server(
-        Config::default(),
-        PeerOpts {
-            ts: true,
-            sack: true,
-            wscale: Some(7),
-            ..PeerOpts::default()
-        },
-    );
+    let mut s = Scripted::server(Config::default(), linux_peer());
     s.data(b"hello");
     let _ = s.read_all();
     s
@@ -108,13 +123,7 @@ fn attack_established(kind: Kind, seed: u64) -> (Scripted, Outcome) {
         o.predicted += predicted as usize;
         o.in_window += in_window(g.seq, g.len(), i.rcv_nxt, i.rcv_wnd) as usize;
         s.ep.handle_packet(s.now, &g.bytes());
-        for r in s.drain() {
-            if r.has(Flags::RST) {
-                o.rsts += 1;
-            } else {
-                o.acks += 1;
-            }
-        }
+        o.tally(&s.drain());
         if let Some(after) = s.ep.info(s.conn) {
             let held = after.recv_queue + after.out_of_order as usize;
             if held > taken {
@@ -257,16 +266,7 @@ fn blind_data_does_not_complete_or_kill_a_half_open_entry_rfc5961_5() {
 
 /// The endpoint's connection to a scripted server, closed by the endpoint first: TIME_WAIT.
 fn time_wait_target() -> Scripted {
-    let mut s = Scripted::client(
-        Config::default(),
-        PeerOpts {
-            ts: true,
-            sack: true,
-            wscale: Some(7),
-            ..PeerOpts::default()
-        },
-        None,
-    );
+    let mut s = Scripted::client(Config::default(), linux_peer(), None);
     s.ep.close(s.now, s.conn).unwrap();
     s.drain();
     let fin = s.seg(Flags::FIN | Flags::ACK, s.p, s.y, &[]);
@@ -286,13 +286,7 @@ fn attack_time_wait(kind: Kind, seed: u64) -> Outcome {
         let predicted = kind == Kind::Rst && g.seq == s.p;
         o.predicted += predicted as usize;
         s.ep.handle_packet(s.now, &g.bytes());
-        for r in s.drain() {
-            if r.has(Flags::RST) {
-                o.rsts += 1;
-            } else {
-                o.acks += 1;
-            }
-        }
+        o.tally(&s.drain());
         if s.ep.census().get(State::TimeWait) != 1 {
             assert!(predicted, "TIME_WAIT gone after {g:?}");
             return o;

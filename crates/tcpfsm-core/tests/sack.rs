@@ -62,14 +62,21 @@ fn sack_blocks_coalesce_adjacent_pieces_rfc2018_4() {
     assert_eq!(blocks_after(&mut s, 200, 100), [(100, 400)]);
 }
 
+/// Five disjoint 100-byte pieces at +100, +300, … +900; each answer's first block must be
+/// the newest piece. Returns the last answer's blocks.
+fn five_pieces(s: &mut Scripted) -> Vec<(i64, i64)> {
+    let mut last = Vec::new();
+    for off in [100, 300, 500, 700, 900] {
+        last = blocks_after(s, off, 100);
+        assert_eq!(last[0], (off as i64, off as i64 + 100), "{last:?}");
+    }
+    last
+}
+
 #[test]
 fn first_sack_block_holds_the_latest_segment_rfc2018_4() {
     let mut s = sack_server(false);
-    let mut last = Vec::new();
-    for off in [100, 300, 500, 700, 900] {
-        last = blocks_after(&mut s, off, 100);
-        assert_eq!(last[0], (off as i64, off as i64 + 100), "{last:?}");
-    }
+    let last = five_pieces(&mut s);
     // Without timestamps four blocks fit, the most recent first.
     assert_eq!(last, [(900, 1000), (700, 800), (500, 600), (300, 400)]);
     // A segment that extends an older range makes that range the first block.
@@ -80,10 +87,7 @@ fn first_sack_block_holds_the_latest_segment_rfc2018_4() {
 #[test]
 fn three_sack_blocks_beside_timestamps_rfc2018_3() {
     let mut s = sack_server(true);
-    let mut last = Vec::new();
-    for off in [100, 300, 500, 700, 900] {
-        last = blocks_after(&mut s, off, 100);
-    }
+    let last = five_pieces(&mut s);
     assert_eq!(last, [(900, 1000), (700, 800), (500, 600)]);
 }
 

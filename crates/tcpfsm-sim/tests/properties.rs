@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use rand::{RngCore, SeedableRng};
-use tcpfsm_core::{Config, ConnError, Instant, RecvError};
+use tcpfsm_core::{Config, ConnError, ConnHandle, Instant, ListenerHandle, RecvError};
 use tcpfsm_sim::{is_rfc_transition, LinkParams, Network};
 use tcpfsm_states::State;
 
@@ -93,6 +93,43 @@ struct Run {
     corrupted: usize,
 }
 
+/// The endpoints' configuration: Linux defaults with SO_KEEPALIVE (60 s idle, 3 probes 10 s
+/// apart).
+fn config() -> Config {
+    Config {
+        keepalive: Some(Duration::from_secs(60)),
+        keepalive_interval: Duration::from_secs(10),
+        keepalive_probes: 3,
+        ..Config::default()
+    }
+}
+
+/// A client host (10.0.0.1) connecting to a server host (10.0.0.2) listening on port 80, over
+/// links `ab` (client to server) and `ba`: (network, client, server, listener, connection).
+fn client_server(
+    seed: u64,
+    client_cfg: Config,
+    server_cfg: Config,
+    ab: LinkParams,
+    ba: LinkParams,
+) -> (Network, usize, usize, ListenerHandle, ConnHandle) {
+    let mut net = Network::new(seed);
+    let c = net.add_host("client", vec!["10.0.0.1".parse().unwrap()], client_cfg);
+    let s = net.add_host("server", vec!["10.0.0.2".parse().unwrap()], server_cfg);
+    net.set_link(c, s, ab);
+    net.set_link(s, c, ba);
+    let srv: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let l = net
+        .with_endpoint(s, |ep, now| ep.listen(now, srv, 16))
+        .unwrap();
+    let cc = net
+        .with_endpoint(c, |ep, now| {
+            ep.connect(now, "10.0.0.1:0".parse().unwrap(), srv)
+        })
+        .unwrap();
+    (net, c, s, l, cc)
+}
+
 /// The client sends `len` bytes while the server sends `back` bytes; the client closes once it
 /// has sent everything and read the whole response, the server once it read end-of-stream and
 /// sent its reply. Either closes at once on an error.
@@ -108,27 +145,11 @@ fn transfer(
     rng.fill_bytes(&mut data);
     let mut reply = vec![0u8; back];
     rng.fill_bytes(&mut reply);
-    let mut net = Network::new(seed);
     let cfg = Config {
         msl: Duration::from_secs(5),
-        keepalive: Some(Duration::from_secs(60)),
-        keepalive_interval: Duration::from_secs(10),
-        keepalive_probes: 3,
-        ..Config::default()
+        ..config()
     };
-    let c = net.add_host("client", vec!["10.0.0.1".parse().unwrap()], cfg.clone());
-    let s = net.add_host("server", vec!["10.0.0.2".parse().unwrap()], cfg);
-    net.set_link(c, s, ab);
-    net.set_link(s, c, ba);
-    let srv: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    let l = net
-        .with_endpoint(s, |ep, now| ep.listen(now, srv, 16))
-        .unwrap();
-    let cc = net
-        .with_endpoint(c, |ep, now| {
-            ep.connect(now, "10.0.0.1:0".parse().unwrap(), srv)
-        })
-        .unwrap();
+    let (mut net, c, s, l, cc) = client_server(seed, cfg.clone(), cfg, ab, ba);
     let mut run = Run::default();
     let mut sc = None;
     let mut sent = 0usize;
@@ -371,31 +392,12 @@ fn an_orphan_that_gives_up_leaves_its_peer_an_error_not_a_short_stream() {
     // everything it sends: its orphan gives up after `orphan_retries`, and the server, which
     // read a prefix, must learn of it through an error (keep-alive, then the RST).
     let ab = LinkParams::default();
-    let mut net = Network::new(3);
-    let cfg = Config {
-        keepalive: Some(Duration::from_secs(60)),
-        keepalive_interval: Duration::from_secs(10),
-        keepalive_probes: 3,
-        ..Config::default()
-    };
     // The orphan gives up after three retransmissions, long before the server's keep-alive.
     let client_cfg = Config {
         orphan_retries: 3,
-        ..cfg.clone()
+        ..config()
     };
-    let c = net.add_host("client", vec!["10.0.0.1".parse().unwrap()], client_cfg);
-    let s = net.add_host("server", vec!["10.0.0.2".parse().unwrap()], cfg);
-    net.set_link(c, s, ab);
-    net.set_link(s, c, ab);
-    let srv: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    let l = net
-        .with_endpoint(s, |ep, now| ep.listen(now, srv, 16))
-        .unwrap();
-    let cc = net
-        .with_endpoint(c, |ep, now| {
-            ep.connect(now, "10.0.0.1:0".parse().unwrap(), srv)
-        })
-        .unwrap();
+    let (mut net, c, s, l, cc) = client_server(3, client_cfg, config(), ab, ab);
     net.run_until(Instant::ZERO + Duration::from_millis(200));
     let sc = net
         .with_endpoint(s, |ep, now| ep.accept(now, l))

@@ -588,6 +588,23 @@ impl Scripted {
         out
     }
 
+    /// Lets virtual time pass to `now + d` with a silent peer, firing every timer on the way;
+    /// returns how many segments of `kind` the endpoint sent.
+    pub fn count_sent(&mut self, d: Duration, kind: TxKind) -> usize {
+        let end = self.now + d;
+        let mut n = 0;
+        while let Some(t) = self.ep.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            self.ep.handle_timeout(self.now);
+            n += drain_kinds(&mut self.ep, self.now)
+                .iter()
+                .filter(|(_, k)| *k == kind)
+                .count();
+        }
+        self.now = end;
+        n
+    }
+
     /// Reads everything readable now: (bytes, what the last call returned).
     pub fn read_all(&mut self) -> (Vec<u8>, Result<Option<usize>, RecvError>) {
         let mut got = Vec::new();
