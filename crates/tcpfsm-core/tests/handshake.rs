@@ -107,3 +107,33 @@ fn syn_ack_with_a_wrong_sequence_in_syn_received_is_challenged_rfc5961_4() {
     ep.handle_packet(now, &real.bytes());
     assert_eq!(ep.state(c), Some(Established));
 }
+
+#[test]
+#[ignore = "engine bug: on_segment_synchronized scales the window of the SYN-ACK that completes a simultaneous open by SND.WSCALE (conn/input.rs, SYN_RECEIVED branch), though RFC 7323 §2.2 says a SYN's window is never scaled; the sender then overruns the offered window"]
+fn crossing_syn_ack_window_is_not_scaled_rfc7323_2_2() {
+    let cfg = Config {
+        delayed_ack: None,
+        ..Config::default()
+    };
+    let mut ep = tcpfsm_core::Endpoint::new(cfg, 1);
+    let (me, peer, now) = (addr(B_IP, 5000), addr(A_IP, 6000), Instant::from_micros(1));
+    let c = ep.connect(now, me, peer).unwrap();
+    let syn = drain(&mut ep, now).remove(0);
+    // The peer's SYN crosses ours; it offers window scaling with a shift of 7.
+    let mut theirs = seg(peer, me, Flags::SYN, 700, 0);
+    theirs.options.mss = Some(1460);
+    theirs.options.window_scale = Some(7);
+    ep.handle_packet(now, &theirs.bytes());
+    drain(&mut ep, now);
+    // Its SYN-ACK offers 1000 bytes: unscaled, because it is a SYN segment.
+    let mut synack = seg(peer, me, Flags::SYN | Flags::ACK, 700, syn.seq + 1);
+    synack.window = 1000;
+    synack.options.mss = Some(1460);
+    synack.options.window_scale = Some(7);
+    ep.handle_packet(now, &synack.bytes());
+    assert_eq!(ep.state(c), Some(Established));
+    assert_eq!(ep.info(c).unwrap().snd_wnd, 1000);
+    ep.send(now, c, &random_bytes(1, 10_000)).unwrap();
+    let sent: usize = drain(&mut ep, now).iter().map(|o| o.payload.len()).sum();
+    assert!(sent <= 1000, "{sent} bytes into a 1000-byte window");
+}
