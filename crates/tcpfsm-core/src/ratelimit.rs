@@ -11,11 +11,21 @@
 use crate::secrets::Secrets;
 use crate::time::{Duration, Instant};
 
-/// Segments exempt from the per-connection limit, as Linux's `tcp_oow_rate_limited`: one that
-/// carries data and no SYN is not part of an ACK loop — it is a retransmission the sender
-/// needs an answer (and a D-SACK) for.
-pub(crate) fn exempt(seg: &tcpfsm_wire::TcpRepr<'_>) -> bool {
-    !seg.payload.is_empty() && !seg.flags.contains(tcpfsm_wire::Flags::SYN)
+/// Segments exempt from the per-connection limit: data (no SYN) that starts within `span`
+/// bytes below RCV.NXT — a retransmission of what we already hold, whose sender needs the
+/// answer (and its D-SACK) to recover. Linux exempts every data segment
+/// (`tcp_oow_rate_limited`); a blind attacker's random sequence numbers would then draw one
+/// ACK each (RFC 5961 §7), so only plausible duplicates are exempt here: a blind guess lands
+/// in that span with probability span / 2^32.
+pub(crate) fn exempt(
+    seg: &tcpfsm_wire::TcpRepr<'_>,
+    rcv_nxt: tcpfsm_wire::SeqNum,
+    span: u32,
+) -> bool {
+    !seg.payload.is_empty()
+        && !seg.flags.contains(tcpfsm_wire::Flags::SYN)
+        && seg.seq.lt(rcv_nxt)
+        && rcv_nxt.diff(seg.seq) as u32 <= span
 }
 
 /// When a connection last sent an out-of-window ACK, in milliseconds + 1 (0: never), modulo

@@ -191,7 +191,9 @@ impl Conn {
         if why == Unacceptable::Paws {
             ctx.stats[Counter::PAWSEstab] += 1;
         }
-        if exempt(seg) || self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit) {
+        let span = self.rcv.buffer() as u32;
+        if exempt(seg, self.rcv.rcv_nxt, span) || self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit)
+        {
             self.rcv.ack_at_once(TxKind::Normal);
         } else {
             match why {

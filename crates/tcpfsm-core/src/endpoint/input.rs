@@ -401,7 +401,7 @@ impl Endpoint {
                 if why == crate::arrival::Unacceptable::Paws {
                     self.stats[Counter::PAWSEstab] += 1;
                 }
-                self.half_open_ack(now, slot, tuple, TxKind::Normal, seg);
+                self.half_open_ack(now, slot, tuple, TxKind::Normal);
                 return;
             }
             Gate::Challenge => {
@@ -413,7 +413,7 @@ impl Endpoint {
                     .take(now, self.config.challenge_ack_limit, &self.secrets)
                 {
                     self.stats[Counter::TCPChallengeACK] += 1;
-                    self.half_open_ack(now, slot, tuple, TxKind::ChallengeAck, seg);
+                    self.half_open_ack(now, slot, tuple, TxKind::ChallengeAck);
                 } else {
                     self.stats[Counter::TcpfsmChallengeACKLimited] += 1;
                 }
@@ -440,21 +440,14 @@ impl Endpoint {
     }
 
     /// `<SEQ=ISS+1><ACK=IRS+1><CTL=ACK>` from a half-open entry, rate limited per entry.
-    fn half_open_ack(
-        &mut self,
-        now: Instant,
-        slot: u32,
-        tuple: FourTuple,
-        kind: TxKind,
-        seg: &TcpRepr<'_>,
-    ) {
+    fn half_open_ack(&mut self, now: Instant, slot: u32, tuple: FourTuple, kind: TxKind) {
         let limit = self.config.invalid_ratelimit;
         let key = self.table.slot(slot).key;
         let Some(h) = self.table.half_open_mut(slot) else {
             return;
         };
-        let exempt = kind != TxKind::ChallengeAck && crate::ratelimit::exempt(seg);
-        if !exempt && !h.oow.allow(now, limit) {
+        // Nothing lies below a half-open entry's RCV.NXT but the SYN: no segment is exempt.
+        if !h.oow.allow(now, limit) {
             self.stats[Counter::TCPACKSkippedSynRecv] += 1;
             return;
         }

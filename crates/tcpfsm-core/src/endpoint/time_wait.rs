@@ -177,7 +177,11 @@ impl Endpoint {
     /// `TCPACKSkippedTimeWait`).
     fn time_wait_oow_ack(&mut self, now: Instant, slot: u32, seg: &TcpRepr<'_>) {
         let limit = self.config.invalid_ratelimit;
-        if !crate::ratelimit::exempt(seg) && !self.time_wait.get_mut(slot).oow.allow(now, limit) {
+        let rec = self.time_wait.get(slot);
+        let (rcv_nxt, span) = (SeqNum(rec.rcv_nxt), rec.window as u32);
+        if !crate::ratelimit::exempt(seg, rcv_nxt, span)
+            && !self.time_wait.get_mut(slot).oow.allow(now, limit)
+        {
             self.stats[Counter::TCPACKSkippedTimeWait] += 1;
             return;
         }
