@@ -11,6 +11,13 @@
 use crate::secrets::Secrets;
 use crate::time::{Duration, Instant};
 
+/// Segments exempt from the per-connection limit, as Linux's `tcp_oow_rate_limited`: one that
+/// carries data and no SYN is not part of an ACK loop — it is a retransmission the sender
+/// needs an answer (and a D-SACK) for.
+pub(crate) fn exempt(seg: &tcpfsm_wire::TcpRepr<'_>) -> bool {
+    !seg.payload.is_empty() && !seg.flags.contains(tcpfsm_wire::Flags::SYN)
+}
+
 /// When a connection last sent an out-of-window ACK, in milliseconds + 1 (0: never), modulo
 /// 2^32 — 49 days, far beyond any rate-limit interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

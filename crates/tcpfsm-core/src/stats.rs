@@ -62,11 +62,29 @@ pub struct Stats {
     pub req_q_full_drop: u64,
     /// Connections that skipped TIME_WAIT, the table being full (`TCPTimeWaitOverflow`).
     pub tw_overflow: u64,
+    // Loss recovery (RFC 6675, RFC 8985, RFC 9937) and congestion control, TcpExt names.
+    pub sack_recovery: u64,
+    pub reno_recovery: u64,
+    pub loss_probes: u64,
+    pub loss_probe_recovery: u64,
+    pub dsack_undo: u64,
+    /// Recoveries undone by timestamps (Linux splits these into TCPFullUndo/TCPPartialUndo).
+    pub ts_undo: u64,
+    pub loss_undo: u64,
+    pub spurious_rtos: u64,
+    pub fast_retrans: u64,
+    pub slow_start_retrans: u64,
+    pub sack_reorder: u64,
+    pub dsack_recv: u64,
+    pub dsack_ignored_old: u64,
+    pub sack_discard: u64,
+    pub hystart_delay_detect: u64,
+    pub hystart_delay_cwnd: u64,
 }
 
 impl Stats {
     /// `(name, value)` in /proc/net/snmp and /proc/net/netstat spelling.
-    pub fn fields(&self) -> [(&'static str, u64); 42] {
+    pub fn fields(&self) -> [(&'static str, u64); 58] {
         [
             ("ActiveOpens", self.active_opens),
             ("PassiveOpens", self.passive_opens),
@@ -110,6 +128,22 @@ impl Stats {
             ("TCPReqQFullDoCookies", self.req_q_full_do_cookies),
             ("TCPReqQFullDrop", self.req_q_full_drop),
             ("TCPTimeWaitOverflow", self.tw_overflow),
+            ("TCPSackRecovery", self.sack_recovery),
+            ("TCPRenoRecovery", self.reno_recovery),
+            ("TCPLossProbes", self.loss_probes),
+            ("TCPLossProbeRecovery", self.loss_probe_recovery),
+            ("TCPDSACKUndo", self.dsack_undo),
+            ("TCPFullUndo", self.ts_undo),
+            ("TCPLossUndo", self.loss_undo),
+            ("TCPSpuriousRTOs", self.spurious_rtos),
+            ("TCPFastRetrans", self.fast_retrans),
+            ("TCPSlowStartRetrans", self.slow_start_retrans),
+            ("TCPSACKReorder", self.sack_reorder),
+            ("TCPDSACKRecv", self.dsack_recv),
+            ("TCPDSACKIgnoredOld", self.dsack_ignored_old),
+            ("TCPSACKDiscard", self.sack_discard),
+            ("TCPHystartDelayDetect", self.hystart_delay_detect),
+            ("TCPHystartDelayCwnd", self.hystart_delay_cwnd),
         ]
     }
 }

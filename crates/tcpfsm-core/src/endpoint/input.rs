@@ -390,7 +390,7 @@ impl Endpoint {
                 if why == crate::arrival::Unacceptable::Paws {
                     self.stats.paws_rejected += 1;
                 }
-                self.half_open_ack(now, slot, tuple, TxKind::Normal);
+                self.half_open_ack(now, slot, tuple, TxKind::Normal, seg);
                 return;
             }
             Gate::Challenge => {
@@ -402,7 +402,7 @@ impl Endpoint {
                     .take(now, self.config.challenge_ack_limit, &self.secrets)
                 {
                     self.stats.challenge_acks += 1;
-                    self.half_open_ack(now, slot, tuple, TxKind::ChallengeAck);
+                    self.half_open_ack(now, slot, tuple, TxKind::ChallengeAck, seg);
                 } else {
                     self.stats.challenge_ack_limited += 1;
                 }
@@ -429,13 +429,21 @@ impl Endpoint {
     }
 
     /// `<SEQ=ISS+1><ACK=IRS+1><CTL=ACK>` from a half-open entry, rate limited per entry.
-    fn half_open_ack(&mut self, now: Instant, slot: u32, tuple: FourTuple, kind: TxKind) {
+    fn half_open_ack(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        tuple: FourTuple,
+        kind: TxKind,
+        seg: &TcpRepr<'_>,
+    ) {
         let limit = self.config.invalid_ratelimit;
         let key = self.table.slot(slot).key;
         let Some(h) = self.table.half_open_mut(slot) else {
             return;
         };
-        if !h.oow.allow(now, limit) {
+        let exempt = kind != TxKind::ChallengeAck && crate::ratelimit::exempt(seg);
+        if !exempt && !h.oow.allow(now, limit) {
             self.stats.ack_skipped_syn_recv += 1;
             return;
         }

@@ -116,6 +116,13 @@ impl Endpoint {
                         c.handle_timeout(&mut ctx);
                     }
                     self.after_conn(slot);
+                    // A handler that re-armed a timer at or before `now` would have this loop
+                    // spin forever; such a deadline waits one microsecond instead. (None
+                    // should: this is the backstop that keeps a bug from becoming a hang.)
+                    if self.timers.get(slot).is_some_and(|at| at <= now) {
+                        let later = now + crate::Duration::from_micros(1);
+                        self.timers.set(slot, Some(later));
+                    }
                 }
                 Entry::HalfOpen(_) => self.half_open_timeout(now, slot),
                 Entry::Free => {}

@@ -123,7 +123,7 @@ impl Endpoint {
             }
             // Linux answers every other non-RST segment in TIME_WAIT with an ACK (rate
             // limited), a bare FIN included: the peer learns where the connection ended.
-            Gate::Drop if !f.contains(Flags::RST) => self.time_wait_oow_ack(now, slot),
+            Gate::Drop if !f.contains(Flags::RST) => self.time_wait_oow_ack(now, slot, seg),
             Gate::Drop => {}
             Gate::Challenge => {
                 if f.contains(Flags::SYN) {
@@ -157,7 +157,7 @@ impl Endpoint {
                     self.time_wait
                         .restart(slot, now + self.config.time_wait_duration());
                 }
-                self.time_wait_oow_ack(now, slot);
+                self.time_wait_oow_ack(now, slot, seg);
             }
             Gate::Continue => {
                 if let Some(ts) = seg.options.timestamps {
@@ -165,7 +165,7 @@ impl Endpoint {
                 }
                 if seg.segment_len() > 0 {
                     // Data or a FIN after the peer's FIN cannot be: tell it where we are.
-                    self.time_wait_oow_ack(now, slot);
+                    self.time_wait_oow_ack(now, slot, seg);
                 }
             }
         }
@@ -174,9 +174,9 @@ impl Endpoint {
 
     /// An ACK from a TIME_WAIT record, rate limited per record (Linux
     /// `TCPACKSkippedTimeWait`).
-    fn time_wait_oow_ack(&mut self, now: Instant, slot: u32) {
+    fn time_wait_oow_ack(&mut self, now: Instant, slot: u32, seg: &TcpRepr<'_>) {
         let limit = self.config.invalid_ratelimit;
-        if !self.time_wait.get_mut(slot).oow.allow(now, limit) {
+        if !crate::ratelimit::exempt(seg) && !self.time_wait.get_mut(slot).oow.allow(now, limit) {
             self.stats.ack_skipped_time_wait += 1;
             return;
         }
