@@ -129,7 +129,7 @@ fn try_clone(fam: Family) {
     drop(ours);
     kern.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    let err = kern.read(&mut [0u8; 4]).unwrap_err();
+    let err = common::kread(&kern, &mut [0u8; 4]).unwrap_err();
     assert_eq!(
         err.kind(),
         ErrorKind::WouldBlock,
@@ -220,7 +220,7 @@ fn take_error(fam: Family) {
         std::thread::sleep(Duration::from_millis(2));
     };
     assert!(kern2.take_error().unwrap().is_none());
-    assert_eq!((&kern2).read(&mut [0u8; 4]).unwrap(), 0);
+    assert_eq!(common::kread(&kern2, &mut [0u8; 4]).unwrap(), 0);
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
     assert_eq!(err.kind(), kerr.kind());
 }
@@ -233,7 +233,7 @@ both_families!(
 /// nobody keeps TIME_WAIT.
 fn linger_zero(fam: Family) {
     let env = Env::new(fam);
-    let (ours, mut kern, _l) = env.kernel_client_pair(5000);
+    let (ours, kern, _l) = env.kernel_client_pair(5000);
     let (a, k) = (ours.local_addr().unwrap(), ours.peer_addr().unwrap());
     ours.set_linger(Some(Duration::ZERO)).unwrap();
     assert_eq!(ours.linger().unwrap(), Some(Duration::ZERO));
@@ -243,7 +243,7 @@ fn linger_zero(fam: Family) {
     drop(ours);
     let mut buf = [0u8; 64];
     let err = loop {
-        match kern.read(&mut buf) {
+        match common::kread(&kern, &mut buf) {
             Ok(n) => assert!(n > 0, "a FIN instead of RST"),
             Err(e) => break e,
         }
@@ -454,7 +454,7 @@ fn reset_reported_once(fam: Family) {
     let ours = reset_by_kernel(5000);
     let kern = reset_by_us(6000);
     let our_reads = two_calls(|| (&ours).read(&mut [0u8; 4]));
-    let kernel_reads = two_calls(|| (&kern).read(&mut [0u8; 4]));
+    let kernel_reads = two_calls(|| common::kread(&kern, &mut [0u8; 4]));
     assert_eq!(our_reads, [Err(ErrorKind::ConnectionReset), Ok(0)]);
     assert_eq!(our_reads, kernel_reads);
 

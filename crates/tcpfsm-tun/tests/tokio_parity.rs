@@ -104,7 +104,7 @@ fn reunite(fam: Family) {
     let mut rest = Vec::new();
     (&k1).read_to_end(&mut rest).unwrap();
     assert_eq!(rest, b"y");
-    assert_eq!((&k2).read(&mut [0u8; 1]).unwrap(), 0);
+    assert_eq!(common::kread(&k2, &mut [0u8; 1]).unwrap(), 0);
 }
 both_families!(reunite_takes_matching_halves_only, super::reunite);
 
@@ -124,7 +124,7 @@ fn forget_no_fin(fam: Family) {
     });
     k.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
-    let err = k.read(&mut [0u8; 1]).unwrap_err();
+    let err = common::kread(&k, &mut [0u8; 1]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WouldBlock, "no FIN after forget");
     assert_eq!(env.kernel_state(k_addr, a), Some(State::Established));
     k.write_all(b"still open").unwrap();
@@ -299,11 +299,10 @@ fn full_buffer_pending(fam: Family) {
         }
         assert!(full, "writable() never waited ({sent} bytes sent)");
         let drain = std::thread::spawn(move || {
-            let mut k = k;
             let mut buf = vec![0u8; 64 * 1024];
             let mut got = 0;
             while got < sent {
-                got += k.read(&mut buf).unwrap();
+                got += common::kread(&k, &mut buf).unwrap();
             }
         });
         s.writable().await.unwrap();
@@ -376,7 +375,7 @@ fn peek_error_linger(fam: Family) {
     assert_eq!(s1.linger().unwrap(), Some(Duration::ZERO));
     drop(s1);
     k1.set_read_timeout(Some(STEP)).unwrap();
-    let err = k1.read(&mut [0u8; 4]).unwrap_err();
+    let err = common::kread(&k1, &mut [0u8; 4]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionReset);
 }
 both_families!(

@@ -253,6 +253,18 @@ fn parse_ss_addr(s: &str) -> Option<SocketAddr> {
     ))
 }
 
+/// One `read` of a kernel socket that retries EINTR: a blocking recv with SO_RCVTIMEO set
+/// returns EINTR (not a restart) when the thread is interrupted, e.g. by a cgroup freeze.
+pub fn kread(k: &std::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut r = k;
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            res => return res,
+        }
+    }
+}
+
 /// Closes a kernel socket with SO_LINGER {on, 0}: the kernel sends RST.
 pub fn kernel_reset(k: std::net::TcpStream) {
     socket2::SockRef::from(&k)
