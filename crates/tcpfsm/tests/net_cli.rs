@@ -126,6 +126,20 @@ impl Drop for Cli {
     }
 }
 
+/// Our stack's IPv4 listening address in the `listen` tests.
+const OURS_V4: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(10, 77, 0, 2)), 5000);
+
+/// A kernel client in `ns` connected to `tcpfsm listen` at `addr`, with a read timeout.
+fn kernel_client(ns: &NetNs, addr: SocketAddr) -> std::net::TcpStream {
+    let k = ns
+        .run(|| std::net::TcpStream::connect_timeout(&addr, STEP))
+        .unwrap()
+        .expect("the kernel connects to `tcpfsm listen`");
+    k.set_read_timeout(Some(STEP)).unwrap();
+    k
+}
+
 /// `accept` on a kernel listener that gives up after [`STEP`] instead of hanging the test.
 fn accept_bounded(l: &std::net::TcpListener) -> std::net::TcpStream {
     l.set_nonblocking(true).unwrap();
@@ -158,12 +172,7 @@ fn listen_relays(v6: bool) {
     // test fail on a loaded machine.
     cli.wait_stderr("listening on 0.0.0.0:5000 and [::]:5000");
     let ours: IpAddr = if v6 { "fd77::2" } else { "10.77.0.2" }.parse().unwrap();
-    let addr = SocketAddr::new(ours, 5000);
-    let mut k = ns
-        .run(|| std::net::TcpStream::connect_timeout(&addr, STEP))
-        .unwrap()
-        .expect("kernel connects to `tcpfsm listen`");
-    k.set_read_timeout(Some(STEP)).unwrap();
+    let mut k = kernel_client(&ns, SocketAddr::new(ours, 5000));
     k.write_all(b"hello from the kernel\n").unwrap();
     cli.wait_stderr("ESTABLISHED");
     {
@@ -303,12 +312,7 @@ fn peer_fin_does_not_close_our_side_while_stdin_is_open_netcat_half_close() {
         ns.name(),
     ]);
     cli.wait_stderr("listening on 10.77.0.2:5000");
-    let addr: SocketAddr = "10.77.0.2:5000".parse().unwrap();
-    let mut k = ns
-        .run(|| std::net::TcpStream::connect_timeout(&addr, STEP))
-        .unwrap()
-        .unwrap();
-    k.set_read_timeout(Some(STEP)).unwrap();
+    let mut k = kernel_client(&ns, OURS_V4);
     k.write_all(b"question\n").unwrap();
     k.shutdown(std::net::Shutdown::Write).unwrap();
     cli.wait_stderr("ESTABLISHED -> CLOSE_WAIT (FIN received)");
@@ -356,12 +360,7 @@ fn no_stdin_flag_never_reads_stdin_and_closes_after_the_peer_like_nc_d() {
     let mut stdin = cli.child.stdin.take().unwrap();
     stdin.write_all(b"must not be sent\n").unwrap();
     cli.wait_stderr("listening on 10.77.0.2:5000");
-    let addr: SocketAddr = "10.77.0.2:5000".parse().unwrap();
-    let mut k = ns
-        .run(|| std::net::TcpStream::connect_timeout(&addr, STEP))
-        .unwrap()
-        .unwrap();
-    k.set_read_timeout(Some(STEP)).unwrap();
+    let mut k = kernel_client(&ns, OURS_V4);
     k.write_all(b"data\n").unwrap();
     k.shutdown(std::net::Shutdown::Write).unwrap();
     let mut got = Vec::new();
@@ -482,12 +481,7 @@ echo $? >"$DIR/exit"
     let _kill = KillPid(pid);
     dir.wait_for("err", |t| t.contains("listening on").then_some(()));
 
-    let addr: SocketAddr = "10.77.0.2:5000".parse().unwrap();
-    let mut k = ns
-        .run(|| std::net::TcpStream::connect_timeout(&addr, STEP))
-        .unwrap()
-        .expect("the backgrounded listener answers");
-    k.set_read_timeout(Some(STEP)).unwrap();
+    let mut k = kernel_client(&ns, OURS_V4);
     dir.wait_for("err", |t| t.contains("-> ESTABLISHED").then_some(()));
     std::thread::sleep(Duration::from_millis(300));
     assert_ne!(proc_state(pid), 'T', "stopped by job control");
