@@ -12,9 +12,12 @@
 //! prefixes (10.77.0.2 and fd77::2), which the kernel therefore routes into the TUN. The
 //! device is configured with iproute2's `ip` command (MTU, addresses with `nodad`, link up).
 //!
-//! Blocking sockets mirror `std::net`; with the `tokio` feature, [`AsyncTcpStream`] and
-//! [`AsyncTcpListener`] implement `AsyncRead`/`AsyncWrite`. A [`PacketFilter`] on the stack
-//! sees every TCP datagram crossing the TUN and may drop it, for loss tests.
+//! Blocking sockets mirror `std::net` (non-blocking mode, `try_clone`, `peek`, `take_error`,
+//! SO_LINGER, `incoming()`, `ToSocketAddrs`); with the `tokio` feature, [`AsyncTcpStream`] and
+//! [`AsyncTcpListener`] implement `AsyncRead`/`AsyncWrite` and offer what
+//! `tokio::net::TcpStream` does (split halves in `tcpfsm_tun::tcp`, `readable`/`try_read`,
+//! …). A [`PacketFilter`] on the stack sees every TCP datagram crossing the TUN and may drop
+//! it, for loss tests.
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
