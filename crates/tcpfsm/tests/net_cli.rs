@@ -431,7 +431,8 @@ fn a_zero_msl_is_refused_naming_the_knob() {
     if skip_unless_root("a_zero_msl_is_refused_naming_the_knob") {
         return;
     }
-    let cli = Cli::spawn(&["listen", "5000", "--msl", "0s", "--tun", "tfsmbad0"]);
+    let ns = netns();
+    let cli = Cli::spawn(&["listen", "5000", "--msl", "0s", "--netns", ns.name()]);
     let (code, _, lines) = cli.finish();
     assert_eq!(code, 2);
     assert!(has_line(&lines, &["--msl", "msl"]), "{lines:#?}");
