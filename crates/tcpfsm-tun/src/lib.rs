@@ -12,9 +12,12 @@
 //! prefixes (10.77.0.2 and fd77::2), which the kernel therefore routes into the TUN. The
 //! device is configured with iproute2's `ip` command (MTU, addresses with `nodad`, link up).
 //!
-//! Blocking sockets mirror `std::net`; with the `tokio` feature, [`AsyncTcpStream`] and
-//! [`AsyncTcpListener`] implement `AsyncRead`/`AsyncWrite`. A [`PacketFilter`] on the stack
-//! sees every TCP datagram crossing the TUN and may drop it, for loss tests.
+//! Blocking sockets mirror `std::net` (non-blocking mode, `try_clone`, `peek`, `take_error`,
+//! SO_LINGER, `incoming()`, `ToSocketAddrs`); with the `tokio` feature, [`AsyncTcpStream`] and
+//! [`AsyncTcpListener`] implement `AsyncRead`/`AsyncWrite` and offer what
+//! `tokio::net::TcpStream` does (split halves in `tcpfsm_tun::tcp`, `readable`/`try_read`,
+//! …). A [`PacketFilter`] on the stack sees every TCP datagram crossing the TUN and may drop
+//! it, for loss tests.
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
@@ -26,13 +29,13 @@
 //! stack.subscribe(|ev| eprintln!("{ev:?}")); // every state change, as it happens
 //!
 //! // Our server; the kernel reaches it at 10.77.0.2:5000 (e.g. `nc 10.77.0.2 5000`).
-//! let listener = TcpListener::bind(&stack, "10.77.0.2:5000".parse().unwrap())?;
+//! let listener = TcpListener::bind(&stack, "10.77.0.2:5000")?;
 //! let (mut conn, peer) = listener.accept()?;
 //! conn.write_all(b"hello ")?;
 //! # let _ = peer;
 //!
 //! // Our client to a kernel server listening on 10.77.0.1:8080.
-//! let mut c = TcpStream::connect(&stack, "10.77.0.1:8080".parse().unwrap())?;
+//! let mut c = TcpStream::connect(&stack, "10.77.0.1:8080")?;
 //! let mut reply = Vec::new();
 //! c.read_to_end(&mut reply)?;
 //! # Ok(())
@@ -40,19 +43,28 @@
 //! ```
 
 mod device;
+mod listener;
 pub mod netns;
+mod ops;
 mod socket;
 mod stack;
 
 #[cfg(feature = "tokio")]
 mod async_io;
 
+/// The halves of a split [`AsyncTcpStream`], as `tokio::net::tcp`.
+#[cfg(feature = "tokio")]
+pub mod tcp {
+    pub use crate::async_io::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
+}
+
 #[cfg(feature = "tokio")]
 pub use async_io::{AsyncTcpListener, AsyncTcpStream};
 pub use device::{TunAddrs, TunDevice};
-pub use socket::{TcpListener, TcpStream};
+pub use listener::{Incoming, TcpListener};
+pub use socket::TcpStream;
 pub use stack::{Direction, DriverStats, Packet, PacketFilter, Stack, StackConfig, Verdict};
-pub use tcpfsm_core::{self as core, Config, ListenOptions, State};
+pub use tcpfsm_core::{self as core, Config, ConnOptions, ListenOptions, State};
 pub use tcpfsm_wire as wire;
 
 /// Whether this process can create TUN devices and namespaces (effective uid 0).

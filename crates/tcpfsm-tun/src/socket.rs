@@ -1,189 +1,81 @@
-//! Blocking sockets on our stack, shaped like `std::net`.
+//! Blocking connections on our stack, shaped like `std::net::TcpStream`.
 //!
 //! Errors carry the `std::io::ErrorKind` the Linux kernel's sockets give in the same case
 //! (ECONNREFUSED, ECONNRESET, ETIMEDOUT, EADDRNOTAVAIL, EADDRINUSE, EPIPE); read and write
-//! timeouts give `WouldBlock` as `SO_RCVTIMEO`/`SO_SNDTIMEO` do (EAGAIN), and `read_exact`
-//! hitting the end of the stream gives `UnexpectedEof` (std's `Read` does that for us).
+//! timeouts give `WouldBlock` as `SO_RCVTIMEO`/`SO_SNDTIMEO` do (EAGAIN), so does a
+//! non-blocking socket's call that would wait, and `read_exact` hitting the end of the stream
+//! gives `UnexpectedEof` (std's `Read` does that for us).
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tcpfsm_core::{
-    CloseReason, ConnHandle, ConnInfo, FourTuple, Instant, ListenOptions, ListenerHandle, State,
-};
+use tcpfsm_core::{ConnHandle, ConnInfo, ConnOptions, FourTuple, Instant, State};
 
+use crate::ops::{
+    close_linger, connect_op, each_addr, options_op, peek_op, recv_op, send_op, set_options_op,
+    start_connect_op, still_closing, take_error_op, would_block,
+};
 use crate::stack::{local_ip, Inner, Key, Shared, Stack};
 
-/// A listening socket of our stack.
-pub struct TcpListener {
-    shared: Arc<Shared>,
-    id: ListenerHandle,
-    local: SocketAddr,
-}
-
-impl TcpListener {
-    /// `bind` + `listen(128)` with SO_REUSEADDR, as servers do.
-    pub fn bind(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
-        TcpListener::listen(stack, addr, 128)
-    }
-
-    /// `bind` + `listen(backlog)` with SO_REUSEADDR.
-    pub fn listen(stack: &Stack, addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-        let opts = ListenOptions::new(&stack.config(), backlog);
-        TcpListener::bind_with(stack, addr, opts)
-    }
-
-    /// Binds and listens with explicit options. The address must be one of the stack's or
-    /// the unspecified address (else `AddrNotAvailable`, as bind(2) says EADDRNOTAVAIL).
-    pub fn bind_with(
-        stack: &Stack,
-        addr: SocketAddr,
-        opts: ListenOptions,
-    ) -> io::Result<TcpListener> {
-        let shared = stack.shared.clone();
-        if !addr.ip().is_unspecified() && Some(addr.ip()) != local_ip(&shared.addrs, addr.is_ipv6())
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrNotAvailable,
-                format!("{} is not an address of this stack", addr.ip()),
-            ));
-        }
-        let id = {
-            let mut g = shared.lock();
-            let now = shared.begin(&mut g)?;
-            let r = g.ep.listen_with(now, addr, opts);
-            shared.finish(&mut g, now);
-            let id = r.map_err(|e| with_context(e, &format!("listen on {addr}")))?;
-            g.slots.insert(Key::Listener(id), Default::default());
-            id
-        };
-        Ok(TcpListener {
-            shared,
-            id,
-            local: addr,
-        })
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-
-    pub fn id(&self) -> ListenerHandle {
-        self.id
-    }
-
-    #[cfg(feature = "tokio")]
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    /// Waits for a connection that finished its handshake.
-    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept_deadline(None)
-    }
-
-    /// As [`TcpListener::accept`], giving up with `TimedOut` after `timeout`.
-    pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept_deadline(Some(std::time::Instant::now() + timeout))
-    }
-
-    fn accept_deadline(
-        &self,
-        deadline: Option<std::time::Instant>,
-    ) -> io::Result<(TcpStream, SocketAddr)> {
-        let id = self.id;
-        match self
-            .shared
-            .block_on(Key::Listener(id), deadline, |g, now| accept_op(g, now, id))
-        {
-            None => Err(io::Error::new(io::ErrorKind::TimedOut, "accept timed out")),
-            Some(r) => {
-                let (conn, tuple) = r?;
-                Ok((
-                    TcpStream::adopt(self.shared.clone(), conn, tuple),
-                    tuple.remote,
-                ))
-            }
-        }
-    }
-}
-
-impl Drop for TcpListener {
-    fn drop(&mut self) {
-        let mut g = self.shared.lock();
-        if let Ok(now) = self.shared.begin(&mut g) {
-            let _ = g.ep.close_listener(now, self.id);
-            self.shared.finish(&mut g, now);
-        }
-        self.shared.forget(&mut g, Key::Listener(self.id));
-    }
-}
-
-/// One attempt to accept; registers the connection's wait slot.
-pub(crate) fn accept_op(
-    g: &mut Inner,
-    now: Instant,
-    id: ListenerHandle,
-) -> Option<io::Result<(ConnHandle, FourTuple)>> {
-    match g.ep.accept(now, id) {
-        Ok(Some(conn)) => {
-            let Some(info) = g.ep.info(conn) else {
-                return Some(Err(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "accepted connection vanished",
-                )));
-            };
-            let slot = g.slots.entry(Key::Conn(conn)).or_default();
-            slot.established = true;
-            Some(Ok((conn, info.tuple)))
-        }
-        Ok(None) => None,
-        Err(e) => Some(Err(e.into())),
-    }
-}
-
 /// A connection of our stack. `&TcpStream` reads and writes too, so one thread may read
-/// while another writes. Dropping it closes gracefully (FIN), like close(2) without linger.
+/// while another writes. Clones made with [`TcpStream::try_clone`] share the connection and
+/// its options (as dup(2) does); dropping the last one closes it gracefully (FIN), or as
+/// SO_LINGER says (see [`TcpStream::set_linger`]).
 pub struct TcpStream {
+    inner: Arc<StreamInner>,
+}
+
+/// What every clone of one connection shares: its socket options live here, as they live in
+/// the one socket all of a process's descriptors for it point to.
+pub(crate) struct StreamInner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: ConnHandle,
     tuple: FourTuple,
     /// Microseconds; 0 = none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
+    /// O_NONBLOCK.
+    nonblocking: AtomicBool,
     read_shut: AtomicBool,
+    /// Aborted: the handle is already given back to the engine.
     released: AtomicBool,
 }
 
 impl TcpStream {
     pub(crate) fn adopt(shared: Arc<Shared>, conn: ConnHandle, tuple: FourTuple) -> TcpStream {
         TcpStream {
-            shared,
-            conn,
-            tuple,
-            read_timeout: AtomicU64::new(0),
-            write_timeout: AtomicU64::new(0),
-            read_shut: AtomicBool::new(false),
-            released: AtomicBool::new(false),
+            inner: Arc::new(StreamInner {
+                shared,
+                conn,
+                tuple,
+                read_timeout: AtomicU64::new(0),
+                write_timeout: AtomicU64::new(0),
+                nonblocking: AtomicBool::new(false),
+                read_shut: AtomicBool::new(false),
+                released: AtomicBool::new(false),
+            }),
         }
     }
 
     /// Active open from our address of the remote's family and an ephemeral port; waits for
-    /// the handshake as long as the SYN retransmissions last (`syn_retries`).
-    pub fn connect(stack: &Stack, remote: SocketAddr) -> io::Result<TcpStream> {
-        TcpStream::connect_with(stack, None, remote, None)
+    /// the handshake as long as the SYN retransmissions last (`syn_retries`). Each address
+    /// `addr` resolves to is tried in turn, as `std::net::TcpStream::connect` does.
+    pub fn connect(stack: &Stack, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(addr, |a| {
+            TcpStream::connect_inner(stack, None, a, None, None)
+        })
     }
 
-    /// As [`TcpStream::connect`], giving up with `TimedOut` after `timeout`.
+    /// As [`TcpStream::connect`] to one address, giving up with `TimedOut` after `timeout`.
     pub fn connect_timeout(
         stack: &Stack,
         remote: SocketAddr,
         timeout: Duration,
     ) -> io::Result<TcpStream> {
-        TcpStream::connect_with(stack, None, remote, Some(timeout))
+        TcpStream::connect_inner(stack, None, remote, None, Some(timeout))
     }
 
     /// Active open from an explicit local address (port 0 = ephemeral).
@@ -193,10 +85,32 @@ impl TcpStream {
         remote: SocketAddr,
         timeout: Option<Duration>,
     ) -> io::Result<TcpStream> {
+        TcpStream::connect_inner(stack, local, remote, None, timeout)
+    }
+
+    /// Active open with socket options set before the SYN goes out (as setsockopt before
+    /// connect(2)): a large `recv_buffer` gets its window scale only this way.
+    pub fn connect_with_options(
+        stack: &Stack,
+        remote: SocketAddr,
+        opts: ConnOptions,
+        timeout: Option<Duration>,
+    ) -> io::Result<TcpStream> {
+        TcpStream::connect_inner(stack, None, remote, Some(opts), timeout)
+    }
+
+    fn connect_inner(
+        stack: &Stack,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+        opts: Option<ConnOptions>,
+        timeout: Option<Duration>,
+    ) -> io::Result<TcpStream> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        let s = TcpStream::start_connect(stack, local, remote)?;
-        let conn = s.conn;
+        let s = TcpStream::start_connect(stack, local, remote, opts)?;
+        let conn = s.inner.conn;
         match s
+            .inner
             .shared
             .block_on(Key::Conn(conn), deadline, |g, _| connect_op(g, conn))
         {
@@ -217,6 +131,7 @@ impl TcpStream {
         stack: &Stack,
         local: Option<SocketAddr>,
         remote: SocketAddr,
+        opts: Option<ConnOptions>,
     ) -> io::Result<TcpStream> {
         let shared = stack.shared.clone();
         let local = match local {
@@ -237,106 +152,204 @@ impl TcpStream {
         let (conn, tuple) = {
             let mut g = shared.lock();
             let now = shared.begin(&mut g)?;
-            let r = g.ep.connect(now, local, remote);
-            let conn = match r {
-                Ok(c) => c,
-                Err(e) => {
-                    shared.finish(&mut g, now);
-                    return Err(with_context(e, &format!("connect to {remote}")));
-                }
-            };
-            g.slots.insert(Key::Conn(conn), Default::default());
-            let tuple =
-                g.ep.info(conn)
-                    .map(|i| i.tuple)
-                    .unwrap_or(FourTuple { local, remote });
+            let r = start_connect_op(&mut g, now, local, remote, opts);
             shared.finish(&mut g, now);
-            (conn, tuple)
+            r?
         };
         Ok(TcpStream::adopt(shared, conn, tuple))
     }
 
+    #[cfg(feature = "tokio")]
+    pub(crate) fn inner(&self) -> &Arc<StreamInner> {
+        &self.inner
+    }
+
     pub fn id(&self) -> ConnHandle {
-        self.conn
+        self.inner.conn
     }
 
     pub fn tuple(&self) -> FourTuple {
-        self.tuple
+        self.inner.tuple
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.tuple.local)
+        Ok(self.inner.tuple.local)
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.tuple.remote)
+        Ok(self.inner.tuple.remote)
     }
 
     /// The connection's RFC 9293 state (CLOSED once it is gone).
     pub fn state(&self) -> State {
-        self.shared
+        self.inner
+            .shared
             .lock()
             .ep
-            .state(self.conn)
+            .state(self.inner.conn)
             .unwrap_or(State::Closed)
     }
 
     /// Sequence numbers, windows, queues, RTT and congestion state.
     pub fn info(&self) -> Option<ConnInfo> {
-        self.shared.lock().ep.info(self.conn)
+        self.inner.shared.lock().ep.info(self.inner.conn)
+    }
+
+    /// Another handle on the same connection (dup(2)): both read and write it, options set
+    /// through one apply to both, and the connection closes when the last is dropped.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// O_NONBLOCK: `read`, `write` and `peek` return `WouldBlock` instead of waiting.
+    /// Shared with clones.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.nonblocking.store(nonblocking, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Receives data without removing it from the receive queue (MSG_PEEK); waits like
+    /// `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.inner.read_shut() {
+            return Ok(0);
+        }
+        let conn = self.inner.conn;
+        self.inner.wait(&self.inner.read_timeout, "peek", |g, _| {
+            peek_op(g, conn, buf)
+        })
+    }
+
+    /// SO_ERROR: the error that ended the connection (reset, refused, timed out), returned
+    /// once; `None` while it is healthy or after it has been taken.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.locked(|g, _, conn| take_error_op(g, conn))
     }
 
     /// TCP_NODELAY.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.call(|g, now, conn| {
-            let mut o = g.ep.options(conn).ok_or(tcpfsm_core::InvalidHandle)?;
-            o.nodelay = nodelay;
-            g.ep.set_options(now, conn, o).map_err(io::Error::other)
-        })
+        self.set_options_with(|o| o.nodelay = nodelay)
+    }
+
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(self.options()?.nodelay)
+    }
+
+    /// SO_LINGER, as on Linux: `Some(ZERO)` makes close (the last drop) an abort — RST,
+    /// unsent data discarded, no TIME_WAIT; `Some(d)` makes the last drop wait up to `d` while
+    /// queued data or our FIN is unacknowledged (then the close goes on in the background);
+    /// `None` (the default) closes in the background at once. Times are kept in milliseconds;
+    /// a non-zero time below 1 ms counts as 1 ms, never as an abort.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        let linger = linger.map(|d| {
+            if d.is_zero() {
+                d
+            } else {
+                d.max(Duration::from_millis(1))
+            }
+        });
+        self.set_options_with(|o| o.linger = linger)
+    }
+
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        Ok(self.options()?.linger)
+    }
+
+    /// SO_KEEPALIVE with TCP_KEEPIDLE: probe after `idle` without traffic (`None`: off). The
+    /// probe interval and count are in [`TcpStream::set_options`].
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        self.set_options_with(|o| o.keepalive = idle)
+    }
+
+    pub fn keepalive(&self) -> io::Result<Option<Duration>> {
+        Ok(self.options()?.keepalive)
+    }
+
+    /// Every per-connection option (getsockopt): buffers, MSS, keep-alive, linger, nodelay.
+    pub fn options(&self) -> io::Result<ConnOptions> {
+        self.inner.locked(|g, _, conn| options_op(g, conn))
+    }
+
+    /// setsockopt for all of them at once; an invalid value is `InvalidInput`.
+    pub fn set_options(&self, opts: ConnOptions) -> io::Result<()> {
+        self.set_options_with(|o| *o = opts)
+    }
+
+    fn set_options_with(&self, f: impl FnOnce(&mut ConnOptions)) -> io::Result<()> {
+        self.inner
+            .locked(|g, now, conn| set_options_op(g, now, conn, f))
     }
 
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.read_timeout
+        self.inner
+            .read_timeout
             .store(timeout_micros(t)?, Ordering::Relaxed);
         Ok(())
     }
 
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.write_timeout
+        self.inner
+            .write_timeout
             .store(timeout_micros(t)?, Ordering::Relaxed);
         Ok(())
     }
 
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(micros_timeout(self.read_timeout.load(Ordering::Relaxed)))
+        Ok(micros_timeout(
+            self.inner.read_timeout.load(Ordering::Relaxed),
+        ))
     }
 
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(micros_timeout(self.write_timeout.load(Ordering::Relaxed)))
+        Ok(micros_timeout(
+            self.inner.write_timeout.load(Ordering::Relaxed),
+        ))
     }
 
     /// `Write` sends our FIN after the queued data (half-close: reading goes on); `Read`
     /// makes further reads return end-of-stream, as Linux does; `Both` does both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            self.read_shut.store(true, Ordering::Relaxed);
-        }
-        if matches!(how, Shutdown::Write | Shutdown::Both) {
-            self.call(|g, now, conn| Ok(g.ep.shutdown_write(now, conn)?))?;
-        }
-        Ok(())
+        self.inner.shutdown(how)
     }
 
-    /// Close with SO_LINGER {on, 0}: RST to the peer, unsent data discarded, no TIME_WAIT.
+    /// Close with SO_LINGER {on, 0} at once, whatever clones exist: RST to the peer, unsent
+    /// data discarded, no TIME_WAIT. The handle is given back to the engine, so calls through
+    /// clones fail with `NotConnected`.
     pub fn abort(self) {
-        let _ = self.call(|g, now, conn| Ok(g.ep.abort(now, conn)?));
-        self.released.store(true, Ordering::Relaxed);
+        let _ = self.inner.locked(|g, now, conn| Ok(g.ep.abort(now, conn)?));
+        self.inner.released.store(true, Ordering::Relaxed);
     }
 
-    fn call(
+    fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.inner.read_shut() {
+            return Ok(0);
+        }
+        let conn = self.inner.conn;
+        self.inner.wait(&self.inner.read_timeout, "read", |g, now| {
+            recv_op(g, now, conn, buf)
+        })
+    }
+
+    fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let conn = self.inner.conn;
+        self.inner
+            .wait(&self.inner.write_timeout, "write", |g, now| {
+                send_op(g, now, conn, buf)
+            })
+    }
+}
+
+impl StreamInner {
+    /// One call under the lock, with the endpoint's clock brought up to now.
+    pub(crate) fn locked<T>(
         &self,
-        f: impl FnOnce(&mut Inner, Instant, ConnHandle) -> io::Result<()>,
-    ) -> io::Result<()> {
+        f: impl FnOnce(&mut Inner, Instant, ConnHandle) -> io::Result<T>,
+    ) -> io::Result<T> {
         let mut g = self.shared.lock();
         let now = self.shared.begin(&mut g)?;
         let r = f(&mut g, now, self.conn);
@@ -344,64 +357,78 @@ impl TcpStream {
         r
     }
 
+    /// Runs `op` until it yields, as the socket's blocking mode says: once when non-blocking
+    /// (`WouldBlock` if it would wait), else up to the `timeout` (`WouldBlock` after it, as
+    /// SO_RCVTIMEO/SO_SNDTIMEO give EAGAIN) or forever.
+    fn wait<T>(
+        &self,
+        timeout: &AtomicU64,
+        what: &str,
+        op: impl FnMut(&mut Inner, Instant) -> Option<io::Result<T>>,
+    ) -> io::Result<T> {
+        let nonblocking = self.nonblocking.load(Ordering::Relaxed);
+        let deadline = if nonblocking {
+            Some(std::time::Instant::now())
+        } else {
+            micros_timeout(timeout.load(Ordering::Relaxed)).map(|d| std::time::Instant::now() + d)
+        };
+        match self.shared.block_on(Key::Conn(self.conn), deadline, op) {
+            Some(r) => r,
+            None if nonblocking => Err(would_block()),
+            None => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{what} timed out"),
+            )),
+        }
+    }
+
     pub(crate) fn read_shut(&self) -> bool {
         self.read_shut.load(Ordering::Relaxed)
     }
 
-    fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.read_shut() {
-            return Ok(0);
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.read_shut.store(true, Ordering::Relaxed);
         }
-        let conn = self.conn;
-        let deadline = deadline_after(self.read_timeout.load(Ordering::Relaxed));
-        self.shared
-            .block_on(Key::Conn(conn), deadline, |g, now| {
-                recv_op(g, now, conn, buf)
-            })
-            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::WouldBlock, "read timed out")))
-    }
-
-    fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.locked(|g, now, conn| Ok(g.ep.shutdown_write(now, conn)?))?;
         }
-        let conn = self.conn;
-        let deadline = deadline_after(self.write_timeout.load(Ordering::Relaxed));
-        self.shared
-            .block_on(Key::Conn(conn), deadline, |g, now| {
-                send_op(g, now, conn, buf)
-            })
-            .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::WouldBlock, "write timed out")))
+        Ok(())
     }
 }
 
-impl Drop for TcpStream {
+impl Drop for StreamInner {
+    /// close(2) of the last handle: FIN (RST with linger 0 or unread data), then with a
+    /// non-zero SO_LINGER the wait for the peer's acknowledgement.
     fn drop(&mut self) {
-        let mut g = self.shared.lock();
+        let conn = self.conn;
+        let mut linger = None;
         if !self.released.load(Ordering::Relaxed) {
+            let mut g = self.shared.lock();
             if let Ok(now) = self.shared.begin(&mut g) {
-                let _ = g.ep.close(now, self.conn);
+                linger = close_linger(&g, conn);
+                let _ = g.ep.close(now, conn);
                 self.shared.finish(&mut g, now);
             }
         }
-        self.shared.forget(&mut g, Key::Conn(self.conn));
+        if let Some(d) = linger {
+            let deadline = std::time::Instant::now() + d;
+            let _ = self
+                .shared
+                .block_on(Key::Conn(conn), Some(deadline), |g, _| {
+                    (!still_closing(g, conn)).then_some(Ok(()))
+                });
+        }
+        let mut g = self.shared.lock();
+        self.shared.forget(&mut g, Key::Conn(conn));
     }
 }
 
 impl std::fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpStream")
-            .field("conn", &self.conn)
-            .field("tuple", &self.tuple)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("id", &self.id)
-            .field("local", &self.local)
+            .field("conn", &self.inner.conn)
+            .field("tuple", &self.inner.tuple)
             .finish()
     }
 }
@@ -437,67 +464,6 @@ impl Write for &TcpStream {
     }
 }
 
-/// One attempt to read: data, end-of-stream (0), an error, or `None` to wait.
-pub(crate) fn recv_op(
-    g: &mut Inner,
-    now: Instant,
-    conn: ConnHandle,
-    buf: &mut [u8],
-) -> Option<io::Result<usize>> {
-    match g.ep.recv(now, conn, buf) {
-        Ok(Some(n)) => Some(Ok(n)),
-        Ok(None) => None,
-        Err(e) => Some(Err(e.into())),
-    }
-}
-
-/// One attempt to queue data: bytes taken, an error, or `None` to wait for buffer space.
-pub(crate) fn send_op(
-    g: &mut Inner,
-    now: Instant,
-    conn: ConnHandle,
-    buf: &[u8],
-) -> Option<io::Result<usize>> {
-    match g.ep.send(now, conn, buf) {
-        Ok(0) if !buf.is_empty() => None,
-        Ok(n) => Some(Ok(n)),
-        Err(e) => Some(Err(e.into())),
-    }
-}
-
-/// Whether the handshake of an active open finished: `None` while in SYN_SENT.
-pub(crate) fn connect_op(g: &mut Inner, conn: ConnHandle) -> Option<io::Result<()>> {
-    let slot = g.slots.get(&Key::Conn(conn));
-    if slot.is_some_and(|s| s.established) {
-        return Some(Ok(()));
-    }
-    match g.ep.state(conn) {
-        Some(State::SynSent) => None,
-        Some(State::Closed) | None => Some(Err(close_error(slot.and_then(|s| s.closed)))),
-        Some(_) => Some(Ok(())),
-    }
-}
-
-/// The error a failed connect reports, from how the connection ended.
-fn close_error(reason: Option<CloseReason>) -> io::Error {
-    let kind = match reason {
-        Some(CloseReason::Refused) => io::ErrorKind::ConnectionRefused,
-        Some(CloseReason::TimedOut) => io::ErrorKind::TimedOut,
-        Some(CloseReason::Reset) => io::ErrorKind::ConnectionReset,
-        Some(CloseReason::Aborted) => io::ErrorKind::ConnectionAborted,
-        Some(_) | None => io::ErrorKind::NotConnected,
-    };
-    io::Error::new(
-        kind,
-        reason.map_or("connection closed", |r| r.name()).to_string(),
-    )
-}
-
-fn with_context(e: impl Into<io::Error>, what: &str) -> io::Error {
-    let e: io::Error = e.into();
-    io::Error::new(e.kind(), format!("{what}: {e}"))
-}
-
 fn timeout_micros(t: Option<Duration>) -> io::Result<u64> {
     match t {
         None => Ok(0),
@@ -512,8 +478,4 @@ fn timeout_micros(t: Option<Duration>) -> io::Result<u64> {
 
 fn micros_timeout(us: u64) -> Option<Duration> {
     (us != 0).then(|| Duration::from_micros(us))
-}
-
-fn deadline_after(us: u64) -> Option<std::time::Instant> {
-    micros_timeout(us).map(|d| std::time::Instant::now() + d)
 }

@@ -118,8 +118,9 @@ pub(crate) enum Key {
 #[derive(Default)]
 pub(crate) struct Slot {
     pub(crate) cv: Arc<Condvar>,
-    pub(crate) read_waker: Option<Waker>,
-    pub(crate) write_waker: Option<Waker>,
+    /// Tasks waiting to read / to write (several may await `readable()` on one stream).
+    read_wakers: Vec<Waker>,
+    write_wakers: Vec<Waker>,
     pub(crate) closed: Option<CloseReason>,
     /// The handshake completed once (connect succeeded even if a reset follows at once).
     pub(crate) established: bool,
@@ -136,14 +137,10 @@ impl Slot {
             self.cv.notify_all();
         }
         if read {
-            if let Some(w) = self.read_waker.take() {
-                w.wake();
-            }
+            self.read_wakers.drain(..).for_each(Waker::wake);
         }
         if write {
-            if let Some(w) = self.write_waker.take() {
-                w.wake();
-            }
+            self.write_wakers.drain(..).for_each(Waker::wake);
         }
     }
 }
@@ -398,14 +395,13 @@ impl Shared {
             Some(r) => std::task::Poll::Ready(r),
             None => {
                 let slot = g.slots.entry(key).or_default();
-                let w = if as_reader {
-                    &mut slot.read_waker
+                let ws = if as_reader {
+                    &mut slot.read_wakers
                 } else {
-                    &mut slot.write_waker
+                    &mut slot.write_wakers
                 };
-                match w {
-                    Some(old) if old.will_wake(waker) => {}
-                    _ => *w = Some(waker.clone()),
+                if !ws.iter().any(|w| w.will_wake(waker)) {
+                    ws.push(waker.clone());
                 }
                 std::task::Poll::Pending
             }

@@ -12,26 +12,14 @@ use common::{drain_hash, pattern, read_hash, sha256, Env, Family, MIB, STEP};
 use tcpfsm_tun::wire::Flags;
 use tcpfsm_tun::{Direction, State, TcpListener, TcpStream, Verdict};
 
-/// Kernel client → our listener, connected, with timeouts on our side.
+/// Kernel client → our listener, connected (the listener is closed again).
 fn kernel_client_pair(env: &Env) -> (TcpStream, std::net::TcpStream) {
-    let l = TcpListener::bind(&env.stack, env.ours(5000)).unwrap();
-    let k = env.kernel_connect(env.ours(5000)).unwrap();
-    let (s, _) = l.accept_timeout(STEP).unwrap();
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
+    let (s, k, _) = env.kernel_client_pair(5000);
     (s, k)
 }
 
-/// Our client → kernel listener, connected.
 fn our_client_pair(env: &Env) -> (TcpStream, std::net::TcpStream) {
-    let kl = env.kernel_listen(6000);
-    let s = TcpStream::connect_timeout(&env.stack, env.kernels(6000), STEP).unwrap();
-    let (k, _) = common::kernel_accept(&kl);
-    k.set_read_timeout(Some(STEP)).unwrap();
-    k.set_write_timeout(Some(STEP)).unwrap();
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
-    (s, k)
+    env.our_client_pair(6000)
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -215,10 +203,7 @@ fn kernel_aborts(fam: Family) {
     let env = Env::new(fam);
     let (mut ours, kern) = our_client_pair(&env);
     let (a, k) = (ours.local_addr().unwrap(), ours.peer_addr().unwrap());
-    socket2::SockRef::from(&kern)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(kern);
+    common::kernel_reset(kern);
     let err = ours.read(&mut [0u8; 16]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionReset);
     assert_eq!(ours.state(), State::Closed);

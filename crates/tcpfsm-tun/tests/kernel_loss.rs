@@ -13,14 +13,7 @@ use tcpfsm_tun::wire::Flags;
 use tcpfsm_tun::{Direction, State, TcpListener, TcpStream, Verdict};
 
 fn our_client_pair(env: &Env) -> (TcpStream, std::net::TcpStream) {
-    let kl = env.kernel_listen(6000);
-    let s = TcpStream::connect_timeout(&env.stack, env.kernels(6000), STEP).unwrap();
-    let (k, _) = common::kernel_accept(&kl);
-    k.set_read_timeout(Some(STEP)).unwrap();
-    k.set_write_timeout(Some(STEP)).unwrap();
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
-    (s, k)
+    env.our_client_pair(6000)
 }
 
 /// The kernel's `Tcp: RetransSegs` counter in the namespace (/proc/net/snmp).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tcpfsm_tun::core::Event;
 use tcpfsm_tun::netns::NetNs;
-use tcpfsm_tun::{Stack, StackConfig, State};
+use tcpfsm_tun::{Stack, StackConfig, State, TcpListener, TcpStream};
 
 /// Every blocking step of a test is bounded by this.
 pub const STEP: Duration = Duration::from_secs(20);
@@ -124,6 +124,27 @@ impl Env {
             .expect("kernel listener")
     }
 
+    /// A kernel client connected to our listener on `port`, accepted, with timeouts on both
+    /// sides. The listener stays open as long as the returned one lives.
+    pub fn kernel_client_pair(&self, port: u16) -> (TcpStream, std::net::TcpStream, TcpListener) {
+        let l = TcpListener::bind(&self.stack, self.ours(port)).unwrap();
+        let k = self.kernel_connect(self.ours(port)).unwrap();
+        let (s, _) = l.accept_timeout(STEP).unwrap();
+        s.set_read_timeout(Some(STEP)).unwrap();
+        s.set_write_timeout(Some(STEP)).unwrap();
+        (s, k, l)
+    }
+
+    /// Our client connected to a kernel listener on `port`, with timeouts on both sides.
+    pub fn our_client_pair(&self, port: u16) -> (TcpStream, std::net::TcpStream) {
+        let kl = self.kernel_listen(port);
+        let s = TcpStream::connect_timeout(&self.stack, self.kernels(port), STEP).unwrap();
+        let (k, _) = kernel_accept(&kl);
+        s.set_read_timeout(Some(STEP)).unwrap();
+        s.set_write_timeout(Some(STEP)).unwrap();
+        (s, k)
+    }
+
     /// The kernel's TCP sockets in the namespace, from `ss -tanH`.
     pub fn ss(&self) -> Vec<SsEntry> {
         let out = self.ns.exec("ss", &["-tanH"]).expect("run ss");
@@ -230,6 +251,25 @@ fn parse_ss_addr(s: &str) -> Option<SocketAddr> {
         ip.parse::<IpAddr>().ok()?,
         port.parse().ok()?,
     ))
+}
+
+/// One `read` of a kernel socket that retries EINTR: a blocking recv with SO_RCVTIMEO set
+/// returns EINTR (not a restart) when the thread is interrupted, e.g. by a cgroup freeze.
+pub fn kread(k: &std::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut r = k;
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            res => return res,
+        }
+    }
+}
+
+/// Closes a kernel socket with SO_LINGER {on, 0}: the kernel sends RST.
+pub fn kernel_reset(k: std::net::TcpStream) {
+    socket2::SockRef::from(&k)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
 }
 
 /// `accept` on a kernel listener, bounded by [`STEP`] (a failed connect must not hang a test).
