@@ -314,6 +314,10 @@ impl<'a> Parser<'a> {
             self.next()?;
             pkt.urg = Some(self.ranged("an urgent pointer", "urg_ptr value out of range")?);
         }
+        if direction == Direction::Inbound && pkt.win.is_none() && pkt.unsupported.is_none() {
+            let pos = self.last;
+            return Err(self.err_at(pos, "window must be specified for inbound packets"));
+        }
         if self.is_punct('<')? {
             let lt = self.next()?.pos;
             if *self.peek()? == Tok::Ellipsis {
@@ -559,6 +563,15 @@ impl<'a> Parser<'a> {
         }
         if bytes > 40 {
             return Err(self.err_at(lt, "TCP option list too long"));
+        }
+        if !bytes.is_multiple_of(4) && pkt.unsupported.is_none() {
+            return Err(self.err_at(
+                lt,
+                format!(
+                    "TCP options are not padded correctly to ensure TCP header is a multiple of 4 bytes: {} excess bytes",
+                    bytes % 4
+                ),
+            ));
         }
         Ok(opts)
     }

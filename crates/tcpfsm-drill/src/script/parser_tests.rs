@@ -127,13 +127,15 @@ fn unmodelled_packet_kinds_parse_as_unsupported() {
     }
     assert!(matches!(s.events[2].action, Action::Command(_)));
     assert_eq!(
-        packet("< S 0:0(0) <md5 0123,mss 1000>")
+        packet("< S 0:0(0) win 1 <md5 0123,mss 1000>")
             .unsupported
             .as_deref(),
         Some("the TCP MD5 signature option")
     );
     assert_eq!(
-        packet("< S 0:0(0) <FO abcd>").unsupported.as_deref(),
+        packet("< S 0:0(0) win 1 <FO abcd,nop,nop>")
+            .unsupported
+            .as_deref(),
         Some("the TCP Fast Open option")
     );
 }
@@ -270,7 +272,7 @@ fn event_time_errors() {
         "t.pkt:2:1: event time range can only be used with outbound packets"
     );
     assert_eq!(
-        err("0 `a`\n* < . 1:1(0)"),
+        err("0 `a`\n* < . 1:1(0) win 1"),
         "t.pkt:2:1: event time * can only be used with outbound packets"
     );
     assert_eq!(
@@ -371,60 +373,68 @@ fn packet_field_errors() {
         "t.pkt:1:12: expected a payload length, found \"x\""
     );
     assert_eq!(
-        err("0 < S 0:0(0) <...>"),
-        "t.pkt:1:14: <...> for TCP options can only be used with outbound packets"
+        err("0 < S 0:0(0) win 1 <...>"),
+        "t.pkt:1:20: <...> for TCP options can only be used with outbound packets"
     );
 }
 
 #[test]
 fn tcp_option_errors() {
     assert_eq!(
-        err("0 < S 0:0(0) <1>"),
+        err("0 > S 0:0(0) <1>"),
         "t.pkt:1:15: expected a TCP option, found number 1"
     );
     assert_eq!(
-        err("0 < S 0:0(0) <mss 70000>"),
+        err("0 > S 0:0(0) <mss 70000>"),
         "t.pkt:1:19: mss value out of range"
     );
     assert_eq!(
-        err("0 < S 0:0(0) <wscale 300>"),
+        err("0 > S 0:0(0) <wscale 300>"),
         "t.pkt:1:22: window scale shift count out of range"
     );
     assert_eq!(
-        err("0 < S 0:0(0) <sack>"),
+        err("0 > S 0:0(0) <sack>"),
         "t.pkt:1:19: expected a SACK block left:right, found \">\""
     );
     assert_eq!(
-        err("0 < S 0:0(0) <sack 4294967296:1>"),
+        err("0 > S 0:0(0) <sack 4294967296:1>"),
         "t.pkt:1:20: TCP SACK left sequence number out of range"
     );
     assert_eq!(
-        err("0 < S 0:0(0) <sack 1:4294967296>"),
+        err("0 > S 0:0(0) <sack 1:4294967296>"),
         "t.pkt:1:22: TCP SACK right sequence number out of range"
     );
     assert_eq!(
-        err("0 < S 0:0(0) <TS 1 ecr 2>"),
+        err("0 > S 0:0(0) <TS 1 ecr 2>"),
         "t.pkt:1:18: expected \"val\", found number 1"
     );
     assert_eq!(
-        err("0 < S 0:0(0) <TS val 4294967296 ecr 0>"),
+        err("0 > S 0:0(0) <TS val 4294967296 ecr 0>"),
         "t.pkt:1:22: ts val out of range"
     );
     assert_eq!(
-        err("0 < S 0:0(0) <TS val 1 ecr -1>"),
+        err("0 > S 0:0(0) <TS val 1 ecr -1>"),
         "t.pkt:1:28: ecr val out of range"
     );
     assert_eq!(
-        err("0 < S 0:0(0) <wsclae 7>"),
+        err("0 > S 0:0(0) <wsclae 7>"),
         "t.pkt:1:15: unknown TCP option \"wsclae\""
     );
     assert_eq!(
-        err("0 < S 0:0(0) <mss 1 nop>"),
+        err("0 > S 0:0(0) <mss 1 nop>"),
         "t.pkt:1:21: expected \">\", found \"nop\""
     );
     assert_eq!(
-        err("0 < S 0:0(0) <sack 1:2 3:4 5:6 7:8 9:10>"),
+        err("0 > S 0:0(0) <sack 1:2 3:4 5:6 7:8 9:10>"),
         "t.pkt:1:14: TCP option list too long"
+    );
+    assert_eq!(
+        err("0 > S 0:0(0) <mss 1,nop>"),
+        "t.pkt:1:14: TCP options are not padded correctly to ensure TCP header is a multiple of 4 bytes: 1 excess bytes"
+    );
+    assert_eq!(
+        err("0 < S 0:0(0) <mss 1460>"),
+        "t.pkt:1:12: window must be specified for inbound packets"
     );
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod diagnose;
+pub mod drill;
 pub mod export;
 pub mod net;
 pub mod sim;

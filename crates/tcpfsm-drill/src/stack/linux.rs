@@ -1,0 +1,628 @@
+//! The `linux` stack: the host kernel's TCP, the way packetdrill tests it.
+//!
+//! Each script gets a private network namespace (tcpfsm-tun's [`NetNs`]) holding a TUN
+//! device `tun0` with the run's local address, and a route to the script's remote address
+//! through it. Real kernel sockets are made with libc inside the namespace; the script's
+//! inbound packets are written to the TUN, and what the kernel sends to the remote address is
+//! read from it. Settings are written to `/proc/sys` from inside the namespace, so they change
+//! only its `net.*` values (the kernel offers only per-namespace keys there). The clock is the
+//! wall clock.
+//!
+//! All descriptors are non-blocking; the runner provides blocking semantics.
+
+use super::{
+    Applied, Fd, Micros, Net, OptVal, Sent, SockOpt, Stack, StateCount, SysErr, SysResult,
+};
+use crate::outcome::Outcome;
+use crate::runner::RunOptions;
+use crate::script::Script;
+use std::collections::{BTreeSet, VecDeque};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+use tcpfsm_core::State;
+use tcpfsm_tun::netns::NetNs;
+use tcpfsm_tun::{TunAddrs, TunDevice};
+
+static RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// Runs `script` on the kernel in a fresh namespace (needs root).
+pub fn run(script: &Script, dir: &Path, net: Net, opts: &RunOptions) -> Outcome {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return crate::skipped("the linux stack needs root (network namespaces, TUN)".into());
+    }
+    let name = format!(
+        "drill-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
+    let ns = match NetNs::create(&name) {
+        Ok(ns) => ns,
+        Err(e) => return crate::broken(format!("creating network namespace {name}: {e}")),
+    };
+    match ns.run(|| match LinuxStack::new(net) {
+        Ok(st) => crate::runner::run(st, script, dir, opts),
+        Err(e) => crate::broken(format!("setting up the TUN device in {name}: {e}")),
+    }) {
+        Ok(o) => o,
+        Err(e) => crate::broken(format!("running in namespace {name}: {e}")),
+    }
+}
+
+/// The kernel behind a TUN device; must be created and used on a thread inside the
+/// namespace.
+pub struct LinuxStack {
+    tun: TunDevice,
+    t0: Instant,
+    sent: VecDeque<Sent>,
+    open: BTreeSet<Fd>,
+}
+
+fn last_errno() -> SysErr {
+    SysErr::Errno(
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+fn check(r: libc::c_int) -> SysResult<libc::c_int> {
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r)
+    }
+}
+
+fn ip_cmd(args: &[&str]) -> io::Result<()> {
+    let out = Command::new("ip").args(args).output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "`ip {}`: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// A `sockaddr_storage` for `addr`, and its length.
+fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in.
+            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                0,
+                0,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// `/proc/net/tcp` state codes (include/net/tcp_states.h).
+fn linux_state(code: u8) -> Option<State> {
+    Some(match code {
+        1 => State::Established,
+        2 => State::SynSent,
+        3 | 12 => State::SynReceived,
+        4 => State::FinWait1,
+        5 => State::FinWait2,
+        6 => State::TimeWait,
+        7 => State::Closed,
+        8 => State::CloseWait,
+        9 => State::LastAck,
+        10 => State::Listen,
+        11 => State::Closing,
+        _ => return None,
+    })
+}
+
+/// `0100A8C0:1F90` (IPv4, host byte order words) or 32 hex digits (IPv6) and a port.
+fn proc_addr(s: &str) -> Option<SocketAddr> {
+    let (a, p) = s.split_once(':')?;
+    let port = u16::from_str_radix(p, 16).ok()?;
+    let ip = match a.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(
+            u32::from_str_radix(a, 16).ok()?.swap_bytes(),
+        )),
+        32 => {
+            let mut b = [0u8; 16];
+            for w in 0..4 {
+                let v = u32::from_str_radix(&a[w * 8..w * 8 + 8], 16)
+                    .ok()?
+                    .swap_bytes();
+                b[w * 4..w * 4 + 4].copy_from_slice(&v.to_be_bytes());
+            }
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+impl LinuxStack {
+    /// Opens and configures `tun0` in the calling thread's namespace.
+    pub fn new(net: Net) -> io::Result<LinuxStack> {
+        let tun = TunDevice::open("tun0")?;
+        let (local4, remote4) = match (net.local, net.remote) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => (l, r),
+            _ => (crate::config::V4_LOCAL, crate::config::V4_REMOTE),
+        };
+        let (local6, remote6) = match (net.local, net.remote) {
+            (IpAddr::V6(l), IpAddr::V6(r)) => (l, r),
+            _ => (crate::config::V6_LOCAL, crate::config::V6_REMOTE),
+        };
+        tun.configure(
+            net.mtu,
+            &TunAddrs {
+                host_v4: Some(local4),
+                stack_v4: None,
+                prefix_v4: 16,
+                host_v6: Some(local6),
+                stack_v6: None,
+                prefix_v6: 48,
+            },
+        )?;
+        ip_cmd(&["route", "add", &format!("{remote4}/32"), "dev", "tun0"])?;
+        ip_cmd(&[
+            "-6",
+            "route",
+            "add",
+            &format!("{remote6}/128"),
+            "dev",
+            "tun0",
+        ])?;
+        Ok(LinuxStack {
+            tun,
+            t0: Instant::now(),
+            sent: VecDeque::new(),
+            open: BTreeSet::new(),
+        })
+    }
+
+    fn drain_tun(&mut self) {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.tun.recv(&mut buf) {
+            let at = self.now();
+            self.sent.push_back(Sent {
+                at,
+                bytes: buf[..n].to_vec(),
+            });
+        }
+    }
+
+    fn fd_ok(&self, fd: Fd) -> SysResult<()> {
+        if self.open.contains(&fd) {
+            Ok(())
+        } else {
+            Err(SysErr::Errno(libc::EBADF))
+        }
+    }
+
+    fn set_int(&self, fd: Fd, level: i32, name: i32, v: i32) -> SysResult<()> {
+        // SAFETY: a valid pointer to an int and its size.
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &v as *const i32 as *const libc::c_void,
+                size_of::<i32>() as libc::socklen_t,
+            )
+        })?;
+        Ok(())
+    }
+
+    fn get_int(&self, fd: Fd, level: i32, name: i32) -> SysResult<i32> {
+        let mut v: i32 = 0;
+        let mut len = size_of::<i32>() as libc::socklen_t;
+        // SAFETY: a valid buffer for an int and its length.
+        check(unsafe {
+            libc::getsockopt(
+                fd,
+                level,
+                name,
+                &mut v as *mut i32 as *mut libc::c_void,
+                &mut len,
+            )
+        })?;
+        Ok(v)
+    }
+
+    fn sockname(&self, fd: Fd) -> Option<SocketAddr> {
+        // SAFETY: an all-zero storage is valid; getsockname writes at most `len` bytes.
+        let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let r =
+            unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) };
+        (r == 0).then(|| from_sockaddr(&ss)).flatten()
+    }
+
+    /// tcpi_state of a socket the script holds.
+    fn tcp_state(&self, fd: Fd) -> Option<u8> {
+        // SAFETY: an all-zero tcp_info is valid; getsockopt writes at most `len` bytes.
+        let mut info: libc::tcp_info = unsafe { zeroed() };
+        let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                &mut info as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        (r == 0).then_some(info.tcpi_state)
+    }
+}
+
+impl Drop for LinuxStack {
+    fn drop(&mut self) {
+        for fd in &self.open {
+            // SAFETY: descriptors this stack opened and still owns.
+            unsafe { libc::close(*fd) };
+        }
+    }
+}
+
+impl Stack for LinuxStack {
+    fn name(&self) -> &'static str {
+        "linux"
+    }
+
+    fn apply(&mut self, key: &str, value: &str) -> SysResult<Applied> {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        if !Path::new(&path).exists() {
+            return Ok(Applied::Ignored(format!(
+                "this kernel has no per-namespace {key}"
+            )));
+        }
+        std::fs::write(&path, value)
+            .map_err(|e| SysErr::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)))?;
+        Ok(Applied::Set)
+    }
+
+    fn start(&mut self) -> SysResult<()> {
+        // Whatever the kernel sent while the device came up (router solicitations, MLD
+        // reports) is not the script's.
+        self.drain_tun();
+        self.sent.clear();
+        Ok(())
+    }
+
+    fn now(&self) -> Micros {
+        self.t0.elapsed().as_micros() as Micros
+    }
+
+    fn step(&mut self, limit: Micros, watch: &[(Fd, i16)]) -> bool {
+        let now = self.now();
+        if now >= limit {
+            self.drain_tun();
+            return true;
+        }
+        let mut fds: Vec<libc::pollfd> = vec![libc::pollfd {
+            fd: self.tun.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        fds.extend(watch.iter().map(|(fd, ev)| libc::pollfd {
+            fd: *fd,
+            events: *ev,
+            revents: 0,
+        }));
+        let wait = (limit - now).max(0);
+        let ts = libc::timespec {
+            tv_sec: (wait / 1_000_000) as libc::time_t,
+            tv_nsec: ((wait % 1_000_000) * 1000) as libc::c_long,
+        };
+        // SAFETY: a valid array of pollfd and a valid timespec; no signal mask change.
+        let n = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        self.drain_tun();
+        n <= 0 && self.now() >= limit
+    }
+
+    fn sent(&mut self) -> &mut VecDeque<Sent> {
+        &mut self.sent
+    }
+
+    fn inject(&mut self, datagram: &[u8]) -> SysResult<()> {
+        self.tun
+            .send(datagram)
+            .map_err(|e| SysErr::Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        Ok(())
+    }
+
+    fn socket(&mut self, v6: bool) -> SysResult<Fd> {
+        let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+        // SAFETY: plain arguments.
+        let fd = check(unsafe {
+            libc::socket(
+                domain,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_TCP,
+            )
+        })?;
+        self.open.insert(fd);
+        Ok(fd)
+    }
+
+    fn bind(&mut self, fd: Fd, addr: SocketAddr) -> SysResult<()> {
+        self.fd_ok(fd)?;
+        let (ss, len) = to_sockaddr(addr);
+        // SAFETY: a valid sockaddr of `len` bytes.
+        check(unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) })?;
+        Ok(())
+    }
+
+    fn listen(&mut self, fd: Fd, backlog: i32) -> SysResult<()> {
+        self.fd_ok(fd)?;
+        // SAFETY: plain arguments.
+        check(unsafe { libc::listen(fd, backlog) })?;
+        Ok(())
+    }
+
+    fn accept(&mut self, fd: Fd) -> SysResult<Fd> {
+        self.fd_ok(fd)?;
+        // SAFETY: null address pointers are allowed.
+        let n = check(unsafe {
+            libc::accept4(
+                fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        })?;
+        self.open.insert(n);
+        Ok(n)
+    }
+
+    fn connect(&mut self, fd: Fd, addr: SocketAddr) -> SysResult<()> {
+        self.fd_ok(fd)?;
+        let (ss, len) = to_sockaddr(addr);
+        // SAFETY: a valid sockaddr of `len` bytes.
+        let r = check(unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) });
+        self.drain_tun();
+        r.map(|_| ())
+    }
+
+    fn connect_result(&mut self, fd: Fd) -> Option<SysResult<()>> {
+        if self.poll(fd, libc::POLLOUT).ok()? == 0 {
+            return None;
+        }
+        Some(match self.get_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
+            Ok(0) => Ok(()),
+            Ok(e) => Err(SysErr::Errno(e)),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn local_addr(&mut self, fd: Fd) -> Option<SocketAddr> {
+        self.sockname(fd)
+    }
+
+    fn read(&mut self, fd: Fd, len: usize) -> SysResult<Vec<u8>> {
+        self.fd_ok(fd)?;
+        let mut buf = vec![0u8; len];
+        // SAFETY: `buf` is valid for `len` bytes.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), len, 0) };
+        self.drain_tun();
+        if n < 0 {
+            return Err(last_errno());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
+    fn write(&mut self, fd: Fd, data: &[u8]) -> SysResult<usize> {
+        self.fd_ok(fd)?;
+        // SAFETY: `data` is valid for its length.
+        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        self.drain_tun();
+        if n < 0 {
+            return Err(last_errno());
+        }
+        Ok(n as usize)
+    }
+
+    fn close(&mut self, fd: Fd) -> SysResult<()> {
+        if !self.open.remove(&fd) {
+            return Err(SysErr::Errno(libc::EBADF));
+        }
+        // SAFETY: a descriptor this stack owned; it is forgotten above.
+        check(unsafe { libc::close(fd) })?;
+        self.drain_tun();
+        Ok(())
+    }
+
+    fn shutdown(&mut self, fd: Fd, how: i32) -> SysResult<()> {
+        self.fd_ok(fd)?;
+        // SAFETY: plain arguments.
+        check(unsafe { libc::shutdown(fd, how) })?;
+        self.drain_tun();
+        Ok(())
+    }
+
+    fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: OptVal) -> SysResult<()> {
+        self.fd_ok(fd)?;
+        let (level, name) = opt.linux();
+        match value {
+            OptVal::Int(v) => self.set_int(fd, level, name, v as i32)?,
+            OptVal::Linger { onoff, secs } => {
+                let l = libc::linger {
+                    l_onoff: onoff as i32,
+                    l_linger: secs,
+                };
+                // SAFETY: a valid linger struct and its size.
+                check(unsafe {
+                    libc::setsockopt(
+                        fd,
+                        level,
+                        name,
+                        &l as *const libc::linger as *const libc::c_void,
+                        size_of::<libc::linger>() as libc::socklen_t,
+                    )
+                })?;
+            }
+        }
+        self.drain_tun();
+        Ok(())
+    }
+
+    fn getsockopt(&mut self, fd: Fd, opt: SockOpt) -> SysResult<OptVal> {
+        self.fd_ok(fd)?;
+        let (level, name) = opt.linux();
+        if opt == SockOpt::Linger {
+            // SAFETY: an all-zero linger is valid; getsockopt writes at most `len` bytes.
+            let mut l: libc::linger = unsafe { zeroed() };
+            let mut len = size_of::<libc::linger>() as libc::socklen_t;
+            check(unsafe {
+                libc::getsockopt(
+                    fd,
+                    level,
+                    name,
+                    &mut l as *mut _ as *mut libc::c_void,
+                    &mut len,
+                )
+            })?;
+            return Ok(OptVal::Linger {
+                onoff: l.l_onoff != 0,
+                secs: l.l_linger,
+            });
+        }
+        Ok(OptVal::Int(self.get_int(fd, level, name)? as i64))
+    }
+
+    fn poll(&mut self, fd: Fd, events: i16) -> SysResult<i16> {
+        self.fd_ok(fd)?;
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no waiting.
+        check(unsafe { libc::poll(&mut p, 1, 0) })?;
+        Ok(p.revents)
+    }
+
+    fn states(&mut self) -> StateCount {
+        let mut out = Vec::new();
+        for file in ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"] {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() < 4 {
+                    continue;
+                }
+                let (Some(l), Some(r), Ok(st)) = (
+                    proc_addr(f[1]),
+                    proc_addr(f[2]),
+                    u8::from_str_radix(f[3], 16),
+                ) else {
+                    continue;
+                };
+                if let Some(s) = linux_state(st) {
+                    out.push((s, l, r));
+                }
+            }
+        }
+        // Sockets the script holds whose connection is over are unhashed, so not in the
+        // tables above; FreeBSD's sockstat lists them as CLOSED.
+        for fd in &self.open {
+            if self.tcp_state(*fd) == Some(7) {
+                let l = self
+                    .sockname(*fd)
+                    .unwrap_or(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0));
+                let unspec = SocketAddr::new(
+                    if l.is_ipv6() {
+                        Ipv6Addr::UNSPECIFIED.into()
+                    } else {
+                        Ipv4Addr::UNSPECIFIED.into()
+                    },
+                    0,
+                );
+                out.push((State::Closed, l, unspec));
+            }
+        }
+        StateCount(out)
+    }
+
+    fn shell(&mut self, command: &str) -> SysResult<i32> {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .status()
+            .map_err(|e| SysErr::Unsupported(format!("cannot run sh: {e}")))?;
+        self.drain_tun();
+        Ok(status.code().unwrap_or(128))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_tcp_addresses_parse() {
+        assert_eq!(
+            proc_addr("0100A8C0:1F90"),
+            Some("192.168.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            proc_addr("B80D0120000000000000000001000000:9C40"),
+            Some("[2001:db8::1]:40000".parse().unwrap())
+        );
+        assert_eq!(linux_state(6), Some(State::TimeWait));
+        assert_eq!(linux_state(0x0a), Some(State::Listen));
+    }
+}
