@@ -221,10 +221,11 @@ pub fn show_packet(p: &Packet) -> String {
         out.push_str(&format!("...({})", p.seq.len));
     } else {
         out.push_str(&format!(
-            "{}:{}({})",
+            "{}:{}({}){}",
             p.seq.start,
             p.seq.start.wrapping_add(p.seq.len as u32),
-            p.seq.len
+            p.seq.len,
+            if p.seq.absolute { "!" } else { "" }
         ));
     }
     if let Some(a) = p.ack {

@@ -176,7 +176,8 @@ impl Summary {
     }
 }
 
-/// The text report of one result: one line, plus details for failures.
+/// The text report of one result: one line, plus details for failures; `show_notes` adds
+/// the notes and what the stack did at each line.
 pub fn text(r: &ScriptResult, show_notes: bool) -> String {
     let stack = r.stack.name();
     let path = r.path.display();
@@ -216,6 +217,14 @@ pub fn text(r: &ScriptResult, show_notes: bool) -> String {
     if show_notes {
         for n in &r.outcome.notes {
             out.push_str(&format!("    note: {n}\n"));
+        }
+        for t in &r.outcome.trace {
+            out.push_str(&format!(
+                "    {:>10} line {:<4} {}\n",
+                crate::runner::secs(t.at),
+                t.line,
+                t.observed
+            ));
         }
     }
     out

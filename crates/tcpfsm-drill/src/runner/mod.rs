@@ -70,6 +70,11 @@ pub(crate) struct Runner<'a, S: Stack> {
     /// Scheduled time of the previous event, and whether it was an inbound packet.
     last_time: Micros,
     last_inbound: bool,
+    /// When the previous event's action happened (a packet was injected or seen sent, a
+    /// call returned or started blocking): the base of the next relative time. Taken at the
+    /// action rather than when the next event is read, so that a real-time run's
+    /// bookkeeping (or a slow state check) does not shift the script.
+    last_done: Micros,
 }
 
 /// Runs `script` (whose file lives in `dir`) on `stack`.
@@ -122,6 +127,7 @@ pub fn run<S: Stack>(stack: S, script: &Script, dir: &Path, opts: &RunOptions) -
         xlat: Translator::default(),
         last_time: 0,
         last_inbound: false,
+        last_done: 0,
     };
     let verdict = match r.run_all() {
         Ok(()) => Verdict::Pass,
@@ -190,7 +196,7 @@ impl<'a, S: Stack> Runner<'a, S> {
         let base = if self.last_inbound && inbound {
             self.last_time
         } else {
-            self.st.now()
+            self.last_done
         };
         match ev.time {
             EventTime::Absolute(t) => (t, t),
@@ -222,18 +228,22 @@ impl<'a, S: Stack> Runner<'a, S> {
             }
             Action::Command(c) => {
                 self.wait_until(start, line)?;
+                // A command takes no script time (its interpretation is instantaneous).
+                let before = self.st.now();
                 self.command(&c.text, line)?;
+                self.last_done = before;
             }
             Action::Packet(p) => {
                 self.ensure_started(line)?;
                 match p.direction {
                     Direction::Inbound => {
                         self.wait_until(start, line)?;
+                        self.last_done = self.st.now();
                         self.inbound(p, line)?;
                     }
                     Direction::Outbound => {
                         let any = ev.time == EventTime::Any;
-                        self.outbound(p, line, start, end, any)?;
+                        self.last_done = self.outbound(p, line, start, end, any)?;
                     }
                 }
             }
@@ -245,7 +255,11 @@ impl<'a, S: Stack> Runner<'a, S> {
                     EventTime::Relative(t) => start - t + e,
                     _ => e,
                 });
+                self.last_done = self.st.now();
                 self.syscall(s, line, start, end)?;
+                if self.pending.is_none() {
+                    self.last_done = self.st.now();
+                }
             }
         }
         self.last_time = start;

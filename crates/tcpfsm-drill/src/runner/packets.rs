@@ -36,11 +36,11 @@ impl<S: Stack> Runner<'_, S> {
         }
         let s = &mut self.socks[i];
         match s.state {
-            SockState::Connecting if p.flags.has(Flags::SYN) => {
+            // As packetdrill: only the SYN-ACK answering our SYN gives the remote ISN (a
+            // simultaneous-open SYN leaves the numbering absolute).
+            SockState::Connecting if p.flags.has(Flags::SYN) && p.flags.has(Flags::ACK) => {
                 s.remote_isn = p.seq.start;
-                if p.flags.has(Flags::ACK) {
-                    s.state = SockState::Connected;
-                }
+                s.state = SockState::Connected;
             }
             SockState::SynReceived if p.flags.has(Flags::ACK) && !p.flags.has(Flags::SYN) => {
                 s.state = SockState::Connected
@@ -157,7 +157,7 @@ impl<S: Stack> Runner<'_, S> {
         start: Micros,
         end: Micros,
         any: bool,
-    ) -> Step {
+    ) -> Step<Micros> {
         let i = self.sut_index();
         let tol = self.tolerance(start);
         let deadline = if any {
@@ -232,7 +232,7 @@ impl<S: Stack> Runner<'_, S> {
                 ),
             ));
         }
-        Ok(())
+        Ok(at)
     }
 
     /// The segment in the script's numbers; the first SYN of a connection pins its ISN.

@@ -107,6 +107,12 @@ pub(crate) fn apply(
         // Linux's default: an RST ends TIME_WAIT (no RFC 1337 protection), as in the engine.
         "tcp_rfc1337" if num(key, value)? == 0 => {}
         "tcp_rfc1337" => return ignored("the engine always lets an RST end TIME_WAIT"),
+        // Linux 6.x retransmits the first SYNs at linear 1 s intervals by default; the
+        // engine always backs off exponentially (RFC 6298 section 5.5), i.e. 0 here.
+        "tcp_syn_linear_timeouts" if num(key, value)? == 0 => {}
+        "tcp_syn_linear_timeouts" => {
+            return ignored("the engine backs SYN retransmissions off exponentially")
+        }
         "tcp_congestion_control" if value == "reno" => {}
         "tcp_congestion_control" => {
             return ignored("the engine has NewReno congestion control only")

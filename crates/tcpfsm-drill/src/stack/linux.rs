@@ -26,10 +26,14 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 use tcpfsm_core::State;
+use tcpfsm_host::Filter;
 use tcpfsm_tun::netns::NetNs;
 use tcpfsm_tun::{TunAddrs, TunDevice};
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// `TCP_CLOSE` of include/net/tcp_states.h, as `tcpi_state` reports it.
+const TCP_CLOSE: u8 = 7;
 
 /// Runs `script` on the kernel in a fresh namespace (needs root).
 pub fn run(script: &Script, dir: &Path, net: Net, opts: &RunOptions) -> Outcome {
@@ -139,47 +143,6 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
         }
         _ => None,
     }
-}
-
-/// `/proc/net/tcp` state codes (include/net/tcp_states.h).
-fn linux_state(code: u8) -> Option<State> {
-    Some(match code {
-        1 => State::Established,
-        2 => State::SynSent,
-        3 | 12 => State::SynReceived,
-        4 => State::FinWait1,
-        5 => State::FinWait2,
-        6 => State::TimeWait,
-        7 => State::Closed,
-        8 => State::CloseWait,
-        9 => State::LastAck,
-        10 => State::Listen,
-        11 => State::Closing,
-        _ => return None,
-    })
-}
-
-/// `0100A8C0:1F90` (IPv4, host byte order words) or 32 hex digits (IPv6) and a port.
-fn proc_addr(s: &str) -> Option<SocketAddr> {
-    let (a, p) = s.split_once(':')?;
-    let port = u16::from_str_radix(p, 16).ok()?;
-    let ip = match a.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(
-            u32::from_str_radix(a, 16).ok()?.swap_bytes(),
-        )),
-        32 => {
-            let mut b = [0u8; 16];
-            for w in 0..4 {
-                let v = u32::from_str_radix(&a[w * 8..w * 8 + 8], 16)
-                    .ok()?
-                    .swap_bytes();
-                b[w * 4..w * 4 + 4].copy_from_slice(&v.to_be_bytes());
-            }
-            IpAddr::V6(Ipv6Addr::from(b))
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
 }
 
 impl LinuxStack {
@@ -378,6 +341,9 @@ impl Stack for LinuxStack {
         self.tun
             .send(datagram)
             .map_err(|e| SysErr::Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        // The kernel answers within the write (the TUN hands the packet to the stack in
+        // softirq context before the call returns), so what is queued now was sent now.
+        self.drain_tun();
         Ok(())
     }
 
@@ -555,31 +521,16 @@ impl Stack for LinuxStack {
 
     fn states(&mut self) -> StateCount {
         let mut out = Vec::new();
-        for file in ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"] {
-            let Ok(text) = std::fs::read_to_string(file) else {
-                continue;
-            };
-            for line in text.lines().skip(1) {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() < 4 {
-                    continue;
-                }
-                let (Some(l), Some(r), Ok(st)) = (
-                    proc_addr(f[1]),
-                    proc_addr(f[2]),
-                    u8::from_str_radix(f[3], 16),
-                ) else {
-                    continue;
-                };
-                if let Some(s) = linux_state(st) {
-                    out.push((s, l, r));
-                }
-            }
+        // sock_diag in this thread's namespace: listeners, request sockets, connections,
+        // TIME_WAIT and FIN_WAIT_2 minisocks, both families in one dump.
+        match tcpfsm_host::SockDiag::new().and_then(|mut d| d.sockets(&Filter::default())) {
+            Ok(rows) => out.extend(rows.iter().map(|r| (r.state, r.local, r.remote))),
+            Err(e) => eprintln!("tcpfsm drill: sock_diag in the namespace failed: {e}"),
         }
-        // Sockets the script holds whose connection is over are unhashed, so not in the
-        // tables above; FreeBSD's sockstat lists them as CLOSED.
+        // Sockets the script holds whose connection is over are unhashed, so not dumped;
+        // FreeBSD's sockstat lists them as CLOSED.
         for fd in &self.open {
-            if self.tcp_state(*fd) == Some(7) {
+            if self.tcp_state(*fd) == Some(TCP_CLOSE) {
                 let l = self
                     .sockname(*fd)
                     .unwrap_or(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0));
@@ -605,24 +556,5 @@ impl Stack for LinuxStack {
             .map_err(|e| SysErr::Unsupported(format!("cannot run sh: {e}")))?;
         self.drain_tun();
         Ok(status.code().unwrap_or(128))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proc_net_tcp_addresses_parse() {
-        assert_eq!(
-            proc_addr("0100A8C0:1F90"),
-            Some("192.168.0.1:8080".parse().unwrap())
-        );
-        assert_eq!(
-            proc_addr("B80D0120000000000000000001000000:9C40"),
-            Some("[2001:db8::1]:40000".parse().unwrap())
-        );
-        assert_eq!(linux_state(6), Some(State::TimeWait));
-        assert_eq!(linux_state(0x0a), Some(State::Listen));
     }
 }

@@ -55,7 +55,8 @@ pub struct Args {
     /// Raise every script's --tolerance_usecs to at least this (for a busy machine)
     #[arg(long, value_name = "USECS", default_value_t = 0)]
     pub tolerance_usecs: i64,
-    /// Also print the settings each script ignored and other notes
+    /// Also print the settings each script ignored, other notes, and what the stack did at
+    /// each line (time, segment or result)
     #[arg(long, short = 'v')]
     pub verbose: bool,
 }
