@@ -216,11 +216,11 @@ impl<'a, S: Stack> Runner<'a, S> {
         let (start, end) = self.schedule(ev);
         let inbound = matches!(&ev.action, Action::Packet(p) if p.direction == Direction::Inbound);
         match &ev.action {
-            Action::Code(_) => {
-                return Err(Stop::Skip(
-                    "%{ python }% code blocks are not run".into(),
-                    line,
-                ))
+            Action::Code(code) => {
+                self.ensure_started(line)?;
+                self.wait_until(start, line)?;
+                self.last_done = self.st.now();
+                self.code(code, line)?;
             }
             Action::Packet(p) if p.unsupported.is_some() => {
                 let what = p.unsupported.clone().unwrap_or_default();
@@ -392,6 +392,44 @@ impl<'a, S: Stack> Runner<'a, S> {
         Ok(())
     }
 
+    /// `%{ assert tcpi_state == TCP_ESTABLISHED }%`: the one kind of code block interpreted
+    /// (packetdrill evaluates it against the socket under test's TCP_INFO); others are
+    /// Python to run, and skip the script.
+    fn code(&mut self, code: &str, line: u32) -> Step {
+        let skip = || Stop::Skip("%{ python }% code blocks are not run".into(), line);
+        let c = code.trim().trim_end_matches(';');
+        let Some(rest) = c.strip_prefix("assert") else {
+            return Err(skip());
+        };
+        let rest = rest.split(',').next().unwrap_or("").trim();
+        let Some((lhs, rhs)) = rest.split_once("==") else {
+            return Err(skip());
+        };
+        if lhs.trim() != "tcpi_state" {
+            return Err(skip());
+        }
+        let want = tcpi_state_name(rhs.trim()).ok_or_else(skip)?;
+        let sock = self.sut_index();
+        let fd = self.fds.values().find(|f| f.sock == sock).map(|f| f.live);
+        let got = fd.and_then(|fd| self.st.fd_state(fd));
+        let shown = got.map(freebsd_state_name).unwrap_or("no socket");
+        self.trace.push(TraceEntry {
+            line,
+            at: self.st.now(),
+            observed: format!("tcpi_state {shown}"),
+            key: format!("tcpi_state {shown}"),
+        });
+        if got != Some(want) {
+            return Err(self.fail(
+                line,
+                format!("tcpi_state {}", freebsd_state_name(want)),
+                format!("tcpi_state {shown}"),
+                "state check failed".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn setting(&mut self, key: &str, value: &str, line: u32, at: &str) -> Step {
         match self.xlat.translate(key, value) {
             Err(m) => Err(self.fail(line, String::new(), String::new(), m)),
@@ -445,6 +483,29 @@ impl<'a, S: Stack> Runner<'a, S> {
         self.next_remote_port = self.next_remote_port.wrapping_add(1).max(40_000);
         p
     }
+}
+
+/// A `tcpi_state` constant: Linux's `TCP_*` names, FreeBSD's `TCPI_*`, or the number.
+fn tcpi_state_name(s: &str) -> Option<tcpfsm_core::State> {
+    use tcpfsm_core::State::*;
+    let n = s
+        .strip_prefix("TCPI_")
+        .or_else(|| s.strip_prefix("TCP_"))
+        .unwrap_or(s);
+    Some(match n {
+        "ESTABLISHED" | "1" => Established,
+        "SYN_SENT" | "2" => SynSent,
+        "SYN_RECV" | "SYN_RECEIVED" | "3" => SynReceived,
+        "FIN_WAIT1" | "FIN_WAIT_1" | "4" => FinWait1,
+        "FIN_WAIT2" | "FIN_WAIT_2" | "5" => FinWait2,
+        "TIME_WAIT" | "6" => TimeWait,
+        "CLOSE" | "CLOSED" | "7" => Closed,
+        "CLOSE_WAIT" | "8" => CloseWait,
+        "LAST_ACK" | "9" => LastAck,
+        "LISTEN" | "10" => Listen,
+        "CLOSING" | "11" => Closing,
+        _ => return None,
+    })
 }
 
 /// State names as FreeBSD's `sockstat -s` prints them.

@@ -563,6 +563,14 @@ impl Stack for EngineStack {
         Ok(r & (events | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL))
     }
 
+    fn fd_state(&mut self, fd: Fd) -> Option<State> {
+        Some(match self.socks.get(&fd)?.kind {
+            Kind::Fresh => State::Closed,
+            Kind::Listener(_) => State::Listen,
+            Kind::Conn(c) => self.conn_state(c),
+        })
+    }
+
     fn states(&mut self) -> StateCount {
         let mut out = Vec::new();
         if let Some(ep) = self.ep.as_ref() {

@@ -519,6 +519,23 @@ impl Stack for LinuxStack {
         Ok(p.revents)
     }
 
+    fn fd_state(&mut self, fd: Fd) -> Option<State> {
+        // include/net/tcp_states.h
+        Some(match self.tcp_state(fd)? {
+            1 => State::Established,
+            2 => State::SynSent,
+            3 | 12 => State::SynReceived,
+            4 => State::FinWait1,
+            5 => State::FinWait2,
+            6 => State::TimeWait,
+            8 => State::CloseWait,
+            9 => State::LastAck,
+            10 => State::Listen,
+            11 => State::Closing,
+            _ => State::Closed,
+        })
+    }
+
     fn states(&mut self) -> StateCount {
         let mut out = Vec::new();
         // sock_diag in this thread's namespace: listeners, request sockets, connections,

@@ -198,6 +198,9 @@ pub trait Stack {
     /// TIME_WAIT records, and sockets the script holds that are CLOSED.
     fn states(&mut self) -> StateCount;
 
+    /// The TCP state of a socket the script holds, as `TCP_INFO`'s `tcpi_state` reports it.
+    fn fd_state(&mut self, fd: Fd) -> Option<State>;
+
     /// Runs a shell command where the stack lives (`--allow-shell`); its exit status.
     fn shell(&mut self, command: &str) -> SysResult<i32> {
         let _ = command;
