@@ -11,8 +11,10 @@ use super::{
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 use tcpfsm_core::{
-    CloseReason, Config, ConnId, Endpoint, Error, Event, Instant, ListenOptions, ListenerId, State,
+    Config, ConnError, ConnHandle, ConnOptions, ConnectError, Endpoint, Instant, InvalidHandle,
+    ListenError, ListenOptions, ListenerHandle, RecvError, SendError, ShutdownError, State,
 };
 
 /// The virtual clock's epoch: script time 0 is one second into the endpoint's time.
@@ -24,8 +26,8 @@ const STUCK_AFTER: u32 = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Fresh,
-    Listener(ListenerId),
-    Conn(ConnId),
+    Listener(ListenerHandle),
+    Conn(ConnHandle),
 }
 
 #[derive(Debug, Clone)]
@@ -34,13 +36,13 @@ struct ESock {
     bound: Option<SocketAddr>,
     kind: Kind,
     reuse_addr: bool,
-    linger: Option<i32>,
-    nodelay: bool,
-    /// SO_ERROR: the connection's failure, until reported once.
-    error: Option<i32>,
-    /// The failure was reported (by SO_ERROR or a read): later reads see end of stream, as on
-    /// Linux where `sock_error()` clears `sk_err`.
-    error_reported: bool,
+    /// setsockopt values: applied at connect/listen, and to the connection afterwards.
+    opts: ConnOptions,
+    /// SO_KEEPALIVE as set, and TCP_KEEPIDLE (the idle time it uses).
+    keepalive: bool,
+    keep_idle: Duration,
+    /// A failure taken from the endpoint (for poll) and not yet reported to the application.
+    error: Option<ConnError>,
     shut_rd: bool,
     shut_wr: bool,
 }
@@ -57,8 +59,6 @@ pub struct EngineStack {
     sent: VecDeque<Sent>,
     buf: Vec<u8>,
     socks: HashMap<Fd, ESock>,
-    by_conn: HashMap<ConnId, Fd>,
-    states: HashMap<ConnId, State>,
     last_deadline: Option<Instant>,
     repeats: u32,
 }
@@ -77,8 +77,6 @@ impl EngineStack {
             sent: VecDeque::new(),
             buf: Vec::with_capacity(2048),
             socks: HashMap::new(),
-            by_conn: HashMap::new(),
-            states: HashMap::new(),
             last_deadline: None,
             repeats: 0,
         }
@@ -98,7 +96,8 @@ impl EngineStack {
         self.socks.get_mut(&fd).ok_or(SysErr::Errno(libc::EBADF))
     }
 
-    /// Moves what the endpoint produced into the sent queue and the socket table.
+    /// Moves what the endpoint sent into the queue (events are not needed: the adapter asks
+    /// the endpoint for state, queues and errors directly).
     fn drain(&mut self) {
         let now = self.instant();
         let at = self.now;
@@ -109,67 +108,73 @@ impl EngineStack {
                 bytes: self.buf[..tx.len].to_vec(),
             });
         }
-        while let Some(ev) = ep.poll_event() {
-            match ev {
-                Event::StateChanged { conn, to, .. } => {
-                    self.states.insert(conn, to);
-                }
-                Event::Closed { conn, reason } => {
-                    let errno = match reason {
-                        CloseReason::Reset => Some(libc::ECONNRESET),
-                        CloseReason::Refused => Some(libc::ECONNREFUSED),
-                        CloseReason::TimedOut => Some(libc::ETIMEDOUT),
-                        CloseReason::Graceful | CloseReason::Aborted => None,
-                    };
-                    if let Some(s) = self
-                        .by_conn
-                        .get(&conn)
-                        .and_then(|fd| self.socks.get_mut(fd))
-                    {
-                        if s.error.is_none() && !s.error_reported {
-                            s.error = errno;
-                        }
-                    }
-                }
-                Event::Acceptable { .. } | Event::Readable { .. } | Event::Writable { .. } => {}
-            }
-        }
+        while ep.poll_event().is_some() {}
     }
 
-    fn conn(&mut self, fd: Fd) -> SysResult<ConnId> {
+    fn conn(&mut self, fd: Fd) -> SysResult<ConnHandle> {
         match self.sock(fd)?.kind {
             Kind::Conn(c) => Ok(c),
             _ => Err(SysErr::Errno(libc::ENOTCONN)),
         }
     }
 
-    fn conn_state(&self, c: ConnId) -> State {
+    fn conn_state(&self, c: ConnHandle) -> State {
         self.ep
             .as_ref()
             .and_then(|ep| ep.state(c))
             .unwrap_or(State::Closed)
     }
 
+    /// The connection's failure, fetched from the endpoint once and kept until reported.
+    fn pending_error(&mut self, fd: Fd) -> Option<ConnError> {
+        let s = self.socks.get(&fd)?;
+        if s.error.is_some() {
+            return s.error;
+        }
+        let Kind::Conn(c) = s.kind else { return None };
+        let e = self.ep.as_mut()?.take_error(c).ok().flatten();
+        self.socks.get_mut(&fd)?.error = e;
+        e
+    }
+
+    /// Reports (and so clears) the failure, as Linux's `sock_error()` does.
+    fn report_error(&mut self, fd: Fd) -> Option<i32> {
+        let e = self.pending_error(fd)?;
+        self.socks.get_mut(&fd)?.error = None;
+        Some(conn_errno(e))
+    }
+
     fn lowest_free_fd(&self) -> Fd {
         (3..).find(|fd| !self.socks.contains_key(fd)).unwrap_or(3)
     }
+
+    /// Hands changed options to a live connection.
+    fn push_options(&mut self, fd: Fd) -> SysResult<()> {
+        let s = self.sock(fd)?.clone();
+        if let Kind::Conn(c) = s.kind {
+            let now = self.instant();
+            self.ep()?
+                .set_options(now, c, s.opts)
+                .map_err(|e| SysErr::Unsupported(format!("setsockopt: {e}")))?;
+            self.drain();
+        }
+        Ok(())
+    }
 }
 
-/// The errno Linux gives for what the endpoint reports.
-fn errno(e: Error) -> SysErr {
-    SysErr::Errno(match e {
-        Error::InvalidHandle => libc::EBADF,
-        Error::WouldBlock => libc::EAGAIN,
-        Error::InvalidState => libc::ENOTCONN,
-        Error::ConnectionReset => libc::ECONNRESET,
-        Error::ConnectionRefused => libc::ECONNREFUSED,
-        Error::TimedOut => libc::ETIMEDOUT,
-        Error::BrokenPipe => libc::EPIPE,
-        Error::AddrInUse => libc::EADDRINUSE,
-        Error::AddrNotAvailable => libc::EADDRNOTAVAIL,
-        Error::Aborted => libc::ECONNABORTED,
-        Error::InvalidInput => libc::EINVAL,
-    })
+/// The errno Linux gives for a connection's failure.
+fn conn_errno(e: ConnError) -> i32 {
+    match e {
+        ConnError::Reset => libc::ECONNRESET,
+        ConnError::Refused => libc::ECONNREFUSED,
+        ConnError::TimedOut => libc::ETIMEDOUT,
+        ConnError::Aborted => libc::ECONNABORTED,
+        _ => libc::EIO,
+    }
+}
+
+fn errno(e: i32) -> SysErr {
+    SysErr::Errno(e)
 }
 
 impl Stack for EngineStack {
@@ -243,6 +248,7 @@ impl Stack for EngineStack {
     }
 
     fn socket(&mut self, v6: bool) -> SysResult<Fd> {
+        let opts = self.ep()?.config().conn_options();
         let fd = self.lowest_free_fd();
         self.socks.insert(
             fd,
@@ -251,10 +257,10 @@ impl Stack for EngineStack {
                 bound: None,
                 kind: Kind::Fresh,
                 reuse_addr: false,
-                linger: None,
-                nodelay: false,
+                opts,
+                keepalive: false,
+                keep_idle: self.sockd.keepalive_time,
                 error: None,
-                error_reported: false,
                 shut_rd: false,
                 shut_wr: false,
             },
@@ -264,11 +270,8 @@ impl Stack for EngineStack {
 
     fn bind(&mut self, fd: Fd, addr: SocketAddr) -> SysResult<()> {
         let s = self.sock(fd)?;
-        if s.bound.is_some() || s.kind != Kind::Fresh {
-            return Err(SysErr::Errno(libc::EINVAL));
-        }
-        if addr.is_ipv6() != s.v6 {
-            return Err(SysErr::Errno(libc::EINVAL));
+        if s.bound.is_some() || s.kind != Kind::Fresh || addr.is_ipv6() != s.v6 {
+            return Err(errno(libc::EINVAL));
         }
         s.bound = Some(addr);
         Ok(())
@@ -284,37 +287,40 @@ impl Stack for EngineStack {
                 "listen() on an unbound socket (autobind)",
             ));
         };
-        let opts = ListenOptions {
-            backlog: backlog.max(1) as u32,
-            reuse_addr: s.reuse_addr,
-        };
-        let l = self.ep()?.listen_with(addr, opts).map_err(errno)?;
+        let now = self.instant();
+        let ep = self.ep()?;
+        let mut opts = ListenOptions::new(ep.config(), backlog.max(1) as u32);
+        opts.reuse_addr = s.reuse_addr;
+        opts.conn = s.opts;
+        let l = ep.listen_with(now, addr, opts).map_err(|e| {
+            errno(match e {
+                ListenError::AddrInUse => libc::EADDRINUSE,
+                _ => libc::EINVAL,
+            })
+        })?;
         self.sock(fd)?.kind = Kind::Listener(l);
         self.drain();
         Ok(())
     }
 
     fn accept(&mut self, fd: Fd) -> SysResult<Fd> {
-        let Kind::Listener(l) = self.sock(fd)?.kind else {
-            return Err(SysErr::Errno(libc::EINVAL));
+        let s = self.sock(fd)?.clone();
+        let Kind::Listener(l) = s.kind else {
+            return Err(errno(libc::EINVAL));
         };
-        let (v6, nodelay) = {
-            let s = self.sock(fd)?;
-            (s.v6, s.nodelay)
+        let now = self.instant();
+        let c = match self.ep()?.accept(now, l) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(errno(libc::EAGAIN)),
+            Err(InvalidHandle) => return Err(errno(libc::EINVAL)),
         };
-        let c = self.ep()?.accept(l).map_err(errno)?;
-        if nodelay {
-            self.ep()?.set_nodelay(c, true).map_err(errno)?;
-        }
-        let new = self.socket(v6)?;
-        let s = self.sock(new)?;
-        s.kind = Kind::Conn(c);
-        s.nodelay = nodelay;
-        self.by_conn.insert(c, new);
-        // A connection reset while it waited in the queue is reported by the first call.
-        if self.conn_state(c) == State::Closed {
-            self.sock(new)?.error = Some(libc::ECONNRESET);
-        }
+        let new = self.socket(s.v6)?;
+        let opts = self.ep()?.options(c).unwrap_or(s.opts);
+        let n = self.sock(new)?;
+        n.kind = Kind::Conn(c);
+        n.opts = opts;
+        n.keepalive = s.keepalive;
+        n.keep_idle = s.keep_idle;
         self.drain();
         Ok(new)
     }
@@ -323,28 +329,32 @@ impl Stack for EngineStack {
         let s = self.sock(fd)?.clone();
         match s.kind {
             Kind::Conn(c) => {
-                return Err(SysErr::Errno(match self.conn_state(c) {
+                return Err(errno(match self.conn_state(c) {
                     State::SynSent | State::SynReceived => libc::EALREADY,
                     _ => libc::EISCONN,
                 }))
             }
-            Kind::Listener(_) => return Err(SysErr::Errno(libc::EISCONN)),
+            Kind::Listener(_) => return Err(errno(libc::EISCONN)),
             Kind::Fresh => {}
         }
         if addr.is_ipv6() != s.v6 {
-            return Err(SysErr::Errno(libc::EAFNOSUPPORT));
+            return Err(errno(libc::EAFNOSUPPORT));
         }
         // Without bind, the address the route to `addr` would pick: the run's local one.
         let local = s.bound.unwrap_or(SocketAddr::new(self.net.local, 0));
         let now = self.instant();
-        let c = self.ep()?.connect(now, local, addr).map_err(errno)?;
-        if s.nodelay {
-            self.ep()?.set_nodelay(c, true).map_err(errno)?;
-        }
+        let c = self
+            .ep()?
+            .connect_with(now, local, addr, s.opts)
+            .map_err(|e| {
+                errno(match e {
+                    ConnectError::AddrNotAvailable => libc::EADDRNOTAVAIL,
+                    _ => libc::EINVAL,
+                })
+            })?;
         self.sock(fd)?.kind = Kind::Conn(c);
-        self.by_conn.insert(c, fd);
         self.drain();
-        Err(SysErr::Errno(libc::EINPROGRESS))
+        Err(errno(libc::EINPROGRESS))
     }
 
     fn connect_result(&mut self, fd: Fd) -> Option<SysResult<()>> {
@@ -354,12 +364,9 @@ impl Stack for EngineStack {
         };
         match self.conn_state(c) {
             State::SynSent | State::SynReceived => None,
-            State::Closed => {
-                let s = self.socks.get_mut(&fd)?;
-                let e = s.error.take().unwrap_or(libc::ECONNREFUSED);
-                s.error_reported = true;
-                Some(Err(SysErr::Errno(e)))
-            }
+            State::Closed => Some(Err(errno(
+                self.report_error(fd).unwrap_or(libc::ECONNREFUSED),
+            ))),
             _ => Some(Ok(())),
         }
     }
@@ -374,67 +381,64 @@ impl Stack for EngineStack {
 
     fn read(&mut self, fd: Fd, len: usize) -> SysResult<Vec<u8>> {
         let c = self.conn(fd)?;
+        let now = self.instant();
         let mut buf = vec![0u8; len];
-        let r = self.ep()?.recv(c, &mut buf);
+        let r = self.ep()?.recv(now, c, &mut buf);
         self.drain();
-        let s = self.sock(fd)?;
         match r {
-            Ok(n) => {
+            Ok(Some(n)) => {
                 buf.truncate(n);
                 Ok(buf)
             }
-            Err(Error::WouldBlock) if s.shut_rd => Ok(Vec::new()),
-            Err(Error::WouldBlock) => Err(SysErr::Errno(libc::EAGAIN)),
-            Err(e) => {
-                if s.error_reported {
-                    return Ok(Vec::new());
-                }
-                s.error_reported = true;
-                Err(SysErr::Errno(s.error.take().unwrap_or(match errno(e) {
-                    SysErr::Errno(n) => n,
-                    SysErr::Unsupported(_) => libc::EIO,
-                })))
-            }
+            Ok(None) if self.sock(fd)?.shut_rd => Ok(Vec::new()),
+            Ok(None) => Err(errno(libc::EAGAIN)),
+            // The failure is reported once (Linux's sock_error clears it); reads after it
+            // see the end of the stream.
+            Err(RecvError::Conn(_)) => match self.report_error(fd) {
+                Some(e) => Err(errno(e)),
+                None => Ok(Vec::new()),
+            },
+            Err(_) => Err(errno(libc::EBADF)),
         }
     }
 
     fn write(&mut self, fd: Fd, data: &[u8]) -> SysResult<usize> {
         let c = self.conn(fd)?;
-        if let Some(e) = self.sock(fd)?.error.take() {
-            self.sock(fd)?.error_reported = true;
-            return Err(SysErr::Errno(e));
+        if let Some(e) = self.report_error(fd) {
+            return Err(errno(e));
         }
-        let r = self.ep()?.send(c, data);
+        let now = self.instant();
+        let r = self.ep()?.send(now, c, data);
         self.drain();
         match r {
+            Ok(0) if !data.is_empty() => Err(errno(libc::EAGAIN)),
             Ok(n) => Ok(n),
-            Err(Error::WouldBlock) => Err(SysErr::Errno(libc::EAGAIN)),
-            Err(e) => Err(errno(e)),
+            Err(SendError::BrokenPipe) => Err(errno(libc::EPIPE)),
+            Err(SendError::Conn(e)) => Err(errno(conn_errno(e))),
+            Err(_) => Err(errno(libc::EBADF)),
         }
     }
 
     fn close(&mut self, fd: Fd) -> SysResult<()> {
-        let s = self.socks.remove(&fd).ok_or(SysErr::Errno(libc::EBADF))?;
+        let s = self.socks.get(&fd).cloned().ok_or(errno(libc::EBADF))?;
+        if let (Kind::Conn(_), Some(l)) = (s.kind, s.opts.linger) {
+            if !l.is_zero() {
+                return Err(SysErr::unsupported(
+                    "SO_LINGER with a timeout (the engine's close does not wait)",
+                ));
+            }
+        }
+        self.socks.remove(&fd);
+        let now = self.instant();
         match s.kind {
             Kind::Fresh => {}
-            Kind::Listener(l) => self.ep()?.close_listener(l).map_err(errno)?,
+            Kind::Listener(l) => {
+                // Gone already is fine: close() still releases the descriptor.
+                let _ = self.ep()?.close_listener(now, l);
+            }
             Kind::Conn(c) => {
-                self.by_conn.remove(&c);
-                let r = match s.linger {
-                    Some(0) => self.ep()?.abort(c),
-                    Some(_) => {
-                        return Err(SysErr::unsupported(
-                            "SO_LINGER with a timeout (the engine's close does not wait)",
-                        ))
-                    }
-                    None => self.ep()?.close(c),
-                };
-                // A connection already gone: close() still releases the descriptor.
-                if let Err(e) = r {
-                    if e != Error::InvalidHandle {
-                        return Err(errno(e));
-                    }
-                }
+                // SO_LINGER {on, 0} makes this an abort (the endpoint reads the option).
+                let _ = self.ep()?.close(now, c);
             }
         }
         self.drain();
@@ -448,62 +452,83 @@ impl Stack for EngineStack {
         }
         if how == libc::SHUT_WR || how == libc::SHUT_RDWR {
             self.sock(fd)?.shut_wr = true;
-            let r = self.ep()?.shutdown_write(c);
+            let now = self.instant();
+            let r = self.ep()?.shutdown_write(now, c);
             self.drain();
-            r.map_err(errno)?;
+            match r {
+                Ok(()) => {}
+                Err(ShutdownError::Conn(e)) => return Err(errno(conn_errno(e))),
+                Err(_) => return Err(errno(libc::ENOTCONN)),
+            }
         }
         Ok(())
     }
 
     fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: OptVal) -> SysResult<()> {
-        let kind = self.sock(fd)?.kind;
-        match (opt, value) {
-            (SockOpt::ReuseAddr, OptVal::Int(v)) => self.sock(fd)?.reuse_addr = v != 0,
-            (SockOpt::Linger, OptVal::Linger { onoff, secs }) => {
-                self.sock(fd)?.linger = onoff.then_some(secs)
+        let int = |v: OptVal| match v {
+            OptVal::Int(i) => Ok(i),
+            OptVal::Linger { .. } => Err(errno(libc::EINVAL)),
+        };
+        let s = self.sock(fd)?;
+        match opt {
+            SockOpt::ReuseAddr => {
+                s.reuse_addr = int(value)? != 0;
+                return Ok(());
             }
-            (SockOpt::NoDelay, OptVal::Int(v)) => {
-                self.sock(fd)?.nodelay = v != 0;
-                if let Kind::Conn(c) = kind {
-                    self.ep()?.set_nodelay(c, v != 0).map_err(errno)?;
-                    self.drain();
+            SockOpt::Error => return Err(errno(libc::ENOPROTOOPT)),
+            SockOpt::Linger => match value {
+                OptVal::Linger { onoff, secs } => {
+                    s.opts.linger = onoff.then(|| Duration::from_secs(secs.max(0) as u64))
                 }
+                OptVal::Int(_) => return Err(errno(libc::EINVAL)),
+            },
+            SockOpt::NoDelay => s.opts.nodelay = int(value)? != 0,
+            // Linux sizes the buffer at twice the value (half for overhead); the engine's
+            // buffer is the data it holds, so it takes the value itself.
+            SockOpt::RcvBuf => s.opts.recv_buffer = int(value)?.max(1) as usize,
+            SockOpt::SndBuf => s.opts.send_buffer = int(value)?.max(1) as usize,
+            SockOpt::MaxSeg => s.opts.mss = Some(int(value)?.clamp(88, 65535) as u16),
+            SockOpt::KeepAlive => s.keepalive = int(value)? != 0,
+            SockOpt::KeepIdle => s.keep_idle = Duration::from_secs(int(value)?.max(1) as u64),
+            SockOpt::KeepIntvl => {
+                s.opts.keepalive_interval = Duration::from_secs(int(value)?.max(1) as u64)
             }
-            (SockOpt::Error, _) => return Err(SysErr::Errno(libc::ENOPROTOOPT)),
-            (o, _) => {
-                return Err(SysErr::Unsupported(format!(
-                    "setsockopt {}: the engine has no per-connection {} yet",
-                    o.name(),
-                    o.name()
-                )))
-            }
+            SockOpt::KeepCnt => s.opts.keepalive_probes = int(value)?.max(1) as u32,
         }
-        Ok(())
+        s.opts.keepalive = s.keepalive.then_some(s.keep_idle);
+        self.push_options(fd)
     }
 
     fn getsockopt(&mut self, fd: Fd, opt: SockOpt) -> SysResult<OptVal> {
-        let (rcv, snd) = (self.cfg.recv_buffer as i64, self.cfg.send_buffer as i64);
+        if opt == SockOpt::Error {
+            return Ok(OptVal::Int(self.report_error(fd).unwrap_or(0) as i64));
+        }
         let s = self.sock(fd)?;
         Ok(match opt {
             SockOpt::ReuseAddr => OptVal::Int(s.reuse_addr as i64),
             SockOpt::Linger => OptVal::Linger {
-                onoff: s.linger.is_some(),
-                secs: s.linger.unwrap_or(0),
+                onoff: s.opts.linger.is_some(),
+                secs: s.opts.linger.map(|d| d.as_secs() as i32).unwrap_or(0),
             },
-            SockOpt::Error => {
-                let e = s.error.take().unwrap_or(0);
-                if e != 0 {
-                    s.error_reported = true;
-                }
-                OptVal::Int(e as i64)
+            SockOpt::RcvBuf => OptVal::Int(s.opts.recv_buffer as i64),
+            SockOpt::SndBuf => OptVal::Int(s.opts.send_buffer as i64),
+            SockOpt::NoDelay => OptVal::Int(s.opts.nodelay as i64),
+            SockOpt::KeepAlive => OptVal::Int(s.keepalive as i64),
+            SockOpt::KeepIdle => OptVal::Int(s.keep_idle.as_secs() as i64),
+            SockOpt::KeepIntvl => OptVal::Int(s.opts.keepalive_interval.as_secs() as i64),
+            SockOpt::KeepCnt => OptVal::Int(s.opts.keepalive_probes as i64),
+            SockOpt::MaxSeg => {
+                let (kind, mss) = (s.kind, s.opts.mss);
+                let c = match kind {
+                    Kind::Conn(c) => c,
+                    _ => return Ok(OptVal::Int(mss.unwrap_or(536) as i64)),
+                };
+                let info = self.ep.as_ref().and_then(|ep| ep.info(c));
+                OptVal::Int(info.map(|i| i.mss as i64).unwrap_or(536))
             }
-            SockOpt::RcvBuf => OptVal::Int(rcv),
-            SockOpt::SndBuf => OptVal::Int(snd),
-            SockOpt::NoDelay => OptVal::Int(s.nodelay as i64),
-            SockOpt::KeepAlive => OptVal::Int(0),
             o => {
                 return Err(SysErr::Unsupported(format!(
-                    "getsockopt {}: not modelled by the engine",
+                    "getsockopt {} is not modelled by the engine",
                     o.name()
                 )))
             }
@@ -512,6 +537,7 @@ impl Stack for EngineStack {
 
     fn poll(&mut self, fd: Fd, events: i16) -> SysResult<i16> {
         let s = self.sock(fd)?.clone();
+        let failed = self.pending_error(fd).is_some();
         let mut r: i16 = 0;
         let Some(ep) = self.ep.as_ref() else {
             return Ok(0);
@@ -522,7 +548,7 @@ impl Stack for EngineStack {
                 let queued = ep
                     .connections()
                     .iter()
-                    .any(|c| c.listener == Some(l) && c.orphan && c.state == State::Established);
+                    .any(|c| c.listener_handle == Some(l) && c.recv_queue > 0);
                 if queued {
                     r |= libc::POLLIN;
                 }
@@ -538,7 +564,7 @@ impl Stack for EngineStack {
                     State::CloseWait | State::LastAck | State::Closing | State::TimeWait
                 );
                 let closed = st == State::Closed;
-                if s.error.is_some() {
+                if failed {
                     r |= libc::POLLERR;
                 }
                 if closed || (s.shut_wr && (peer_fin || s.shut_rd)) {
@@ -551,10 +577,7 @@ impl Stack for EngineStack {
                     r |= libc::POLLIN | libc::POLLRDNORM;
                 }
                 let sending = matches!(st, State::Established | State::CloseWait) && !s.shut_wr;
-                if sending && sq < self.cfg.send_buffer {
-                    r |= libc::POLLOUT | libc::POLLWRNORM;
-                }
-                if closed {
+                if (sending && sq < s.opts.send_buffer) || closed {
                     r |= libc::POLLOUT | libc::POLLWRNORM;
                 }
             }

@@ -102,6 +102,8 @@ pub(crate) fn apply(
         "tcp_rmem" => cfg.recv_buffer = triple_default(key, value)?,
         "tcp_wmem" => cfg.send_buffer = triple_default(key, value)?,
         "tcp_rto_min_us" => cfg.rto_min = Duration::from_micros(num(key, value)?),
+        "tcp_invalid_ratelimit" => cfg.invalid_ratelimit = Duration::from_millis(num(key, value)?),
+        "tcp_challenge_ack_limit" => cfg.challenge_ack_limit = u32v(key, value)?,
         "tcp_ecn" if num(key, value)? == 0 => {}
         "tcp_ecn" => return ignored("the engine does not negotiate ECN"),
         // Linux's default: an RST ends TIME_WAIT (no RFC 1337 protection), as in the engine.
