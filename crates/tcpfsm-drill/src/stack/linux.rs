@@ -96,6 +96,33 @@ fn ip_cmd(args: &[&str]) -> io::Result<()> {
     Ok(())
 }
 
+/// Waits until the kernel has finished bringing `addr` up. Even with `nodad` the address
+/// becomes usable from a workqueue (addrconf_dad_work), so a packet injected at once can find
+/// it still tentative and be dropped; /proc/net/if_inet6 shows the flags (IFA_F_TENTATIVE).
+fn wait_ipv6_ready(addr: Ipv6Addr) -> io::Result<()> {
+    const IFA_F_TENTATIVE: u32 = 0x40;
+    let hex: String = addr.octets().iter().map(|b| format!("{b:02x}")).collect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap_or_default();
+        let ready = text.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 5
+                && f[0] == hex
+                && u32::from_str_radix(f[4], 16).is_ok_and(|fl| fl & IFA_F_TENTATIVE == 0)
+        });
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "{addr} did not become usable on tun0 within 5 s"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// A `sockaddr_storage` for `addr`, and its length.
 fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: an all-zero sockaddr_storage is a valid value.
@@ -177,12 +204,57 @@ impl LinuxStack {
             "dev",
             "tun0",
         ])?;
-        Ok(LinuxStack {
+        wait_ipv6_ready(local6)?;
+        let st = LinuxStack {
             tun,
             t0: Instant::now(),
             sent: VecDeque::new(),
             open: BTreeSet::new(),
+        };
+        st.wait_answering(local4.into(), remote4.into())?;
+        st.wait_answering(local6.into(), remote6.into())?;
+        Ok(st)
+    }
+
+    /// Waits until the kernel answers on `local`: a SYN to the closed port 9 draws an RST once
+    /// the address is fully up (an IPv6 address finishes coming up asynchronously, and a
+    /// script's first packet must not be lost to that).
+    fn wait_answering(&self, local: IpAddr, remote: IpAddr) -> io::Result<()> {
+        let syn = crate::segment::build(&crate::segment::Inbound {
+            src: SocketAddr::new(remote, 9),
+            dst: SocketAddr::new(local, 9),
+            flags: crate::script::Flags::SYN,
+            seq: 1,
+            ack: 0,
+            win: 1000,
+            urg: 0,
+            options: &[],
+            payload_len: 0,
+            ecn: None,
         })
+        .map_err(io::Error::other)?;
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while Instant::now() < deadline {
+            self.tun.send(&syn)?;
+            let until = Instant::now() + std::time::Duration::from_millis(20);
+            while Instant::now() < until {
+                match self.tun.recv(&mut buf) {
+                    Ok(n) => {
+                        let answered = crate::segment::Seg::parse(&buf[..n]).is_ok_and(|s| {
+                            s.src.port() == 9 && s.flags & crate::script::Flags::RST != 0
+                        });
+                        if answered {
+                            return Ok(());
+                        }
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
+                }
+            }
+        }
+        Err(io::Error::other(format!(
+            "the kernel does not answer on {local} through tun0"
+        )))
     }
 
     fn drain_tun(&mut self) {
