@@ -5,9 +5,14 @@
 //! script = "freebsd-tcp-testsuite/state-event-engine/rcv-rst-close-wait/x-ipv4.pkt"
 //! stacks = ["engine", "linux"]
 //! reason = "FreeBSD reports ECONNRESET; Linux reports EPIPE (tcp_reset), seen with --stack linux"
+//!
+//! [[expect]]
+//! scripts = ["drill/matrix/a.pkt", "drill/matrix/b.pkt"]
+//! stacks = ["engine"]
+//! reason = "one cause, several scripts"
 //! ```
 //!
-//! `script` is relative to the file's directory; a value ending in `/` covers every script
+//! Paths are relative to the file's directory; a value ending in `/` covers every script
 //! below that directory. A listed script that fails is an expected failure (`XFAIL`); one that
 //! passes is reported (`XPASS`) and counts as a failure, so that a stale entry is removed when
 //! the stack is fixed.
@@ -22,7 +27,10 @@ pub const FILE_NAME: &str = "drill-expectations.toml";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Entry {
-    script: String,
+    #[serde(default)]
+    script: Option<String>,
+    #[serde(default)]
+    scripts: Vec<String>,
     stacks: Vec<String>,
     reason: String,
 }
@@ -62,34 +70,45 @@ impl Expectations {
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut entries = Vec::new();
         for e in file.expect {
+            let paths: Vec<String> = match (&e.script, e.scripts.is_empty()) {
+                (Some(one), true) => vec![one.clone()],
+                (None, false) => e.scripts.clone(),
+                _ => {
+                    return Err(format!(
+                        "{}: an entry needs `script` or `scripts` (one of them)",
+                        path.display()
+                    ))
+                }
+            };
+            let first = paths[0].clone();
             let mut stacks = Vec::new();
             for s in &e.stacks {
                 stacks.push(StackKind::parse(s).ok_or_else(|| {
                     format!(
-                        "{}: {}: unknown stack {s:?} (engine, tun or linux)",
-                        path.display(),
-                        e.script
+                        "{}: {first}: unknown stack {s:?} (engine, tun or linux)",
+                        path.display()
                     )
                 })?);
             }
             if e.reason.trim().is_empty() {
                 return Err(format!(
-                    "{}: {}: every expected failure needs a reason",
-                    path.display(),
-                    e.script
+                    "{}: {first}: every expected failure needs a reason",
+                    path.display()
                 ));
             }
-            let prefix = e.script.ends_with('/');
-            let full = norm(&dir.join(e.script.trim_end_matches('/')));
-            if !full.exists() {
-                return Err(format!("{}: {} does not exist", path.display(), e.script));
+            for script in paths {
+                let prefix = script.ends_with('/');
+                let full = norm(&dir.join(script.trim_end_matches('/')));
+                if !full.exists() {
+                    return Err(format!("{}: {script} does not exist", path.display()));
+                }
+                entries.push(Expectation {
+                    path: full,
+                    prefix,
+                    stacks: stacks.clone(),
+                    reason: e.reason.clone(),
+                });
             }
-            entries.push(Expectation {
-                path: full,
-                prefix,
-                stacks,
-                reason: e.reason,
-            });
         }
         Ok(Expectations { entries })
     }
@@ -163,7 +182,7 @@ mod tests {
         let d = dir();
         std::fs::write(
             d.join(FILE_NAME),
-            "[[expect]]\nscript = \"a.pkt\"\nstacks = [\"engine\"]\nreason = \"r1\"\n\n[[expect]]\nscript = \"sub/\"\nstacks = [\"linux\"]\nreason = \"r2\"\n",
+            "[[expect]]\nscript = \"a.pkt\"\nstacks = [\"engine\"]\nreason = \"r1\"\n\n[[expect]]\nscripts = [\"sub/\"]\nstacks = [\"linux\"]\nreason = \"r2\"\n",
         )
         .unwrap();
         let found = Expectations::discover(&d.join("sub/b.pkt")).unwrap();
@@ -195,6 +214,8 @@ mod tests {
                 .contains("zz.pkt does not exist")
         );
         assert!(load("[[expect]]\nscript = 3\n").contains("line 2"));
+        assert!(load("[[expect]]\nstacks = [\"engine\"]\nreason = \"r\"\n")
+            .contains("needs `script` or `scripts`"));
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

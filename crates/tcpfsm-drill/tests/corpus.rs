@@ -6,6 +6,7 @@
 //! - On Linux (root): our corpus passes (it describes Linux), and engine and Linux give the
 //!   same verdict on each of our scripts unless the expectations file documents the engine's
 //!   difference; the FreeBSD/Linux differences in the expectations file still hold.
+//! - On tcpfsm-tun (root): our corpus gets the engine's verdicts, failures at the same lines.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -200,6 +201,41 @@ fn freebsd_differences_in_the_expectations_hold_on_linux() {
     );
 }
 
+#[test]
+fn our_corpus_on_tun_gives_the_engines_verdicts() {
+    if !tcpfsm_testkit::require_root("our drill corpus on tcpfsm-tun (netns + TUN)") {
+        return;
+    }
+    // The same engine behind tcpfsm-tun, on the wall clock: it passes and fails where the
+    // sans-IO engine does; it skips only what tcpfsm-tun's sockets cannot do.
+    let tun = run("drill", StackKind::Tun, 4);
+    let bad = unexpected(&tun);
+    assert!(bad.is_empty(), "{}", bad.join(""));
+    let engine = run("drill", StackKind::Engine, 1);
+    let mut differ = Vec::new();
+    for t in &tun {
+        let e = engine
+            .iter()
+            .find(|e| e.path == t.path)
+            .expect("same scripts");
+        let same = match (&t.outcome.verdict, &e.outcome.verdict) {
+            (Verdict::Skip { reason, .. }, _) => {
+                reason.contains("tcpfsm-tun's sockets do not offer")
+            }
+            (Verdict::Fail(a), Verdict::Fail(b)) => a.line == b.line,
+            (a, b) => a.name() == b.name(),
+        };
+        if !same {
+            differ.push(report::text(t, false));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "tun differs from the engine:\n{}",
+        differ.join("")
+    );
+}
+
 // ----- a planted bug: the runner must catch it -----
 
 mod planted {
@@ -377,7 +413,17 @@ fn planted_bug_without_time_wait_reack_fails_exactly_the_time_wait_ack_scripts()
         "matrix/time-wait-syn-fin.pkt",
     ]
     .into_iter()
+    // A script the engine fails anyway (an expected failure) cannot show the planted bug.
+    .filter(|s| {
+        expect
+            .reason(&tests_dir().join("drill").join(s), StackKind::Engine)
+            .is_none()
+    })
     .map(String::from)
     .collect();
+    assert!(
+        want.len() >= 8,
+        "too few scripts left to show the bug: {want:?}"
+    );
     assert_eq!(newly_failing, want);
 }

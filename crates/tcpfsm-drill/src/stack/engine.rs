@@ -17,8 +17,9 @@ use tcpfsm_core::{
     ListenError, ListenOptions, ListenerHandle, RecvError, SendError, ShutdownError, State,
 };
 
-/// The virtual clock's epoch: script time 0 is one second into the endpoint's time.
-const EPOCH_US: u64 = 1_000_000;
+/// The virtual clock's epoch: script time 0 is the endpoint's time 0, as when tcpfsm-tun or
+/// the simulator starts an endpoint (so a defect of the endpoint's first second shows here).
+const EPOCH_US: u64 = 0;
 /// A deadline that keeps coming back without the clock moving means the endpoint is stuck;
 /// after this many the adapter stops asking (the script then fails on what it expects).
 const STUCK_AFTER: u32 = 100_000;

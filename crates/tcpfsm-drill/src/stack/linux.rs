@@ -10,6 +10,7 @@
 //!
 //! All descriptors are non-blocking; the runner provides blocking semantics.
 
+use super::netharness::{self, Wire};
 use super::{
     Applied, Fd, Micros, Net, OptVal, Sent, SockOpt, Stack, StateCount, SysErr, SysResult,
 };
@@ -20,51 +21,27 @@ use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
 use tcpfsm_core::State;
 use tcpfsm_host::Filter;
-use tcpfsm_tun::netns::NetNs;
-use tcpfsm_tun::{TunAddrs, TunDevice};
-
-static RUNS: AtomicU32 = AtomicU32::new(0);
+use tcpfsm_tun::TunAddrs;
 
 /// `TCP_CLOSE` of include/net/tcp_states.h, as `tcpi_state` reports it.
 const TCP_CLOSE: u8 = 7;
 
 /// Runs `script` on the kernel in a fresh namespace (needs root).
 pub fn run(script: &Script, dir: &Path, net: Net, opts: &RunOptions) -> Outcome {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return crate::skipped("the linux stack needs root (network namespaces, TUN)".into());
-    }
-    let name = format!(
-        "drill-{}-{}",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    );
-    let ns = match NetNs::create(&name) {
-        Ok(ns) => ns,
-        Err(e) => return crate::broken(format!("creating network namespace {name}: {e}")),
-    };
-    match ns.run(|| match LinuxStack::new(net) {
+    netharness::in_namespace("linux", || match LinuxStack::new(net) {
         Ok(st) => crate::runner::run(st, script, dir, opts),
-        Err(e) => crate::broken(format!("setting up the TUN device in {name}: {e}")),
-    }) {
-        Ok(o) => o,
-        Err(e) => crate::broken(format!("running in namespace {name}: {e}")),
-    }
+        Err(e) => crate::broken(format!("setting up the TUN device: {e}")),
+    })
 }
 
 /// The kernel behind a TUN device; must be created and used on a thread inside the
 /// namespace.
 pub struct LinuxStack {
-    tun: TunDevice,
-    t0: Instant,
-    sent: VecDeque<Sent>,
+    wire: Wire,
     open: BTreeSet<Fd>,
 }
 
@@ -81,45 +58,6 @@ fn check(r: libc::c_int) -> SysResult<libc::c_int> {
         Err(last_errno())
     } else {
         Ok(r)
-    }
-}
-
-fn ip_cmd(args: &[&str]) -> io::Result<()> {
-    let out = Command::new("ip").args(args).output()?;
-    if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "`ip {}`: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-/// Waits until the kernel has finished bringing `addr` up. Even with `nodad` the address
-/// becomes usable from a workqueue (addrconf_dad_work), so a packet injected at once can find
-/// it still tentative and be dropped; /proc/net/if_inet6 shows the flags (IFA_F_TENTATIVE).
-fn wait_ipv6_ready(addr: Ipv6Addr) -> io::Result<()> {
-    const IFA_F_TENTATIVE: u32 = 0x40;
-    let hex: String = addr.octets().iter().map(|b| format!("{b:02x}")).collect();
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap_or_default();
-        let ready = text.lines().any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() >= 5
-                && f[0] == hex
-                && u32::from_str_radix(f[4], 16).is_ok_and(|fl| fl & IFA_F_TENTATIVE == 0)
-        });
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(io::Error::other(format!(
-                "{addr} did not become usable on tun0 within 5 s"
-            )));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -173,9 +111,9 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
 }
 
 impl LinuxStack {
-    /// Opens and configures `tun0` in the calling thread's namespace.
+    /// Opens and configures `tun0` in the calling thread's namespace: the run's local
+    /// addresses on it (both families) and host routes to the remote ones through it.
     pub fn new(net: Net) -> io::Result<LinuxStack> {
-        let tun = TunDevice::open("tun0")?;
         let (local4, remote4) = match (net.local, net.remote) {
             (IpAddr::V4(l), IpAddr::V4(r)) => (l, r),
             _ => (crate::config::V4_LOCAL, crate::config::V4_REMOTE),
@@ -184,88 +122,22 @@ impl LinuxStack {
             (IpAddr::V6(l), IpAddr::V6(r)) => (l, r),
             _ => (crate::config::V6_LOCAL, crate::config::V6_REMOTE),
         };
-        tun.configure(
-            net.mtu,
-            &TunAddrs {
-                host_v4: Some(local4),
-                stack_v4: None,
-                prefix_v4: 16,
-                host_v6: Some(local6),
-                stack_v6: None,
-                prefix_v6: 48,
-            },
-        )?;
-        ip_cmd(&["route", "add", &format!("{remote4}/32"), "dev", "tun0"])?;
-        ip_cmd(&[
-            "-6",
-            "route",
-            "add",
-            &format!("{remote6}/128"),
-            "dev",
-            "tun0",
-        ])?;
-        wait_ipv6_ready(local6)?;
-        let st = LinuxStack {
-            tun,
-            t0: Instant::now(),
-            sent: VecDeque::new(),
-            open: BTreeSet::new(),
+        let addrs = TunAddrs {
+            host_v4: Some(local4),
+            stack_v4: None,
+            prefix_v4: 16,
+            host_v6: Some(local6),
+            stack_v6: None,
+            prefix_v6: 48,
         };
-        st.wait_answering(local4.into(), remote4.into())?;
-        st.wait_answering(local6.into(), remote6.into())?;
-        Ok(st)
-    }
-
-    /// Waits until the kernel answers on `local`: a SYN to the closed port 9 draws an RST once
-    /// the address is fully up (an IPv6 address finishes coming up asynchronously, and a
-    /// script's first packet must not be lost to that).
-    fn wait_answering(&self, local: IpAddr, remote: IpAddr) -> io::Result<()> {
-        let syn = crate::segment::build(&crate::segment::Inbound {
-            src: SocketAddr::new(remote, 9),
-            dst: SocketAddr::new(local, 9),
-            flags: crate::script::Flags::SYN,
-            seq: 1,
-            ack: 0,
-            win: 1000,
-            urg: 0,
-            options: &[],
-            payload_len: 0,
-            ecn: None,
+        let mut wire = Wire::open("tun0", net.mtu, &addrs, &[remote4.into(), remote6.into()])?;
+        wire.wait_answering(local4.into(), remote4.into())?;
+        wire.wait_answering(local6.into(), remote6.into())?;
+        wire.restart_clock();
+        Ok(LinuxStack {
+            wire,
+            open: BTreeSet::new(),
         })
-        .map_err(io::Error::other)?;
-        let mut buf = vec![0u8; 65536];
-        let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        while Instant::now() < deadline {
-            self.tun.send(&syn)?;
-            let until = Instant::now() + std::time::Duration::from_millis(20);
-            while Instant::now() < until {
-                match self.tun.recv(&mut buf) {
-                    Ok(n) => {
-                        let answered = crate::segment::Seg::parse(&buf[..n]).is_ok_and(|s| {
-                            s.src.port() == 9 && s.flags & crate::script::Flags::RST != 0
-                        });
-                        if answered {
-                            return Ok(());
-                        }
-                    }
-                    Err(_) => std::thread::sleep(std::time::Duration::from_micros(200)),
-                }
-            }
-        }
-        Err(io::Error::other(format!(
-            "the kernel does not answer on {local} through tun0"
-        )))
-    }
-
-    fn drain_tun(&mut self) {
-        let mut buf = vec![0u8; 65536];
-        while let Ok(n) = self.tun.recv(&mut buf) {
-            let at = self.now();
-            self.sent.push_back(Sent {
-                at,
-                bytes: buf[..n].to_vec(),
-            });
-        }
     }
 
     fn fd_ok(&self, fd: Fd) -> SysResult<()> {
@@ -348,75 +220,28 @@ impl Stack for LinuxStack {
     }
 
     fn apply(&mut self, key: &str, value: &str) -> SysResult<Applied> {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        if !Path::new(&path).exists() {
-            return Ok(Applied::Ignored(format!(
-                "this kernel has no per-namespace {key}"
-            )));
-        }
-        std::fs::write(&path, value)
-            .map_err(|e| SysErr::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)))?;
-        Ok(Applied::Set)
+        netharness::write_sysctl(key, value)
     }
 
     fn start(&mut self) -> SysResult<()> {
-        // Whatever the kernel sent while the device came up (router solicitations, MLD
-        // reports) is not the script's.
-        self.drain_tun();
-        self.sent.clear();
+        self.wire.clear();
         Ok(())
     }
 
     fn now(&self) -> Micros {
-        self.t0.elapsed().as_micros() as Micros
+        self.wire.now()
     }
 
     fn step(&mut self, limit: Micros, watch: &[(Fd, i16)]) -> bool {
-        let now = self.now();
-        if now >= limit {
-            self.drain_tun();
-            return true;
-        }
-        let mut fds: Vec<libc::pollfd> = vec![libc::pollfd {
-            fd: self.tun.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        fds.extend(watch.iter().map(|(fd, ev)| libc::pollfd {
-            fd: *fd,
-            events: *ev,
-            revents: 0,
-        }));
-        let wait = (limit - now).max(0);
-        let ts = libc::timespec {
-            tv_sec: (wait / 1_000_000) as libc::time_t,
-            tv_nsec: ((wait % 1_000_000) * 1000) as libc::c_long,
-        };
-        // SAFETY: a valid array of pollfd and a valid timespec; no signal mask change.
-        let n = unsafe {
-            libc::ppoll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                &ts,
-                std::ptr::null(),
-            )
-        };
-        self.drain_tun();
-        n <= 0 && self.now() >= limit
+        self.wire.step(limit, watch)
     }
 
     fn sent(&mut self) -> &mut VecDeque<Sent> {
-        &mut self.sent
+        &mut self.wire.sent
     }
 
     fn inject(&mut self, datagram: &[u8]) -> SysResult<()> {
-        self.tun
-            .send(datagram)
-            .map_err(|e| SysErr::Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        // The kernel answers within the write (the TUN hands the packet to the stack in
-        // softirq context before the call returns), so what is queued now was sent now.
-        self.drain_tun();
-        Ok(())
+        self.wire.inject(datagram)
     }
 
     fn socket(&mut self, v6: bool) -> SysResult<Fd> {
@@ -468,7 +293,7 @@ impl Stack for LinuxStack {
         let (ss, len) = to_sockaddr(addr);
         // SAFETY: a valid sockaddr of `len` bytes.
         let r = check(unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) });
-        self.drain_tun();
+        self.wire.drain();
         r.map(|_| ())
     }
 
@@ -492,7 +317,7 @@ impl Stack for LinuxStack {
         let mut buf = vec![0u8; len];
         // SAFETY: `buf` is valid for `len` bytes.
         let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), len, 0) };
-        self.drain_tun();
+        self.wire.drain();
         if n < 0 {
             return Err(last_errno());
         }
@@ -504,7 +329,7 @@ impl Stack for LinuxStack {
         self.fd_ok(fd)?;
         // SAFETY: `data` is valid for its length.
         let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-        self.drain_tun();
+        self.wire.drain();
         if n < 0 {
             return Err(last_errno());
         }
@@ -517,7 +342,7 @@ impl Stack for LinuxStack {
         }
         // SAFETY: a descriptor this stack owned; it is forgotten above.
         check(unsafe { libc::close(fd) })?;
-        self.drain_tun();
+        self.wire.drain();
         Ok(())
     }
 
@@ -525,7 +350,7 @@ impl Stack for LinuxStack {
         self.fd_ok(fd)?;
         // SAFETY: plain arguments.
         check(unsafe { libc::shutdown(fd, how) })?;
-        self.drain_tun();
+        self.wire.drain();
         Ok(())
     }
 
@@ -551,7 +376,7 @@ impl Stack for LinuxStack {
                 })?;
             }
         }
-        self.drain_tun();
+        self.wire.drain();
         Ok(())
     }
 
@@ -643,7 +468,7 @@ impl Stack for LinuxStack {
             .arg(command)
             .status()
             .map_err(|e| SysErr::Unsupported(format!("cannot run sh: {e}")))?;
-        self.drain_tun();
+        self.wire.drain();
         Ok(status.code().unwrap_or(128))
     }
 }

@@ -8,6 +8,7 @@
 pub mod engine;
 mod engine_config;
 pub mod linux;
+mod netharness;
 pub mod tun;
 
 use std::collections::VecDeque;
