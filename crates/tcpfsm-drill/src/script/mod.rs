@@ -122,18 +122,21 @@ pub enum Ecn {
 }
 
 /// TCP control bits as written, e.g. `S.` or `F.` or `-`.
+use tcpfsm_wire::Flags as W;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flags(pub u8);
 
 impl Flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-    pub const ECE: u8 = 0x40;
-    pub const CWR: u8 = 0x80;
+    // The bits as tcpfsm-wire defines them; this type adds packetdrill's notation.
+    pub const FIN: u8 = W::FIN.0;
+    pub const SYN: u8 = W::SYN.0;
+    pub const RST: u8 = W::RST.0;
+    pub const PSH: u8 = W::PSH.0;
+    pub const ACK: u8 = W::ACK.0;
+    pub const URG: u8 = W::URG.0;
+    pub const ECE: u8 = W::ECE.0;
+    pub const CWR: u8 = W::CWR.0;
 
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0

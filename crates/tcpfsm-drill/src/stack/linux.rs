@@ -417,20 +417,8 @@ impl Stack for LinuxStack {
     }
 
     fn fd_state(&mut self, fd: Fd) -> Option<State> {
-        // include/net/tcp_states.h
-        Some(match self.tcp_state(fd)? {
-            1 => State::Established,
-            2 => State::SynSent,
-            3 | 12 => State::SynReceived,
-            4 => State::FinWait1,
-            5 => State::FinWait2,
-            6 => State::TimeWait,
-            8 => State::CloseWait,
-            9 => State::LastAck,
-            10 => State::Listen,
-            11 => State::Closing,
-            _ => State::Closed,
-        })
+        // TCP_CLOSE and the codes with no RFC state (TCP_BOUND_INACTIVE) count as CLOSED.
+        Some(State::from_linux_code(self.tcp_state(fd)?).unwrap_or(State::Closed))
     }
 
     fn states(&mut self) -> StateCount {
