@@ -24,11 +24,53 @@ pub enum TwReuse {
     LoopbackOnly,
 }
 
-/// Congestion control algorithm for new connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Builds a user's congestion controller for a new connection (given its SMSS and the
+/// endpoint's configuration).
+pub type CcFactory = fn(mss: u32, cfg: &Config) -> Box<dyn crate::cc::CongestionControl>;
+
+/// Congestion control algorithm for new connections (Linux `tcp_congestion_control`).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum CongestionAlgorithm {
+    /// RFC 9438 CUBIC with RFC 9406 HyStart++ (Linux's default).
+    Cubic,
     /// RFC 5681 with RFC 6582 fast recovery.
     NewReno,
+    /// An algorithm of the user's own, behind the public [`crate::cc::CongestionControl`].
+    Custom(CcFactory),
+}
+
+impl CongestionAlgorithm {
+    /// Linux's spelling (`cubic`, `reno`), or `custom`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CongestionAlgorithm::Cubic => "cubic",
+            CongestionAlgorithm::NewReno => "reno",
+            CongestionAlgorithm::Custom(_) => "custom",
+        }
+    }
+
+    /// A controller for a connection with send MSS `mss`.
+    pub(crate) fn build(self, mss: u32, cfg: &Config) -> Box<dyn crate::cc::CongestionControl> {
+        use crate::cc::{Cubic, CubicConfig, NewReno, NewRenoConfig};
+        match self {
+            CongestionAlgorithm::Cubic => {
+                let c = CubicConfig {
+                    initial_window: cfg.initial_cwnd,
+                    ..CubicConfig::default()
+                };
+                Box::new(Cubic::new(c, mss))
+            }
+            CongestionAlgorithm::NewReno => {
+                let c = NewRenoConfig {
+                    initial_window: cfg.initial_cwnd,
+                    ..NewRenoConfig::default()
+                };
+                Box::new(NewReno::new(c, mss))
+            }
+            CongestionAlgorithm::Custom(f) => f(mss, cfg),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +119,14 @@ pub struct Config {
     /// Upper bound on the backed-off RTO (Linux: 120 s).
     pub rto_max: Duration,
     pub congestion: CongestionAlgorithm,
+    /// RACK-TLP time-based loss detection (RFC 8985; Linux `tcp_recovery` bit 0). Off: RFC
+    /// 6675's duplicate-threshold rule only.
+    pub rack: bool,
+    /// Tail loss probes (RFC 8985 §7; Linux `tcp_early_retrans=3`).
+    pub tail_loss_probe: bool,
+    /// Undo a window reduction shown spurious by D-SACK (RFC 3708) or timestamps (RFC 3522),
+    /// as Linux does.
+    pub recovery_undo: bool,
     /// Initial congestion window in segments (RFC 6928; Linux: 10).
     pub initial_cwnd: u32,
     /// Keep-alive idle time (SO_KEEPALIVE with `tcp_keepalive_time`, Linux 7200 s); `None`
@@ -123,7 +173,10 @@ impl Default for Config {
             rto_initial: Duration::from_secs(1),
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),
-            congestion: CongestionAlgorithm::NewReno,
+            congestion: CongestionAlgorithm::Cubic,
+            rack: true,
+            tail_loss_probe: true,
+            recovery_undo: true,
             initial_cwnd: 10,
             keepalive: None,
             keepalive_interval: Duration::from_secs(75),

@@ -22,7 +22,6 @@ pub mod time;
 
 mod arrival;
 mod builder;
-mod congestion;
 mod conn;
 mod endpoint;
 mod intervals;
@@ -42,13 +41,15 @@ mod tuple;
 
 pub(crate) use tcpfsm_wire as wire;
 
-pub use config::{Config, ConfigError, CongestionAlgorithm, ConnOptions, SynCookies, TwReuse};
+pub use config::{
+    CcFactory, Config, ConfigError, CongestionAlgorithm, ConnOptions, SynCookies, TwReuse,
+};
 pub use endpoint::{ConnInfo, Endpoint, ListenOptions, OptionsError, Transmit, TxKind};
 pub use error::{
     ConnError, ConnectError, InvalidHandle, ListenError, RecvError, SendError, ShutdownError,
 };
 pub use event::{Cause, CloseReason, Event};
-pub use stats::Stats;
+pub use stats::{Counter, Mib, Stats};
 pub use tcpfsm_states::{Census, Phase, State};
 pub use time::{Duration, Instant};
 

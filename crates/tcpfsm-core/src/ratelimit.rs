@@ -11,6 +11,13 @@
 use crate::secrets::Secrets;
 use crate::time::{Duration, Instant};
 
+/// Segments exempt from the per-connection limit, as Linux's `tcp_oow_rate_limited`: one that
+/// carries data and no SYN is not part of an ACK loop — it is a retransmission the sender
+/// needs an answer (and a D-SACK) for.
+pub(crate) fn exempt(seg: &tcpfsm_wire::TcpRepr<'_>) -> bool {
+    !seg.payload.is_empty() && !seg.flags.contains(tcpfsm_wire::Flags::SYN)
+}
+
 /// When a connection last sent an out-of-window ACK, in milliseconds + 1 (0: never), modulo
 /// 2^32 — 49 days, far beyond any rate-limit interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,7 +64,8 @@ impl TinyStamp {
 /// The endpoint-wide challenge ACK budget.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChallengeBudget {
-    second: u64,
+    /// The second the budget is for (`None` before the first challenge ACK).
+    second: Option<u64>,
     left: u32,
 }
 
@@ -65,8 +73,8 @@ impl ChallengeBudget {
     /// True if one more challenge ACK may go out this second.
     pub(crate) fn take(&mut self, now: Instant, limit: u32, secrets: &Secrets) -> bool {
         let second = now.as_micros() / 1_000_000;
-        if second != self.second || self.left == u32::MAX {
-            self.second = second;
+        if self.second != Some(second) {
+            self.second = Some(second);
             // limit/2 + a keyed-random share of limit: between half and one and a half times
             // the limit, unpredictable to an attacker who cannot see the secret.
             let r = secrets.mix(second) as u64;
@@ -102,6 +110,14 @@ mod tests {
         assert!(s.allow(t, lim));
         assert!(!s.allow(t + Duration::from_millis(300), lim));
         assert!(s.allow(t + Duration::from_millis(700), lim));
+    }
+
+    #[test]
+    fn the_first_challenge_ack_is_never_held_back() {
+        // Not even in the endpoint's first second (a budget must not start empty).
+        let secrets = Secrets::from_seed(1);
+        assert!(ChallengeBudget::default().take(Instant::from_micros(200_000), 1000, &secrets));
+        assert!(OowStamp::default().allow(Instant::ZERO, Duration::from_millis(500)));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 use super::{Conn, Ctx, Owner};
 use crate::arrival::{gate, ts_recent_update, Gate, RcvView, Unacceptable};
 use crate::builder::{ts_clock, CtlSegment, PeerSyn};
+use crate::ratelimit::exempt;
+use crate::recovery::sack::SackBlock;
+use crate::recovery::sender::AckInput;
+use crate::stats::Counter;
 use crate::time::Duration;
 use crate::timers::Timer;
 use crate::{Cause, ConnError, Event, State, TxKind};
@@ -24,7 +28,7 @@ impl Conn {
         // First: check the ACK bit.
         if f.contains(Flags::ACK) && (seg.ack.le(iss) || seg.ack.gt(self.snd.snd_nxt)) {
             if !f.contains(Flags::RST) && ctx.ctl.push(CtlSegment::rst(self.tuple, seg.ack)) {
-                ctx.stats.out_rsts += 1;
+                ctx.stats[Counter::OutRsts] += 1;
             }
             return;
         }
@@ -71,6 +75,7 @@ impl Conn {
     /// Our SYN is acknowledged: stop its timer and become ESTABLISHED.
     fn handshake_done(&mut self, ctx: &mut Ctx<'_>) {
         self.timers.clear(Timer::Rtx);
+        self.start_recovery(ctx.cfg);
         self.snd.retries = 0;
         self.snd.rtt.reset_backoff();
         self.snd.syn_pending = false;
@@ -116,10 +121,19 @@ impl Conn {
             Gate::Continue => {}
             Gate::Drop => return,
             Gate::Ack(why) => {
-                self.oow_ack(why, ctx);
+                if seg.seq.lt(self.rcv.rcv_nxt) {
+                    // An old duplicate (out of window, or an old timestamp): say so with a
+                    // D-SACK (RFC 2883 §4), as Linux's tcp_send_dupack does for both.
+                    let seq = seg.seq.wrapping_add(f.contains(Flags::SYN) as u32);
+                    self.rcv.on_text(seq, seg.payload, self.sack);
+                }
+                self.oow_ack(why, seg, ctx);
                 return;
             }
             Gate::Challenge => {
+                if f.contains(Flags::SYN) {
+                    ctx.stats[Counter::TCPSYNChallenge] += 1;
+                }
                 self.challenge_ack(ctx);
                 return;
             }
@@ -157,7 +171,7 @@ impl Conn {
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>
                 if ctx.ctl.push(CtlSegment::rst(self.tuple, seg.ack)) {
-                    ctx.stats.out_rsts += 1;
+                    ctx.stats[Counter::OutRsts] += 1;
                 }
                 return;
             }
@@ -173,19 +187,19 @@ impl Conn {
 
     /// An ACK answering an unacceptable segment (RFC 9293 §3.10.7.4 first check), at most one
     /// per `invalid_ratelimit` (RFC 5961 §7).
-    pub(crate) fn oow_ack(&mut self, why: Unacceptable, ctx: &mut Ctx<'_>) {
+    pub(crate) fn oow_ack(&mut self, why: Unacceptable, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         if why == Unacceptable::Paws {
-            ctx.stats.paws_rejected += 1;
+            ctx.stats[Counter::PAWSEstab] += 1;
         }
-        if self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit) {
+        if exempt(seg) || self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit) {
             self.rcv.ack_at_once(TxKind::Normal);
         } else {
             match why {
-                Unacceptable::Paws => ctx.stats.ack_skipped_paws += 1,
+                Unacceptable::Paws => ctx.stats[Counter::TCPACKSkippedPAWS] += 1,
                 Unacceptable::Seq if self.state == State::FinWait2 => {
-                    ctx.stats.ack_skipped_fin_wait2 += 1
+                    ctx.stats[Counter::TCPACKSkippedFinWait2] += 1
                 }
-                Unacceptable::Seq => ctx.stats.ack_skipped_seq += 1,
+                Unacceptable::Seq => ctx.stats[Counter::TCPACKSkippedSeq] += 1,
             }
         }
     }
@@ -193,17 +207,17 @@ impl Conn {
     /// RFC 5961 §3.2, §4.2, §5.2 challenge ACK, limited per connection and endpoint-wide (§7).
     pub(crate) fn challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
         if !self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit) {
-            ctx.stats.ack_skipped_challenge += 1;
+            ctx.stats[Counter::TCPACKSkippedChallenge] += 1;
             return;
         }
         if !ctx
             .challenge
             .take(ctx.now, ctx.cfg.challenge_ack_limit, ctx.secrets)
         {
-            ctx.stats.challenge_ack_limited += 1;
+            ctx.stats[Counter::TcpfsmChallengeACKLimited] += 1;
             return;
         }
-        ctx.stats.challenge_acks += 1;
+        ctx.stats[Counter::TCPChallengeACK] += 1;
         self.rcv.ack_at_once(TxKind::ChallengeAck);
     }
 
@@ -227,7 +241,7 @@ impl Conn {
         let snd = &self.snd;
         if ack.gt(snd.snd_nxt) {
             // RFC 5961 §5.2: acknowledges something not yet sent — ACK and drop.
-            self.oow_ack(Unacceptable::Seq, ctx);
+            self.oow_ack(Unacceptable::Seq, seg, ctx);
             return false;
         }
         if snd.max_snd_wnd > 0
@@ -241,17 +255,19 @@ impl Conn {
         // The peer answered: unanswered-probe count restarts (RFC 9293 §3.8.6.1).
         self.snd.probes = 0;
         let window = (seg.window as u32) << self.snd.wscale;
-        if ack.gt(self.snd.snd_una) {
-            self.on_new_ack(seg, ctx);
-        } else if ack == self.snd.snd_una
+        // RFC 5681 §2 "duplicate acknowledgment".
+        let dupack = ack == self.snd.snd_una
             && seg.payload.is_empty()
             && !seg.flags.intersects(Flags::SYN | Flags::FIN)
             && window == self.snd.snd_wnd
-            && self.snd.outstanding()
-        {
-            // RFC 5681 §2 "duplicate acknowledgment".
-            self.loss.on_dup_ack(&self.snd, self.cc.as_mut());
-        }
+            && self.snd.outstanding();
+        let advanced = ack.gt(self.snd.snd_una);
+        let rtt = if advanced {
+            self.on_new_ack(seg, ctx)
+        } else {
+            None
+        };
+        self.recovery_on_ack(seg, rtt, dupack, advanced, ctx);
         self.update_window(seg, window);
         if self.snd.fin_acked() {
             match self.state {
@@ -294,45 +310,94 @@ impl Conn {
         }
     }
 
-    fn on_new_ack(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
-        let ack = seg.ack;
-        let drained = self.snd.on_new_ack(ack);
-        self.take_rtt_sample(seg, ctx);
+    /// SND.UNA advances: the buffer drains, the RTT is sampled, the retransmission timer
+    /// restarts (RFC 6298 §5.2–5.3). Returns the RTT sample.
+    fn on_new_ack(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) -> Option<Duration> {
+        let drained = self.snd.on_new_ack(seg.ack);
+        let rtt = self.take_rtt_sample(seg, ctx);
         self.snd.retries = 0;
         self.snd.rtt.reset_backoff();
-        self.loss
-            .on_new_ack(ack, drained, &self.snd, self.cc.as_mut());
-        // RFC 6298 §5.2–5.3.
+        self.pto_armed = false;
         let rtx = self.snd.outstanding().then(|| ctx.now + self.snd.rtt.rto());
         self.timers.put(Timer::Rtx, rtx);
         if self.want_writable && drained > 0 && self.snd.free() > 0 {
             self.want_writable = false;
             ctx.events.push_back(Event::Writable { conn: self.id });
         }
+        rtt
     }
 
-    pub(crate) fn take_rtt_sample(&mut self, seg: &TcpRepr<'_>, ctx: &Ctx<'_>) {
+    /// RFC 6675 §5 / RFC 8985 §6.2, §7.4 / RFC 9937 for one acceptable ACK: the scoreboard,
+    /// RACK and TLP, entering and leaving recovery, undo, the window.
+    fn recovery_on_ack(
+        &mut self,
+        seg: &TcpRepr<'_>,
+        rtt: Option<Duration>,
+        dupack: bool,
+        advanced: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let echo = self.echo_time(seg, ctx.now);
+        let Some(lr) = self.lr.as_mut() else { return };
+        let mut blocks = [SackBlock::new(SeqNum(0), SeqNum(0)); 4];
+        let mut n = 0;
+        for b in seg.options.sack_blocks() {
+            blocks[n] = SackBlock::new(b.left, b.right);
+            n += 1;
+        }
+        let mut input = AckInput::new(ctx.now, seg.ack, &blocks[..n]);
+        input.rtt = rtt;
+        input.srtt = self.snd.rtt.srtt();
+        input.echo = echo;
+        input.dupack = dupack;
+        input.cwnd_limited = std::mem::take(&mut self.cwnd_limited);
+        let r = lr.on_ack(&input, self.cc.as_mut());
+        lr.sync(self.cc.as_ref(), ctx.stats);
+        self.timers.put(Timer::Reorder, r.reorder_timer);
+        if advanced {
+            // RFC 8985 §7.2: an ACK that advances SND.UNA re-arms the probe timeout.
+            self.arm_pto_or_rto(ctx.now);
+        }
+    }
+
+    /// The send time an ACK's TSecr echoes, read back through our TSval clock (RFC 7323
+    /// §4.1; RFC 3522 and RACK need it).
+    fn echo_time(&self, seg: &TcpRepr<'_>, now: crate::Instant) -> Option<crate::Instant> {
+        let (ts, seg_ts) = (self.ts?, seg.options.timestamps?);
+        if seg_ts.tsecr == 0 {
+            return None;
+        }
+        let ago = ts_clock(now, ts.offset).wrapping_sub(seg_ts.tsecr);
+        if (ago as i32) < 0 {
+            return None;
+        }
+        Some(crate::Instant::from_micros(
+            now.as_micros().saturating_sub(ago as u64 * 1000),
+        ))
+    }
+
+    pub(crate) fn take_rtt_sample(&mut self, seg: &TcpRepr<'_>, ctx: &Ctx<'_>) -> Option<Duration> {
         if let (Some(ts), Some(seg_ts)) = (self.ts, seg.options.timestamps) {
             // RFC 7323 §4.1: RTT from the echoed timestamp. After a timeout the peer may echo
             // an earlier transmission of the data (its TS.Recent only moves on in-window
             // segments), which would inflate SRTT by whole RTOs; such echoes are skipped
             // until the data outstanding at the timeout is acknowledged.
-            if let Some(floor) = self.loss.rto_tsval {
-                if crate::arrival::ts_before(seg_ts.tsecr, floor) {
-                    return;
-                }
+            if self.snd.rto_echo_ambiguous(seg.ack, seg_ts.tsecr) {
+                return None;
             }
             if seg_ts.tsecr != 0 {
                 let ms = ts_clock(ctx.now, ts.offset).wrapping_sub(seg_ts.tsecr);
                 if (ms as i32) >= 0 {
-                    self.snd.rtt.sample(Duration::from_millis(ms as u64));
+                    let rtt = Duration::from_millis(ms as u64);
+                    self.snd.rtt.sample(rtt);
+                    return Some(rtt);
                 }
             }
-            return;
+            return None;
         }
-        if let Some(rtt) = self.snd.take_probe_sample(seg.ack, ctx.now) {
-            self.snd.rtt.sample(rtt);
-        }
+        let rtt = self.snd.take_probe_sample(seg.ack, ctx.now)?;
+        self.snd.rtt.sample(rtt);
+        Some(rtt)
     }
 
     /// Sixth to eighth steps: segment text and FIN.
@@ -351,7 +416,7 @@ impl Conn {
             if self.owner == Owner::Orphan && self.snd.fin_seq.is_some() && end.gt(self.rcv.rcv_nxt)
             {
                 // Linux (TCPAbortOnData): the application closed and can never read this.
-                ctx.stats.abort_on_data += 1;
+                ctx.stats[Counter::TCPAbortOnData] += 1;
                 self.reset_and_close(Cause::ClosedWithUnreadData, ctx);
                 return;
             }
@@ -384,13 +449,13 @@ impl Conn {
         let was_empty = self.rcv.unread() == 0;
         let t = self.rcv.on_text(seq, data, self.sack);
         if t.refused {
-            ctx.stats.ofo_drop += 1;
+            ctx.stats[Counter::TCPOFODrop] += 1;
         }
         if t.out_of_order && !t.duplicate && !t.refused {
-            ctx.stats.ofo_queue += 1;
+            ctx.stats[Counter::TCPOFOQueue] += 1;
         }
         if t.trimmed && self.rcv.rcv_wnd() == 0 {
-            ctx.stats.zero_window_drop += 1;
+            ctx.stats[Counter::TCPZeroWindowDrop] += 1;
         }
         if t.in_order > 0 && was_empty && self.owner != Owner::Orphan {
             ctx.events.push_back(Event::Readable { conn: self.id });

@@ -8,24 +8,25 @@
 //! building `output.rs`, timers `timeout.rs`, loss detection `loss.rs`.
 
 mod input;
-mod loss;
 mod output;
 pub(crate) mod recv;
 pub(crate) mod send;
+mod stats;
 mod timeout;
 
 use crate::builder::{our_mss, our_wscale, CtlQueue, CtlSegment, PeerSyn};
-use crate::congestion::{CongestionControl, NewReno};
+use crate::cc::CongestionControl;
 use crate::ratelimit::{ChallengeBudget, OowStamp};
+use crate::recovery::sender::{LossRecovery, RecoveryConfig};
 use crate::rtt::RttEstimator;
 use crate::secrets::Secrets;
+use crate::stats::Counter;
 use crate::time::{Duration, Instant};
 use crate::timers::{Timer, Timers};
 use crate::{
     Cause, CloseReason, Config, ConnError, ConnHandle, ConnOptions, Event, FourTuple,
     ListenerHandle, RecvError, SendError, ShutdownError, SocketHandle, State, Stats,
 };
-use loss::Loss;
 use recv::RecvSide;
 use send::SendSide;
 use std::collections::VecDeque;
@@ -136,7 +137,16 @@ pub(crate) struct Conn {
     /// SACK permitted in both directions (RFC 2018 §2).
     sack: bool,
     cc: Box<dyn CongestionControl>,
-    loss: Loss,
+    /// Loss recovery (SACK scoreboard, RACK-TLP, PRR), from the handshake's completion on.
+    lr: Option<Box<stats::Recovery>>,
+    /// The retransmission timer is armed as RACK-TLP's probe timeout (RFC 8985 §7.2).
+    pto_armed: bool,
+    /// A tail loss probe of new data is due (RFC 8985 §7.3).
+    probe_new_data: bool,
+    /// A tail loss probe retransmitting the last segment is due.
+    probe_last: bool,
+    /// Sending was held back by the congestion window since the last ACK (RFC 7661).
+    cwnd_limited: bool,
     /// SO_ERROR: how the connection failed.
     pub(crate) error: Option<ConnError>,
     /// RFC 5961 §7: the last out-of-window ACK.
@@ -177,8 +187,12 @@ impl Conn {
             opts: SockOpts::new(&opts),
             ts: None,
             sack: false,
-            cc: Box::new(NewReno::new(cfg.initial_cwnd, mss as u32)),
-            loss: Loss::default(),
+            cc: cfg.congestion.build(mss as u32, cfg),
+            lr: None,
+            pto_armed: false,
+            probe_new_data: false,
+            probe_last: false,
+            cwnd_limited: false,
             error: None,
             oow: OowStamp::default(),
             keepalive_sent: 0,
@@ -273,7 +287,23 @@ impl Conn {
             mss = mss.saturating_sub(12).max(32);
         }
         self.snd.mss = mss;
-        self.cc = Box::new(NewReno::new(cfg.initial_cwnd, mss as u32));
+        self.cc = cfg.congestion.build(mss as u32, cfg);
+    }
+
+    /// The handshake completed: loss recovery starts tracking what is sent from now on.
+    pub(crate) fn start_recovery(&mut self, cfg: &Config) {
+        let r = RecoveryConfig {
+            sack: self.sack,
+            rack: cfg.rack,
+            tlp: cfg.tail_loss_probe,
+            undo: cfg.recovery_undo,
+            ..RecoveryConfig::default()
+        };
+        self.lr = Some(Box::new(stats::Recovery::new(LossRecovery::new(
+            r,
+            self.snd.snd_una,
+            self.snd.mss as u32,
+        ))));
     }
 
     // ----- views -----
@@ -291,8 +321,20 @@ impl Conn {
         self.timers.next()
     }
 
+    /// The window in force: PRR's during fast recovery, the controller's otherwise.
     pub(crate) fn cwnd(&self) -> u32 {
-        self.cc.cwnd()
+        match &self.lr {
+            Some(lr) => lr.cwnd(self.cc.as_ref()),
+            None => self.cc.cwnd(),
+        }
+    }
+
+    pub(crate) fn recovery(&self) -> Option<&LossRecovery> {
+        self.lr.as_deref().map(|r| &**r)
+    }
+
+    pub(crate) fn congestion_name(&self) -> &'static str {
+        self.cc.name()
     }
 
     pub(crate) fn ssthresh(&self) -> u32 {
@@ -320,19 +362,19 @@ impl Conn {
         let s = &mut *ctx.stats;
         let counted = |st: State| matches!(st, State::Established | State::CloseWait);
         if counted(from) && !counted(to) {
-            s.curr_estab = s.curr_estab.saturating_sub(1);
+            s[Counter::CurrEstab] = s[Counter::CurrEstab].saturating_sub(1);
         }
         if !counted(from) && counted(to) {
-            s.curr_estab += 1;
+            s[Counter::CurrEstab] += 1;
         }
         // RFC 4022 tcpEstabResets / tcpAttemptFails.
         if counted(from) && to == State::Closed {
-            s.estab_resets += 1;
+            s[Counter::EstabResets] += 1;
         }
         if matches!(from, State::SynSent | State::SynReceived)
             && matches!(to, State::Closed | State::Listen)
         {
-            s.attempt_fails += 1;
+            s[Counter::AttemptFails] += 1;
         }
         self.state = to;
         self.since = ctx.now;
@@ -401,7 +443,7 @@ impl Conn {
         if self.state != State::SynSent
             && ctx.ctl.push(CtlSegment::rst(self.tuple, self.snd.snd_nxt))
         {
-            ctx.stats.out_rsts += 1;
+            ctx.stats[Counter::OutRsts] += 1;
         }
         if cause == Cause::AppAbort || cause == Cause::ClosedWithUnreadData {
             // Linux discards what the application had not read: it asked for the abort.
@@ -532,7 +574,7 @@ impl Conn {
         // Linux (tcp_close): unread received data means the peer's data was lost, so say so
         // with RST instead of a graceful FIN (RFC 2525 §2.17).
         if self.rcv.unread() > 0 && self.state.is_synchronized() && self.state != State::TimeWait {
-            ctx.stats.abort_on_close += 1;
+            ctx.stats[Counter::TCPAbortOnClose] += 1;
             self.reset_and_close(Cause::ClosedWithUnreadData, ctx);
             return;
         }

@@ -5,6 +5,9 @@
 use super::send::{Held, Plan};
 use super::Conn;
 use crate::builder::{syn_options, ts_clock};
+use crate::recovery::scoreboard::{Retransmit, Rule};
+use crate::recovery::sender::Phase;
+use crate::stats::Counter;
 use crate::time::Instant;
 use crate::timers::Timer;
 use crate::{Config, State, Stats, TxKind};
@@ -29,7 +32,7 @@ impl Conn {
             _ => {}
         }
         if self.state != State::SynReceived {
-            if let Some(plan) = self.plan(now) {
+            if let Some(plan) = self.plan(now, stats) {
                 return Some(self.data_segment(plan, now, stats, scratch));
             }
         }
@@ -54,49 +57,142 @@ impl Conn {
         None
     }
 
-    /// Retransmissions first, then new data; arms the persist timer when data waits that
-    /// nothing in flight will ever unblock.
-    fn plan(&mut self, now: Instant) -> Option<Plan> {
-        let cwnd = self.cc.cwnd();
-        let mss = self.snd.mss as u32;
-        let planned = if self.loss.fast_rtx {
-            self.loss.fast_rtx = false;
-            self.snd.plan_fast_retransmit()
-        } else {
-            None
-        };
-        let planned = planned.or_else(|| self.snd.plan_rewound(cwnd));
-        let plan = match planned {
-            Some(p) => p,
-            None => {
-                let extra = self.loss.limited_transmit_allowance(mss);
-                match self
-                    .snd
-                    .plan_new(cwnd.saturating_add(extra), self.opts.nodelay)
-                {
-                    Ok(p) => {
-                        if self.ts.is_none() && p.len > 0 {
-                            self.snd.time_segment(p.seq, now);
-                        }
-                        p
-                    }
-                    Err(Held::Stalled) => {
-                        // RFC 9293 §3.8.6.1 / §3.8.6.2.1: a persist (or SWS override) timer
-                        // runs whenever data waits and nothing is in flight.
-                        if !self.timers.armed(Timer::Persist) {
-                            let at = now + self.persist_interval();
-                            self.timers.set(Timer::Persist, at);
-                        }
-                        return None;
-                    }
-                    Err(_) => return None,
+    /// What loss recovery sends next: a lost or unSACKed segment again (RFC 6675 NextSeg,
+    /// after a timeout the lost ones first), a tail loss probe, or new data if the peer's
+    /// window, Nagle and SWS avoidance let it go; arms the persist timer when data waits
+    /// that nothing in flight will ever unblock.
+    fn plan(&mut self, now: Instant, stats: &mut Stats) -> Option<Plan> {
+        let plan = self.choose(now);
+        if let Some(lr) = self.lr.as_mut() {
+            lr.sync(self.cc.as_ref(), stats);
+        }
+        plan
+    }
+
+    fn choose(&mut self, now: Instant) -> Option<Plan> {
+        let lr = self.lr.as_mut()?;
+        let cc = self.cc.as_mut();
+        let cwnd = lr.cwnd(cc);
+        let pipe = lr.pipe();
+        if self.snd.waiting() && pipe.saturating_add(self.snd.mss as u32) > cwnd {
+            // Data waits for the congestion window (RFC 7661: the window may grow).
+            self.cwnd_limited = true;
+        }
+        let fresh = self
+            .snd
+            .plan_new(cwnd.saturating_sub(pipe), pipe, self.opts.nodelay);
+        if std::mem::take(&mut self.probe_last) {
+            if let Some(p) = lr
+                .probe_segment()
+                .and_then(|(seq, len)| self.snd.plan_retransmit(seq, len))
+            {
+                lr.on_sent(
+                    now,
+                    p.seq,
+                    p.len + p.fin as u32,
+                    Some(Retransmit::Probe),
+                    cc,
+                );
+                lr.on_probe_sent(true);
+                self.arm_rto(now);
+                return Some(p);
+            }
+        }
+        if self.probe_new_data {
+            // RFC 8985 §7.3: the probe is one new segment, whatever the congestion window.
+            self.probe_new_data = false;
+            if let Ok(p) = self.snd.plan_new(u32::MAX, 0, true) {
+                self.snd.commit_new(&p);
+                lr.on_sent(now, p.seq, p.len + p.fin as u32, None, cc);
+                lr.on_probe_sent(false);
+                self.arm_rto(now);
+                return Some(Plan {
+                    kind: TxKind::Normal,
+                    ..p
+                });
+            }
+        }
+        let next = lr.next_segment(cwnd, fresh.is_ok());
+        let plan = match next {
+            Some(n) if n.rule == Rule::NewData => {
+                let p = fresh.as_ref().ok().copied()?;
+                self.snd.commit_new(&p);
+                if self.ts.is_none() && p.len > 0 {
+                    self.snd.time_segment(p.seq, now);
                 }
+                lr.on_sent(now, p.seq, p.len + p.fin as u32, None, cc);
+                p
+            }
+            Some(n) => {
+                let p = self.snd.plan_retransmit(n.seq, n.len)?;
+                let why = if lr.phase() == Phase::Loss {
+                    Retransmit::Timeout
+                } else {
+                    Retransmit::NextSeg(n.rule)
+                };
+                lr.on_sent(now, p.seq, p.len + p.fin as u32, Some(why), cc);
+                p
+            }
+            None => {
+                if let Err(Held::Stalled) = fresh {
+                    // RFC 9293 §3.8.6.1 / §3.8.6.2.1: a persist (or SWS override) timer
+                    // runs whenever data waits and nothing is in flight.
+                    if !self.timers.armed(Timer::Persist) {
+                        let at = now + self.persist_interval();
+                        self.timers.set(Timer::Persist, at);
+                    }
+                }
+                return None;
             }
         };
-        if !self.timers.armed(Timer::Rtx) {
-            self.timers.set(Timer::Rtx, now + self.snd.rtt.rto());
+        if plan.kind == TxKind::Normal {
+            // RFC 8985 §7.2: after new data the probe timeout replaces the RTO.
+            self.arm_pto_or_rto(now);
+        } else if !self.timers.armed(Timer::Rtx) || self.pto_armed {
+            self.arm_rto(now);
         }
         Some(plan)
+    }
+
+    /// The retransmission timer, at the RTO.
+    pub(crate) fn arm_rto(&mut self, now: Instant) {
+        if !self.snd.outstanding() {
+            self.timers.clear(Timer::Rtx);
+            self.pto_armed = false;
+            return;
+        }
+        if self.pto_armed || !self.timers.armed(Timer::Rtx) {
+            self.timers.set(Timer::Rtx, now + self.snd.rtt.rto());
+        }
+        self.pto_armed = false;
+    }
+
+    /// RFC 8985 §7.2: the probe timeout when TLP may probe, the RTO otherwise.
+    pub(crate) fn arm_pto_or_rto(&mut self, now: Instant) {
+        if !self.snd.outstanding() {
+            self.timers.clear(Timer::Rtx);
+            self.pto_armed = false;
+            return;
+        }
+        let rto_at = self
+            .timers
+            .get(Timer::Rtx)
+            .filter(|_| !self.pto_armed)
+            .unwrap_or(now + self.snd.rtt.rto());
+        let pto = self
+            .lr
+            .as_ref()
+            .and_then(|lr| lr.pto_deadline(now, self.snd.rtt.srtt(), Some(rto_at)));
+        match pto {
+            Some(at) => {
+                self.timers.set(Timer::Rtx, at);
+                self.pto_armed = true;
+            }
+            None => {
+                self.timers.set(Timer::Rtx, rto_at);
+                self.pto_armed = false;
+            }
+        }
     }
 
     /// The persist interval: the RTO, doubled per unanswered probe, capped at the RTO maximum
@@ -115,7 +211,7 @@ impl Conn {
         scratch: &'b mut Vec<u8>,
     ) -> (TcpRepr<'b>, TxKind) {
         if plan.kind == TxKind::Retransmission {
-            stats.retrans_segs += 1;
+            stats[Counter::RetransSegs] += 1;
         }
         let mut flags = Flags::ACK;
         if plan.fin {
@@ -166,7 +262,7 @@ impl Conn {
             tsecr,
         );
         if retransmit {
-            stats.retrans_segs += 1;
+            stats[Counter::RetransSegs] += 1;
             self.snd
                 .retransmitting(self.snd.iss, self.snd.iss.wrapping_add(1));
         } else if self.ts.is_none() {
@@ -180,7 +276,7 @@ impl Conn {
         let window = self.rcv.syn_window();
         self.rcv.acked();
         self.timers.clear(Timer::DelAck);
-        stats.out_segs += 1;
+        stats[Counter::OutSegs] += 1;
         let repr = TcpRepr {
             src_port: self.tuple.local.port(),
             dst_port: self.tuple.remote.port(),
@@ -231,7 +327,7 @@ impl Conn {
         }
         self.rcv.acked();
         self.timers.clear(Timer::DelAck);
-        stats.out_segs += 1;
+        stats[Counter::OutSegs] += 1;
         TcpRepr {
             src_port: self.tuple.local.port(),
             dst_port: self.tuple.remote.port(),

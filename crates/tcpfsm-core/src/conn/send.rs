@@ -1,9 +1,10 @@
 //! A connection's send side (RFC 9293 §3.3.1 send sequence space): the send buffer, SND.UNA,
-//! SND.NXT, the peer's window, what to send next (Nagle, silly window avoidance, persist),
-//! retransmission after a timeout, and RTT sampling.
+//! SND.NXT, the peer's window, what new data may go (Nagle, silly window avoidance, persist),
+//! the segments retransmissions carry, and RTT sampling.
 //!
-//! Loss recovery decisions (fast retransmit, the RFC 6582 `recover` point) live beside it in
-//! `recovery`; the window arithmetic of congestion control behind the [`crate::cc`] trait.
+//! Which segment to retransmit and how much may be in flight is loss recovery's
+//! ([`crate::recovery`]: SACK scoreboard, RACK-TLP, PRR) and congestion control's
+//! ([`crate::cc`]).
 
 use crate::ring::Ring;
 use crate::rtt::RttEstimator;
@@ -32,9 +33,6 @@ pub(crate) struct SendSide {
     pub(crate) fin_seq: Option<SeqNum>,
     /// Effective send MSS: the peer's MSS less our per-segment options (RFC 9293 §3.7.1).
     pub(crate) mss: u16,
-    /// After a retransmission timeout, the next sequence number to send again (go-back-N in
-    /// the order of the queue, paced by the congestion window).
-    pub(crate) rtx_next: Option<SeqNum>,
     pub(crate) rtt: RttEstimator,
     /// Karn's algorithm without timestamps: one segment timed at a time, never a retransmitted
     /// one (RFC 6298 §3).
@@ -45,6 +43,10 @@ pub(crate) struct SendSide {
     pub(crate) probes: u32,
     /// Every retransmitted segment, for `info()`.
     pub(crate) retrans_total: u32,
+    /// SND.NXT and our TSval when the last retransmission timeout fired: until data beyond it
+    /// is acknowledged, an echo older than the TSval is ambiguous (Karn's rule for timestamps)
+    /// and gives no RTT sample.
+    rto_mark: Option<(SeqNum, u32)>,
     /// Our SYN (or SYN-ACK) is to be sent (again).
     pub(crate) syn_pending: bool,
     /// The persist timer fired: send what the window allows even below the SWS threshold,
@@ -88,12 +90,12 @@ impl SendSide {
             ring: Ring::new(buffer),
             fin_seq: None,
             mss,
-            rtx_next: None,
             rtt,
             rtt_probe: None,
             retries: 0,
             probes: 0,
             retrans_total: 0,
+            rto_mark: None,
             syn_pending: false,
             persist_fired: false,
         }
@@ -150,14 +152,6 @@ impl SendSide {
     /// Bytes sent and not yet acknowledged (RFC 5681 FlightSize), counting SYN and FIN.
     pub(crate) fn flight_size(&self) -> u32 {
         self.snd_nxt.diff(self.snd_una).max(0) as u32
-    }
-
-    /// Bytes believed in the network: after a timeout only what was sent again since.
-    pub(crate) fn in_flight(&self) -> u32 {
-        match self.rtx_next {
-            Some(r) => r.diff(self.snd_una).max(0) as u32,
-            None => self.flight_size(),
-        }
     }
 
     pub(crate) fn fin_acked(&self) -> bool {
@@ -234,88 +228,67 @@ impl SendSide {
         let drained = (acked as usize).min(self.ring.len());
         self.ring.consume(drained);
         self.snd_una = ack;
-        if self.snd_nxt.lt(ack) {
-            // A window probe's byte may have been acknowledged beyond what we count as sent.
-            self.snd_nxt = ack;
-        }
-        // The go-back-N cursor never points below SND.UNA, and is done at SND.NXT.
-        if let Some(r) = self.rtx_next {
-            let r = r.max(ack);
-            self.rtx_next = r.lt(self.snd_nxt).then_some(r);
-        }
         drained as u32
     }
 
-    /// The retransmission timer fired: go back to SND.UNA (RFC 6298 §5.4, as Linux marks the
-    /// whole flight lost).
-    pub(crate) fn rewind(&mut self) {
+    /// The retransmission timer fired: the SYN goes again if it was not acknowledged (data is
+    /// retransmitted as loss recovery marks it lost). `tsval` is our timestamp now.
+    pub(crate) fn rewind(&mut self, tsval: Option<u32>) {
         self.rtt_probe = None;
         if self.snd_una == self.iss {
             self.syn_pending = true;
             return;
         }
-        self.rtx_next = Some(self.snd_una);
+        self.rto_mark = tsval.map(|t| (self.snd_nxt, t));
     }
 
-    /// The next go-back-N retransmission after a timeout, if the congestion window has room.
-    pub(crate) fn plan_rewound(&mut self, cwnd: u32) -> Option<Plan> {
-        let r = self.rtx_next?;
-        if r.ge(self.snd_nxt) {
-            self.rtx_next = None;
-            return None;
+    /// Whether an ACK echoing `tsecr` may be answering a transmission from before the last
+    /// timeout (RFC 7323 §4.1 with Karn's rule, RFC 6298 §3).
+    pub(crate) fn rto_echo_ambiguous(&mut self, ack: SeqNum, tsecr: u32) -> bool {
+        let Some((nxt, tsval)) = self.rto_mark else {
+            return false;
+        };
+        if ack.gt(nxt) {
+            self.rto_mark = None;
+            return false;
         }
-        let in_flight = r.diff(self.snd_una).max(0) as u32;
-        if in_flight > 0 && in_flight >= cwnd {
-            return None;
-        }
-        let seq = r.max(self.buf_seq());
-        let data_end = self.data_end().min(self.snd_nxt);
-        let len = (data_end.diff(seq).max(0) as u32).min(self.mss as u32);
+        crate::arrival::ts_before(tsecr, tsval)
+    }
+
+    /// The segment that retransmits `[seq, seq + len)` (a scoreboard record): its payload is
+    /// what is still queued there, with the FIN if the range reaches it.
+    pub(crate) fn plan_retransmit(&mut self, seq: SeqNum, len: u32) -> Option<Plan> {
+        let seq = seq.max(self.buf_seq());
+        let end = seq.wrapping_add(len).min(self.snd_nxt);
+        let data_end = self.data_end().min(end);
+        let data = (data_end.diff(seq).max(0) as u32).min(self.mss as u32);
         let fin = self
             .fin_seq
-            .is_some_and(|f| seq.wrapping_add(len) == f && self.snd_nxt.gt(f));
-        if len == 0 && !fin {
-            self.rtx_next = None;
+            .is_some_and(|f| seq.wrapping_add(data) == f && end.gt(f));
+        if data == 0 && !fin {
             return None;
         }
-        let end = seq.wrapping_add(len + fin as u32);
-        self.rtx_next = Some(end).filter(|e| e.lt(self.snd_nxt));
-        self.retransmitting(seq, end);
+        self.retransmitting(seq, seq.wrapping_add(data + fin as u32));
         Some(Plan {
             seq,
-            len,
+            len: data,
             fin,
             kind: TxKind::Retransmission,
         })
     }
 
-    /// One segment from SND.UNA again (fast retransmit, RFC 5681 §3.2 step 4).
-    pub(crate) fn plan_fast_retransmit(&mut self) -> Option<Plan> {
-        let seq = self.snd_una.max(self.buf_seq());
-        let data_end = self.data_end().min(self.snd_nxt);
-        let len = (data_end.diff(seq).max(0) as u32).min(self.mss as u32);
-        let fin = self
-            .fin_seq
-            .is_some_and(|f| seq.wrapping_add(len) == f && self.snd_nxt.gt(f));
-        if len == 0 && !fin {
-            return None;
-        }
-        let end = seq.wrapping_add(len + fin as u32);
-        self.retransmitting(seq, end);
-        Some(Plan {
-            seq,
-            len,
-            fin,
-            kind: TxKind::Retransmission,
-        })
-    }
-
-    /// New data (and the FIN) under the peer's window, the congestion window `cwnd` and
-    /// Nagle's algorithm, with sender-side silly window avoidance (RFC 9293 §3.8.6.2.1): a
-    /// segment shorter than the MSS goes out only if it carries all queued data (and Nagle
-    /// allows it), or if it is at least min(MSS, Max(SND.WND)/2) — or when the persist timer
-    /// has fired. `Err` says why nothing goes.
-    pub(crate) fn plan_new(&mut self, cwnd: u32, nodelay: bool) -> Result<Plan, Held> {
+    /// New data (and the FIN) under the peer's window, the congestion window's room
+    /// `cwnd_room` and Nagle's algorithm, with sender-side silly window avoidance (RFC 9293
+    /// §3.8.6.2.1): a segment shorter than the MSS goes out only if it carries all queued data
+    /// (and Nagle allows it), or if it is at least min(MSS, Max(SND.WND)/2) — or when the
+    /// persist timer has fired. `flight` is what loss recovery counts in flight. `Err` says why
+    /// nothing goes. Nothing changes until [`SendSide::commit_new`].
+    pub(crate) fn plan_new(
+        &self,
+        cwnd_room: u32,
+        flight: u32,
+        nodelay: bool,
+    ) -> Result<Plan, Held> {
         let mss = self.mss as u32;
         let cur = self.snd_nxt.max(self.buf_seq());
         let data_end = self.data_end();
@@ -324,9 +297,7 @@ impl SendSide {
         if avail == 0 && !fin_due {
             return Err(Held::Idle);
         }
-        let flight = self.in_flight();
         let wnd_room = self.snd_una.wrapping_add(self.snd_wnd).diff(cur).max(0) as u32;
-        let cwnd_room = cwnd.saturating_sub(flight);
         let room = wnd_room.min(cwnd_room);
         let len = avail.min(room).min(mss);
         let all_fits = len == avail;
@@ -350,16 +321,11 @@ impl SendSide {
             fin
         };
         if !send {
-            return Err(if flight == 0 && self.rtx_next.is_none() {
+            return Err(if !self.outstanding() {
                 Held::Stalled
             } else {
                 Held::Waiting
             });
-        }
-        self.persist_fired = false;
-        let end = cur.wrapping_add(len + fin as u32);
-        if end.gt(self.snd_nxt) {
-            self.snd_nxt = end;
         }
         Ok(Plan {
             seq: cur,
@@ -367,6 +333,15 @@ impl SendSide {
             fin,
             kind: TxKind::Normal,
         })
+    }
+
+    /// `plan` (from [`SendSide::plan_new`]) goes out: SND.NXT moves past it.
+    pub(crate) fn commit_new(&mut self, plan: &Plan) {
+        self.persist_fired = false;
+        let end = plan.seq.wrapping_add(plan.len + plan.fin as u32);
+        if end.gt(self.snd_nxt) {
+            self.snd_nxt = end;
+        }
     }
 
     /// A zero-window probe (RFC 9293 §3.8.6.1), in Linux's form: no data, SEQ = SND.UNA − 1,
@@ -401,10 +376,13 @@ mod tests {
     fn nagle_holds_a_small_segment_while_data_is_in_flight_rfc9293_3_7_4() {
         let mut s = side();
         s.push(&[0u8; 1500]);
-        let p = s.plan_new(100_000, false).unwrap();
+        let p = send_new(&mut s, false);
         assert_eq!(p.len, 1000);
-        assert_eq!(s.plan_new(100_000, false), Err(Held::Waiting));
-        assert_eq!(s.plan_new(100_000, true).unwrap().len, 500);
+        assert_eq!(
+            s.plan_new(100_000, s.flight_size(), false),
+            Err(Held::Waiting)
+        );
+        assert_eq!(s.plan_new(100_000, s.flight_size(), true).unwrap().len, 500);
     }
 
     #[test]
@@ -412,9 +390,12 @@ mod tests {
         let mut s = side();
         s.push(&[0u8; 5000]);
         s.snd_wnd = 300;
-        assert_eq!(s.plan_new(100_000, false), Err(Held::Stalled));
+        assert_eq!(
+            s.plan_new(100_000, s.flight_size(), false),
+            Err(Held::Stalled)
+        );
         s.persist_fired = true;
-        let p = s.plan_new(100_000, false).unwrap();
+        let p = s.plan_new(100_000, s.flight_size(), false).unwrap();
         assert_eq!(p.len, 300);
     }
 
@@ -424,7 +405,10 @@ mod tests {
         s.push(&[0u8; 5000]);
         s.max_snd_wnd = 1200;
         s.snd_wnd = 600;
-        assert_eq!(s.plan_new(100_000, false).unwrap().len, 600);
+        assert_eq!(
+            s.plan_new(100_000, s.flight_size(), false).unwrap().len,
+            600
+        );
     }
 
     #[test]
@@ -433,11 +417,19 @@ mod tests {
         s.push(&[0u8; 10]);
         s.queue_fin();
         s.snd_wnd = 10;
-        let p = s.plan_new(100_000, false).unwrap();
+        let p = s.plan_new(100_000, s.flight_size(), false).unwrap();
         assert_eq!((p.len, p.fin), (10, false));
+        s.commit_new(&p);
         s.snd_wnd = 11;
-        let p = s.plan_new(100_000, false).unwrap();
+        let p = s.plan_new(100_000, s.flight_size(), false).unwrap();
         assert_eq!((p.len, p.fin), (0, true));
+    }
+
+    /// Plans and commits one new segment.
+    fn send_new(s: &mut SendSide, nodelay: bool) -> Plan {
+        let p = s.plan_new(100_000, s.flight_size(), nodelay).unwrap();
+        s.commit_new(&p);
+        p
     }
 
     #[test]
@@ -445,10 +437,11 @@ mod tests {
         let mut s = side();
         s.push(&[0u8; 3000]);
         let t0 = Instant::from_micros(1_000_000);
-        let p = s.plan_new(100_000, true).unwrap();
+        let p = send_new(&mut s, true);
         s.time_segment(p.seq, t0);
-        s.plan_new(100_000, true).unwrap();
-        s.plan_fast_retransmit().unwrap();
+        send_new(&mut s, true);
+        let una = s.snd_una;
+        s.plan_retransmit(una, 1000).unwrap();
         let ack = s.snd_una.wrapping_add(2000);
         assert_eq!(
             s.take_probe_sample(ack, t0 + Duration::from_millis(50)),
@@ -457,19 +450,16 @@ mod tests {
     }
 
     #[test]
-    fn rewind_resends_in_order_paced_by_cwnd() {
+    fn a_retransmission_carries_what_is_queued_and_the_fin() {
         let mut s = side();
-        s.push(&[0u8; 3000]);
-        for _ in 0..3 {
-            s.plan_new(100_000, true).unwrap();
-        }
-        s.rewind();
-        let a = s.plan_rewound(1000).unwrap();
-        assert_eq!((a.seq, a.len), (s.snd_una, 1000));
-        assert_eq!(s.plan_rewound(1000), None, "cwnd of one segment");
-        let acked = s.snd_una.wrapping_add(1000);
-        s.on_new_ack(acked);
-        let b = s.plan_rewound(1000).unwrap();
-        assert_eq!(b.seq, acked);
+        s.push(&[7u8; 1500]);
+        s.queue_fin();
+        send_new(&mut s, true);
+        let last = send_new(&mut s, true);
+        assert_eq!((last.len, last.fin), (500, true));
+        let una = s.snd_una;
+        let r = s.plan_retransmit(una.wrapping_add(1000), 501).unwrap();
+        assert_eq!((r.seq, r.len, r.fin), (una.wrapping_add(1000), 500, true));
+        assert_eq!(r.kind, TxKind::Retransmission);
     }
 }

@@ -3,6 +3,8 @@
 
 use super::{Conn, Ctx, Owner};
 use crate::builder::ts_clock;
+use crate::recovery::tlp::Probe;
+use crate::stats::Counter;
 use crate::timers::Timer;
 use crate::{Cause, Config, ConnError, State};
 
@@ -11,14 +13,14 @@ impl Conn {
         let now = ctx.now;
         if self.timers.expired(Timer::FinWait2, now) {
             self.timers.clear(Timer::FinWait2);
-            ctx.stats.fin_wait2_timeouts += 1;
+            ctx.stats[Counter::TcpfsmFinWait2Timeouts] += 1;
             self.set_state(State::Closed, Cause::FinWait2Timeout, ctx);
             return;
         }
         if self.timers.expired(Timer::DelAck, now) {
             self.timers.clear(Timer::DelAck);
             self.rcv.ack_at_once(crate::TxKind::Normal);
-            ctx.stats.delayed_acks += 1;
+            ctx.stats[Counter::DelayedACKs] += 1;
         }
         if self.timers.expired(Timer::Persist, now) {
             self.timers.clear(Timer::Persist);
@@ -27,8 +29,16 @@ impl Conn {
                 return;
             }
         }
+        if self.timers.expired(Timer::Reorder, now) {
+            self.timers.clear(Timer::Reorder);
+            self.on_reorder_timer(ctx);
+        }
         if self.timers.expired(Timer::Rtx, now) {
-            self.on_rto(ctx);
+            if self.pto_armed {
+                self.on_pto(ctx);
+            } else {
+                self.on_rto(ctx);
+            }
             if self.state == State::Closed {
                 return;
             }
@@ -61,7 +71,7 @@ impl Conn {
             }
             self.snd.probes += 1;
             self.probe_due = true;
-            ctx.stats.window_probes += 1;
+            ctx.stats[Counter::TCPWinProbe] += 1;
         }
         let at = ctx.now + self.persist_interval();
         self.timers.set(Timer::Persist, at);
@@ -98,24 +108,64 @@ impl Conn {
         }
     }
 
+    /// RFC 8985 §6.3: RACK's reordering window ran out; losses found start recovery.
+    fn on_reorder_timer(&mut self, ctx: &mut Ctx<'_>) {
+        let srtt = self.snd.rtt.srtt();
+        let Some(lr) = self.lr.as_mut() else { return };
+        let r = lr.on_reorder_timer(ctx.now, srtt, self.cc.as_mut());
+        lr.sync(self.cc.as_ref(), ctx.stats);
+        self.timers.put(Timer::Reorder, r.reorder_timer);
+    }
+
+    /// RFC 8985 §7.3: the probe timeout fired — send one new segment if the window allows, else
+    /// the last segment again, and fall back to the RTO.
+    fn on_pto(&mut self, ctx: &mut Ctx<'_>) {
+        self.pto_armed = false;
+        self.timers.clear(Timer::Rtx);
+        if !self.snd.outstanding() {
+            return;
+        }
+        let new_ok = self.snd.waiting()
+            && self
+                .snd
+                .snd_una
+                .wrapping_add(self.snd.snd_wnd)
+                .gt(self.snd.snd_nxt);
+        let Some(lr) = self.lr.as_mut() else {
+            self.arm_rto(ctx.now);
+            return;
+        };
+        match lr.on_pto(new_ok) {
+            Probe::NewData => self.probe_new_data = true,
+            _ => self.probe_last = true,
+        }
+        self.arm_rto(ctx.now);
+    }
+
     fn on_rto(&mut self, ctx: &mut Ctx<'_>) {
         self.timers.clear(Timer::Rtx);
         if !self.snd.outstanding() && !self.snd.syn_pending {
             return;
         }
-        ctx.stats.timeouts += 1;
+        ctx.stats[Counter::TCPTimeouts] += 1;
         if self.snd.retries >= self.retry_limit(ctx.cfg) {
             if self.owner == Owner::Orphan {
-                ctx.stats.abort_on_timeout += 1;
+                ctx.stats[Counter::TCPAbortOnTimeout] += 1;
             }
             self.fail(ConnError::TimedOut, Cause::RetransmitLimit, ctx);
             return;
         }
+        let first = self.snd.retries == 0;
         self.snd.retries += 1;
         self.snd.rtt.back_off();
         let tsval = self.ts.map(|ts| ts_clock(ctx.now, ts.offset));
-        self.loss.on_rto(&self.snd, self.cc.as_mut(), tsval);
-        self.snd.rewind();
+        self.snd.rewind(tsval);
+        let srtt = self.snd.rtt.srtt();
+        if let Some(lr) = self.lr.as_mut() {
+            lr.on_rto(ctx.now, srtt, first, false, self.cc.as_mut());
+            lr.sync(self.cc.as_ref(), ctx.stats);
+        }
+        self.timers.clear(Timer::Reorder);
         self.timers.set(Timer::Rtx, ctx.now + self.snd.rtt.rto());
     }
 }

@@ -100,6 +100,17 @@ pub struct ConnInfo {
     pub retransmits: u64,
     /// Unanswered zero-window probes in a row.
     pub probes: u32,
+    /// Bytes believed in flight (RFC 6675 `pipe`).
+    pub in_flight: u32,
+    /// Segments the peer SACKed / that loss recovery marked lost.
+    pub sacked_segments: u32,
+    pub lost_segments: u32,
+    /// RACK has seen reordering on this path.
+    pub reordering: bool,
+    /// Loss recovery's phase, as Linux's `ca_state`: `open`, `recovery` or `loss`.
+    pub recovery: &'static str,
+    /// The congestion control algorithm (`cubic`, `reno`, …).
+    pub congestion: &'static str,
     /// When it entered its current state (for TIME_WAIT records: unknown, the query time).
     pub since: Instant,
     /// When the next of its timers fires.
@@ -240,6 +251,18 @@ impl Endpoint {
             ssthresh: c.ssthresh(),
             retransmits: c.snd.retrans_total as u64,
             probes: c.snd.probes,
+            in_flight: c.recovery().map_or(c.snd.flight_size(), |lr| lr.pipe()),
+            sacked_segments: c
+                .recovery()
+                .map_or(0, |lr| lr.scoreboard().sacked_segments()),
+            lost_segments: c.recovery().map_or(0, |lr| lr.scoreboard().lost_segments()),
+            reordering: c.recovery().is_some_and(|lr| lr.rack().reordering_seen()),
+            recovery: match c.recovery().map(|lr| lr.phase()) {
+                Some(crate::recovery::sender::Phase::Recovery) => "recovery",
+                Some(crate::recovery::sender::Phase::Loss) => "loss",
+                _ => "open",
+            },
+            congestion: c.congestion_name(),
             since: c.since,
             next_timer: self.timers.get(slot),
         }
@@ -269,6 +292,12 @@ impl Endpoint {
             ssthresh: 0,
             retransmits: 0,
             probes: 0,
+            in_flight: 0,
+            sacked_segments: 0,
+            lost_segments: 0,
+            reordering: false,
+            recovery: "open",
+            congestion: "",
             since: self.last_now,
             next_timer: None,
         }

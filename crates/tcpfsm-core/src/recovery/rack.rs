@@ -100,6 +100,7 @@ struct Sent {
     start: SeqNum,
     end: SeqNum,
     ts: Instant,
+    order: u32,
 }
 
 /// What RACK_detect_loss found.
@@ -115,8 +116,9 @@ pub struct RackLoss {
 #[derive(Debug, Clone)]
 pub struct Rack {
     cfg: RackConfig,
-    /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered so far.
-    latest: Option<(Instant, SeqNum)>,
+    /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered so far, with
+    /// its transmission order.
+    latest: Option<(Instant, u32, SeqNum)>,
     rtt: Duration,
     fack: Option<SeqNum>,
     min_rtt: MinFilter,
@@ -126,14 +128,18 @@ pub struct Rack {
     dsack_round: Option<SeqNum>,
     log: VecDeque<Sent>,
     /// This ACK's newest valid delivered segment and lowest delivered original.
-    ack_newest: Option<(Instant, SeqNum, Duration)>,
+    ack_newest: Option<(Instant, u32, SeqNum, Duration)>,
     ack_lowest_original: Option<SeqNum>,
     ack_highest: Option<SeqNum>,
 }
 
-/// RACK_sent_after(t1, seq1, t2, seq2) (RFC 8985 §6.2 step 2).
-fn sent_after(a: (Instant, SeqNum), b: (Instant, SeqNum)) -> bool {
-    a.0 > b.0 || (a.0 == b.0 && a.1.gt(b.1))
+/// RACK_sent_after(t1, seq1, t2, seq2) (RFC 8985 §6.2 step 2). The RFC breaks a tie of
+/// transmission times by end sequence number, assuming segments of one instant leave in
+/// sequence order; a retransmission sent after new data in the same instant breaks that
+/// assumption (and on a virtual clock every burst is one instant), so ties are broken by the
+/// scoreboard's transmission order instead, which is what the RFC's rule approximates.
+fn sent_after(a: (Instant, u32), b: (Instant, u32)) -> bool {
+    a.0 > b.0 || (a.0 == b.0 && (a.1.wrapping_sub(b.1) as i32) > 0)
 }
 
 impl Rack {
@@ -176,15 +182,17 @@ impl Rack {
 
     /// RACK.xmit_ts and RACK.end_seq.
     pub fn latest_delivered(&self) -> Option<(Instant, SeqNum)> {
-        self.latest
+        self.latest.map(|(t, _, e)| (t, e))
     }
 
-    /// §6.1: a segment `[start, end)` was (re)transmitted at `now`.
-    pub fn on_transmit(&mut self, now: Instant, start: SeqNum, end: SeqNum) {
+    /// §6.1: a segment `[start, end)` was (re)transmitted at `now`, as the scoreboard's
+    /// transmission number `order`.
+    pub fn on_transmit(&mut self, now: Instant, order: u32, start: SeqNum, end: SeqNum) {
         self.log.push_back(Sent {
             start,
             end,
             ts: now,
+            order,
         });
     }
 
@@ -215,22 +223,25 @@ impl Rack {
                 return;
             }
         }
-        let cand = (d.xmit_ts, d.end);
+        let cand = (d.xmit_ts, d.order);
         if self
             .ack_newest
-            .is_none_or(|(t, e, _)| sent_after(cand, (t, e)))
+            .is_none_or(|(t, o, _, _)| sent_after(cand, (t, o)))
         {
-            self.ack_newest = Some((d.xmit_ts, d.end, rtt));
+            self.ack_newest = Some((d.xmit_ts, d.order, d.end, rtt));
         }
     }
 
     /// Closes one ACK: applies steps 2–4 (RACK.segment, reordering, D-SACK window growth).
     /// `dsack` says whether the ACK carried a D-SACK; `snd_una`/`snd_nxt` are after the ACK.
     pub fn end_ack(&mut self, dsack: bool, snd_una: SeqNum, snd_nxt: SeqNum) {
-        if let Some((ts, end, rtt)) = self.ack_newest.take() {
+        if let Some((ts, order, end, rtt)) = self.ack_newest.take() {
             self.rtt = rtt;
-            if self.latest.is_none_or(|l| sent_after((ts, end), l)) {
-                self.latest = Some((ts, end));
+            if self
+                .latest
+                .is_none_or(|(lt, lo, _)| sent_after((ts, order), (lt, lo)))
+            {
+                self.latest = Some((ts, order, end));
             }
         }
         // Step 3: a never-retransmitted segment delivered below RACK.fack arrived out of
@@ -311,32 +322,41 @@ impl Rack {
         let reo = self.reo_wnd(in_recovery, sb.sacked_segments(), srtt);
         let live = |sb: &Scoreboard, e: &Sent| {
             sb.segment(e.start)
-                .is_some_and(|i| i.in_flight && i.xmit_ts == e.ts)
+                .is_some_and(|i| i.in_flight && i.order == e.order)
         };
-        // Expired entries at the front are lost; stale ones are dropped.
-        while let Some(&e) = self.log.front() {
+        // Entries in transmission order. Every one sent before RACK.segment (RFC 8985 §6.2:
+        // earlier xmit_ts, or the same xmit_ts and a lower end) whose deadline has passed is
+        // lost; stale ones are dropped. Segments sent at the same instant are not in sequence
+        // order (a retransmission of a lower sequence may follow new data), so the ties are
+        // judged one by one rather than by the first of them.
+        let mut timer: Option<Instant> = None;
+        let mut i = 0;
+        while i < self.log.len() {
+            let e = self.log[i];
+            if e.ts > latest.0 {
+                break;
+            }
             if !live(sb, &e) {
-                self.log.pop_front();
+                self.log.remove(i);
                 continue;
             }
-            if !sent_after(latest, (e.ts, e.end)) {
-                break;
+            if !sent_after((latest.0, latest.1), (e.ts, e.order)) {
+                i += 1;
+                continue;
             }
-            if e.ts + self.rtt + reo > now {
-                break;
+            let deadline = e.ts + self.rtt + reo;
+            if deadline <= now {
+                if sb.mark_lost(e.start) {
+                    out.lost += 1;
+                }
+                self.log.remove(i);
+                continue;
             }
-            if sb.mark_lost(e.start) {
-                out.lost += 1;
-            }
-            self.log.pop_front();
+            // RFC 8985 §6.2 step 5: the timer covers the latest of the remaining deadlines.
+            timer = Some(timer.map_or(deadline, |t| t.max(deadline)));
+            i += 1;
         }
-        // The newest live entry sent before RACK.segment has the latest deadline.
-        let bound = self
-            .log
-            .partition_point(|e| sent_after(latest, (e.ts, e.end)));
-        if let Some(e) = (0..bound).rev().map(|i| self.log[i]).find(|e| live(sb, e)) {
-            out.timer = Some(e.ts + self.rtt + reo);
-        }
+        out.timer = timer;
         out
     }
 

@@ -260,14 +260,14 @@ impl LossRecovery {
         cc: &mut dyn CongestionControl,
     ) {
         cc.on_sent(now, len, self.sb.flight_size());
-        let ok = match why {
-            None => self.sb.on_new_data(now, seq, len).is_ok(),
-            Some(w) => self.sb.on_retransmit(now, seq, len, w).is_ok(),
+        let order = match why {
+            None => self.sb.on_new_data(now, seq, len),
+            Some(w) => self.sb.on_retransmit(now, seq, len, w),
         };
-        if !ok {
+        let Ok(order) = order else {
             return;
-        }
-        self.rack.on_transmit(now, seq, seq + len);
+        };
+        self.rack.on_transmit(now, order, seq, seq + len);
         if let Some(p) = &mut self.prr {
             p.on_sent(len);
         }

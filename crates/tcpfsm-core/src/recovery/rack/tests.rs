@@ -28,8 +28,8 @@ impl Flow {
             .on_rtt_sample(t(0), Duration::from_millis(min_rtt_ms));
         for i in 0..n {
             let s = f.seq(i * MSS);
-            f.sb.on_new_data(t(u64::from(i)), s, MSS).unwrap();
-            f.rack.on_transmit(t(u64::from(i)), s, s + MSS);
+            let o = f.sb.on_new_data(t(u64::from(i)), s, MSS).unwrap();
+            f.rack.on_transmit(t(u64::from(i)), o, s, s + MSS);
         }
         f
     }
@@ -176,9 +176,10 @@ fn ambiguous_ack_of_a_retransmission_does_not_move_rack_segment_rfc8985_6_2() {
     let mut f = Flow::new(isn, 4, 100);
     f.sb.mark_lost_on_rto(None, false);
     let s0 = f.seq(0);
-    f.sb.on_retransmit(t(300), s0, MSS, Retransmit::Timeout)
-        .unwrap();
-    f.rack.on_transmit(t(300), s0, s0 + MSS);
+    let o =
+        f.sb.on_retransmit(t(300), s0, MSS, Retransmit::Timeout)
+            .unwrap();
+    f.rack.on_transmit(t(300), o, s0, s0 + MSS);
     // Acknowledged 10 ms after the retransmission: faster than min_RTT, so the ACK is for
     // the original; RACK.segment must not become the retransmission.
     f.ack(t(310), 1, &[], 100);
@@ -196,6 +197,7 @@ fn timestamps_exclude_a_retransmission_acked_for_its_original_rfc8985_6_2() {
         start: SeqNum(0),
         end: SeqNum(1000),
         xmit_ts: t(300),
+        order: 1,
         retransmitted: true,
         sacked: false,
     };
@@ -243,4 +245,42 @@ fn min_rtt_filter_tracks_the_windowed_minimum_linux_tcp_min_rtt_wlen() {
         m.update(t(2000 + s * 10_000), Duration::from_millis(90), w);
     }
     assert_eq!(m.get(), Some(Duration::from_millis(90)));
+}
+
+/// Found by the engine's property tests: segments sent in one instant — new data, a
+/// retransmission of a lower sequence, more new data — must be judged in transmission order
+/// (RFC 8985 breaks ties by end sequence, which assumes sequence order; a retransmission
+/// breaks that), and a timer must never be left armed for a deadline that has passed (the
+/// endpoint would spin on it).
+#[test]
+fn same_instant_transmissions_are_judged_in_sending_order_and_never_leave_a_past_timer() {
+    let mut f = Flow::new(u32::MAX - 3000, 6, 20);
+    // At 10 ms, in one instant: new segment 6, a retransmission of segment 1, new segment 7.
+    let send_new = |f: &mut Flow, i: u32| {
+        let s = f.seq(i * MSS);
+        let o = f.sb.on_new_data(t(10), s, MSS).unwrap();
+        f.rack.on_transmit(t(10), o, s, s + MSS);
+    };
+    send_new(&mut f, 6);
+    let s1 = f.seq(MSS);
+    let o =
+        f.sb.on_retransmit(t(10), s1, MSS, Retransmit::Timeout)
+            .unwrap();
+    f.rack.on_transmit(t(10), o, s1, s1 + MSS);
+    send_new(&mut f, 7);
+    // At 30 ms segment 7 is SACKed: it left last, so segment 6 and the retransmission of 1
+    // left before it. RACK.rtt is 20 ms; their deadline 10 + 20 + reo_wnd (5) = 35 ms.
+    let loss = f.ack(t(30), 0, &[(7, 8)], 20);
+    assert!(!f.lost(1) && !f.lost(6));
+    assert_eq!(loss.timer, Some(t(35)));
+    // The reordering timer fires at 35 ms: both are lost, and no timer is left in the past.
+    let loss = f
+        .rack
+        .detect_loss(&mut f.sb, t(35), false, Some(Duration::from_millis(20)));
+    assert!(
+        f.lost(1),
+        "the same-instant retransmission is lost at its deadline"
+    );
+    assert!(f.lost(6));
+    assert!(loss.timer.is_none_or(|at| at > t(35)), "{:?}", loss.timer);
 }

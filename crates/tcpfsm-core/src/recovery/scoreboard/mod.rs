@@ -48,6 +48,9 @@ struct Seg {
     start: u64,
     end: u64,
     xmit_ts: Instant,
+    /// Transmission order (wrapping): which of two segments sent in the same instant left
+    /// first — sequence order says nothing once retransmissions mix with new data.
+    order: u32,
     flags: u8,
 }
 
@@ -100,6 +103,8 @@ pub struct Delivered {
     pub start: SeqNum,
     pub end: SeqNum,
     pub xmit_ts: Instant,
+    /// Transmission order of its last transmission (see [`SegmentInfo::order`]).
+    pub order: u32,
     /// Ever retransmitted (RACK ignores its RTT unless proven unambiguous).
     pub retransmitted: bool,
     /// Delivered by SACK (else by the cumulative ACK).
@@ -159,6 +164,9 @@ pub struct SegmentInfo {
     pub start: SeqNum,
     pub end: SeqNum,
     pub xmit_ts: Instant,
+    /// Transmission order of its last transmission, wrapping: every transmission the
+    /// scoreboard records gets the next number.
+    pub order: u32,
     pub sacked: bool,
     pub lost: bool,
     pub retransmitted: bool,
@@ -205,6 +213,7 @@ pub struct Scoreboard {
     history: VecDeque<SpuriousRetransmitAbs>,
     gaps: Vec<(u64, u64)>,
     counters: ScoreboardCounters,
+    tx_order: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -243,6 +252,7 @@ impl Scoreboard {
             history: VecDeque::with_capacity(HISTORY),
             gaps: Vec::with_capacity(8),
             counters: ScoreboardCounters::default(),
+            tx_order: 0,
         }
     }
 
@@ -400,6 +410,7 @@ impl Scoreboard {
             start: self.wire(s.start),
             end: self.wire(s.end),
             xmit_ts: s.xmit_ts,
+            order: s.order,
             sacked: s.has(SACKED),
             lost: s.has(LOST),
             retransmitted: s.has(EVER_RETRANS),
@@ -415,23 +426,31 @@ impl Scoreboard {
 
     // ------------------------------------------------------------ transmissions
 
-    /// New data `[seq, seq + len)` left at `now`; `seq` must be SND.NXT.
-    pub fn on_new_data(&mut self, now: Instant, seq: SeqNum, len: u32) -> Result<(), TxError> {
+    fn next_order(&mut self) -> u32 {
+        self.tx_order = self.tx_order.wrapping_add(1);
+        self.tx_order
+    }
+
+    /// New data `[seq, seq + len)` left at `now`; `seq` must be SND.NXT. Returns the
+    /// transmission's order number.
+    pub fn on_new_data(&mut self, now: Instant, seq: SeqNum, len: u32) -> Result<u32, TxError> {
         if len == 0 {
             return Err(TxError::Empty);
         }
         if self.abs(seq) != self.nxt_abs {
             return Err(TxError::NotAtSndNxt);
         }
+        let order = self.next_order();
         let s = Seg {
             start: self.nxt_abs,
             end: self.nxt_abs + u64::from(len),
             xmit_ts: now,
+            order,
             flags: 0,
         };
         self.nxt_abs = s.end;
         self.segs.push_back(s);
-        Ok(())
+        Ok(order)
     }
 
     /// `[seq, seq + len)` was retransmitted at `now`. SACKed parts stay SACKed.
@@ -443,7 +462,7 @@ impl Scoreboard {
         seq: SeqNum,
         len: u32,
         why: Retransmit,
-    ) -> Result<(), TxError> {
+    ) -> Result<u32, TxError> {
         let a = self.abs(seq);
         let b = a + u64::from(len);
         if len == 0 {
@@ -454,6 +473,7 @@ impl Scoreboard {
         }
         self.split_at(a);
         self.split_at(b);
+        let order = self.next_order();
         let mut i = self.idx_after(a);
         while i < self.segs.len() && self.segs[i].start < b {
             if self.segs[i].has(SACKED) {
@@ -461,10 +481,12 @@ impl Scoreboard {
                 let s = &mut self.segs[i];
                 s.flags = (s.flags | EVER_RETRANS) & !DSACKED;
                 s.xmit_ts = now;
+                s.order = order;
             } else {
                 self.update(i, |s| {
                     s.flags = (s.flags | RETRANS | EVER_RETRANS) & !DSACKED;
                     s.xmit_ts = now;
+                    s.order = order;
                 });
             }
             i += 1;
@@ -482,7 +504,7 @@ impl Scoreboard {
         if self.recovery_point.is_some() {
             self.retransmitted_in_episode = true;
         }
-        Ok(())
+        Ok(order)
     }
 
     // ------------------------------------------------------------ recovery episode
@@ -568,6 +590,7 @@ impl Scoreboard {
                         start: self.wire(s.start),
                         end: self.wire(s.end),
                         xmit_ts: s.xmit_ts,
+                        order: s.order,
                         retransmitted: s.has(EVER_RETRANS),
                         sacked: false,
                     });
@@ -624,6 +647,7 @@ impl Scoreboard {
                         start: self.wire(s.start),
                         end: self.wire(s.end),
                         xmit_ts: s.xmit_ts,
+                        order: s.order,
                         retransmitted: s.has(EVER_RETRANS),
                         sacked: true,
                     });

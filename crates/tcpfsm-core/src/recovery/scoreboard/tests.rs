@@ -465,7 +465,9 @@ proptest! {
             let una = sb.snd_una();
             let at = |o: i64| SeqNum(una.0.wrapping_add(o as i32 as u32));
             match op {
-                Op::Send(len) => sb.on_new_data(t(now), sb.snd_nxt(), len).unwrap(),
+                Op::Send(len) => {
+                    sb.on_new_data(t(now), sb.snd_nxt(), len).unwrap();
+                }
                 Op::Sack(blocks) | Op::OldAck(blocks) => {
                     let blocks: Vec<_> =
                         blocks.iter().map(|&(a, b)| SackBlock::new(at(a), at(b))).collect();
