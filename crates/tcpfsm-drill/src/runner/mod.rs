@@ -8,6 +8,7 @@
 //! as on its main thread). Relative times count from when the previous event finished, except
 //! that consecutive inbound packets are spaced from each other's scheduled times.
 
+mod call;
 mod packets;
 mod sock;
 mod syscall;
