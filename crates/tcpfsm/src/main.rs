@@ -37,6 +37,8 @@ enum Command {
     Listen(cmd::net::ListenArgs),
     /// Connect with our TCP over a TUN device (netcat-like)
     Connect(cmd::net::ConnectArgs),
+    /// Run packetdrill scripts on our engine, our TCP over TUN, or the Linux kernel
+    Drill(cmd::drill::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Export(a) => cmd::export::run(a),
         Command::Listen(a) => cmd::net::listen(a),
         Command::Connect(a) => cmd::net::connect(a),
+        Command::Drill(a) => cmd::drill::run(a),
     };
     match result {
         Ok(code) => code,

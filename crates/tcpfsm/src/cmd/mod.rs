@@ -1,6 +1,7 @@
 //! One module per subcommand.
 pub mod counters;
 pub mod diagnose;
+pub mod drill;
 pub mod export;
 pub mod net;
 pub mod sim;
