@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::checksum::{self, PROTO_TCP};
+use crate::checksum::{self, Checksum, ChecksumOffload, PROTO_TCP};
 use crate::tcp::{TcpPacket, TcpRepr};
 use crate::Error;
 
@@ -120,8 +120,9 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Header checksum (RFC 791 §3.1) over IHL×4 bytes verifies.
     pub fn verify_checksum(&self) -> bool {
-        let hl = self.header_len();
-        checksum::fold(checksum::add(0, &self.buffer.as_ref()[..hl])) == 0xffff
+        let mut c = Checksum::new();
+        c.add(&self.buffer.as_ref()[..self.header_len()]);
+        c.sum() == 0xffff
     }
 
     /// Bytes from the end of the header to the total length (trailing bytes
@@ -343,15 +344,20 @@ pub struct IpTcp<'a> {
 /// Ethernet padding) are ignored. Unknown TCP options are skipped (RFC 9293
 /// §3.1 MUST-6/7). Never allocates.
 pub fn parse_ip_tcp(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+    parse_ip_tcp_with(datagram, ChecksumOffload::NONE)
+}
+
+/// [`parse_ip_tcp`], skipping the TCP checksum when `offload.rx` says the device verified it.
+pub fn parse_ip_tcp_with(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
     let first = *datagram.first().ok_or(Error::Truncated)?;
     match first >> 4 {
-        4 => parse_v4(datagram),
-        6 => parse_v6(datagram),
+        4 => parse_v4(datagram, offload),
+        6 => parse_v6(datagram, offload),
         v => Err(Error::BadIpVersion(v)),
     }
 }
 
-fn parse_v4(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+fn parse_v4(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
     let ip = Ipv4Packet::new_checked(datagram)?;
     if !ip.verify_checksum() {
         return Err(Error::BadIpChecksum);
@@ -366,7 +372,12 @@ fn parse_v4(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
     }
     let src = IpAddr::V4(ip.src_addr());
     let dst = IpAddr::V4(ip.dst_addr());
-    let tcp = TcpRepr::parse(&TcpPacket::new_checked(ip.payload_slice())?, src, dst)?;
+    let tcp = TcpRepr::parse_with(
+        &TcpPacket::new_checked(ip.payload_slice())?,
+        src,
+        dst,
+        offload,
+    )?;
     Ok(IpTcp {
         src,
         dst,
@@ -375,7 +386,7 @@ fn parse_v4(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
     })
 }
 
-fn parse_v6(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+fn parse_v6(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
     let ip = Ipv6Packet::new_checked(datagram)?;
     let payload = ip.payload_slice();
     let mut dst = ip.dst_addr();
@@ -404,7 +415,7 @@ fn parse_v6(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
     }
     let src = IpAddr::V6(ip.src_addr());
     let dst = IpAddr::V6(dst);
-    let tcp = TcpRepr::parse(&TcpPacket::new_checked(&payload[off..])?, src, dst)?;
+    let tcp = TcpRepr::parse_with(&TcpPacket::new_checked(&payload[off..])?, src, dst, offload)?;
     Ok(IpTcp {
         src,
         dst,
@@ -498,6 +509,18 @@ pub fn emit_ip_tcp_into(
     tcp: &TcpRepr<'_>,
     buf: &mut [u8],
 ) -> Result<usize, Error> {
+    emit_ip_tcp_into_with(src, dst, tcp, buf, ChecksumOffload::NONE)
+}
+
+/// [`emit_ip_tcp_into`], leaving the TCP checksum field zero when `offload.tx` says the
+/// device fills it.
+pub fn emit_ip_tcp_into_with(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpRepr<'_>,
+    buf: &mut [u8],
+    offload: ChecksumOffload,
+) -> Result<usize, Error> {
     let total = datagram_len(src, dst, tcp)?;
     if buf.len() < total {
         return Err(Error::BufferTooSmall);
@@ -531,6 +554,6 @@ pub fn emit_ip_tcp_into(
         }
         _ => return Err(Error::AddressFamilyMismatch),
     };
-    tcp.emit(&mut buf[hl..], src, dst)?;
+    tcp.emit_with(&mut buf[hl..], src, dst, offload)?;
     Ok(total)
 }
