@@ -1,0 +1,266 @@
+//! Every call into tcpfsm's engine lives here, so following an API change touches one file.
+//!
+//! Two `Endpoint`s, a client and a server, in one thread; datagrams go from one's
+//! `poll_transmit` straight into the other's `handle_packet` (no queue, no copy beyond the
+//! frame buffer). A virtual clock moves only when neither endpoint has anything to send: then
+//! it jumps to the earliest deadline.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use anyhow::{anyhow, bail, ensure, Context};
+use tcpfsm_core::{Config, ConnId, Duration, Endpoint, Error, Instant, ListenerId, State};
+
+use crate::bulk::{Params, Transfer};
+use crate::lifecycle::Lifecycle;
+use crate::memory::Creation;
+use crate::pattern::Pattern;
+use crate::sys::Timer;
+
+/// Until the engine has `send_with`/`recv_with` the bulk application copies through
+/// `send`/`recv` with one reused 64 KiB buffer each; the output says so.
+const COPYING_API: &str =
+    "application side copies (send/recv with a reused buffer): send_with/recv_with not in the engine yet";
+
+const SERVER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80));
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+fn config(mtu: usize, buffer: usize) -> Config {
+    Config {
+        mss: (mtu - 40) as u16,
+        recv_buffer: buffer,
+        send_buffer: buffer,
+        ..Config::default()
+    }
+}
+
+/// Both endpoints and the link between them.
+struct Pair {
+    client: Endpoint,
+    server: Endpoint,
+    now: Instant,
+    frame: Vec<u8>,
+    segments: u64,
+}
+
+impl Pair {
+    fn new(cfg: Config) -> Pair {
+        Pair {
+            client: Endpoint::new(cfg.clone(), 1),
+            server: Endpoint::new(cfg, 2),
+            now: Instant::from_micros(1),
+            frame: Vec::with_capacity(65536),
+            segments: 0,
+        }
+    }
+
+    /// Moves every pending datagram both ways once; returns how many moved.
+    fn shuttle(&mut self) -> u64 {
+        let mut n = 0;
+        let now = self.now;
+        while let Some(tx) = self.client.poll_transmit(now, &mut self.frame) {
+            self.server.handle_packet(now, &self.frame[..tx.len]);
+            n += 1;
+        }
+        while let Some(tx) = self.server.poll_transmit(now, &mut self.frame) {
+            self.client.handle_packet(now, &self.frame[..tx.len]);
+            n += 1;
+        }
+        // A driver reads events; leaving them queued would grow memory without bound.
+        while self.client.poll_event().is_some() {}
+        while self.server.poll_event().is_some() {}
+        self.segments += n;
+        n
+    }
+
+    /// Shuttles until neither side sends.
+    fn settle(&mut self) {
+        while self.shuttle() > 0 {}
+    }
+
+    /// Jumps the clock to the earliest deadline and fires it. `false` if there is none.
+    fn jump(&mut self) -> bool {
+        let next = match (self.client.poll_timeout(), self.server.poll_timeout()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return false,
+            },
+        };
+        self.now = self.now.max(next);
+        self.client.handle_timeout(self.now);
+        self.server.handle_timeout(self.now);
+        true
+    }
+
+    fn connect(&mut self, local: SocketAddr, l: ListenerId) -> anyhow::Result<(ConnId, ConnId)> {
+        let c = self.client.connect(self.now, local, SERVER)?;
+        self.settle();
+        let s = self
+            .server
+            .accept(l)
+            .map_err(|e| anyhow!("handshake did not complete: accept: {e}"))?;
+        ensure!(self.client.state(c) == Some(State::Established));
+        Ok((c, s))
+    }
+}
+
+/// `Ok(Err(reason))` when the engine cannot run this variant.
+pub fn bulk(p: &Params) -> anyhow::Result<Result<Transfer, String>> {
+    if !p.checksums {
+        return Ok(Err(
+            "the engine has no checksum switch yet (proposed: Config::checksum_offload, a \
+             tcpfsm_wire::ChecksumOffload passed to parse_ip_tcp_with/emit_ip_tcp_into_with)"
+                .into(),
+        ));
+    }
+    let mut pair = Pair::new(config(p.mtu, p.buffer));
+    let l = pair.server.listen(SERVER, 16)?;
+    let (c, s) = pair.connect(SocketAddr::new(CLIENT.into(), 0), l)?;
+    let pattern = Pattern::new(65536);
+    let mut sink = vec![0u8; 65536];
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut closed = false;
+    let timer = Timer::start();
+    loop {
+        let mut progress = false;
+        while sent < p.bytes {
+            let chunk = pattern.slice(sent, (p.bytes - sent).min(65536) as usize);
+            match pair.client.send(c, chunk) {
+                Ok(0) | Err(Error::WouldBlock) => break,
+                Ok(n) => {
+                    sent += n as u64;
+                    progress = true;
+                }
+                Err(e) => bail!("send: {e}"),
+            }
+        }
+        if sent == p.bytes && !closed {
+            // FIN right behind the last byte.
+            pair.client.close(c)?;
+            closed = true;
+        }
+        let moved = pair.shuttle();
+        let mut eof = false;
+        loop {
+            match pair.server.recv(s, &mut sink) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    p.verify.check(got, &sink[..n])?;
+                    got += n as u64;
+                    progress = true;
+                }
+                Err(Error::WouldBlock) => break,
+                Err(e) => bail!("recv: {e}"),
+            }
+        }
+        if eof {
+            break;
+        }
+        if moved == 0 && !progress && !pair.jump() {
+            bail!("transfer stalled at {got} of {} bytes", p.bytes);
+        }
+    }
+    let (wall, cpu) = timer.stop();
+    ensure!(got == p.bytes, "received {got} of {} bytes", p.bytes);
+    Ok(Ok(Transfer {
+        wall,
+        cpu,
+        segments: pair.segments,
+        note: Some(COPYING_API),
+    }))
+}
+
+/// One connection's whole life, from `connect` to the end of TIME_WAIT (or, with
+/// `expire == false`, into TIME_WAIT): handshake, one byte each way, client closes first.
+fn one_connection(
+    pair: &mut Pair,
+    l: ListenerId,
+    local: SocketAddr,
+    expire: bool,
+) -> anyhow::Result<()> {
+    let (c, s) = pair.connect(local, l)?;
+    let mut b = [0u8; 16];
+    pair.client.send(c, &[1])?;
+    pair.settle();
+    ensure!(pair.server.recv(s, &mut b)? == 1, "server got no byte");
+    pair.server.send(s, &[2])?;
+    pair.settle();
+    ensure!(pair.client.recv(c, &mut b)? == 1, "client got no byte");
+    pair.client.close(c)?;
+    pair.settle();
+    ensure!(pair.server.recv(s, &mut b)? == 0, "server saw no FIN");
+    pair.server.close(s)?;
+    pair.settle();
+    if expire {
+        // The virtual clock jumps through the remaining deadlines (delayed ACK, TIME_WAIT).
+        while pair.client.census().get(State::TimeWait) > 0 || pair.server.state(s).is_some() {
+            ensure!(pair.jump(), "connection never left TIME_WAIT");
+            pair.settle();
+        }
+    }
+    Ok(())
+}
+
+pub fn lifecycle(n: u64) -> anyhow::Result<Lifecycle> {
+    let mut pair = Pair::new(config(1500, 65535));
+    let l = pair.server.listen(SERVER, 1024)?;
+    let local = SocketAddr::new(CLIENT.into(), 0);
+    let timer = Timer::start();
+    for i in 0..n {
+        one_connection(&mut pair, l, local, true).with_context(|| format!("connection {i}"))?;
+    }
+    let (wall, cpu) = timer.stop();
+    ensure!(pair.client.connections().is_empty() && pair.server.census().total() == 1);
+    Ok(Lifecycle {
+        wall,
+        cpu,
+        segments: pair.segments,
+    })
+}
+
+/// Holds `n` connections in TIME_WAIT in the client endpoint, made through real handshakes
+/// and closes; the returned value keeps both endpoints alive while memory is read.
+pub fn fill_time_wait(n: u64, how: Creation) -> anyhow::Result<impl Sized> {
+    let mut cfg = config(1500, 65535);
+    cfg.max_tw_buckets = u32::try_from(n + 1).context("too many connections")?;
+    cfg.ephemeral_ports = (1024, 65535);
+    let mut pair = Pair::new(cfg);
+    let l = pair.server.listen(SERVER, 1024)?;
+    // Spread over half the TIME_WAIT interval, so none expires before all exist.
+    let tw = Config::default().time_wait_duration();
+    let step = Duration::from_micros((tw.as_micros() as u64 / 2 / n.max(1)).max(1));
+    for i in 0..n {
+        // 60,000 connections per client address: the port range is 64,512 wide.
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 0, 0)) + (i / 60_000) as u32);
+        if how == Creation::Spread {
+            pair.now += step;
+            pair.client.handle_timeout(pair.now);
+            pair.server.handle_timeout(pair.now);
+        }
+        one_connection(&mut pair, l, SocketAddr::new(ip.into(), 0), false)
+            .with_context(|| format!("connection {i}"))?;
+    }
+    let held = pair.client.census().get(State::TimeWait);
+    ensure!(held == n, "{held} of {n} connections in TIME_WAIT");
+    Ok(pair)
+}
+
+/// `size_of` of the per-connection records, from the engine itself.
+pub fn record_sizes() -> Vec<(&'static str, usize)> {
+    let m = tcpfsm_core::memory_footprint();
+    vec![
+        ("TCB (without buffers)", m.tcb),
+        ("TIME_WAIT record with its key", m.time_wait_record),
+        ("TIME_WAIT expiry queue entry", m.time_wait_queue_entry),
+        ("half-open entry with its key", m.half_open),
+        ("timer heap entry", m.timer_entry),
+    ]
+}
+
+/// The engine configuration for the TUN runs (tcpfsm-tun sets the MSS from the MTU).
+pub fn tun_config(buffer: usize) -> Config {
+    config(1500, buffer)
+}
