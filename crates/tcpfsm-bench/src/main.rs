@@ -89,6 +89,12 @@ struct Opts {
     /// Bytes per TUN transfer and direction (default 256 MiB).
     #[arg(long)]
     tun_bytes: Option<u64>,
+    /// Run only the cases whose name contains this (e.g. "MTU 1500, checksums on").
+    #[arg(long)]
+    case: Option<String>,
+    /// Run one stack only (for profiling one with `perf record`); no ratios then.
+    #[arg(long, value_parser = parse_stack)]
+    only: Option<Stack>,
 }
 
 fn parse_stack(s: &str) -> Result<Stack, String> {
@@ -172,8 +178,15 @@ fn main() -> anyhow::Result<()> {
     println!("{header}");
     let mut results = Vec::new();
     for mut case in cases(&cli.cmd, &z) {
+        if opts
+            .case
+            .as_ref()
+            .is_some_and(|f| !case.name.contains(f.as_str()))
+        {
+            continue;
+        }
         eprintln!("{} / {}", case.workload, case.name);
-        results.push(runner::run_case(&mut case, z.rounds)?);
+        results.push(runner::run_case(&mut case, z.rounds, opts.only)?);
     }
     let summaries: Vec<_> = results.iter().map(report::summarise).collect();
     print!("{}", report::table(&summaries));

@@ -117,9 +117,13 @@ impl CaseResult {
     }
 }
 
-/// Runs `rounds` interleaved rounds of `case`. A failing run aborts the suite: a benchmark
-/// whose transfer did not complete has measured nothing.
-pub fn run_case(case: &mut Case<'_>, rounds: usize) -> anyhow::Result<CaseResult> {
+/// Runs `rounds` interleaved rounds of `case` (of one stack only with `only`). A failing run
+/// aborts the suite: a benchmark whose transfer did not complete has measured nothing.
+pub fn run_case(
+    case: &mut Case<'_>,
+    rounds: usize,
+    only: Option<Stack>,
+) -> anyhow::Result<CaseResult> {
     let mut outcomes: [Vec<Outcome>; 2] = [Vec::new(), Vec::new()];
     for r in 0..rounds {
         let order = if r % 2 == 0 {
@@ -128,6 +132,9 @@ pub fn run_case(case: &mut Case<'_>, rounds: usize) -> anyhow::Result<CaseResult
             [Stack::Smoltcp, Stack::Tcpfsm]
         };
         for s in order {
+            if only.is_some_and(|o| o != s) {
+                continue;
+            }
             let o = (case.run)(s).map_err(|e| {
                 e.context(format!(
                     "{} / {} / {s}, round {}",
