@@ -19,7 +19,7 @@
 //! [`Checksum::copy_from`] copies and sums in one pass, for building frames and for copying
 //! payload out of received ones.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -93,6 +93,16 @@ impl Checksum {
         self.push(copy_be_sum(dst, src), src.len());
     }
 
+    /// Adds 16-bit words given as values (as they go on the wire, big-endian), e.g. header
+    /// fields about to be written. Summing the values rather than reading back the bytes
+    /// just stored avoids a load that spans several narrower stores: the CPU cannot forward
+    /// such a load from its store buffer and stalls (it showed in the lifecycle profile).
+    #[inline]
+    pub fn add_words(&mut self, words: &[u16]) {
+        let s: u64 = words.iter().map(|&w| w as u64).sum();
+        self.push(fold(s), words.len() * 2);
+    }
+
     /// Appends a checksum taken over the bytes that follow the ones already added.
     pub fn append(&mut self, next: Checksum) {
         // `next.acc` folds to the sum of `next`'s bytes as if they started at an even offset.
@@ -147,29 +157,29 @@ pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> Checksum 
     let mut c = Checksum::new();
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let mut ph = [0u8; 12];
-            ph[..4].copy_from_slice(&s.octets());
-            ph[4..8].copy_from_slice(&d.octets());
-            ph[9] = proto;
-            ph[10..].copy_from_slice(&(len as u16).to_be_bytes());
-            c.add(&ph);
+            let (s, d) = (u32::from(s), u32::from(d));
+            c.add_words(&[
+                (s >> 16) as u16,
+                s as u16,
+                (d >> 16) as u16,
+                d as u16,
+                proto as u16,
+                len as u16,
+            ]);
         }
         _ => {
-            let mut ph = [0u8; 40];
-            ph[..16].copy_from_slice(&to_v6(src));
-            ph[16..32].copy_from_slice(&to_v6(dst));
-            ph[32..36].copy_from_slice(&len.to_be_bytes());
-            ph[39] = proto;
-            c.add(&ph);
+            c.add_words(&to_v6(src).segments());
+            c.add_words(&to_v6(dst).segments());
+            c.add_words(&[(len >> 16) as u16, len as u16, 0, proto as u16]);
         }
     }
     c
 }
 
-fn to_v6(a: IpAddr) -> [u8; 16] {
+fn to_v6(a: IpAddr) -> Ipv6Addr {
     match a {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
     }
 }
 

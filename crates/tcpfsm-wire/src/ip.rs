@@ -528,18 +528,28 @@ pub fn emit_ip_tcp_into_with(
     let buf = &mut buf[..total];
     let hl = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let mut ip = Ipv4Packet::new_unchecked(&mut buf[..]);
-            ip.set_version_and_header_len(IPV4_HEADER_LEN);
-            ip.set_dscp_ecn(0);
-            ip.set_total_len(total as u16);
-            ip.set_ident(0);
-            // DF: we do path-MTU discovery by MSS, never fragment (RFC 9293 §3.7.2).
-            ip.set_frag(true, false, 0);
-            ip.set_ttl(DEFAULT_TTL);
-            ip.set_protocol(PROTO_TCP);
-            ip.set_src_addr(s);
-            ip.set_dst_addr(d);
-            ip.fill_checksum();
+            // The header as ten 16-bit words (RFC 791 §3.1), summed as values rather than
+            // read back after writing (see `Checksum::add_words`).
+            let (s, d) = (u32::from(s), u32::from(d));
+            let mut words = [
+                0x4500, // version 4, IHL 5 (IPV4_HEADER_LEN = 20 bytes), DSCP/ECN 0
+                total as u16,
+                0, // identification
+                // DF: we do path-MTU discovery by MSS, never fragment (RFC 9293 §3.7.2).
+                0x4000,
+                (DEFAULT_TTL as u16) << 8 | PROTO_TCP as u16,
+                0, // header checksum, filled below
+                (s >> 16) as u16,
+                s as u16,
+                (d >> 16) as u16,
+                d as u16,
+            ];
+            let mut c = Checksum::new();
+            c.add_words(&words);
+            words[5] = c.finish();
+            for (b, w) in buf[..IPV4_HEADER_LEN].chunks_exact_mut(2).zip(words) {
+                b.copy_from_slice(&w.to_be_bytes());
+            }
             IPV4_HEADER_LEN
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {

@@ -669,26 +669,37 @@ impl<'a> TcpRepr<'a> {
         if buf.len() < len {
             return Err(Error::BufferTooSmall);
         }
-        let mut p = TcpPacket::new_unchecked(&mut buf[..len]);
-        p.set_src_port(self.src_port);
-        p.set_dst_port(self.dst_port);
-        p.set_seq_number(self.seq);
-        p.set_ack_number(self.ack);
-        p.set_header_len(HEADER_LEN + opt_len);
-        p.set_flags(self.flags);
-        p.set_window_len(self.window);
-        p.set_urgent_at(self.urgent);
-        p.set_checksum(0);
-        self.options.emit(p.options_mut())?;
         let hl = HEADER_LEN + opt_len;
         let (header, payload) = buf[..len].split_at_mut(hl);
+        let (fixed, options) = header.split_at_mut(HEADER_LEN);
+        // The fixed header as ten 16-bit words (RFC 9293 §3.1, Figure 1), summed as values
+        // rather than read back after writing (see `Checksum::add_words`). The data offset
+        // byte's low bits (reserved) are zero, as they MUST be when sent.
+        let (seq, ack) = (self.seq.0, self.ack.0);
+        let mut words = [
+            self.src_port,
+            self.dst_port,
+            (seq >> 16) as u16,
+            seq as u16,
+            (ack >> 16) as u16,
+            ack as u16,
+            ((hl / 4) as u16) << 12 | self.flags.bits() as u16,
+            self.window,
+            0, // checksum, filled below
+            self.urgent,
+        ];
+        self.options.emit(options)?;
         if offload.tx {
             payload.copy_from_slice(self.payload);
         } else {
             let mut c = checksum::pseudo_header(src, dst, PROTO_TCP, len as u32);
-            c.add(header);
+            c.add_words(&words);
+            c.add(options);
             c.copy_from(payload, self.payload);
-            header[field::CHECKSUM].copy_from_slice(&c.finish().to_be_bytes());
+            words[8] = c.finish();
+        }
+        for (b, w) in fixed.chunks_exact_mut(2).zip(words) {
+            b.copy_from_slice(&w.to_be_bytes());
         }
         Ok(len)
     }
