@@ -64,8 +64,9 @@ impl ChecksumOffload {
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Checksum {
-    /// Sum of 16-bit big-endian values, each at most 0xffff: folding waits for `sum()`.
-    /// 2^48 pieces before this could overflow.
+    /// Sum of native-endian 16-bit words (RFC 1071 §2(B)), unfolded: each piece adds at
+    /// most 2^33, so 2^31 pieces before this could overflow. Folding and the one byte swap
+    /// wait for `sum()`, keeping a segment's several pieces off one long dependency chain.
     acc: u64,
     /// Whether an odd number of bytes has been added, i.e. the next byte is the low-order
     /// byte of a 16-bit word.
@@ -80,7 +81,7 @@ impl Checksum {
     /// Adds the next `data.len()` bytes of the checksummed region.
     #[inline(always)]
     pub fn add(&mut self, data: &[u8]) {
-        self.push(be_sum(data), data.len());
+        self.push(native_sum(data), data.len());
     }
 
     /// Copies `src` into `dst` and adds `src` to the sum, reading it once.
@@ -90,7 +91,7 @@ impl Checksum {
     #[inline]
     pub fn copy_from(&mut self, dst: &mut [u8], src: &[u8]) {
         assert_eq!(dst.len(), src.len(), "Checksum::copy_from: length mismatch");
-        self.push(copy_be_sum(dst, src), src.len());
+        self.push(copy_native_sum(dst, src), src.len());
     }
 
     /// Adds 16-bit words given as values (as they go on the wire, big-endian), e.g. header
@@ -99,15 +100,15 @@ impl Checksum {
     /// such a load from its store buffer and stalls (it showed in the lifecycle profile).
     #[inline]
     pub fn add_words(&mut self, words: &[u16]) {
-        let s: u64 = words.iter().map(|&w| w as u64).sum();
-        self.push(fold(s), words.len() * 2);
+        // `to_be` gives each value's bytes read back in native order.
+        let s: u64 = words.iter().map(|&w| w.to_be() as u64).sum();
+        self.push(s, words.len() * 2);
     }
 
     /// Appends a checksum taken over the bytes that follow the ones already added.
     pub fn append(&mut self, next: Checksum) {
-        // `next.acc` folds to the sum of `next`'s bytes as if they started at an even offset.
-        let s = fold(next.acc);
-        self.acc += if self.odd { s.swap_bytes() } else { s } as u64;
+        // `next.acc` sums `next`'s bytes as if they started at an even offset.
+        self.push_at_parity(next.acc);
         self.odd ^= next.odd;
     }
 
@@ -115,7 +116,7 @@ impl Checksum {
     /// field verifies.
     #[inline]
     pub fn sum(&self) -> u16 {
-        fold(self.acc)
+        native_to_be(fold(self.acc))
     }
 
     /// The value for a checksum field: the complement of the folded sum.
@@ -124,17 +125,24 @@ impl Checksum {
         !self.sum()
     }
 
-    #[inline]
-    fn push(&mut self, piece_sum: u16, len: usize) {
-        // A piece starting at an odd offset has its words shifted by one byte: its
-        // contribution is the byte-swapped sum (RFC 1071 §2(B)).
-        let s = if self.odd {
-            piece_sum.swap_bytes()
-        } else {
-            piece_sum
-        };
-        self.acc += s as u64;
+    /// Adds a native-endian piece sum (`raw`, unfolded) of `len` bytes.
+    #[inline(always)]
+    fn push(&mut self, raw: u64, len: usize) {
+        self.push_at_parity(raw);
         self.odd ^= len & 1 == 1;
+    }
+
+    #[inline(always)]
+    fn push_at_parity(&mut self, raw: u64) {
+        if self.odd {
+            // A piece starting at an odd offset has its words shifted by one byte: its
+            // contribution is the byte-swapped sum (RFC 1071 §2(B)). Rare (callers split
+            // at odd offsets only by choice), so the fold it needs stays off the fast path.
+            self.acc += fold(raw).swap_bytes() as u64;
+        } else {
+            // 2^32 ≡ 1 (mod 2^16 - 1): folding the high half in keeps the residue.
+            self.acc += (raw >> 32) + (raw & 0xffff_ffff);
+        }
     }
 }
 
@@ -196,7 +204,7 @@ fn fold(acc: u64) -> u16 {
     x as u16
 }
 
-/// Converts a fold of native-endian words to the big-endian sum RFC 1071 defines.
+/// Converts a fold of native-endian words to the big-endian sum RFC 1071 defines (§2(B)).
 #[inline]
 fn native_to_be(sum: u16) -> u16 {
     if cfg!(target_endian = "little") {
@@ -214,38 +222,38 @@ const AVX2_MIN_LEN: usize = 128;
 /// beats calling the unrolled kernels: parsing a bare ACK sums 20 + 12 + 32 bytes.
 const SHORT_LEN: usize = 64;
 
-/// The folded big-endian sum of `data`, as if it started at an even offset.
+/// The unfolded native-endian sum of `data`, as if it started at an even offset.
 #[inline(always)]
-fn be_sum(data: &[u8]) -> u16 {
+fn native_sum(data: &[u8]) -> u64 {
     if data.len() < SHORT_LEN {
-        return native_to_be(fold(portable::tail(data)));
+        return portable::tail(data);
     }
-    long_be_sum(data)
+    long_native_sum(data)
 }
 
 #[inline(never)]
-fn long_be_sum(data: &[u8]) -> u16 {
+fn long_native_sum(data: &[u8]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if data.len() >= AVX2_MIN_LEN && std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return native_to_be(fold(unsafe { avx2::sum(data) }));
+        return unsafe { avx2::sum(data) };
     }
-    native_to_be(fold(portable::sum(data)))
+    portable::sum(data)
 }
 
-/// [`be_sum`] of `src` while copying it into `dst` (same length).
+/// [`native_sum`] of `src` while copying it into `dst` (same length).
 #[inline]
-fn copy_be_sum(dst: &mut [u8], src: &[u8]) -> u16 {
+fn copy_native_sum(dst: &mut [u8], src: &[u8]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if src.len() >= AVX2_MIN_LEN && std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above); the lengths are equal (the
         // caller asserts it).
-        return native_to_be(fold(unsafe { avx2::copy_sum(dst, src) }));
+        return unsafe { avx2::copy_sum(dst, src) };
     }
     // Without explicit SIMD a fused loop defeats the vectoriser; copy, then sum the copy
     // while it is hot in L1.
     dst.copy_from_slice(src);
-    native_to_be(fold(portable::sum(dst)))
+    native_sum(dst)
 }
 
 /// Safe, vectorisable fallback kernel.
