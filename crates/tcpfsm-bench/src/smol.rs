@@ -371,7 +371,8 @@ pub fn lifecycle(n: u64) -> anyhow::Result<Lifecycle> {
 
 /// `n` client sockets in TIME_WAIT, each made by a real handshake and close against its own
 /// listening server socket, which is removed (freed) once closed. smoltcp keeps a TIME_WAIT
-/// connection as its whole socket, buffers included.
+/// connection as its whole socket, buffers included. Returns the client host alone (the
+/// server host is dropped), like the tcpfsm side.
 pub fn fill_time_wait(n: u64, how: Creation) -> anyhow::Result<impl Sized> {
     ensure!(n <= 64_000, "smoltcp: one client address has 64,512 ports");
     let mut pair = Pair::new(1500, true);
@@ -395,7 +396,7 @@ pub fn fill_time_wait(n: u64, how: Creation) -> anyhow::Result<impl Sized> {
         .filter(|&&h| pair.client.sock(h).state() == tcp::State::TimeWait)
         .count() as u64;
     ensure!(tw == n, "{tw} of {n} sockets in TIME_WAIT");
-    Ok((pair, held))
+    Ok((pair.client, held))
 }
 
 pub fn record_sizes() -> Vec<(&'static str, usize)> {
