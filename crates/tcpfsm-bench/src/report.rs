@@ -43,6 +43,13 @@ impl Summary<'_> {
     pub fn ratio(&self) -> Option<f64> {
         median(&self.pairs)
     }
+
+    /// The lowest and highest per-round ratio.
+    pub fn pair_range(&self) -> Option<(f64, f64)> {
+        let lo = self.pairs.iter().copied().reduce(f64::min)?;
+        let hi = self.pairs.iter().copied().reduce(f64::max)?;
+        Some((lo, hi))
+    }
 }
 
 pub fn summarise(case: &CaseResult) -> Summary<'_> {
@@ -132,12 +139,12 @@ fn fmt_ratio(r: f64) -> String {
 pub fn table(summaries: &[Summary<'_>]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<10} {:<38} {:<40} {:>11} {:>11} {:>7}  {}\n",
-        "workload", "case", "metric", "tcpfsm", "smoltcp", "ratio", "target"
+        "{:<10} {:<38} {:<40} {:>11} {:>11} {:>7} {:<15} {}\n",
+        "workload", "case", "metric", "tcpfsm", "smoltcp", "ratio", "(pairs)", "target"
     ));
     for s in summaries {
         for (i, m) in s.metrics.iter().enumerate() {
-            let (workload, name, ratio, target) = if i == 0 {
+            let (workload, name, ratio, range, target) = if i == 0 {
                 let better = match s.case.better {
                     Better::Higher => "higher is better",
                     Better::Lower => "lower is better",
@@ -152,19 +159,23 @@ pub fn table(summaries: &[Summary<'_>]) -> String {
                     s.case.workload,
                     s.case.name.as_str(),
                     s.ratio().map(fmt_ratio).unwrap_or("-".into()),
+                    s.pair_range()
+                        .map(|(lo, hi)| format!("{}–{}", fmt_ratio(lo), fmt_ratio(hi)))
+                        .unwrap_or_default(),
                     format!("{target} ({better})"),
                 )
             } else {
-                ("", "", String::new(), String::new())
+                ("", "", String::new(), String::new(), String::new())
             };
             out.push_str(&format!(
-                "{:<10} {:<38} {:<40} {:>11} {:>11} {:>7}  {}\n",
+                "{:<10} {:<38} {:<40} {:>11} {:>11} {:>7} {:<15} {}\n",
                 workload,
                 name,
                 format!("{} ({})", m.name, m.unit),
                 fmt_value(m.median(Stack::Tcpfsm)),
                 fmt_value(m.median(Stack::Smoltcp)),
                 ratio,
+                range,
                 target
             ));
         }
