@@ -14,7 +14,8 @@ use crate::bulk::{Params, Transfer};
 use crate::lifecycle::Lifecycle;
 use crate::memory::Creation;
 use crate::pattern::Pattern;
-use crate::sys::Timer;
+use crate::sys::{self, Timer};
+use crate::tun::{self, Dir, Lab, Moved};
 
 /// Until the engine has `send_with`/`recv_with` the bulk application copies through
 /// `send`/`recv` with one reused 64 KiB buffer each; the output says so.
@@ -261,7 +262,55 @@ pub fn record_sizes() -> Vec<(&'static str, usize)> {
     ]
 }
 
-/// The engine configuration for the TUN runs (tcpfsm-tun sets the MSS from the MTU).
-pub fn tun_config(buffer: usize) -> Config {
-    config(1500, buffer)
+pub const TUN_NOTE: Option<&str> =
+    Some("blocking TcpStream read/write (copies), stack on its driver thread");
+
+/// Bulk over TUN through tcpfsm-tun: its `Stack` (driver thread) on the lab's device, the
+/// application on this thread with the blocking `TcpStream`.
+pub fn tun_bulk(lab: &Lab, p: &tun::Params) -> anyhow::Result<Moved> {
+    let (dir, mtu, bytes, verify) = (p.dir, p.mtu, p.bytes, p.verify);
+    use std::net::Shutdown;
+    use std::time::{Duration as StdDuration, Instant as WallClock};
+    use tcpfsm_tun::{Stack, StackConfig, TcpListener, TcpStream};
+    let stack = Stack::new(StackConfig {
+        tun_name: lab.tun_name.clone(),
+        netns: Some(lab.ns.name().to_string()),
+        mtu,
+        addrs: lab.addrs.clone(),
+        // tcpfsm-tun sets the MSS from the MTU.
+        tcp: config(1500, tun::BUFFER),
+        ..StackConfig::default()
+    })?;
+    let cpu0 = sys::process_cpu_seconds();
+    let connect_timeout = StdDuration::from_secs(10);
+    let (t0, end, n) = match dir {
+        Dir::ToKernel => {
+            let (addr, peer) = tun::kernel_receiver(lab, verify)?;
+            let mut s = TcpStream::connect_timeout(&stack, addr, connect_timeout)?;
+            s.set_write_timeout(Some(tun::DEADLINE))?;
+            let t0 = WallClock::now();
+            tun::write_stream(&mut s, bytes)?;
+            s.shutdown(Shutdown::Write)?;
+            let (n, end) = tun::join(peer)?;
+            (t0, end, n)
+        }
+        Dir::FromKernel => {
+            let addr = SocketAddr::new(lab.stack_ip().into(), tun::PORT);
+            let l = TcpListener::bind(&stack, addr)?;
+            let peer = tun::kernel_sender(lab, addr, bytes);
+            let (mut s, _) = l.accept_timeout(connect_timeout)?;
+            s.set_read_timeout(Some(tun::DEADLINE))?;
+            let t0 = WallClock::now();
+            let n = tun::read_stream(&mut s, verify)?;
+            let end = WallClock::now();
+            drop(s);
+            tun::join(peer)?;
+            (t0, end, n)
+        }
+    };
+    Ok(Moved {
+        bytes: n,
+        wall: (end - t0).as_secs_f64(),
+        cpu: sys::process_cpu_seconds() - cpu0,
+    })
 }

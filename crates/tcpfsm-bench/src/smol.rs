@@ -19,8 +19,9 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use crate::bulk::{Params, Transfer};
 use crate::lifecycle::Lifecycle;
 use crate::memory::Creation;
-use crate::pattern::Pattern;
-use crate::sys::Timer;
+use crate::pattern::{Pattern, Verify};
+use crate::sys::{self, Timer};
+use crate::tun::{self, Dir, Lab, Moved};
 
 const CLIENT_IP: IpAddress = IpAddress::v4(10, 0, 0, 1);
 const SERVER_IP: IpAddress = IpAddress::v4(10, 0, 0, 2);
@@ -240,6 +241,54 @@ impl Pair {
     }
 }
 
+/// The zero-copy sending application: writes the stream straight into the socket's send
+/// buffer until it is full or `total` bytes are queued. `true` if anything was queued.
+fn app_send(
+    s: &mut tcp::Socket<'_>,
+    pattern: &Pattern,
+    sent: &mut u64,
+    total: u64,
+) -> anyhow::Result<bool> {
+    let mut progress = false;
+    while *sent < total {
+        let at = *sent;
+        let n = s.send(|free| {
+            let n = free.len().min((total - at) as usize).min(65536);
+            free[..n].copy_from_slice(pattern.slice(at, n));
+            (n, n)
+        })?;
+        if n == 0 {
+            break;
+        }
+        *sent += n as u64;
+        progress = true;
+    }
+    Ok(progress)
+}
+
+/// The zero-copy receiving application: checks the bytes where they lie in the receive
+/// buffer and releases them. Returns (anything read, FIN seen).
+fn app_recv(
+    s: &mut tcp::Socket<'_>,
+    verify: Verify,
+    got: &mut u64,
+) -> anyhow::Result<(bool, bool)> {
+    let mut progress = false;
+    loop {
+        let at = *got;
+        match s.recv(|data| (data.len(), verify.check(at, data).map(|()| data.len()))) {
+            Ok(Ok(0)) => return Ok((progress, false)),
+            Ok(Ok(n)) => {
+                *got += n as u64;
+                progress = true;
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(tcp::RecvError::Finished) => return Ok((progress, true)),
+            Err(e) => bail!("recv: {e}"),
+        }
+    }
+}
+
 pub fn bulk(p: &Params) -> anyhow::Result<Transfer> {
     let mut pair = Pair::new(p.mtu, p.checksums);
     let c = pair.client.sockets.add(socket(p.buffer));
@@ -253,42 +302,14 @@ pub fn bulk(p: &Params) -> anyhow::Result<Transfer> {
     loop {
         let mut progress = false;
         let cs = pair.client.sock(c);
-        while sent < p.bytes {
-            // Zero-copy: the application writes straight into the socket's buffer.
-            let n = cs.send(|free| {
-                let n = free.len().min((p.bytes - sent) as usize).min(65536);
-                free[..n].copy_from_slice(pattern.slice(sent, n));
-                (n, n)
-            })?;
-            if n == 0 {
-                break;
-            }
-            sent += n as u64;
-            progress = true;
-        }
+        progress |= app_send(cs, &pattern, &mut sent, p.bytes)?;
         if sent == p.bytes && !closed {
             cs.close();
             closed = true;
         }
         let moved = pair.shuttle();
-        let ss = pair.server.sock(s);
-        let mut eof = false;
-        loop {
-            // Zero-copy: the application reads the bytes where they lie.
-            match ss.recv(|data| (data.len(), p.verify.check(got, data).map(|()| data.len()))) {
-                Ok(Ok(0)) => break,
-                Ok(Ok(n)) => {
-                    got += n as u64;
-                    progress = true;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(tcp::RecvError::Finished) => {
-                    eof = true;
-                    break;
-                }
-                Err(e) => bail!("recv: {e}"),
-            }
-        }
+        let (got_some, eof) = app_recv(pair.server.sock(s), p.verify, &mut got)?;
+        progress |= got_some;
         if eof {
             break;
         }
@@ -397,6 +418,122 @@ pub fn fill_time_wait(n: u64, how: Creation) -> anyhow::Result<impl Sized> {
         .count() as u64;
     ensure!(tw == n, "{tw} of {n} sockets in TIME_WAIT");
     Ok((pair.client, held))
+}
+
+/// Bulk over TUN with smoltcp's own `TunTapInterface` on the lab's device (`from_fd` on a
+/// duplicate of the descriptor the shared set-up opened), the interface and the zero-copy
+/// application polled in this thread, sleeping in `phy::wait` while idle.
+pub fn tun_bulk(lab: &Lab, p: &tun::Params) -> anyhow::Result<Moved> {
+    let (dir, mtu, bytes, verify) = (p.dir, p.mtu, p.bytes, p.verify);
+    use smoltcp::phy::TunTapInterface;
+    use std::os::fd::AsRawFd;
+    use std::time::Instant as WallClock;
+
+    let dev = lab.open_device(mtu)?;
+    // SAFETY: dup of a descriptor we hold open; smoltcp owns (and closes) the copy.
+    let fd = unsafe { libc::dup(dev.as_raw_fd()) };
+    ensure!(fd >= 0, "dup: {}", std::io::Error::last_os_error());
+    let mut device = TunTapInterface::from_fd(fd, Medium::Ip, mtu as usize)?;
+    let epoch = WallClock::now();
+    let now = || Instant::from_micros(epoch.elapsed().as_micros() as i64);
+    let mut cfg = IfConfig::new(HardwareAddress::Ip);
+    cfg.random_seed = std::process::id() as u64;
+    let mut iface = Interface::new(cfg, &mut device, now());
+    let ip = lab.stack_ip();
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::from(ip), lab.addrs.prefix_v4))
+            .expect("one address")
+    });
+    let mut sockets = SocketSet::new(vec![]);
+    let h = sockets.add(socket(tun::BUFFER));
+    let pattern = Pattern::new(65536);
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut closed = false;
+    let cpu0 = sys::process_cpu_seconds();
+    let peer = match dir {
+        Dir::ToKernel => {
+            let (addr, peer) = tun::kernel_receiver(lab, verify)?;
+            let std::net::IpAddr::V4(k) = addr.ip() else {
+                bail!("IPv4 only")
+            };
+            sockets.get_mut::<tcp::Socket>(h).connect(
+                iface.context(),
+                (IpAddress::from(k), tun::PORT),
+                49152,
+            )?;
+            peer
+        }
+        Dir::FromKernel => {
+            sockets.get_mut::<tcp::Socket>(h).listen(tun::PORT)?;
+            let to = std::net::SocketAddr::new(ip.into(), tun::PORT);
+            tun::kernel_sender(lab, to, bytes)
+        }
+    };
+    let wait = |iface: &mut Interface, sockets: &SocketSet<'_>| {
+        let delay = iface.poll_delay(now(), sockets);
+        smoltcp::phy::wait(fd, delay.or(Some(Duration::from_millis(1))))
+    };
+    let mut t0: Option<WallClock> = None;
+    let mut end: Option<WallClock> = None;
+    while end.is_none() {
+        ensure!(
+            epoch.elapsed() < tun::DEADLINE,
+            "transfer hung at {sent}/{got} bytes in {}",
+            sockets.get::<tcp::Socket>(h).state()
+        );
+        iface.poll(now(), &mut device, &mut sockets);
+        let s = sockets.get_mut::<tcp::Socket>(h);
+        let mut progress = false;
+        if closed && !s.is_active() {
+            // Our FIN is acknowledged (FIN_WAIT_2 ends in TIME_WAIT or CLOSED).
+            break;
+        }
+        match dir {
+            Dir::ToKernel if s.may_send() => {
+                t0.get_or_insert_with(WallClock::now);
+                progress = app_send(s, &pattern, &mut sent, bytes)?;
+                if sent == bytes && !closed {
+                    s.close();
+                    closed = true;
+                }
+            }
+            Dir::FromKernel if s.may_recv() || s.state() == tcp::State::CloseWait => {
+                t0.get_or_insert_with(WallClock::now);
+                let (got_some, fin) = app_recv(s, verify, &mut got)?;
+                progress = got_some;
+                if fin {
+                    end = Some(WallClock::now());
+                    s.close();
+                }
+            }
+            _ => {}
+        }
+        if !progress {
+            wait(&mut iface, &sockets)?;
+        }
+    }
+    // Let the FIN/ACK exchange finish so the kernel peer sees EOF.
+    let finish = WallClock::now();
+    while finish.elapsed() < std::time::Duration::from_secs(2)
+        && sockets.get::<tcp::Socket>(h).is_active()
+    {
+        iface.poll(now(), &mut device, &mut sockets);
+        wait(&mut iface, &sockets)?;
+    }
+    let (n, kernel_end) = tun::join(peer)?;
+    let cpu = sys::process_cpu_seconds() - cpu0;
+    // Bytes as the receiving side counted them.
+    let (n, end) = match dir {
+        Dir::ToKernel => (n, kernel_end),
+        Dir::FromKernel => (got, end.expect("the loop ends with it")),
+    };
+    let t0 = t0.ok_or_else(|| anyhow::anyhow!("never connected"))?;
+    drop(dev);
+    Ok(Moved {
+        bytes: n,
+        wall: (end - t0).as_secs_f64(),
+        cpu,
+    })
 }
 
 pub fn record_sizes() -> Vec<(&'static str, usize)> {
