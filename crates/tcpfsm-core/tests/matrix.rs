@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use std::net::SocketAddr;
-use tcpfsm_core::{ConnId, Endpoint, Instant, State};
+use tcpfsm_core::{ConnHandle, Endpoint, Instant, State};
 use tcpfsm_wire::Flags;
 
 use State::*;
@@ -72,7 +72,7 @@ fn setup(state: State) -> Cell {
         c.ack = out[0].seq.wrapping_add(1);
         return c;
     }
-    let l = c.ep.listen(c.uut, 16).unwrap();
+    let l = c.ep.listen(c.now, c.uut, 16).unwrap();
     if state == Listen {
         return c;
     }
@@ -85,13 +85,13 @@ fn setup(state: State) -> Cell {
         return c;
     }
     c.inject(ACK, P + 1, y + 1);
-    let conn: ConnId = c.ep.accept(l).unwrap();
-    c.ep.close_listener(l).unwrap();
+    let conn: ConnHandle = c.ep.accept(c.now, l).unwrap().unwrap();
+    c.ep.close_listener(c.now, l).unwrap();
     drain(&mut c.ep, c.now);
     match state {
         Established => {}
         FinWait1 | FinWait2 | Closing | TimeWait => {
-            c.ep.close(conn).unwrap();
+            c.ep.close(c.now, conn).unwrap();
             let out = drain(&mut c.ep, c.now);
             assert!(out[0].has(FIN));
             let f = out[0].seq;
@@ -117,7 +117,7 @@ fn setup(state: State) -> Cell {
             c.inject(FIN | ACK, P + 1, y + 1);
             c.seq = P + 2;
             if state == LastAck {
-                c.ep.close(conn).unwrap();
+                c.ep.close(c.now, conn).unwrap();
                 let out = drain(&mut c.ep, c.now);
                 assert!(out[0].has(FIN));
                 c.ack = out[0].seq + 1;
@@ -201,16 +201,18 @@ fn expected(state: State) -> Row {
             (R_ACK, Established),
             (R_SYNACK, SynReceived),
         ],
-        // A passive SYN_RECEIVED returns to LISTEN on RST or an unexpected SYN.
+        // A passive SYN_RECEIVED returns to LISTEN on an exact RST; a SYN other than the
+        // retransmitted first one gets a challenge ACK, as in every synchronized state (RFC
+        // 5961 §4.2), so a blind SYN cannot destroy the handshake.
         SynReceived => [
             (NONE, Established),
             (NONE, SynReceived),
             (R_ACK, CloseWait),
             (NONE, Listen),
             (NONE, Listen),
-            (R_RSTACK, Listen),
-            (R_RST, Listen),
-            (R_RSTACK, Listen),
+            (R_ACK, SynReceived),
+            (R_ACK, SynReceived),
+            (R_ACK, SynReceived),
         ],
         Established => sync(Established, (R_ACK, CloseWait), Established),
         FinWait1 => sync(FinWait2, (R_ACK, TimeWait), FinWait1),
