@@ -1,26 +1,17 @@
-//! Per-packet cost of the hot paths, measured without a benchmark framework
-//! (the crate keeps zero dependencies). Run: `cargo bench -p tcpfsm-wire`.
-//! Prints ns per operation (best of several rounds) and checksum throughput.
+//! Per-packet cost of the hot paths, measured without a benchmark framework (the crate keeps
+//! zero dependencies). Run: `cargo bench -p tcpfsm-wire`.
+//!
+//! Prints the median ns per operation over rounds that visit every operation in turn (so a
+//! noisy neighbour slows them all alike), and checksum throughput. The side-by-side suite
+//! against smoltcp is `crates/tcpfsm-bench`.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tcpfsm_wire::*;
 
-fn best_ns_per_iter(iters: u32, mut f: impl FnMut()) -> f64 {
-    let mut best = Duration::MAX;
-    // Many short rounds, keep the fastest: on a shared machine the minimum
-    // is the round least disturbed by other processes.
-    for _ in 0..60 {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        best = best.min(t.elapsed());
-    }
-    best.as_nanos() as f64 / iters as f64
-}
+const ROUNDS: usize = 31;
 
 fn repr(payload: &[u8]) -> TcpRepr<'_> {
     TcpRepr {
@@ -39,6 +30,8 @@ fn repr(payload: &[u8]) -> TcpRepr<'_> {
     }
 }
 
+type Op<'a> = (String, u32, Box<dyn FnMut() + 'a>);
+
 fn main() {
     let v4 = (
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
@@ -49,30 +42,59 @@ fn main() {
         IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)),
     );
     let mss_payload = vec![0x5au8; 1448];
-    println!("{:<34} {:>10}", "operation", "ns/op");
+    let big = vec![0xa5u8; 65536];
+    let mut ops: Vec<Op<'_>> = Vec::new();
     for (fam, (src, dst)) in [("ipv4", v4), ("ipv6", v6)] {
         for (what, payload) in [("ack (0 B)", &[][..]), ("data (1448 B)", &mss_payload[..])] {
             let r = repr(payload);
             let mut buf = Vec::with_capacity(1600);
-            let ns = best_ns_per_iter(20_000, || {
-                emit_ip_tcp(src, dst, black_box(&r), &mut buf).unwrap();
-            });
-            println!("{:<34} {:>10.1}", format!("emit_ip_tcp {fam} {what}"), ns);
+            emit_ip_tcp(src, dst, &r, &mut buf).unwrap();
             let dgram = buf.clone();
-            let ns = best_ns_per_iter(20_000, || {
-                black_box(parse_ip_tcp(black_box(&dgram)).unwrap());
-            });
-            println!("{:<34} {:>10.1}", format!("parse_ip_tcp {fam} {what}"), ns);
+            ops.push((
+                format!("emit_ip_tcp {fam} {what}"),
+                20_000,
+                Box::new(move || {
+                    emit_ip_tcp(src, dst, black_box(&r), &mut buf).unwrap();
+                }),
+            ));
+            ops.push((
+                format!("parse_ip_tcp {fam} {what}"),
+                20_000,
+                Box::new(move || {
+                    black_box(parse_ip_tcp(black_box(&dgram)).unwrap());
+                }),
+            ));
         }
     }
-    let data = vec![0xa5u8; 65536];
-    let ns = best_ns_per_iter(100, || {
-        black_box(checksum::checksum(black_box(&data)));
-    });
+    let data = &big;
+    ops.push((
+        "checksum 64 KiB".into(),
+        200,
+        Box::new(move || {
+            black_box(checksum::checksum(black_box(data)));
+        }),
+    ));
+    let mut samples = vec![Vec::with_capacity(ROUNDS); ops.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, iters, f)) in ops.iter_mut().enumerate() {
+            let t = Instant::now();
+            for _ in 0..*iters {
+                f();
+            }
+            samples[i].push(t.elapsed().as_nanos() as f64 / *iters as f64);
+        }
+    }
     println!(
-        "{:<34} {:>10.1}  ({:.2} GB/s)",
-        "checksum 64 KiB",
-        ns,
-        data.len() as f64 / ns
+        "{:<34} {:>10}  (median of {ROUNDS} interleaved rounds)",
+        "operation", "ns/op"
     );
+    for ((name, _, _), s) in ops.iter().zip(&mut samples) {
+        s.sort_by(f64::total_cmp);
+        let ns = s[s.len() / 2];
+        if name.starts_with("checksum") {
+            println!("{name:<34} {ns:>10.1}  ({:.2} GB/s)", big.len() as f64 / ns);
+        } else {
+            println!("{name:<34} {ns:>10.1}");
+        }
+    }
 }

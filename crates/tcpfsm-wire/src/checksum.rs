@@ -1,89 +1,318 @@
-//! The Internet checksum (RFC 1071): 16-bit one's-complement sum.
+//! The Internet checksum (RFC 1071): the 16-bit one's-complement sum.
 //!
-//! Hand-written rather than taken from a crate because it runs over every
-//! byte of every segment we send or receive (it is the per-packet hot path),
-//! and the crate must stay dependency-free. The trick that makes it fast:
-//! one's-complement addition is end-around-carry addition, and since
-//! 2^16 ≡ 1 (mod 2^16 - 1) we may add big-endian 32-bit words into a 64-bit
-//! accumulator with ordinary integer adds and fold the high halves back in at
-//! the end. That is 4 bytes per add instead of 2 with no per-step carry
-//! handling; the loop over fixed-size chunks auto-vectorises well.
+//! Hand-written rather than taken from a crate because it runs over every byte of every
+//! segment we send or receive (it is the per-packet hot path), and the crate must stay
+//! dependency-free. Two properties of one's-complement addition (RFC 1071 §2) make it fast:
+//!
+//! - **Byte-order independence** (§2(B)): summing byte-swapped 16-bit words gives the
+//!   byte-swapped sum. So we add the data as *native-endian* words (no per-word byte swap)
+//!   and swap once at the end on little-endian machines.
+//! - **Deferred carries** (§2(C)): since 2^16 ≡ 1 (mod 2^16 − 1), 32-bit words added into
+//!   64-bit accumulators with plain integer adds give the same residue; the carries are
+//!   folded back once at the end. Eight independent accumulators let the compiler
+//!   vectorise the loop with baseline SSE2; on x86-64 with AVX2 (detected at run time)
+//!   an explicit 256-bit loop doubles that again (see `avx2.rs`).
+//!
+//! [`Checksum`] is the running sum. It accepts pieces of any length at any offset: a piece
+//! that starts at an odd offset of the whole contributes its byte-swapped sum (§2(B) again),
+//! so checksumming split buffers equals checksumming their concatenation.
+//! [`Checksum::copy_from`] copies and sums in one pass, for building frames and for copying
+//! payload out of received ones.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 /// IP protocol number of TCP.
 pub const PROTO_TCP: u8 = 6;
 
-/// Adds `data` (taken as big-endian 16-bit words, an odd final byte padded
-/// with zero on the right, RFC 1071 §1) to the running sum `acc`.
+/// Which TCP checksums a device computes and verifies for us, as Linux's ethtool offload
+/// flags name them (`rx-checksumming`, `tx-checksumming`): `true` means the device does it,
+/// so the stack skips it. The default, nothing offloaded, computes and verifies every
+/// checksum. The IPv4 header checksum (20 bytes) is always computed and verified, as Linux
+/// does in software.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct ChecksumOffload {
+    /// Received segments arrive already verified: parsing does not check the TCP checksum.
+    pub rx: bool,
+    /// The device fills the checksum of sent segments: emitting leaves the field zero.
+    pub tx: bool,
+}
+
+impl ChecksumOffload {
+    /// Both directions computed in software (the default).
+    pub const NONE: ChecksumOffload = ChecksumOffload {
+        rx: false,
+        tx: false,
+    };
+    /// Both directions offloaded: no TCP checksum is computed or verified (for in-memory
+    /// links and benchmarks; smoltcp's `ChecksumCapabilities::ignored()`).
+    pub const ALL: ChecksumOffload = ChecksumOffload { rx: true, tx: true };
+}
+
+/// A running Internet checksum over a sequence of byte pieces.
 ///
-/// Only call this with an odd-length slice as the *last* piece of a
-/// checksummed region: a further piece would otherwise be misaligned.
-#[inline]
-pub fn add(mut acc: u64, data: &[u8]) -> u64 {
-    // 16 bytes per iteration: four u32 adds into u64 cannot overflow until
-    // 2^32 iterations, far beyond any IP datagram.
-    let mut chunks = data.chunks_exact(16);
-    for c in &mut chunks {
-        acc += u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64
-            + u32::from_be_bytes([c[4], c[5], c[6], c[7]]) as u64
-            + u32::from_be_bytes([c[8], c[9], c[10], c[11]]) as u64
-            + u32::from_be_bytes([c[12], c[13], c[14], c[15]]) as u64;
-    }
-    let rest = chunks.remainder();
-    let mut words = rest.chunks_exact(2);
-    for w in &mut words {
-        acc += u16::from_be_bytes([w[0], w[1]]) as u64;
-    }
-    if let [last] = words.remainder() {
-        acc += (*last as u64) << 8;
-    }
-    acc
+/// ```
+/// use tcpfsm_wire::checksum::{checksum, Checksum};
+/// let data = b"odd-length pieces are fine";
+/// let mut c = Checksum::new();
+/// c.add(&data[..3]);
+/// c.add(&data[3..]);
+/// assert_eq!(c.finish(), checksum(data));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checksum {
+    /// Sum of native-endian 16-bit words (RFC 1071 §2(B)), unfolded: each piece adds at
+    /// most 2^33, so 2^31 pieces before this could overflow. Folding and the one byte swap
+    /// wait for `sum()`, keeping a segment's several pieces off one long dependency chain.
+    acc: u64,
+    /// Whether an odd number of bytes has been added, i.e. the next byte is the low-order
+    /// byte of a 16-bit word.
+    odd: bool,
 }
 
-/// Folds a running sum to 16 bits with end-around carry (not complemented).
-#[inline]
-pub fn fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
+impl Checksum {
+    pub const fn new() -> Checksum {
+        Checksum { acc: 0, odd: false }
     }
-    acc as u16
+
+    /// Adds the next `data.len()` bytes of the checksummed region.
+    #[inline(always)]
+    pub fn add(&mut self, data: &[u8]) {
+        self.push(native_sum(data), data.len());
+    }
+
+    /// Copies `src` into `dst` and adds `src` to the sum, reading it once.
+    ///
+    /// # Panics
+    /// When the lengths differ (like [`slice::copy_from_slice`]).
+    #[inline]
+    pub fn copy_from(&mut self, dst: &mut [u8], src: &[u8]) {
+        assert_eq!(dst.len(), src.len(), "Checksum::copy_from: length mismatch");
+        self.push(copy_native_sum(dst, src), src.len());
+    }
+
+    /// Adds 16-bit words given as values (as they go on the wire, big-endian), e.g. header
+    /// fields about to be written. Summing the values rather than reading back the bytes
+    /// just stored avoids a load that spans several narrower stores: the CPU cannot forward
+    /// such a load from its store buffer and stalls (it showed in the lifecycle profile).
+    #[inline]
+    pub fn add_words(&mut self, words: &[u16]) {
+        // `to_be` gives each value's bytes read back in native order.
+        let s: u64 = words.iter().map(|&w| w.to_be() as u64).sum();
+        self.push(s, words.len() * 2);
+    }
+
+    /// Appends a checksum taken over the bytes that follow the ones already added.
+    pub fn append(&mut self, next: Checksum) {
+        // `next.acc` sums `next`'s bytes as if they started at an even offset.
+        self.push_at_parity(next.acc);
+        self.odd ^= next.odd;
+    }
+
+    /// The folded sum (not complemented): 0xffff when a region including its checksum
+    /// field verifies.
+    #[inline]
+    pub fn sum(&self) -> u16 {
+        native_to_be(fold(self.acc))
+    }
+
+    /// The value for a checksum field: the complement of the folded sum.
+    #[inline]
+    pub fn finish(&self) -> u16 {
+        !self.sum()
+    }
+
+    /// Adds a native-endian piece sum (`raw`, unfolded) of `len` bytes.
+    #[inline(always)]
+    fn push(&mut self, raw: u64, len: usize) {
+        self.push_at_parity(raw);
+        self.odd ^= len & 1 == 1;
+    }
+
+    #[inline(always)]
+    fn push_at_parity(&mut self, raw: u64) {
+        if self.odd {
+            // A piece starting at an odd offset has its words shifted by one byte: its
+            // contribution is the byte-swapped sum (RFC 1071 §2(B)). Rare (callers split
+            // at odd offsets only by choice), so the fold it needs stays off the fast path.
+            self.acc += fold(raw).swap_bytes() as u64;
+        } else {
+            // 2^32 ≡ 1 (mod 2^16 - 1): folding the high half in keeps the residue.
+            self.acc += (raw >> 32) + (raw & 0xffff_ffff);
+        }
+    }
 }
 
-/// The Internet checksum of `data` alone: the complement of the folded sum.
+/// The Internet checksum of `data` alone: the complement of its folded sum.
 pub fn checksum(data: &[u8]) -> u16 {
-    !fold(add(0, data))
+    let mut c = Checksum::new();
+    c.add(data);
+    c.finish()
 }
 
 /// Running sum of the TCP/UDP pseudo-header.
 ///
 /// IPv4 (RFC 9293 §3.1): src, dst, zero, protocol, 16-bit TCP length.
 /// IPv6 (RFC 8200 §8.1): src, dst, 32-bit upper-layer length, 3 zero bytes, next header.
-/// Mixed families cannot occur on the wire; callers reject them first, and
-/// here the IPv4 address is simply taken in its IPv6-mapped form.
-pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> u64 {
+/// Mixed families cannot occur on the wire; callers reject them first, and here the IPv4
+/// address is simply taken in its IPv6-mapped form. For IPv4 `len` must fit 16 bits (the IP
+/// total length field does); only its low 16 bits are used.
+#[inline]
+pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> Checksum {
+    let mut c = Checksum::new();
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let mut acc = add(0, &s.octets());
-            acc = add(acc, &d.octets());
-            // Adding `len` whole equals adding its 16-bit field (callers never
-            // pass more than 65535 for IPv4: the IP length field is 16 bits).
-            acc + proto as u64 + len as u64
+            let (s, d) = (u32::from(s), u32::from(d));
+            c.add_words(&[
+                (s >> 16) as u16,
+                s as u16,
+                (d >> 16) as u16,
+                d as u16,
+                proto as u16,
+                len as u16,
+            ]);
         }
         _ => {
-            let s = to_v6(src);
-            let d = to_v6(dst);
-            let mut acc = add(0, &s);
-            acc = add(acc, &d);
-            acc + (len >> 16) as u64 + (len & 0xffff) as u64 + proto as u64
+            c.add_words(&to_v6(src).segments());
+            c.add_words(&to_v6(dst).segments());
+            c.add_words(&[(len >> 16) as u16, len as u16, 0, proto as u16]);
         }
+    }
+    c
+}
+
+fn to_v6(a: IpAddr) -> Ipv6Addr {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
     }
 }
 
-fn to_v6(a: IpAddr) -> [u8; 16] {
-    match a {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
+/// Folds a sum of 16-bit values to 16 bits with end-around carry.
+#[inline]
+fn fold(acc: u64) -> u16 {
+    // Branch-free: < 2^33, then < 2^17 + 2^16, then <= 0x10001, then <= 0xffff. Each step
+    // keeps a nonzero sum nonzero, so the result is RFC 1071's (0xffff, never 0, for a
+    // nonzero multiple of 0xffff).
+    let x = (acc >> 32) + (acc & 0xffff_ffff);
+    let x = (x >> 16) + (x & 0xffff);
+    let x = (x >> 16) + (x & 0xffff);
+    let x = (x >> 16) + (x & 0xffff);
+    x as u16
+}
+
+/// Converts a fold of native-endian words to the big-endian sum RFC 1071 defines (§2(B)).
+#[inline]
+fn native_to_be(sum: u16) -> u16 {
+    if cfg!(target_endian = "little") {
+        sum.swap_bytes()
+    } else {
+        sum
+    }
+}
+
+/// Below this many bytes the AVX2 loop's set-up and lane reduction cost more than they save.
+#[cfg(target_arch = "x86_64")]
+const AVX2_MIN_LEN: usize = 128;
+
+/// Below this many bytes (headers, pseudo-headers) a plain inlined loop over 32-bit words
+/// beats calling the unrolled kernels: parsing a bare ACK sums 20 + 12 + 32 bytes.
+const SHORT_LEN: usize = 64;
+
+/// The unfolded native-endian sum of `data`, as if it started at an even offset.
+#[inline(always)]
+fn native_sum(data: &[u8]) -> u64 {
+    if data.len() < SHORT_LEN {
+        return portable::tail(data);
+    }
+    long_native_sum(data)
+}
+
+#[inline(never)]
+fn long_native_sum(data: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if data.len() >= AVX2_MIN_LEN && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { avx2::sum(data) };
+    }
+    portable::sum(data)
+}
+
+/// [`native_sum`] of `src` while copying it into `dst` (same length).
+#[inline]
+fn copy_native_sum(dst: &mut [u8], src: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if src.len() >= AVX2_MIN_LEN && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above); the lengths are equal (the
+        // caller asserts it).
+        return unsafe { avx2::copy_sum(dst, src) };
+    }
+    // Without explicit SIMD a fused loop defeats the vectoriser; copy, then sum the copy
+    // while it is hot in L1.
+    dst.copy_from_slice(src);
+    native_sum(dst)
+}
+
+/// Safe, vectorisable fallback kernel.
+mod portable {
+    /// Unfolded sum of `data` as native-endian 32-bit words (the last one zero-padded on
+    /// the right, which keeps every byte at its offset).
+    pub(super) fn sum(data: &[u8]) -> u64 {
+        // Each lane takes one u32 per 32-byte chunk, so 2^32 chunks (128 GiB) before a lane
+        // could overflow; blocks of 1 GiB keep any slice length exact.
+        const BLOCK: usize = 1 << 30;
+        if data.len() <= BLOCK {
+            return block_sum(data);
+        }
+        data.chunks(BLOCK)
+            .map(|b| super::fold(block_sum(b)) as u64)
+            .sum()
+    }
+
+    #[inline(always)]
+    fn block_sum(data: &[u8]) -> u64 {
+        let mut lanes = [0u64; 8];
+        let mut chunks = data.chunks_exact(32);
+        for c in &mut chunks {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                *lane += word(&c[i * 4..i * 4 + 4]) as u64;
+            }
+        }
+        lanes.iter().sum::<u64>() + tail(chunks.remainder())
+    }
+
+    /// Unfolded sum of a short slice (the part after the last whole chunk): 32-bit
+    /// words, the last zero-padded on the right.
+    #[inline(always)]
+    pub(super) fn tail(rest: &[u8]) -> u64 {
+        let mut acc = 0u64;
+        // Four words per step as a tree of adds, not one chain: headers are 20-60 bytes.
+        let mut quads = rest.chunks_exact(16);
+        for q in &mut quads {
+            acc += (word(&q[..4]) as u64 + word(&q[4..8]) as u64)
+                + (word(&q[8..12]) as u64 + word(&q[12..]) as u64);
+        }
+        let mut words = quads.remainder().chunks_exact(4);
+        for w in &mut words {
+            acc += word(w) as u64;
+        }
+        // Spelled out rather than copied into a padded array: a variable-length copy
+        // becomes a memcpy call, which showed up on header-sized inputs.
+        let pad = match *words.remainder() {
+            [a] => [a, 0, 0, 0],
+            [a, b] => [a, b, 0, 0],
+            [a, b, c] => [a, b, c, 0],
+            _ => [0; 4],
+        };
+        acc + u32::from_ne_bytes(pad) as u64
+    }
+
+    #[inline(always)]
+    fn word(b: &[u8]) -> u32 {
+        u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
     }
 }
 
@@ -91,43 +320,108 @@ fn to_v6(a: IpAddr) -> [u8; 16] {
 mod tests {
     use super::*;
 
+    /// RFC 1071 §1's algorithm, word by word with the carry added back at every step.
+    fn reference(data: &[u8]) -> u16 {
+        let mut sum: u32 = 0;
+        for w in data.chunks(2) {
+            let word = ((w[0] as u32) << 8) | *w.get(1).unwrap_or(&0) as u32;
+            sum += word;
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+        // xorshift64*: the kernels are private, so this test cannot borrow the integration
+        // tests' RNG; the data only needs to be irregular.
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+            })
+            .collect()
+    }
+
     /// RFC 1071 §3's worked example: bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
     #[test]
     fn rfc1071_example_sums_to_ddf2() {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        assert_eq!(fold(add(0, &data)), 0xddf2);
+        let mut c = Checksum::new();
+        c.add(&data);
+        assert_eq!(c.sum(), 0xddf2);
         assert_eq!(checksum(&data), !0xddf2);
     }
 
-    /// Naive reference: 16 bits at a time with end-around carry each step.
-    fn naive(data: &[u8]) -> u16 {
-        let mut sum: u32 = 0;
-        let mut i = 0;
-        while i < data.len() {
-            let hi = data[i] as u32;
-            let lo = if i + 1 < data.len() {
-                data[i + 1] as u32
-            } else {
-                0
-            };
-            sum += (hi << 8) | lo;
-            sum = (sum & 0xffff) + (sum >> 16);
-            i += 2;
+    #[test]
+    fn portable_kernel_matches_rfc1071_for_every_length_and_alignment() {
+        let buf = random_bytes(2048 + 8, 1);
+        for off in 0..8 {
+            for len in 0..=2048 {
+                let d = &buf[off..off + len];
+                assert_eq!(
+                    native_to_be(fold(portable::sum(d))),
+                    reference(d),
+                    "len {len} offset {off}"
+                );
+            }
         }
-        !(sum as u16)
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn fast_sum_matches_naive_for_every_length_up_to_100() {
-        let data: Vec<u8> = (0..100u32).map(|i| (i * 151 + 7) as u8 | 0x80).collect();
-        for n in 0..=data.len() {
-            assert_eq!(checksum(&data[..n]), naive(&data[..n]), "len {n}");
+    fn avx2_kernels_match_rfc1071_for_every_length_and_alignment() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("SKIPPED: this CPU has no AVX2");
+            return;
+        }
+        let buf = random_bytes(2048 + 8, 2);
+        let mut out = vec![0u8; 2048 + 8];
+        for off in 0..8 {
+            for len in 0..=2048 {
+                let d = &buf[off..off + len];
+                // SAFETY: AVX2 is present (checked above).
+                let s = native_to_be(fold(unsafe { avx2::sum(d) }));
+                assert_eq!(s, reference(d), "sum len {len} offset {off}");
+                // Destination at a different alignment from the source.
+                let dst_off = 7 - off;
+                out.fill(0xee);
+                let dst = &mut out[dst_off..dst_off + len];
+                // SAFETY: AVX2 is present; equal lengths.
+                let s = native_to_be(fold(unsafe { avx2::copy_sum(dst, d) }));
+                assert_eq!(s, reference(d), "copy_sum len {len} offset {off}");
+                assert_eq!(&out[dst_off..dst_off + len], d, "copied bytes");
+                assert!(
+                    out[..dst_off].iter().all(|&b| b == 0xee),
+                    "wrote before dst"
+                );
+                assert!(
+                    out[dst_off + len..].iter().all(|&b| b == 0xee),
+                    "wrote after dst"
+                );
+            }
         }
     }
 
     #[test]
     fn all_ones_data_does_not_overflow_and_folds() {
         let data = vec![0xffu8; 65535];
-        assert_eq!(checksum(&data), naive(&data));
+        assert_eq!(checksum(&data), !reference(&data));
+    }
+
+    /// A sum that is a nonzero multiple of 0xffff folds to 0xffff, never to 0 (one's
+    /// complement has two zeros; a nonzero sum is "negative zero", as RFC 1071 computes).
+    #[test]
+    fn nonzero_multiple_of_ffff_folds_to_ffff_and_all_zero_to_zero() {
+        let data = [0x12, 0x34, 0xed, 0xcb];
+        assert_eq!(reference(&data), 0xffff);
+        let mut c = Checksum::new();
+        c.add(&data);
+        assert_eq!(c.sum(), 0xffff);
+        let mut z = Checksum::new();
+        z.add(&[0u8; 300]);
+        assert_eq!(z.sum(), 0);
     }
 }

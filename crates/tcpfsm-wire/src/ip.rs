@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::checksum::{self, PROTO_TCP};
+use crate::checksum::{self, Checksum, ChecksumOffload, PROTO_TCP};
 use crate::tcp::{TcpPacket, TcpRepr};
 use crate::Error;
 
@@ -120,8 +120,9 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Header checksum (RFC 791 §3.1) over IHL×4 bytes verifies.
     pub fn verify_checksum(&self) -> bool {
-        let hl = self.header_len();
-        checksum::fold(checksum::add(0, &self.buffer.as_ref()[..hl])) == 0xffff
+        let mut c = Checksum::new();
+        c.add(&self.buffer.as_ref()[..self.header_len()]);
+        c.sum() == 0xffff
     }
 
     /// Bytes from the end of the header to the total length (trailing bytes
@@ -343,15 +344,20 @@ pub struct IpTcp<'a> {
 /// Ethernet padding) are ignored. Unknown TCP options are skipped (RFC 9293
 /// §3.1 MUST-6/7). Never allocates.
 pub fn parse_ip_tcp(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+    parse_ip_tcp_with(datagram, ChecksumOffload::NONE)
+}
+
+/// [`parse_ip_tcp`], skipping the TCP checksum when `offload.rx` says the device verified it.
+pub fn parse_ip_tcp_with(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
     let first = *datagram.first().ok_or(Error::Truncated)?;
     match first >> 4 {
-        4 => parse_v4(datagram),
-        6 => parse_v6(datagram),
+        4 => parse_v4(datagram, offload),
+        6 => parse_v6(datagram, offload),
         v => Err(Error::BadIpVersion(v)),
     }
 }
 
-fn parse_v4(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+fn parse_v4(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
     let ip = Ipv4Packet::new_checked(datagram)?;
     if !ip.verify_checksum() {
         return Err(Error::BadIpChecksum);
@@ -366,7 +372,12 @@ fn parse_v4(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
     }
     let src = IpAddr::V4(ip.src_addr());
     let dst = IpAddr::V4(ip.dst_addr());
-    let tcp = TcpRepr::parse(&TcpPacket::new_checked(ip.payload_slice())?, src, dst)?;
+    let tcp = TcpRepr::parse_with(
+        &TcpPacket::new_checked(ip.payload_slice())?,
+        src,
+        dst,
+        offload,
+    )?;
     Ok(IpTcp {
         src,
         dst,
@@ -375,7 +386,7 @@ fn parse_v4(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
     })
 }
 
-fn parse_v6(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
+fn parse_v6(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
     let ip = Ipv6Packet::new_checked(datagram)?;
     let payload = ip.payload_slice();
     let mut dst = ip.dst_addr();
@@ -404,7 +415,7 @@ fn parse_v6(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
     }
     let src = IpAddr::V6(ip.src_addr());
     let dst = IpAddr::V6(dst);
-    let tcp = TcpRepr::parse(&TcpPacket::new_checked(&payload[off..])?, src, dst)?;
+    let tcp = TcpRepr::parse_with(&TcpPacket::new_checked(&payload[off..])?, src, dst, offload)?;
     Ok(IpTcp {
         src,
         dst,
@@ -498,6 +509,18 @@ pub fn emit_ip_tcp_into(
     tcp: &TcpRepr<'_>,
     buf: &mut [u8],
 ) -> Result<usize, Error> {
+    emit_ip_tcp_into_with(src, dst, tcp, buf, ChecksumOffload::NONE)
+}
+
+/// [`emit_ip_tcp_into`], leaving the TCP checksum field zero when `offload.tx` says the
+/// device fills it.
+pub fn emit_ip_tcp_into_with(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpRepr<'_>,
+    buf: &mut [u8],
+    offload: ChecksumOffload,
+) -> Result<usize, Error> {
     let total = datagram_len(src, dst, tcp)?;
     if buf.len() < total {
         return Err(Error::BufferTooSmall);
@@ -505,18 +528,28 @@ pub fn emit_ip_tcp_into(
     let buf = &mut buf[..total];
     let hl = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let mut ip = Ipv4Packet::new_unchecked(&mut buf[..]);
-            ip.set_version_and_header_len(IPV4_HEADER_LEN);
-            ip.set_dscp_ecn(0);
-            ip.set_total_len(total as u16);
-            ip.set_ident(0);
-            // DF: we do path-MTU discovery by MSS, never fragment (RFC 9293 §3.7.2).
-            ip.set_frag(true, false, 0);
-            ip.set_ttl(DEFAULT_TTL);
-            ip.set_protocol(PROTO_TCP);
-            ip.set_src_addr(s);
-            ip.set_dst_addr(d);
-            ip.fill_checksum();
+            // The header as ten 16-bit words (RFC 791 §3.1), summed as values rather than
+            // read back after writing (see `Checksum::add_words`).
+            let (s, d) = (u32::from(s), u32::from(d));
+            let mut words = [
+                0x4500, // version 4, IHL 5 (IPV4_HEADER_LEN = 20 bytes), DSCP/ECN 0
+                total as u16,
+                0, // identification
+                // DF: we do path-MTU discovery by MSS, never fragment (RFC 9293 §3.7.2).
+                0x4000,
+                (DEFAULT_TTL as u16) << 8 | PROTO_TCP as u16,
+                0, // header checksum, filled below
+                (s >> 16) as u16,
+                s as u16,
+                (d >> 16) as u16,
+                d as u16,
+            ];
+            let mut c = Checksum::new();
+            c.add_words(&words);
+            words[5] = c.finish();
+            for (b, w) in buf[..IPV4_HEADER_LEN].chunks_exact_mut(2).zip(words) {
+                b.copy_from_slice(&w.to_be_bytes());
+            }
             IPV4_HEADER_LEN
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
@@ -531,6 +564,6 @@ pub fn emit_ip_tcp_into(
         }
         _ => return Err(Error::AddressFamilyMismatch),
     };
-    tcp.emit(&mut buf[hl..], src, dst)?;
+    tcp.emit_with(&mut buf[hl..], src, dst, offload)?;
     Ok(total)
 }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::checksum::{self, PROTO_TCP};
+use crate::checksum::{self, ChecksumOffload, PROTO_TCP};
 use crate::{Error, Flags, SeqNum};
 
 /// Byte offsets of the fixed TCP header fields (RFC 9293 §3.1, Figure 1).
@@ -144,8 +144,9 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// The buffer must be exactly the segment (no trailing bytes).
     pub fn verify_checksum(&self, src: IpAddr, dst: IpAddr) -> bool {
         let data = self.buffer.as_ref();
-        let acc = checksum::pseudo_header(src, dst, PROTO_TCP, data.len() as u32);
-        checksum::fold(checksum::add(acc, data)) == 0xffff
+        let mut c = checksum::pseudo_header(src, dst, PROTO_TCP, data.len() as u32);
+        c.add(data);
+        c.sum() == 0xffff
     }
 }
 
@@ -213,9 +214,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     pub fn fill_checksum(&mut self, src: IpAddr, dst: IpAddr) {
         self.set_checksum(0);
         let data = self.buffer.as_ref();
-        let acc = checksum::pseudo_header(src, dst, PROTO_TCP, data.len() as u32);
-        let sum = !checksum::fold(checksum::add(acc, data));
-        self.set_checksum(sum);
+        let mut c = checksum::pseudo_header(src, dst, PROTO_TCP, data.len() as u32);
+        c.add(data);
+        self.set_checksum(c.finish());
     }
 }
 
@@ -588,11 +589,21 @@ impl<'a> TcpRepr<'a> {
         src: IpAddr,
         dst: IpAddr,
     ) -> Result<TcpRepr<'a>, Error> {
+        TcpRepr::parse_with(packet, src, dst, ChecksumOffload::NONE)
+    }
+
+    /// [`TcpRepr::parse`], not verifying the checksum when `offload.rx` is set.
+    pub fn parse_with(
+        packet: &TcpPacket<&'a [u8]>,
+        src: IpAddr,
+        dst: IpAddr,
+        offload: ChecksumOffload,
+    ) -> Result<TcpRepr<'a>, Error> {
         packet.check_len()?;
         if src.is_ipv4() != dst.is_ipv4() {
             return Err(Error::AddressFamilyMismatch);
         }
-        if !packet.verify_checksum(src, dst) {
+        if !offload.rx && !packet.verify_checksum(src, dst) {
             return Err(Error::BadTcpChecksum);
         }
         Ok(TcpRepr {
@@ -628,6 +639,20 @@ impl<'a> TcpRepr<'a> {
     /// Writes header, options and payload to `buf[..buffer_len()]` and fills
     /// the checksum over the pseudo-header of (`src`, `dst`).
     pub fn emit(&self, buf: &mut [u8], src: IpAddr, dst: IpAddr) -> Result<usize, Error> {
+        self.emit_with(buf, src, dst, ChecksumOffload::NONE)
+    }
+
+    /// [`TcpRepr::emit`], leaving the checksum field zero when `offload.tx` is set.
+    ///
+    /// The payload is copied and summed in one pass ([`checksum::Checksum::copy_from`]):
+    /// building a frame reads the application's bytes once.
+    pub fn emit_with(
+        &self,
+        buf: &mut [u8],
+        src: IpAddr,
+        dst: IpAddr,
+        offload: ChecksumOffload,
+    ) -> Result<usize, Error> {
         if src.is_ipv4() != dst.is_ipv4() {
             return Err(Error::AddressFamilyMismatch);
         }
@@ -644,18 +669,38 @@ impl<'a> TcpRepr<'a> {
         if buf.len() < len {
             return Err(Error::BufferTooSmall);
         }
-        let mut p = TcpPacket::new_unchecked(&mut buf[..len]);
-        p.set_src_port(self.src_port);
-        p.set_dst_port(self.dst_port);
-        p.set_seq_number(self.seq);
-        p.set_ack_number(self.ack);
-        p.set_header_len(HEADER_LEN + opt_len);
-        p.set_flags(self.flags);
-        p.set_window_len(self.window);
-        p.set_urgent_at(self.urgent);
-        self.options.emit(p.options_mut())?;
-        p.payload_mut().copy_from_slice(self.payload);
-        p.fill_checksum(src, dst);
+        let hl = HEADER_LEN + opt_len;
+        let (header, payload) = buf[..len].split_at_mut(hl);
+        let (fixed, options) = header.split_at_mut(HEADER_LEN);
+        // The fixed header as ten 16-bit words (RFC 9293 §3.1, Figure 1), summed as values
+        // rather than read back after writing (see `Checksum::add_words`). The data offset
+        // byte's low bits (reserved) are zero, as they MUST be when sent.
+        let (seq, ack) = (self.seq.0, self.ack.0);
+        let mut words = [
+            self.src_port,
+            self.dst_port,
+            (seq >> 16) as u16,
+            seq as u16,
+            (ack >> 16) as u16,
+            ack as u16,
+            ((hl / 4) as u16) << 12 | self.flags.bits() as u16,
+            self.window,
+            0, // checksum, filled below
+            self.urgent,
+        ];
+        self.options.emit(options)?;
+        if offload.tx {
+            payload.copy_from_slice(self.payload);
+        } else {
+            let mut c = checksum::pseudo_header(src, dst, PROTO_TCP, len as u32);
+            c.add_words(&words);
+            c.add(options);
+            c.copy_from(payload, self.payload);
+            words[8] = c.finish();
+        }
+        for (b, w) in fixed.chunks_exact_mut(2).zip(words) {
+            b.copy_from_slice(&w.to_be_bytes());
+        }
         Ok(len)
     }
 }
