@@ -17,6 +17,13 @@ pub struct Seg {
     pub window: u16,
 }
 
+impl Seg {
+    /// What tells its trace record apart from others sent at the same instant.
+    pub fn key(&self) -> crate::link::SegKey {
+        (self.src, self.dst, self.seq, self.ack, self.len)
+    }
+}
+
 /// Decodes a whole IP datagram carrying TCP; `None` if it is not one.
 pub fn decode(datagram: &[u8]) -> Option<Seg> {
     let p = tcpfsm_wire::parse_ip_tcp(datagram).ok()?;

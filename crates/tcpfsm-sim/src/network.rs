@@ -1,33 +1,23 @@
 //! The simulated network: hosts running our TCP [`Endpoint`], impaired links between them,
 //! and a virtual clock that jumps straight to the next thing that can happen.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use tcpfsm_core::{CloseReason, Config, ConnId, Endpoint, Event, Instant, ListenerId};
 use tcpfsm_states::State;
 
 use crate::decode::{self, Seg};
-use crate::link::{Link, LinkParams};
+use crate::link::{default_params, Link, LinkParams, SimPacket};
 use crate::script::DropRule;
 use crate::trace::{Fate, HostInfo, NoteKind, NoteRec, SegmentRec, StateRec, Trace, TraceEvent};
+use tcpfsm_impair::{Copy, Delivery, DropCause, Verdict};
 
 /// One simulated machine.
 pub struct Host {
     pub name: String,
     pub addrs: Vec<IpAddr>,
     pub ep: Endpoint,
-}
-
-/// A datagram on its way.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct InFlight {
-    at_us: u64,
-    /// Send order, to break ties deterministically.
-    order: u64,
-    dst: usize,
-    bytes: Vec<u8>,
 }
 
 /// Same-instant steps after which the network declares an endpoint stalled: a timer that
@@ -56,7 +46,7 @@ pub struct Network {
     default_link: LinkParams,
     /// Spoofed segments come from outside every host, over their own link and stream.
     outside: BTreeMap<usize, Link>,
-    inflight: BinaryHeap<Reverse<InFlight>>,
+    /// Send order of every datagram, to break ties between links deterministically.
     order: u64,
     drop_rules: Vec<DropRule>,
     trace: Trace,
@@ -77,9 +67,8 @@ impl Network {
             seed,
             hosts: Vec::new(),
             links: BTreeMap::new(),
-            default_link: LinkParams::default(),
+            default_link: default_params(),
             outside: BTreeMap::new(),
-            inflight: BinaryHeap::new(),
             order: 0,
             drop_rules: Vec::new(),
             trace: Trace {
@@ -115,22 +104,37 @@ impl Network {
         idx
     }
 
-    /// Sets the parameters of direction `from → to`, keeping its random stream if it exists.
+    /// Sets the parameters of direction `from → to`, keeping its random stream and the
+    /// segments on it if it exists. Invalid parameters are refused with a warning in the trace.
     pub fn set_link(&mut self, from: usize, to: usize, params: LinkParams) {
         let (seed, a, b) = (
             self.seed,
             self.hosts[from].name.clone(),
             self.hosts[to].name.clone(),
         );
+        if let Err(e) = params.validate() {
+            self.note(
+                NoteKind::Warning,
+                format!("link {a} -> {b}: {e}; parameters unchanged"),
+            );
+            return;
+        }
         self.links
             .entry((from, to))
             .or_insert_with(|| Link::new(params, seed, &a, &b))
-            .params = params;
+            .set_params(params);
     }
 
-    /// Parameters for directions never set explicitly.
+    /// Parameters for directions never set explicitly (invalid ones are refused with a
+    /// warning in the trace).
     pub fn set_default_link(&mut self, params: LinkParams) {
-        self.default_link = params;
+        match params.validate() {
+            Ok(()) => self.default_link = params,
+            Err(e) => self.note(
+                NoteKind::Warning,
+                format!("default link: {e}; parameters unchanged"),
+            ),
+        }
     }
 
     pub fn now(&self) -> Instant {
@@ -205,17 +209,28 @@ impl Network {
             .entry(dst)
             .or_insert_with(|| Link::new(params, seed, "(outside)", &name));
         let now_us = self.now.as_micros();
-        let out = link.transmit(now_us, &datagram);
-        let arrive = out.deliveries.first().map(|d| now_us + d.after_us);
-        self.record_segment(&seg, None, Some(dst), out.fate, None, arrive, true);
-        for d in out.deliveries {
-            self.enqueue(now_us + d.after_us, dst, d.bytes);
-        }
+        self.order += 1;
+        let v = link.push(
+            now_us,
+            SimPacket {
+                order: self.order,
+                dst,
+                sent_us: now_us,
+                key: seg.key(),
+                bytes: datagram,
+            },
+        );
+        let (fate, why, arrive) = verdict_fate(&v);
+        self.record_segment(&seg, None, Some(dst), fate, why, arrive, true);
     }
 
     /// Segments in flight.
     pub fn in_flight(&self) -> usize {
-        self.inflight.len()
+        self.all_links().map(Link::in_flight).sum()
+    }
+
+    fn all_links(&self) -> impl Iterator<Item = &Link> {
+        self.links.values().chain(self.outside.values())
     }
 
     /// The last state an endpoint reported for a connection.
@@ -261,9 +276,10 @@ impl Network {
     /// The next instant something is due: a delivery or an endpoint timer.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut next = self
-            .inflight
-            .peek()
-            .map(|Reverse(f)| Instant::from_micros(f.at_us));
+            .all_links()
+            .filter_map(Link::next_due_us)
+            .min()
+            .map(Instant::from_micros);
         for h in &self.hosts {
             if let Some(t) = h.ep.poll_timeout() {
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -302,16 +318,29 @@ impl Network {
         }
         self.now = next;
         let now_us = next.as_micros();
-        while let Some(Reverse(f)) = self.inflight.peek() {
-            if f.at_us > now_us {
+        // Everything due, across all links, in (arrival, send order); what the deliveries
+        // make hosts send on zero-delay links is due too and comes in the next round.
+        loop {
+            let mut due: Vec<(u64, u64, Delivery<SimPacket>)> = Vec::new();
+            for link in self.links.values_mut().chain(self.outside.values_mut()) {
+                while let Some(d) = link.poll(now_us) {
+                    due.push((d.due.as_micros_ceil(), d.packet.order, d));
+                }
+            }
+            if due.is_empty() {
                 break;
             }
-            let Some(Reverse(f)) = self.inflight.pop() else {
-                break;
-            };
-            let now = self.now;
-            self.hosts[f.dst].ep.handle_packet(now, &f.bytes);
-            self.flush_host(f.dst);
+            due.sort_by_key(|(at, order, _)| (*at, *order));
+            for (_, _, d) in due {
+                if d.copy == Copy::Original {
+                    self.fill_arrival(&d.packet, now_us);
+                }
+                let now = self.now;
+                self.hosts[d.packet.dst]
+                    .ep
+                    .handle_packet(now, &d.packet.bytes);
+                self.flush_host(d.packet.dst);
+            }
         }
         for h in 0..self.hosts.len() {
             if self.hosts[h].ep.poll_timeout().is_some_and(|t| t <= next) {
@@ -344,14 +373,24 @@ impl Network {
         }
     }
 
-    fn enqueue(&mut self, at_us: u64, dst: usize, bytes: Vec<u8>) {
-        self.order += 1;
-        self.inflight.push(Reverse(InFlight {
-            at_us,
-            order: self.order,
-            dst,
-            bytes,
-        }));
+    /// A segment held back until later ones passed (`reorder-packets`) learns its arrival
+    /// time only now: find its record, the latest one sent then with this content and no
+    /// arrival yet.
+    fn fill_arrival(&mut self, p: &SimPacket, now_us: u64) {
+        for ev in self.trace.events.iter_mut().rev() {
+            let TraceEvent::Segment(r) = ev else { continue };
+            if r.t_us < p.sent_us {
+                break;
+            }
+            if r.t_us == p.sent_us
+                && r.arrive_us.is_none()
+                && r.fate != Fate::Dropped
+                && (r.src, r.dst, r.seq, r.ack, r.len) == p.key
+            {
+                r.arrive_us = Some(now_us);
+                break;
+            }
+        }
     }
 
     /// Collects a host's transmissions (onto the links) and events (into the trace).
@@ -472,13 +511,19 @@ impl Network {
             .links
             .entry((src, dst))
             .or_insert_with(|| Link::new(params, seed, &a, &b));
-        let out = link.transmit(now_us, datagram);
-        let arrive = out.deliveries.first().map(|d| now_us + d.after_us);
-        let why = (out.fate == Fate::Dropped).then_some("loss");
-        self.record_segment(&seg, Some(src), Some(dst), out.fate, why, arrive, false);
-        for d in out.deliveries {
-            self.enqueue(now_us + d.after_us, dst, d.bytes);
-        }
+        self.order += 1;
+        let v = link.push(
+            now_us,
+            SimPacket {
+                order: self.order,
+                dst,
+                sent_us: now_us,
+                key: seg.key(),
+                bytes: datagram.to_vec(),
+            },
+        );
+        let (fate, why, arrive) = verdict_fate(&v);
+        self.record_segment(&seg, Some(src), Some(dst), fate, why, arrive, false);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -509,6 +554,18 @@ impl Network {
             injected,
         }));
     }
+}
+
+/// The trace's view of what a link did: fate, why it was dropped, first arrival (µs).
+fn verdict_fate(v: &Verdict) -> (Fate, Option<&'static str>, Option<u64>) {
+    let fate = match v.dropped {
+        Some(_) => Fate::Dropped,
+        None if v.corrupted => Fate::Corrupted,
+        None if v.duplicated => Fate::Duplicated,
+        None => Fate::Delivered,
+    };
+    let arrive = v.arrives.map(tcpfsm_impair::Time::as_micros_ceil);
+    (fate, v.dropped.map(DropCause::name), arrive)
 }
 
 /// A host's first address of the same family as `like` (or its first address at all).

@@ -324,46 +324,9 @@ fn tokenize(line: &str) -> Result<Vec<Tok>, String> {
 // ---------------------------------------------------------------------------------------
 // Values
 
-/// `250us`, `10ms`, `1.5s`, `2m`, `1h`.
+/// `250us`, `10ms`, `1.5s`, `2m`, `1h` (the impairment language's durations).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {s:?} needs a unit (us, ms, s, m, h)"))?;
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (expected e.g. 10ms, 1.5s)"))?;
-    let mult = match unit {
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown duration unit {unit:?} in {s:?} (us, ms, s, m, h)"
-            ))
-        }
-    };
-    let secs = v * mult;
-    if !secs.is_finite() || secs > 1e9 {
-        return Err(format!("duration {s:?} is out of range"));
-    }
-    Ok(Duration::from_micros((secs * 1e6).round() as u64))
-}
-
-/// `0.05` or `5%`.
-fn parse_prob(s: &str) -> Result<f64, String> {
-    let v = if let Some(p) = s.strip_suffix('%') {
-        p.parse::<f64>().map(|v| v / 100.0)
-    } else {
-        s.parse::<f64>()
-    }
-    .map_err(|_| format!("bad probability {s:?} (expected e.g. 0.1 or 10%)"))?;
-    if !(0.0..=1.0).contains(&v) {
-        return Err(format!("probability {s:?} is outside 0..1"));
-    }
-    Ok(v)
+    tcpfsm_impair::spec::parse_duration(s)
 }
 
 fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
@@ -607,7 +570,7 @@ pub fn parse(file: &str, src: &str) -> Result<Script, ScriptError> {
             seed: None,
             hosts: Vec::new(),
             links: Vec::new(),
-            default_link: LinkParams::default(),
+            default_link: crate::link::default_params(),
             stmts: Vec::new(),
         },
         started: false,
@@ -786,25 +749,15 @@ impl Parser<'_> {
         }
     }
 
+    /// Link properties are the impairment engine's spec language (`SCRIPT.md`, "Links").
     fn link_params(&self, l: &mut Line, base: LinkParams) -> Result<LinkParams, String> {
         let mut p = base;
         while let Some(k) = l.peek() {
             l.pos += 1;
             let v = l.word(&format!("value for {k}"))?;
-            match k {
-                "delay" => p.delay = parse_duration(v)?,
-                "jitter" => p.jitter = parse_duration(v)?,
-                "loss" => p.loss = parse_prob(v)?,
-                "dup" | "duplicate" => p.duplicate = parse_prob(v)?,
-                "reorder" => p.reorder = parse_prob(v)?,
-                "corrupt" => p.corrupt = parse_prob(v)?,
-                _ => {
-                    return Err(format!(
-                        "unknown link property {k:?} (delay, jitter, loss, dup, reorder, corrupt)"
-                    ))
-                }
-            }
+            p.set(k, v).map_err(|e| e.to_string())?;
         }
+        p.validate().map_err(|e| e.to_string())?;
         Ok(p)
     }
 
@@ -1277,7 +1230,7 @@ mod tests {
         assert_eq!(s.hosts[1].config.syncookies, SynCookies::Off);
         assert_eq!(s.hosts[0].config.ephemeral_ports, (50000, 50015));
         assert_eq!(s.links.len(), 2);
-        assert_eq!(s.links[0].2.loss, 0.01);
+        assert_eq!(s.links[0].2.loss, tcpfsm_impair::Loss::Bernoulli(0.01));
         assert_eq!(s.stmts.len(), 9);
         assert!(matches!(
             s.stmts[5].action,

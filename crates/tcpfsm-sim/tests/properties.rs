@@ -8,6 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use rand::{RngCore, SeedableRng};
 use tcpfsm_core::{Config, Error, Instant};
+use tcpfsm_impair::Loss;
 use tcpfsm_sim::{is_rfc_transition, LinkParams, Network};
 use tcpfsm_states::State;
 
@@ -20,16 +21,16 @@ fn params() -> impl Strategy<Value = LinkParams> {
         0.0..0.2f64,
         0.0..0.05f64,
     )
-        .prop_map(
-            |(delay, jitter, loss, duplicate, reorder, corrupt)| LinkParams {
-                delay: Duration::from_millis(delay),
-                jitter: Duration::from_millis(jitter),
-                loss,
-                duplicate,
-                reorder,
-                corrupt,
-            },
-        )
+        .prop_map(|(delay, jitter, loss, duplicate, reorder, corrupt)| {
+            let mut p = LinkParams::default();
+            p.delay = Duration::from_millis(delay);
+            p.jitter = Duration::from_millis(jitter);
+            p.loss = Loss::Bernoulli(loss);
+            p.duplicate = duplicate;
+            p.reorder = reorder;
+            p.corrupt = corrupt;
+            p
+        })
 }
 
 struct Run {
@@ -193,10 +194,8 @@ proptest! {
 
 #[test]
 fn corrupted_segments_are_rejected_and_repaired_by_retransmission() {
-    let p = LinkParams {
-        corrupt: 0.2,
-        ..LinkParams::default()
-    };
+    let mut p = tcpfsm_sim::link::default_params();
+    p.corrupt = 0.2;
     let (data, reply, run) = transfer(7, 50_000, 20_000, p, p);
     assert!(run.corrupted > 0, "the link corrupted nothing");
     assert!(run.received == data);
