@@ -35,6 +35,8 @@ enum Command {
     Listen(cmd::net::ListenArgs),
     /// Connect with our TCP over a TUN device (netcat-like)
     Connect(cmd::net::ConnectArgs),
+    /// An impaired link (loss, delay, reordering, rate, ...) between two network namespaces
+    Link(Box<cmd::link::Args>),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Export(a) => cmd::export::run(a),
         Command::Listen(a) => cmd::net::listen(a),
         Command::Connect(a) => cmd::net::connect(a),
+        Command::Link(a) => cmd::link::run(*a),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 pub mod diagnose;
 pub mod export;
+pub mod link;
 pub mod net;
 pub mod sim;
 pub mod states;
