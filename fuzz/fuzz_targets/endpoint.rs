@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use tcpfsm_core::{Config, ConnId, Endpoint, Event, Instant};
+use tcpfsm_core::{Config, ConnHandle, Endpoint, Event, Instant};
 use tcpfsm_wire::{emit_ip_tcp, parse_ip_tcp, Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
 const US4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -60,7 +60,7 @@ struct World {
     peer: IpAddr,
     ep: Endpoint,
     now: Instant,
-    conns: Vec<ConnId>,
+    conns: Vec<ConnHandle>,
     last: Option<LastTx>,
     buf: Vec<u8>,
 }
@@ -90,7 +90,7 @@ impl World {
                     assert_ne!(from, to, "self-transition reported")
                 }
                 Event::Acceptable { listener, .. } => {
-                    if let Ok(c) = self.ep.accept(listener) {
+                    if let Ok(Some(c)) = self.ep.accept(self.now, listener) {
                         self.conns.push(c);
                     }
                 }
@@ -134,7 +134,7 @@ fuzz_target!(|data: &[u8]| {
         last: None,
         buf: Vec::new(),
     };
-    let Ok(_listener) = w.ep.listen(SocketAddr::new(us, 80), 4) else {
+    let Ok(_listener) = w.ep.listen(w.now, SocketAddr::new(us, 80), 4) else {
         return;
     };
     if let Ok(c) =
@@ -218,24 +218,30 @@ fuzz_target!(|data: &[u8]| {
             6 => {
                 let Some(n) = inp.u8() else { break };
                 if let Some(&c) = w.conns.get(n as usize % w.conns.len().max(1)) {
-                    let _ = w.ep.send(c, &vec![0x61; n as usize * 7]);
+                    let _ = w.ep.send(w.now, c, &vec![0x61; n as usize * 7]);
                 }
             }
             7 => {
                 let Some(n) = inp.u8() else { break };
                 if let Some(&c) = w.conns.get(n as usize % w.conns.len().max(1)) {
-                    let _ = match n % 4 {
-                        0 => w.ep.close(c),
-                        1 => w.ep.shutdown_write(c),
-                        2 => w.ep.abort(c),
-                        _ => w.ep.set_nodelay(c, true),
-                    };
+                    let now = w.now;
+                    match n % 4 {
+                        0 => drop(w.ep.close(now, c)),
+                        1 => drop(w.ep.shutdown_write(now, c)),
+                        2 => drop(w.ep.abort(now, c)),
+                        _ => {
+                            if let Some(mut o) = w.ep.options(c) {
+                                o.nodelay = true;
+                                let _ = w.ep.set_options(now, c, o);
+                            }
+                        }
+                    }
                 }
             }
             8 => {
                 let mut b = [0u8; 512];
                 for &c in &w.conns.clone() {
-                    let _ = w.ep.recv(c, &mut b);
+                    let _ = w.ep.recv(w.now, c, &mut b);
                 }
             }
             _ => {

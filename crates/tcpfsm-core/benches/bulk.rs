@@ -42,7 +42,7 @@ fn ours(total: usize, mtu: usize) -> (f64, u64) {
     let mut a = Endpoint::new(cfg_mtu(mtu), 1);
     let mut b = Endpoint::new(cfg_mtu(mtu), 2);
     let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    let l = b.listen(server, 16).unwrap();
+    let l = b.listen(Instant::ZERO, server, 16).unwrap();
     let mut now = Instant::from_micros(1);
     let c = a
         .connect(now, "10.0.0.1:0".parse().unwrap(), server)
@@ -56,17 +56,17 @@ fn ours(total: usize, mtu: usize) -> (f64, u64) {
     let start = WallClock::now();
     while got < total {
         if s.is_none() {
-            s = b.accept(l).ok();
+            s = b.accept(now, l).ok().flatten();
         }
         if sent < total && a.state(c) == Some(State::Established) {
             sent += a
-                .send(c, &chunk[..(total - sent).min(chunk.len())])
+                .send(now, c, &chunk[..(total - sent).min(chunk.len())])
                 .unwrap_or(0);
         }
         let moved = shuttle(&mut a, &mut b, now, &mut buf) + shuttle(&mut b, &mut a, now, &mut buf);
         segs += moved as u64;
         if let Some(s) = s {
-            while let Ok(k) = b.recv(s, &mut sink) {
+            while let Ok(Some(k)) = b.recv(now, s, &mut sink) {
                 if k == 0 {
                     break;
                 }
@@ -184,7 +184,7 @@ fn churn(conns: usize) -> f64 {
     );
     let mut b = Endpoint::new(cfg(), 2);
     let server: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    let l = b.listen(server, 1024).unwrap();
+    let l = b.listen(Instant::ZERO, server, 1024).unwrap();
     let now = Instant::from_micros(1);
     let mut buf = Vec::with_capacity(2048);
     let mut sink = [0u8; 256];
@@ -199,13 +199,13 @@ fn churn(conns: usize) -> f64 {
         shuttle(&mut a, &mut b, now, &mut buf);
         shuttle(&mut b, &mut a, now, &mut buf);
         shuttle(&mut a, &mut b, now, &mut buf);
-        let s = b.accept(l).unwrap();
-        a.send(c, &[1u8; 100]).unwrap();
-        a.close(c).unwrap();
+        let s = b.accept(now, l).unwrap().unwrap();
+        a.send(now, c, &[1u8; 100]).unwrap();
+        a.close(now, c).unwrap();
         shuttle(&mut a, &mut b, now, &mut buf);
-        let _ = b.recv(s, &mut sink);
-        let _ = b.recv(s, &mut sink);
-        b.close(s).unwrap();
+        let _ = b.recv(now, s, &mut sink);
+        let _ = b.recv(now, s, &mut sink);
+        b.close(now, s).unwrap();
         for _ in 0..3 {
             shuttle(&mut b, &mut a, now, &mut buf);
             shuttle(&mut a, &mut b, now, &mut buf);

@@ -123,7 +123,75 @@ impl Default for Config {
     }
 }
 
+/// Per-connection socket options, the engine's `setsockopt` (SO_RCVBUF, SO_SNDBUF,
+/// TCP_NODELAY, SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT, SO_LINGER, TCP_MAXSEG). New
+/// connections start from [`Config::conn_options`]; change them with
+/// [`Endpoint::set_options`](crate::Endpoint::set_options), or give them to `connect_with` and
+/// to a listener's [`ListenOptions`](crate::ListenOptions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnOptions {
+    /// TCP_NODELAY: Nagle's algorithm (RFC 9293 §3.7.4) off.
+    pub nodelay: bool,
+    /// SO_KEEPALIVE with TCP_KEEPIDLE: probe after this much idle time; `None` is off.
+    pub keepalive: Option<Duration>,
+    /// TCP_KEEPINTVL.
+    pub keepalive_interval: Duration,
+    /// TCP_KEEPCNT.
+    pub keepalive_probes: u32,
+    /// SO_LINGER: `Some(0)` makes `close` an abort (RST, no TIME_WAIT); another value is how
+    /// long a blocking driver lets `close` wait for the send queue to drain.
+    pub linger: Option<Duration>,
+    /// SO_RCVBUF. The window scale offered in the SYN follows the buffer at that moment
+    /// (as Linux: set it before connect or listen to get a large window).
+    pub recv_buffer: usize,
+    /// SO_SNDBUF.
+    pub send_buffer: usize,
+    /// TCP_MAXSEG: a lower MSS to announce and use than the configured one.
+    pub mss: Option<u16>,
+}
+
+impl ConnOptions {
+    /// Checks the options as [`Config::validate`] checks the endpoint's.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field: &'static str, problem: String| Err(ConfigError { field, problem });
+        if self.recv_buffer < 88 || self.recv_buffer > (1 << 30) {
+            return err(
+                "recv_buffer",
+                format!("{} must be between 88 bytes and 1 GiB", self.recv_buffer),
+            );
+        }
+        if self.send_buffer == 0 || self.send_buffer > (1 << 30) {
+            return err(
+                "send_buffer",
+                format!("{} must be between 1 byte and 1 GiB", self.send_buffer),
+            );
+        }
+        if self.mss.is_some_and(|m| m < 88) {
+            return err("mss", "TCP_MAXSEG must be at least 88 bytes".into());
+        }
+        if self.keepalive.is_some_and(|k| k.is_zero()) || self.keepalive_interval.is_zero() {
+            return err("keepalive", "keep-alive times must be non-zero".into());
+        }
+        Ok(())
+    }
+}
+
 impl Config {
+    /// The options a new connection starts with.
+    pub fn conn_options(&self) -> ConnOptions {
+        ConnOptions {
+            nodelay: !self.nagle,
+            keepalive: self.keepalive,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_probes: self.keepalive_probes,
+            linger: None,
+            recv_buffer: self.recv_buffer,
+            send_buffer: self.send_buffer,
+            mss: None,
+        }
+    }
+
     /// 2×MSL: how long a TIME_WAIT record lives.
     pub fn time_wait_duration(&self) -> Duration {
         self.msl * 2

@@ -3,6 +3,7 @@
 //! Lookup order for an arriving segment follows Linux: established TCBs, then half-open
 //! entries, then TIME_WAIT records, then listeners, and finally the RFC 9293 §3.10.7.1 reset.
 
+use crate::config::ConfigError;
 use crate::listener::{HalfOpen, Listener};
 use crate::secrets::Secrets;
 use crate::tcb::{
@@ -11,15 +12,16 @@ use crate::tcb::{
 use crate::time_wait::{TimeWaitRecord, TimeWaitTable};
 use crate::tuple::{is_loopback, unspecified_like, CompactTuple};
 use crate::{
-    syncookie, Cause, Census, Config, ConnId, Duration, Error, Event, FourTuple, Instant,
-    ListenerId, State, Stats, SynCookies, TwReuse,
+    syncookie, Cause, Census, Config, ConnError, ConnHandle, ConnOptions, ConnectError, Duration,
+    Event, FourTuple, Instant, InvalidHandle, ListenError, ListenerHandle, RecvError, SendError,
+    ShutdownError, SocketHandle, State, Stats, SynCookies, TwReuse,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 /// Maps keyed by our own connection ids: nobody outside chooses them, so the fast unkeyed
 /// FxHash is safe there.
-type IdMap<V> = HashMap<ConnId, V, rustc_hash::FxBuildHasher>;
+type IdMap<V> = HashMap<ConnHandle, V, rustc_hash::FxBuildHasher>;
 /// Maps keyed by 4-tuples, which the network chooses: a keyed hash (aHash, seeded from the
 /// endpoint's seed) keeps hash-flooding out while costing a fraction of SipHash.
 pub(crate) type TupleMap<V> = HashMap<CompactTuple, V, ahash::RandomState>;
@@ -37,22 +39,50 @@ use tcpfsm_wire::{self as wire, Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
 /// One datagram written by [`Endpoint::poll_transmit`] into the caller's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transmit {
     pub src: IpAddr,
     pub dst: IpAddr,
     /// Bytes written at the start of the buffer: a whole IPv4 or IPv6 datagram carrying TCP.
     pub len: usize,
+    /// Why the engine sent it, where the wire alone cannot tell (a challenge ACK looks like
+    /// any ACK; a SYN-cookie SYN-ACK like any SYN-ACK).
+    pub kind: TxKind,
+}
+
+/// What a transmitted segment is, in the words of Wireshark's `tcp.analysis` flags where they
+/// exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TxKind {
+    /// New data, a SYN, a FIN or an ACK with nothing special about it.
+    Normal,
+    /// Data, SYN, SYN-ACK or FIN sent again (timeout, fast retransmit, or a half-open entry's
+    /// SYN-ACK retry).
+    Retransmission,
+    /// RFC 9293 §3.8.6.1 zero-window probe.
+    WindowProbe,
+    /// A pure ACK sent because the application's read reopened the window.
+    WindowUpdate,
+    /// RFC 1122 §4.2.3.6 keep-alive probe.
+    KeepAlive,
+    /// RFC 5961 challenge ACK (for an in-window RST or SYN, or an out-of-window ACK).
+    ChallengeAck,
+    /// A SYN-ACK whose ISN is a SYN cookie (no half-open entry kept).
+    SynCookie,
+    /// An RST.
+    Reset,
 }
 
 /// A snapshot of one connection, for census tables, `ss`-like listings and tests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnInfo {
-    pub id: ConnId,
+    pub id: ConnHandle,
     pub tuple: FourTuple,
     pub state: State,
     /// The application closed it (or never accepted it); it lives on as an orphan.
     pub orphan: bool,
-    pub listener: Option<ListenerId>,
+    pub listener: Option<ListenerHandle>,
     pub snd_una: u32,
     pub snd_nxt: u32,
     pub rcv_nxt: u32,
@@ -73,15 +103,48 @@ pub struct ConnInfo {
 
 /// Options of a listening socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListenOptions {
     pub backlog: u32,
     /// SO_REUSEADDR: may bind while TIME_WAIT connections still use the local port.
     pub reuse_addr: bool,
+    /// Options of the connections it accepts (set on the listening socket, as with Linux).
+    pub conn: ConnOptions,
 }
+
+impl ListenOptions {
+    /// A listener with SO_REUSEADDR set (what servers do) and the endpoint's defaults.
+    pub fn new(config: &Config, backlog: u32) -> ListenOptions {
+        ListenOptions {
+            backlog,
+            reuse_addr: true,
+            conn: config.conn_options(),
+        }
+    }
+}
+
+/// Why `set_options` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OptionsError {
+    InvalidHandle,
+    Invalid(ConfigError),
+}
+
+impl std::fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionsError::InvalidHandle => InvalidHandle.fmt(f),
+            OptionsError::Invalid(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for OptionsError {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
-    Conn(ConnId),
+    Conn(ConnHandle),
     HalfOpen(CompactTuple),
 }
 
@@ -91,13 +154,13 @@ pub struct Endpoint {
     stats: Stats,
     next_id: u64,
     conns: IdMap<Box<Tcb>>,
-    by_tuple: TupleMap<ConnId>,
+    by_tuple: TupleMap<ConnHandle>,
     half_open: TupleMap<HalfOpen>,
     time_wait: TimeWaitTable,
     listeners: Vec<Listener>,
     events: VecDeque<Event>,
     ctl: VecDeque<CtlSegment>,
-    tx_queue: VecDeque<ConnId>,
+    tx_queue: VecDeque<ConnHandle>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     scratch: Vec<u8>,
     /// RFC 6056 Algorithm 3's `next_ephemeral` counter.
@@ -107,10 +170,10 @@ pub struct Endpoint {
 }
 
 /// The handle is not (or no longer) the application's to use.
-fn app_tcb(conns: &mut IdMap<Box<Tcb>>, id: ConnId) -> Result<&mut Tcb, Error> {
+fn app_tcb(conns: &mut IdMap<Box<Tcb>>, id: ConnHandle) -> Result<&mut Tcb, InvalidHandle> {
     match conns.get_mut(&id) {
         Some(t) if t.owner == Owner::App => Ok(t),
-        _ => Err(Error::InvalidHandle),
+        _ => Err(InvalidHandle),
     }
 }
 
@@ -162,23 +225,25 @@ impl Endpoint {
     // ----- listeners -----
 
     /// Passive open with SO_REUSEADDR set (what servers do).
-    pub fn listen(&mut self, local: SocketAddr, backlog: u32) -> Result<ListenerId, Error> {
-        self.listen_with(
-            local,
-            ListenOptions {
-                backlog,
-                reuse_addr: true,
-            },
-        )
+    pub fn listen(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        backlog: u32,
+    ) -> Result<ListenerHandle, ListenError> {
+        let opts = ListenOptions::new(&self.config, backlog);
+        self.listen_with(now, local, opts)
     }
 
     pub fn listen_with(
         &mut self,
+        now: Instant,
         local: SocketAddr,
         opts: ListenOptions,
-    ) -> Result<ListenerId, Error> {
-        if local.port() == 0 {
-            return Err(Error::InvalidInput);
+    ) -> Result<ListenerHandle, ListenError> {
+        self.last_now = now;
+        if local.port() == 0 || is_non_unicast_bind(local.ip()) || opts.conn.validate().is_err() {
+            return Err(ListenError::InvalidAddr);
         }
         let overlaps = |a: &SocketAddr| {
             a.port() == local.port()
@@ -186,7 +251,7 @@ impl Endpoint {
                 && (a.ip() == local.ip() || a.ip().is_unspecified() || local.ip().is_unspecified())
         };
         if self.listeners.iter().any(|l| overlaps(&l.local)) {
-            return Err(Error::AddrInUse);
+            return Err(ListenError::AddrInUse);
         }
         // Without SO_REUSEADDR a port still used by a connection (TIME_WAIT included) cannot
         // be bound: the protection TIME_WAIT exists for.
@@ -203,10 +268,10 @@ impl Endpoint {
                 )
                 .any(|a| overlaps(&a));
             if used {
-                return Err(Error::AddrInUse);
+                return Err(ListenError::AddrInUse);
             }
         }
-        let id = ListenerId(self.alloc_id());
+        let id = ListenerHandle(self.alloc_id());
         let backlog = opts.backlog.clamp(1, self.config.somaxconn.max(1));
         self.listeners.push(Listener {
             id,
@@ -215,9 +280,10 @@ impl Endpoint {
             syn_backlog: backlog.min(self.config.max_syn_backlog.max(1)),
             syn_queue_len: 0,
             accept_queue: VecDeque::new(),
+            conn_opts: opts.conn,
         });
         self.events.push_back(Event::StateChanged {
-            conn: ConnId(id.0),
+            socket: SocketHandle::Listener(id),
             tuple: FourTuple {
                 local,
                 remote: unspecified_like(local.ip()),
@@ -231,13 +297,17 @@ impl Endpoint {
 
     /// Closes a listener: half-open entries are dropped and connections never accepted are
     /// reset, as Linux does.
-    pub fn close_listener(&mut self, listener: ListenerId) -> Result<(), Error> {
-        let now = self.last_now;
+    pub fn close_listener(
+        &mut self,
+        now: Instant,
+        listener: ListenerHandle,
+    ) -> Result<(), InvalidHandle> {
+        self.last_now = now;
         let pos = self
             .listeners
             .iter()
             .position(|l| l.id == listener)
-            .ok_or(Error::InvalidHandle)?;
+            .ok_or(InvalidHandle)?;
         let l = self.listeners.remove(pos);
         let dropped: Vec<CompactTuple> = self
             .half_open
@@ -249,7 +319,7 @@ impl Endpoint {
             if let Some(h) = self.half_open.remove(&k) {
                 self.stats.attempt_fails += 1;
                 self.events.push_back(Event::StateChanged {
-                    conn: h.id,
+                    socket: SocketHandle::Conn(h.id),
                     tuple: k.expand(),
                     from: State::SynReceived,
                     to: State::Closed,
@@ -265,7 +335,7 @@ impl Endpoint {
             self.after_tcb(id);
         }
         self.events.push_back(Event::StateChanged {
-            conn: ConnId(listener.0),
+            socket: SocketHandle::Listener(listener),
             tuple: FourTuple {
                 local: l.local,
                 remote: unspecified_like(l.local.ip()),
@@ -277,18 +347,25 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Takes the oldest established connection from the accept queue; `WouldBlock` if none.
-    pub fn accept(&mut self, listener: ListenerId) -> Result<ConnId, Error> {
+    /// Takes the oldest established connection from the accept queue; `None` if there is none.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        listener: ListenerHandle,
+    ) -> Result<Option<ConnHandle>, InvalidHandle> {
+        self.last_now = now;
         let l = self
             .listeners
             .iter_mut()
             .find(|l| l.id == listener)
-            .ok_or(Error::InvalidHandle)?;
-        let id = l.accept_queue.pop_front().ok_or(Error::WouldBlock)?;
+            .ok_or(InvalidHandle)?;
+        let Some(id) = l.accept_queue.pop_front() else {
+            return Ok(None);
+        };
         if let Some(t) = self.conns.get_mut(&id) {
             t.owner = Owner::App;
         }
-        Ok(id)
+        Ok(Some(id))
     }
 
     // ----- active open -----
@@ -299,16 +376,29 @@ impl Endpoint {
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-    ) -> Result<ConnId, Error> {
+    ) -> Result<ConnHandle, ConnectError> {
+        let opts = self.config.conn_options();
+        self.connect_with(now, local, remote, opts)
+    }
+
+    /// Active open with socket options set before connect (SO_RCVBUF, TCP_MAXSEG, …).
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        opts: ConnOptions,
+    ) -> Result<ConnHandle, ConnectError> {
         self.last_now = now;
-        if remote.port() == 0
+        if opts.validate().is_err()
+            || remote.port() == 0
             || remote.ip().is_unspecified()
             || local.is_ipv4() != remote.is_ipv4()
             || local.ip().is_unspecified()
             || is_non_unicast(local.ip())
             || is_non_unicast(remote.ip())
         {
-            return Err(Error::InvalidInput);
+            return Err(ConnectError::InvalidAddr);
         }
         let (tuple, reused) = if local.port() == 0 {
             self.pick_ephemeral(now, local.ip(), remote)?
@@ -316,14 +406,14 @@ impl Endpoint {
             let tuple = FourTuple { local, remote };
             match self.tuple_free(now, &tuple) {
                 Some(reused) => (tuple, reused),
-                None => return Err(Error::AddrNotAvailable),
+                None => return Err(ConnectError::AddrNotAvailable),
             }
         };
         let key = CompactTuple::new(&tuple);
         if let Some(rec) = reused {
             self.stats.tw_recycled += 1;
             self.events.push_back(Event::StateChanged {
-                conn: rec.id(),
+                socket: SocketHandle::Conn(rec.id()),
                 tuple,
                 from: State::TimeWait,
                 to: State::Closed,
@@ -336,11 +426,11 @@ impl Endpoint {
             Some(rec) => SeqNum(rec.snd_nxt.wrapping_add(65537)),
             None => SeqNum(self.secrets.isn(&key, now)),
         };
-        let id = ConnId(self.alloc_id());
+        let id = ConnHandle(self.alloc_id());
         let ts_offset = self.secrets.ts_offset(&key);
         let timestamps = self.config.timestamps;
         let (mut ctx, conns) = self.ctx(now);
-        let mut tcb = Tcb::connect(id, tuple, iss, &mut ctx);
+        let mut tcb = Tcb::connect(id, tuple, iss, opts, &mut ctx);
         if timestamps {
             tcb.ts = Some(TsState {
                 recent: 0,
@@ -394,10 +484,10 @@ impl Endpoint {
         now: Instant,
         local_ip: IpAddr,
         remote: SocketAddr,
-    ) -> Result<(FourTuple, Option<TimeWaitRecord>), Error> {
+    ) -> Result<(FourTuple, Option<TimeWaitRecord>), ConnectError> {
         let (lo, hi) = self.config.ephemeral_ports;
         if lo == 0 || hi < lo {
-            return Err(Error::AddrNotAvailable);
+            return Err(ConnectError::AddrNotAvailable);
         }
         let n = (hi - lo) as u32 + 1;
         let lbytes = CompactTuple::new(&FourTuple {
@@ -421,62 +511,139 @@ impl Endpoint {
                 return Ok((tuple, reused));
             }
         }
-        Err(Error::AddrNotAvailable)
+        Err(ConnectError::AddrNotAvailable)
     }
 
     // ----- application calls on a connection -----
 
-    pub fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, Error> {
+    /// Queues what fits of `data` and returns how much that was: 0 when the send buffer is
+    /// full, in which case a [`Event::Writable`] follows once it drains.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        conn: ConnHandle,
+        data: &[u8],
+    ) -> Result<usize, SendError> {
+        self.last_now = now;
         let n = app_tcb(&mut self.conns, conn)?.send(data)?;
         self.after_tcb(conn);
         Ok(n)
     }
 
-    /// `Ok(0)` is end-of-stream (the peer's FIN), `WouldBlock` means no data yet.
-    pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
+    /// Zero-copy send: `fill` writes straight into the send buffer's free space (one contiguous
+    /// slice, possibly empty) and returns how many bytes it wrote.
+    pub fn send_with(
+        &mut self,
+        now: Instant,
+        conn: ConnHandle,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, SendError> {
+        self.last_now = now;
+        let n = app_tcb(&mut self.conns, conn)?.send_with(usize::MAX, fill)?;
+        self.after_tcb(conn);
+        Ok(n)
+    }
+
+    /// Reads received data: `Some(n)` bytes, `Some(0)` at end of stream, `None` when nothing
+    /// has arrived yet. Data received before a reset is read first; the reset comes after it.
+    pub fn recv(
+        &mut self,
+        now: Instant,
+        conn: ConnHandle,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, RecvError> {
+        self.last_now = now;
         let r = app_tcb(&mut self.conns, conn)?.recv(buf);
         self.after_tcb(conn);
         r
     }
 
-    pub fn shutdown_write(&mut self, conn: ConnId) -> Result<(), Error> {
-        let now = self.last_now;
+    /// Zero-copy receive: `take` sees the next contiguous run of received bytes and returns how
+    /// many it consumed. Results as for [`Endpoint::recv`].
+    pub fn recv_with(
+        &mut self,
+        now: Instant,
+        conn: ConnHandle,
+        take: impl FnOnce(&[u8]) -> usize,
+    ) -> Result<Option<usize>, RecvError> {
+        self.last_now = now;
+        let r = app_tcb(&mut self.conns, conn)?.recv_with(take);
+        self.after_tcb(conn);
+        r
+    }
+
+    /// Copies received data without consuming it (MSG_PEEK).
+    pub fn peek(&mut self, conn: ConnHandle, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        app_tcb(&mut self.conns, conn)?.peek(buf)
+    }
+
+    /// shutdown(SHUT_WR): a FIN follows the queued data; reading goes on (half-close).
+    pub fn shutdown_write(&mut self, now: Instant, conn: ConnHandle) -> Result<(), ShutdownError> {
+        self.last_now = now;
         let (mut ctx, conns) = self.ctx(now);
         let r = app_tcb(conns, conn)?.shutdown_write(&mut ctx);
         self.after_tcb(conn);
         r
     }
 
-    /// CLOSE: releases the handle. The connection goes on (FIN, TIME_WAIT…) as an orphan.
-    pub fn close(&mut self, conn: ConnId) -> Result<(), Error> {
-        let now = self.last_now;
+    /// CLOSE: releases the handle. The connection goes on (FIN, TIME_WAIT…) as an orphan; with
+    /// SO_LINGER {on, 0} it is aborted instead.
+    pub fn close(&mut self, now: Instant, conn: ConnHandle) -> Result<(), InvalidHandle> {
+        self.last_now = now;
         let (mut ctx, conns) = self.ctx(now);
-        app_tcb(conns, conn)?.close(&mut ctx);
+        let t = app_tcb(conns, conn)?;
+        if t.opts.linger == Some(Duration::ZERO) {
+            t.abort(&mut ctx);
+        } else {
+            t.close(&mut ctx);
+        }
         self.after_tcb(conn);
         Ok(())
     }
 
-    /// Close with SO_LINGER {on, 0}: RST, unsent data discarded, no TIME_WAIT.
-    pub fn abort(&mut self, conn: ConnId) -> Result<(), Error> {
-        let now = self.last_now;
+    /// ABORT (RFC 9293 §3.10.5): RST, unsent data discarded, no TIME_WAIT; the handle is
+    /// released.
+    pub fn abort(&mut self, now: Instant, conn: ConnHandle) -> Result<(), InvalidHandle> {
+        self.last_now = now;
         let (mut ctx, conns) = self.ctx(now);
         app_tcb(conns, conn)?.abort(&mut ctx);
         self.after_tcb(conn);
         Ok(())
     }
 
-    /// TCP_NODELAY: turns Nagle's algorithm off for this connection.
-    pub fn set_nodelay(&mut self, conn: ConnId, nodelay: bool) -> Result<(), Error> {
-        app_tcb(&mut self.conns, conn)?.set_nodelay(nodelay);
+    /// setsockopt for one connection.
+    pub fn set_options(
+        &mut self,
+        now: Instant,
+        conn: ConnHandle,
+        opts: ConnOptions,
+    ) -> Result<(), OptionsError> {
+        self.last_now = now;
+        opts.validate().map_err(OptionsError::Invalid)?;
+        let (mut ctx, conns) = self.ctx(now);
+        app_tcb(conns, conn)
+            .map_err(|_| OptionsError::InvalidHandle)?
+            .set_options(opts, &mut ctx);
         self.after_tcb(conn);
         Ok(())
     }
 
-    pub fn state(&self, conn: ConnId) -> Option<State> {
+    /// getsockopt for one connection.
+    pub fn options(&self, conn: ConnHandle) -> Option<ConnOptions> {
+        self.conns.get(&conn).map(|t| t.opts)
+    }
+
+    /// SO_ERROR: the connection's failure, if any, reported once (later reads see end of
+    /// stream, as on Linux).
+    pub fn take_error(&mut self, conn: ConnHandle) -> Result<Option<ConnError>, InvalidHandle> {
+        Ok(app_tcb(&mut self.conns, conn)?.error.take())
+    }
+
+    pub fn state(&self, conn: ConnHandle) -> Option<State> {
         self.conns.get(&conn).map(|t| t.state)
     }
 
-    pub fn info(&self, conn: ConnId) -> Option<ConnInfo> {
+    pub fn info(&self, conn: ConnHandle) -> Option<ConnInfo> {
         self.conns.get(&conn).map(|t| tcb_info(t))
     }
 
@@ -490,7 +657,7 @@ impl Endpoint {
                 recv_queue: l.accept_queue.len(),
                 send_queue: l.backlog as usize,
                 ..bare_info(
-                    ConnId(l.id.0),
+                    ConnHandle(l.id.0),
                     FourTuple {
                         local: l.local,
                         remote: unspecified_like(l.local.ip()),
@@ -668,12 +835,14 @@ impl Endpoint {
                 peer.wscale = None;
                 peer.sack = false;
             }
-            let mss = peer
-                .mss
-                .unwrap_or(default_peer_mss(&tuple))
-                .min(our_mss(&self.config, &tuple));
+            let mss = peer.mss.unwrap_or(default_peer_mss(&tuple)).min(our_mss(
+                &self.config,
+                &l.conn_opts,
+                &tuple,
+            ));
             let cookie = syncookie::encode(&self.secrets, &key, seg.seq.0, mss, now);
             self.stats.syncookies_sent += 1;
+            let opts = l.conn_opts;
             self.queue_synack(
                 now,
                 tuple,
@@ -681,7 +850,8 @@ impl Endpoint {
                 cookie,
                 seg.seq.0.wrapping_add(1),
                 peer,
-                true,
+                &opts,
+                TxKind::SynCookie,
             );
             return;
         }
@@ -698,7 +868,17 @@ impl Endpoint {
         let h = HalfOpen::new(id, lid, iss, seg.seq.0, peer, rtx_at);
         self.half_open.insert(key, h);
         self.listeners[li].syn_queue_len += 1;
-        self.queue_synack(now, tuple, key, iss, seg.seq.0.wrapping_add(1), peer, false);
+        let opts = self.listeners[li].conn_opts;
+        self.queue_synack(
+            now,
+            tuple,
+            key,
+            iss,
+            seg.seq.0.wrapping_add(1),
+            peer,
+            &opts,
+            TxKind::Normal,
+        );
         self.timers.push(Reverse((rtx_at, TimerKey::HalfOpen(key))));
     }
 
@@ -711,9 +891,10 @@ impl Endpoint {
         iss: u32,
         ack: u32,
         peer: PeerSyn,
-        cookie: bool,
+        opts: &ConnOptions,
+        kind: TxKind,
     ) {
-        let synack = self.synack(now, tuple, &key, iss, ack, peer, cookie);
+        let synack = self.synack(now, tuple, &key, iss, ack, peer, opts, kind);
         self.ctl.push_back(synack);
     }
 
@@ -728,14 +909,17 @@ impl Endpoint {
         iss: u32,
         ack: u32,
         peer: PeerSyn,
-        cookie: bool,
+        opts: &ConnOptions,
+        kind: TxKind,
     ) -> CtlSegment {
         let cfg = &self.config;
+        let cookie = kind == TxKind::SynCookie;
         let mut options = TcpOptions {
-            mss: Some(our_mss(cfg, &tuple)),
+            mss: Some(our_mss(cfg, opts, &tuple)),
             ..TcpOptions::default()
         };
-        let wscale = (cfg.window_scaling && peer.wscale.is_some()).then(|| our_wscale(cfg));
+        let wscale =
+            (cfg.window_scaling && peer.wscale.is_some()).then(|| our_wscale(opts.recv_buffer));
         options.window_scale = wscale;
         options.sack_permitted = cfg.sack && peer.sack;
         if let (true, Some(tsval)) = (cfg.timestamps, peer.tsval) {
@@ -753,17 +937,18 @@ impl Endpoint {
             seq: SeqNum(iss),
             ack: SeqNum(ack),
             flags: Flags::SYN | Flags::ACK,
-            window: cfg.recv_buffer.min(65535) as u16,
+            window: opts.recv_buffer.min(65535) as u16,
             options,
+            kind,
         }
     }
 
     /// A new passively opened connection: LISTEN → SYN_RECEIVED (RFC 4022 tcpPassiveOpens).
-    fn new_passive(&mut self, tuple: FourTuple, cause: Cause) -> ConnId {
-        let id = ConnId(self.alloc_id());
+    fn new_passive(&mut self, tuple: FourTuple, cause: Cause) -> ConnHandle {
+        let id = ConnHandle(self.alloc_id());
         self.stats.passive_opens += 1;
         self.events.push_back(Event::StateChanged {
-            conn: id,
+            socket: SocketHandle::Conn(id),
             tuple,
             from: State::Listen,
             to: State::SynReceived,
@@ -838,6 +1023,7 @@ impl Endpoint {
             ts_offset,
             now,
             &self.config,
+            self.listeners[li].conn_opts,
         );
         let (mut ctx, conns) = self.ctx(now);
         tcb.on_segment(seg, &mut ctx);
@@ -850,6 +1036,7 @@ impl Endpoint {
                     flags: Flags::ACK,
                     window: tcb.window_field(),
                     options: TcpOptions::default(),
+                    kind: TxKind::Normal,
                 });
             }
             return false;
@@ -936,7 +1123,7 @@ impl Endpoint {
         }
         self.stats.attempt_fails += 1;
         self.events.push_back(Event::StateChanged {
-            conn: h.id,
+            socket: SocketHandle::Conn(h.id),
             tuple: key.expand(),
             from: State::SynReceived,
             to,
@@ -959,6 +1146,7 @@ impl Endpoint {
             flags: Flags::ACK,
             window: rec.window,
             options,
+            kind: TxKind::Normal,
         }
     }
 
@@ -997,7 +1185,9 @@ impl Endpoint {
                 return Some(SeqNum(rec.snd_nxt.wrapping_add(65537)));
             }
             self.stats.challenge_acks += 1;
-            self.ctl.push_back(self.time_wait_ack(now, &key, &rec));
+            let mut ack = self.time_wait_ack(now, &key, &rec);
+            ack.kind = TxKind::ChallengeAck;
+            self.ctl.push_back(ack);
             return None;
         }
         if let (Some(recent), Some(ts)) = (rec.ts_recent(), seg_ts) {
@@ -1029,7 +1219,7 @@ impl Endpoint {
 
     fn tw_closed(&mut self, rec: TimeWaitRecord, tuple: FourTuple, cause: Cause) {
         self.events.push_back(Event::StateChanged {
-            conn: rec.id(),
+            socket: SocketHandle::Conn(rec.id()),
             tuple,
             from: State::TimeWait,
             to: State::Closed,
@@ -1042,7 +1232,7 @@ impl Endpoint {
 
     /// Bookkeeping after a TCB handled anything: TIME_WAIT conversion, removal of closed
     /// connections, timer and transmit scheduling.
-    fn after_tcb(&mut self, id: ConnId) {
+    fn after_tcb(&mut self, id: ConnHandle) {
         let Some(t) = self.conns.get_mut(&id) else {
             return;
         };
@@ -1095,7 +1285,7 @@ impl Endpoint {
                 // queued one that is reset stays queued: accept returns it, recv reports it.
                 let keep = match t.owner {
                     Owner::App => true,
-                    Owner::AcceptQueue(_) => t.state != State::Listen,
+                    Owner::AcceptQueue => t.state != State::Listen,
                     Owner::Orphan => false,
                 };
                 if !keep {
@@ -1130,7 +1320,7 @@ impl Endpoint {
                 options: c.options,
                 payload: &[],
             };
-            return emit(&c.tuple, &repr, buf);
+            return emit(&c.tuple, &repr, c.kind, buf);
         }
         while let Some(&id) = self.tx_queue.front() {
             let Some(t) = self.conns.get_mut(&id) else {
@@ -1139,7 +1329,7 @@ impl Endpoint {
             };
             let tuple = t.tuple;
             let sent = match t.next_segment(now, &self.config, &mut self.stats, &mut self.scratch) {
-                Some(repr) => emit(&tuple, &repr, buf),
+                Some((repr, kind)) => emit(&tuple, &repr, kind, buf),
                 None => None,
             };
             // Sending (or deciding not to) can arm timers: retransmission, persist.
@@ -1223,7 +1413,24 @@ impl Endpoint {
     /// A half-open entry's SYN-ACK again (lost, or the peer's SYN was retransmitted).
     fn resend_synack(&mut self, now: Instant, key: CompactTuple, h: &HalfOpen) {
         let (iss, ack, peer) = (h.iss, h.irs.wrapping_add(1), h.peer());
-        self.queue_synack(now, key.expand(), key, iss, ack, peer, false);
+        let Some(opts) = self
+            .listeners
+            .iter()
+            .find(|l| l.id == h.listener)
+            .map(|l| l.conn_opts)
+        else {
+            return;
+        };
+        self.queue_synack(
+            now,
+            key.expand(),
+            key,
+            iss,
+            ack,
+            peer,
+            &opts,
+            TxKind::Retransmission,
+        );
         self.stats.retrans_segs += 1;
     }
 
@@ -1245,7 +1452,12 @@ fn schedule(timers: &mut BinaryHeap<Reverse<(Instant, TimerKey)>>, t: &mut Tcb) 
 
 /// Writes the datagram at the start of `buf`, growing it only when too short: re-zeroing a
 /// whole datagram per packet showed up in profiles, and the caller reads `buf[..len]` anyway.
-fn emit(tuple: &FourTuple, repr: &TcpRepr<'_>, buf: &mut Vec<u8>) -> Option<Transmit> {
+fn emit(
+    tuple: &FourTuple,
+    repr: &TcpRepr<'_>,
+    kind: TxKind,
+    buf: &mut Vec<u8>,
+) -> Option<Transmit> {
     let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
     // Our own segments always fit: a failure here is a bug, not bad input.
     let n = wire::datagram_len(src, dst, repr).expect("sizing our own segment");
@@ -1254,11 +1466,21 @@ fn emit(tuple: &FourTuple, repr: &TcpRepr<'_>, buf: &mut Vec<u8>) -> Option<Tran
     }
     let len =
         wire::emit_ip_tcp_into(src, dst, repr, &mut buf[..n]).expect("emitting our own segment");
-    Some(Transmit { src, dst, len })
+    Some(Transmit {
+        src,
+        dst,
+        len,
+        kind,
+    })
 }
 
 /// Addresses no connection may use. IPv4-mapped IPv6 addresses never appear on the wire
 /// (RFC 4038 §4.2) and would alias the IPv4 connection of the same address in our tables.
+/// A listener may bind the unspecified address, never a broadcast or multicast one.
+fn is_non_unicast_bind(ip: IpAddr) -> bool {
+    !ip.is_unspecified() && is_non_unicast(ip)
+}
+
 fn is_non_unicast(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified(),
@@ -1266,7 +1488,7 @@ fn is_non_unicast(ip: IpAddr) -> bool {
     }
 }
 
-fn bare_info(id: ConnId, tuple: FourTuple, state: State, now: Instant) -> ConnInfo {
+fn bare_info(id: ConnHandle, tuple: FourTuple, state: State, now: Instant) -> ConnInfo {
     ConnInfo {
         id,
         tuple,

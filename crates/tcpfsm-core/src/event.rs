@@ -1,11 +1,12 @@
 //! What the endpoint tells its driver: state changes and application-facing readiness.
 
-use crate::{ConnId, FourTuple, ListenerId};
+use crate::{ConnHandle, FourTuple, ListenerHandle, SocketHandle};
 use std::fmt;
 use tcpfsm_states::State;
 
 /// Why a connection changed state. Each names the RFC 9293 §3.10 event that caused it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Cause {
     /// OPEN call, active (connect): CLOSED → SYN_SENT.
     ActiveOpen,
@@ -93,6 +94,7 @@ impl fmt::Display for Cause {
 
 /// How a connection ended, as the application sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// Both FINs exchanged and acknowledged.
     Graceful,
@@ -124,22 +126,32 @@ impl fmt::Display for CloseReason {
     }
 }
 
+/// What the endpoint tells its driver. Readiness events are edge-triggered: `Readable` when
+/// something becomes readable that was not (data after none, end of stream, an error),
+/// `Writable` when a send that took less than offered may now take more.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
-    /// Every state change of every connection (and listener), with its cause.
+    /// Every state change of every connection and listener, with its cause.
     StateChanged {
-        conn: ConnId,
+        socket: SocketHandle,
         tuple: FourTuple,
         from: State,
         to: State,
         cause: Cause,
     },
     /// A connection finished its handshake and waits in the listener's accept queue.
-    Acceptable { listener: ListenerId, conn: ConnId },
-    /// Data, end-of-stream or an error can be read.
-    Readable { conn: ConnId },
-    /// Send buffer space opened up.
-    Writable { conn: ConnId },
+    Acceptable {
+        listener: ListenerHandle,
+        conn: ConnHandle,
+    },
+    /// Data, end of stream or an error can be read, where nothing could before.
+    Readable { conn: ConnHandle },
+    /// Send buffer space opened up after a send was cut short.
+    Writable { conn: ConnHandle },
     /// The connection is gone for the application (it may still linger in TIME_WAIT).
-    Closed { conn: ConnId, reason: CloseReason },
+    Closed {
+        conn: ConnHandle,
+        reason: CloseReason,
+    },
 }

@@ -27,11 +27,14 @@ mod secrets;
 mod syncookie;
 mod tcb;
 mod time_wait;
+mod timers;
 mod tuple;
 
-pub use config::{Config, CongestionAlgorithm, SynCookies, TwReuse};
-pub use endpoint::{ConnInfo, Endpoint, ListenOptions, Transmit};
-pub use error::Error;
+pub use config::{Config, ConfigError, CongestionAlgorithm, ConnOptions, SynCookies, TwReuse};
+pub use endpoint::{ConnInfo, Endpoint, ListenOptions, OptionsError, Transmit, TxKind};
+pub use error::{
+    ConnError, ConnectError, InvalidHandle, ListenError, RecvError, SendError, ShutdownError,
+};
 pub use event::{Cause, CloseReason, Event};
 pub use stats::Stats;
 pub use tcpfsm_states::{Census, Phase, State};
@@ -40,23 +43,66 @@ pub use time::{Duration, Instant};
 use std::fmt;
 use std::net::SocketAddr;
 
-/// A connection handle. Never reused within one endpoint.
+/// An opaque connection handle, as quinn-proto's `ConnectionHandle`: never reused within one
+/// endpoint, so a stale handle can only name a connection that is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub struct ConnHandle(pub(crate) u64);
 
-/// A listener handle.
+/// An opaque listener handle. Listeners and connections draw from one counter, so the two kinds
+/// of handle never print alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenerId(pub u64);
+pub struct ListenerHandle(pub(crate) u64);
 
-impl fmt::Display for ConnId {
+/// What a state change happened to: a connection (from its first SYN to CLOSED, TIME_WAIT
+/// included) or a listener (CLOSED → LISTEN → CLOSED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SocketHandle {
+    Conn(ConnHandle),
+    Listener(ListenerHandle),
+}
+
+impl ConnHandle {
+    /// The handle's number, for logs and traces; handles cannot be made from numbers.
+    pub const fn id(self) -> u64 {
+        self.0
+    }
+}
+
+impl ListenerHandle {
+    /// The handle's number, for logs and traces; handles cannot be made from numbers.
+    pub const fn id(self) -> u64 {
+        self.0
+    }
+}
+
+impl SocketHandle {
+    /// The handle's number, for logs and traces (connections and listeners never share one).
+    pub const fn id(self) -> u64 {
+        match self {
+            SocketHandle::Conn(c) => c.0,
+            SocketHandle::Listener(l) => l.0,
+        }
+    }
+}
+
+impl fmt::Display for ConnHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "conn#{}", self.0)
     }
 }
 
-impl fmt::Display for ListenerId {
+impl fmt::Display for ListenerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "listener#{}", self.0)
+    }
+}
+
+impl fmt::Display for SocketHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketHandle::Conn(c) => c.fmt(f),
+            SocketHandle::Listener(l) => l.fmt(f),
+        }
     }
 }
 

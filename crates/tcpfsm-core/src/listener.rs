@@ -2,20 +2,22 @@
 
 use crate::tcb::PeerSyn;
 use crate::time::Instant;
-use crate::{ConnId, ListenerId};
+use crate::{ConnHandle, ListenerHandle};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 #[derive(Debug)]
 pub(crate) struct Listener {
-    pub(crate) id: ListenerId,
+    pub(crate) id: ListenerHandle,
     pub(crate) local: SocketAddr,
     /// Accept queue limit (`listen(2)` backlog, capped by somaxconn).
     pub(crate) backlog: u32,
     /// SYN queue limit: min(backlog, tcp_max_syn_backlog).
     pub(crate) syn_backlog: u32,
     pub(crate) syn_queue_len: u32,
-    pub(crate) accept_queue: VecDeque<ConnId>,
+    pub(crate) accept_queue: VecDeque<ConnHandle>,
+    /// Options of the connections it accepts.
+    pub(crate) conn_opts: crate::ConnOptions,
 }
 
 impl Listener {
@@ -40,8 +42,8 @@ impl Listener {
 /// Linux's request sock is 312.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HalfOpen {
-    pub(crate) id: ConnId,
-    pub(crate) listener: ListenerId,
+    pub(crate) id: ConnHandle,
+    pub(crate) listener: ListenerHandle,
     /// When the SYN-ACK is next retransmitted.
     pub(crate) rtx_at: Instant,
     pub(crate) iss: u32,
@@ -60,8 +62,8 @@ const MSS: u8 = 4;
 
 impl HalfOpen {
     pub(crate) fn new(
-        id: ConnId,
-        listener: ListenerId,
+        id: ConnHandle,
+        listener: ListenerHandle,
         iss: u32,
         irs: u32,
         peer: PeerSyn,

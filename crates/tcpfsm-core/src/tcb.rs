@@ -7,8 +7,11 @@
 use crate::congestion::{CongestionControl, NewReno};
 use crate::rtt::RttEstimator;
 use crate::time::{Duration, Instant};
+use crate::timers::{Timer, Timers};
+use crate::TxKind;
 use crate::{
-    Cause, CloseReason, Config, ConnId, Error, Event, FourTuple, ListenerId, State, Stats,
+    Cause, CloseReason, Config, ConnError, ConnHandle, ConnOptions, Event, FourTuple,
+    ListenerHandle, RecvError, SendError, ShutdownError, State, Stats,
 };
 use std::collections::VecDeque;
 use tcpfsm_wire::{Flags, SackBlock, SeqNum, TcpOptions, TcpRepr, Timestamps};
@@ -23,6 +26,7 @@ pub(crate) struct CtlSegment {
     pub(crate) flags: Flags,
     pub(crate) window: u16,
     pub(crate) options: TcpOptions,
+    pub(crate) kind: TxKind,
 }
 
 impl CtlSegment {
@@ -40,6 +44,7 @@ impl CtlSegment {
                 flags: Flags::RST | Flags::ACK,
                 window: 0,
                 options: TcpOptions::default(),
+                kind: TxKind::Reset,
             }
         }
     }
@@ -52,6 +57,7 @@ impl CtlSegment {
             flags: Flags::RST,
             window: 0,
             options: TcpOptions::default(),
+            kind: TxKind::Reset,
         }
     }
 }
@@ -71,7 +77,7 @@ pub(crate) enum Owner {
     /// The application holds a handle.
     App,
     /// Established, waiting in a listener's accept queue.
-    AcceptQueue(ListenerId),
+    AcceptQueue,
     /// The application closed its handle; the connection finishes on its own.
     Orphan,
 }
@@ -110,10 +116,11 @@ impl PeerSyn {
     }
 }
 
-/// The MSS we announce: the configured one for IPv4, 20 bytes less for IPv6's larger header.
-pub(crate) fn our_mss(cfg: &Config, tuple: &FourTuple) -> u16 {
+/// The MSS we announce: the configured one for IPv4, 20 bytes less for IPv6's larger header,
+/// lowered by TCP_MAXSEG.
+pub(crate) fn our_mss(cfg: &Config, opts: &ConnOptions, tuple: &FourTuple) -> u16 {
     // Clamped so that even an unvalidated configuration can carry data after options.
-    let mss = cfg.mss.max(88);
+    let mss = opts.mss.map_or(cfg.mss, |m| m.min(cfg.mss)).max(88);
     if tuple.local.is_ipv6() {
         mss.saturating_sub(20)
     } else {
@@ -131,22 +138,22 @@ pub(crate) fn default_peer_mss(tuple: &FourTuple) -> u16 {
 }
 
 /// The receive window scale we offer: the smallest shift that lets the buffer be advertised.
-pub(crate) fn our_wscale(cfg: &Config) -> u8 {
+pub(crate) fn our_wscale(recv_buffer: usize) -> u8 {
     let mut s = 0u8;
-    while (cfg.recv_buffer >> s) > 65535 && s < 14 {
+    while (recv_buffer >> s) > 65535 && s < 14 {
         s += 1;
     }
     s
 }
 
 pub(crate) struct Tcb {
-    pub(crate) id: ConnId,
+    pub(crate) id: ConnHandle,
     pub(crate) tuple: FourTuple,
     pub(crate) state: State,
     pub(crate) since: Instant,
     pub(crate) owner: Owner,
     /// The listener this connection came from (passive open), for RFC 9293's "return to LISTEN".
-    pub(crate) listener: Option<ListenerId>,
+    pub(crate) listener: Option<ListenerHandle>,
     // Send sequence space (RFC 9293 §3.3.1).
     pub(crate) iss: SeqNum,
     pub(crate) snd_una: SeqNum,
@@ -167,9 +174,7 @@ pub(crate) struct Tcb {
     /// Right edge of the window we last advertised (never moved left: RFC 9293 §3.8.6.2.2).
     rcv_adv: SeqNum,
     send_buf: VecDeque<u8>,
-    send_cap: usize,
     recv_buf: VecDeque<u8>,
-    recv_cap: usize,
     /// Out-of-order segments, sorted and disjoint.
     ooo: Vec<(SeqNum, Vec<u8>)>,
     /// Sequence number of our FIN, once the write side is shut.
@@ -182,16 +187,14 @@ pub(crate) struct Tcb {
     rtt: RttEstimator,
     /// Karn's algorithm: time one unretransmitted segment when timestamps are off.
     rtt_probe: Option<(SeqNum, Instant)>,
-    rtx_deadline: Option<Instant>,
+    timers: Timers,
     pub(crate) retries: u32,
     pub(crate) retrans_total: u32,
-    delack_deadline: Option<Instant>,
     ack_now: bool,
+    /// Why the pending pure ACK goes out, for [`crate::Transmit::kind`].
+    ack_kind: TxKind,
     unacked_segs: u8,
-    persist_deadline: Option<Instant>,
     persist_probe: bool,
-    fw2_deadline: Option<Instant>,
-    keepalive_deadline: Option<Instant>,
     keepalive_sent: u8,
     keepalive_probe: bool,
     cc: Box<dyn CongestionControl>,
@@ -207,8 +210,8 @@ pub(crate) struct Tcb {
     fast_rtx: bool,
     /// Our SYN (or SYN-ACK) needs to go out.
     syn_pending: bool,
-    pub(crate) error: Option<Error>,
-    nodelay: bool,
+    pub(crate) error: Option<ConnError>,
+    pub(crate) opts: ConnOptions,
     want_writable: bool,
     /// FIN_WAIT_1 whose FIN was acknowledged by the segment being processed: held back so a FIN
     /// in the same segment goes to TIME_WAIT directly (RFC 9293 §3.10.7.4, eighth step).
@@ -220,8 +223,15 @@ pub(crate) struct Tcb {
 }
 
 impl Tcb {
-    fn blank(id: ConnId, tuple: FourTuple, iss: SeqNum, now: Instant, cfg: &Config) -> Tcb {
-        let mss = our_mss(cfg, &tuple);
+    fn blank(
+        id: ConnHandle,
+        tuple: FourTuple,
+        iss: SeqNum,
+        now: Instant,
+        cfg: &Config,
+        opts: ConnOptions,
+    ) -> Tcb {
+        let mss = our_mss(cfg, &opts, &tuple);
         Tcb {
             id,
             tuple,
@@ -243,9 +253,7 @@ impl Tcb {
             rcv_wscale: 0,
             rcv_adv: SeqNum(0),
             send_buf: VecDeque::new(),
-            send_cap: cfg.send_buffer.max(1),
             recv_buf: VecDeque::new(),
-            recv_cap: cfg.recv_buffer.max(mss as usize),
             ooo: Vec::new(),
             fin_seq: None,
             peer_fin: None,
@@ -254,16 +262,13 @@ impl Tcb {
             sack: false,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_probe: None,
-            rtx_deadline: None,
+            timers: Timers::default(),
             retries: 0,
             retrans_total: 0,
-            delack_deadline: None,
             ack_now: false,
+            ack_kind: TxKind::Normal,
             unacked_segs: 0,
-            persist_deadline: None,
             persist_probe: false,
-            fw2_deadline: None,
-            keepalive_deadline: None,
             keepalive_sent: 0,
             keepalive_probe: false,
             cc: Box::new(NewReno::new(cfg.initial_cwnd, mss as u32)),
@@ -274,7 +279,7 @@ impl Tcb {
             fast_rtx: false,
             syn_pending: false,
             error: None,
-            nodelay: !cfg.nagle,
+            opts,
             want_writable: false,
             fin_acked_pending: false,
             scheduled: None,
@@ -283,8 +288,14 @@ impl Tcb {
     }
 
     /// Active OPEN (RFC 9293 §3.10.1): CLOSED → SYN_SENT, SYN queued.
-    pub(crate) fn connect(id: ConnId, tuple: FourTuple, iss: SeqNum, ctx: &mut Ctx<'_>) -> Tcb {
-        let mut t = Tcb::blank(id, tuple, iss, ctx.now, ctx.cfg);
+    pub(crate) fn connect(
+        id: ConnHandle,
+        tuple: FourTuple,
+        iss: SeqNum,
+        opts: ConnOptions,
+        ctx: &mut Ctx<'_>,
+    ) -> Tcb {
+        let mut t = Tcb::blank(id, tuple, iss, ctx.now, ctx.cfg, opts);
         t.syn_pending = true;
         t.set_state(State::SynSent, Cause::ActiveOpen, ctx);
         t
@@ -293,27 +304,28 @@ impl Tcb {
     /// A passive connection whose SYN-ACK the half-open entry already sent.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_half_open(
-        id: ConnId,
+        id: ConnHandle,
         tuple: FourTuple,
-        listener: ListenerId,
+        listener: ListenerHandle,
         iss: SeqNum,
         irs: SeqNum,
         peer: PeerSyn,
         ts_offset: u32,
         now: Instant,
         cfg: &Config,
+        opts: ConnOptions,
     ) -> Tcb {
-        let mut t = Tcb::blank(id, tuple, iss, now, cfg);
+        let mut t = Tcb::blank(id, tuple, iss, now, cfg, opts);
         t.state = State::SynReceived;
         t.listener = Some(listener);
-        t.owner = Owner::AcceptQueue(listener);
+        t.owner = Owner::AcceptQueue;
         t.irs = irs;
         t.rcv_nxt = irs.wrapping_add(1);
         t.snd_nxt = iss.wrapping_add(1);
         t.snd_cur = t.snd_nxt;
         t.negotiate(peer, ts_offset, cfg);
         t.rcv_adv = t.rcv_nxt.wrapping_add(t.rcv_space());
-        t.rtx_deadline = Some(now + t.rtt.rto());
+        t.timers.set(Timer::Rtx, now + t.rtt.rto());
         t
     }
 
@@ -326,12 +338,12 @@ impl Tcb {
             536
         };
         let peer_mss = peer.mss.unwrap_or(default_mss).max(64);
-        self.mss = our_mss(cfg, &self.tuple).min(peer_mss);
+        self.mss = our_mss(cfg, &self.opts, &self.tuple).min(peer_mss);
         match peer.wscale {
             Some(ws) if cfg.window_scaling => {
                 // RFC 7323 §2.3: a shift above 14 is treated as 14.
                 self.snd_wscale = ws.min(14);
-                self.rcv_wscale = our_wscale(cfg);
+                self.rcv_wscale = our_wscale(self.recv_cap());
             }
             _ => {
                 self.snd_wscale = 0;
@@ -355,11 +367,20 @@ impl Tcb {
 
     // ----- derived quantities -----
 
+    fn send_cap(&self) -> usize {
+        self.opts.send_buffer.max(1)
+    }
+
+    /// The receive buffer holds at least one segment, whatever SO_RCVBUF says.
+    fn recv_cap(&self) -> usize {
+        self.opts.recv_buffer.max(self.mss as usize)
+    }
+
     /// Free receive buffer space, i.e. the window we can offer. Out-of-order bytes count as
     /// used, so the window never promises more than the buffer can hold.
     fn rcv_space(&self) -> u32 {
         (self
-            .recv_cap
+            .recv_cap()
             .saturating_sub(self.recv_buf.len() + self.ooo_bytes())) as u32
     }
 
@@ -371,7 +392,7 @@ impl Tcb {
     pub(crate) fn rcv_wnd(&self) -> u32 {
         let space = self.rcv_space();
         // What was promised stays promised, but never more than the buffer can ever hold.
-        let adv = (self.rcv_adv.diff(self.rcv_nxt).max(0) as u32).min(self.recv_cap as u32);
+        let adv = (self.rcv_adv.diff(self.rcv_nxt).max(0) as u32).min(self.recv_cap() as u32);
         space.max(adv)
     }
 
@@ -426,21 +447,12 @@ impl Tcb {
     }
 
     pub(crate) fn ack_pending(&self) -> bool {
-        self.ack_now || self.delack_deadline.is_some()
+        self.ack_now || self.timers.armed(Timer::DelAck)
     }
 
     /// The earliest of this TCB's timers.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.rtx_deadline,
-            self.delack_deadline,
-            self.persist_deadline,
-            self.fw2_deadline,
-            self.keepalive_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers.next()
     }
 
     // ----- state changes -----
@@ -471,7 +483,7 @@ impl Tcb {
         self.state = to;
         self.since = ctx.now;
         ctx.events.push_back(Event::StateChanged {
-            conn: self.id,
+            socket: crate::SocketHandle::Conn(self.id),
             tuple: self.tuple,
             from,
             to,
@@ -518,18 +530,15 @@ impl Tcb {
     /// time; any segment from the peer starts the wait again.
     fn restart_keepalive(&mut self, ctx: &Ctx<'_>) {
         self.keepalive_sent = 0;
-        self.keepalive_deadline = match (ctx.cfg.keepalive, self.state) {
+        let at = match (self.opts.keepalive, self.state) {
             (Some(idle), State::Established | State::CloseWait) => Some(ctx.now + idle),
             _ => None,
         };
+        self.timers.put(Timer::KeepAlive, at);
     }
 
     fn stop_timers(&mut self) {
-        self.rtx_deadline = None;
-        self.delack_deadline = None;
-        self.persist_deadline = None;
-        self.fw2_deadline = None;
-        self.keepalive_deadline = None;
+        self.timers.clear_all();
         // `ack_now` survives: the ACK of the FIN that moved us to TIME_WAIT must still go out.
         self.syn_pending = false;
     }
@@ -545,20 +554,10 @@ impl Tcb {
 
     // ----- user calls (RFC 9293 §3.10.2–3.10.5) -----
 
-    pub(crate) fn send(&mut self, data: &[u8]) -> Result<usize, Error> {
-        if self.fin_seq.is_some() {
-            return Err(Error::BrokenPipe);
-        }
-        match self.state {
-            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
-            State::Closed => return Err(self.error.unwrap_or(Error::BrokenPipe)),
-            _ => return Err(Error::BrokenPipe),
-        }
-        let room = self.send_cap.saturating_sub(self.send_buf.len());
-        if room == 0 {
-            self.want_writable = true;
-            return Err(Error::WouldBlock);
-        }
+    /// Queues what fits of `data`; 0 when the buffer is full (a `Writable` event follows).
+    pub(crate) fn send(&mut self, data: &[u8]) -> Result<usize, SendError> {
+        self.check_send()?;
+        let room = self.send_cap().saturating_sub(self.send_buf.len());
         let n = room.min(data.len());
         self.send_buf.extend(&data[..n]);
         if n < data.len() {
@@ -567,45 +566,134 @@ impl Tcb {
         Ok(n)
     }
 
-    pub(crate) fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        if !self.recv_buf.is_empty() {
-            let n = buf.len().min(self.recv_buf.len());
-            let (a, b) = self.recv_buf.as_slices();
-            let from_a = n.min(a.len());
-            buf[..from_a].copy_from_slice(&a[..from_a]);
-            buf[from_a..n].copy_from_slice(&b[..n - from_a]);
-            self.recv_buf.drain(..n);
-            // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): announce the reopened window only
-            // once its right edge can move by min(buffer/2, MSS).
-            let threshold = (self.recv_cap as u32 / 2).min(self.mss as u32);
-            let could = self.rcv_nxt.wrapping_add(self.rcv_space());
-            if self.state.is_synchronized() && could.diff(self.rcv_adv) >= threshold as i32 {
-                self.ack_now = true;
-            }
-            return Ok(n);
-        }
-        if self.peer_fin_consumed() {
-            return Ok(0);
-        }
-        if let Some(e) = self.error {
-            return Err(e);
+    fn check_send(&self) -> Result<(), SendError> {
+        if self.fin_seq.is_some() {
+            return Err(SendError::BrokenPipe);
         }
         match self.state {
-            State::Closed => Ok(0),
-            _ => Err(Error::WouldBlock),
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => Ok(()),
+            State::Closed => Err(self.error.map_or(SendError::BrokenPipe, SendError::Conn)),
+            _ => Err(SendError::BrokenPipe),
+        }
+    }
+
+    /// Zero-copy send: `fill` writes into the free part of the send buffer (one contiguous
+    /// slice, at most `max` bytes) and returns how many bytes it wrote.
+    pub(crate) fn send_with(
+        &mut self,
+        max: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, SendError> {
+        self.check_send()?;
+        let room = self.send_cap().saturating_sub(self.send_buf.len()).min(max);
+        if room == 0 {
+            self.want_writable = true;
+            return Ok(0);
+        }
+        let old = self.send_buf.len();
+        self.send_buf.resize(old + room, 0);
+        let (a, b) = self.send_buf.as_mut_slices();
+        // The new bytes are the tail of the ring: contiguous in `b`, or in `a` when `b` is empty.
+        let tail = if b.is_empty() {
+            let l = a.len();
+            &mut a[l - room..]
+        } else if b.len() >= room {
+            let l = b.len();
+            &mut b[l - room..]
+        } else {
+            self.send_buf.make_contiguous();
+            let l = self.send_buf.len();
+            &mut self.send_buf.as_mut_slices().0[l - room..]
+        };
+        let n = fill(tail).min(room);
+        self.send_buf.truncate(old + n);
+        if n == room && room < max {
+            self.want_writable = true;
+        }
+        Ok(n)
+    }
+
+    /// Copies received data out; `Some(0)` is end of stream, `None` nothing yet.
+    pub(crate) fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        if self.recv_buf.is_empty() || buf.is_empty() {
+            return self.recv_status();
+        }
+        let n = buf.len().min(self.recv_buf.len());
+        let (a, b) = self.recv_buf.as_slices();
+        let from_a = n.min(a.len());
+        buf[..from_a].copy_from_slice(&a[..from_a]);
+        buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+        self.consume(n);
+        Ok(Some(n))
+    }
+
+    /// Zero-copy receive: `take` sees the next contiguous chunk of received data and returns
+    /// how many bytes it consumed.
+    pub(crate) fn recv_with(
+        &mut self,
+        take: impl FnOnce(&[u8]) -> usize,
+    ) -> Result<Option<usize>, RecvError> {
+        if self.recv_buf.is_empty() {
+            return self.recv_status();
+        }
+        let (a, _) = self.recv_buf.as_slices();
+        let n = take(a).min(a.len());
+        self.consume(n);
+        Ok(Some(n))
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.recv_buf.drain(..n);
+        // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): announce the reopened window only
+        // once its right edge can move by min(buffer/2, MSS).
+        let threshold = (self.recv_cap() as u32 / 2).min(self.mss as u32);
+        let could = self.rcv_nxt.wrapping_add(self.rcv_space());
+        if self.state.is_synchronized() && could.diff(self.rcv_adv) >= threshold as i32 {
+            self.ack_now = true;
+            self.ack_kind = TxKind::WindowUpdate;
+        }
+    }
+
+    /// Copies received data without consuming it (MSG_PEEK).
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> Result<Option<usize>, RecvError> {
+        if !self.recv_buf.is_empty() {
+            let n = buf.len().min(self.recv_buf.len());
+            for (d, s) in buf[..n].iter_mut().zip(self.recv_buf.iter()) {
+                *d = *s;
+            }
+            return Ok(Some(n));
+        }
+        self.recv_status()
+    }
+
+    /// What a read of an empty receive buffer returns.
+    fn recv_status(&self) -> Result<Option<usize>, RecvError> {
+        if self.peer_fin_consumed() {
+            return Ok(Some(0));
+        }
+        if let Some(e) = self.error {
+            return Err(RecvError::Conn(e));
+        }
+        match self.state {
+            State::Closed => Ok(Some(0)),
+            _ => Ok(None),
         }
     }
 
     /// shutdown(SHUT_WR): queue a FIN after the data (RFC 9293 §3.10.4, half-close).
-    pub(crate) fn shutdown_write(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    pub(crate) fn shutdown_write(&mut self, ctx: &mut Ctx<'_>) -> Result<(), ShutdownError> {
         if self.fin_seq.is_some() {
             return Ok(());
         }
         let next = match self.state {
             State::SynReceived | State::Established => State::FinWait1,
             State::CloseWait => State::LastAck,
-            State::SynSent => return Err(Error::InvalidState),
-            State::Closed => return Err(self.error.unwrap_or(Error::InvalidState)),
+            State::SynSent => return Err(ShutdownError::NotConnected),
+            State::Closed => {
+                return Err(self
+                    .error
+                    .map_or(ShutdownError::NotConnected, ShutdownError::Conn))
+            }
             _ => return Ok(()),
         };
         self.queue_fin();
@@ -655,13 +743,16 @@ impl Tcb {
         }
     }
 
-    pub(crate) fn set_nodelay(&mut self, nodelay: bool) {
-        self.nodelay = nodelay;
+    /// setsockopt: buffers shrink no lower than what they hold; keep-alive restarts its wait.
+    pub(crate) fn set_options(&mut self, opts: ConnOptions, ctx: &mut Ctx<'_>) {
+        self.opts = opts;
+        self.restart_keepalive(ctx);
     }
 
     fn arm_fin_wait2(&mut self, ctx: &mut Ctx<'_>) {
         if self.owner == Owner::Orphan && self.state == State::FinWait2 {
-            self.fw2_deadline = Some(ctx.now + ctx.cfg.fin_timeout);
+            self.timers
+                .set(Timer::FinWait2, ctx.now + ctx.cfg.fin_timeout);
         }
     }
 
@@ -689,7 +780,7 @@ impl Tcb {
         // SYN-SENT: the ACK check above already vouched for it).
         if f.contains(Flags::RST) {
             if f.contains(Flags::ACK) {
-                self.error = Some(Error::ConnectionRefused);
+                self.error = Some(ConnError::Refused);
                 self.set_state(State::Closed, Cause::ResetReceived, ctx);
             }
             return;
@@ -714,7 +805,7 @@ impl Tcb {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
             self.take_rtt_sample(seg, ctx.now);
-            self.rtx_deadline = None;
+            self.timers.clear(Timer::Rtx);
             self.retries = 0;
             self.rtt.reset_backoff();
             self.syn_pending = false;
@@ -747,7 +838,7 @@ impl Tcb {
 
     fn on_segment_synchronized(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         let f = seg.flags;
-        if self.keepalive_deadline.is_some() {
+        if self.timers.armed(Timer::KeepAlive) {
             self.restart_keepalive(ctx);
         }
         // A retransmitted SYN in SYN_RECEIVED: our SYN-ACK was lost, send it again.
@@ -784,6 +875,7 @@ impl Tcb {
             if seg.seq != self.rcv_nxt {
                 ctx.stats.challenge_acks += 1;
                 self.ack_now = true;
+                self.ack_kind = TxKind::ChallengeAck;
                 return;
             }
             self.on_reset(ctx);
@@ -793,6 +885,7 @@ impl Tcb {
         if f.contains(Flags::SYN) {
             ctx.stats.challenge_acks += 1;
             self.ack_now = true;
+            self.ack_kind = TxKind::ChallengeAck;
             return;
         }
         // Fifth: the ACK field.
@@ -836,11 +929,11 @@ impl Tcb {
                 self.set_state(State::Listen, Cause::ResetReceived, ctx);
             }
             State::SynReceived => {
-                self.error = Some(Error::ConnectionRefused);
+                self.error = Some(ConnError::Refused);
                 self.set_state(State::Closed, Cause::ResetReceived, ctx);
             }
             _ => {
-                self.error = Some(Error::ConnectionReset);
+                self.error = Some(ConnError::Reset);
                 // RFC 9293 §3.10.7.4: queued data is flushed on reset.
                 self.recv_buf.clear();
                 self.set_state(State::Closed, Cause::ResetReceived, ctx);
@@ -863,6 +956,7 @@ impl Tcb {
             // Older than anything in the window: RFC 5961 §5.2 says ACK and drop.
             ctx.stats.challenge_acks += 1;
             self.ack_now = true;
+            self.ack_kind = TxKind::ChallengeAck;
             return false;
         }
         let window = (seg.window as u32) << self.snd_wscale;
@@ -894,7 +988,7 @@ impl Tcb {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = ack;
             if self.snd_wnd > 0 {
-                self.persist_deadline = None;
+                self.timers.clear(Timer::Persist);
                 if was_zero {
                     self.rtt.reset_backoff();
                 }
@@ -959,11 +1053,12 @@ impl Tcb {
             None => self.cc.on_ack(drained as u32, mss),
         }
         // RFC 6298 §5.2–5.3.
-        self.rtx_deadline = if self.snd_una == self.snd_nxt {
+        let rtx = if self.snd_una == self.snd_nxt {
             None
         } else {
             Some(ctx.now + self.rtt.rto())
         };
+        self.timers.put(Timer::Rtx, rtx);
         if self.want_writable && drained > 0 && self.state != State::Closed {
             self.want_writable = false;
             ctx.events.push_back(Event::Writable { conn: self.id });
@@ -1064,8 +1159,8 @@ impl Tcb {
             self.unacked_segs = self.unacked_segs.saturating_add(1);
             match ctx.cfg.delayed_ack {
                 Some(d) if !filling_hole && self.unacked_segs < 2 => {
-                    if self.delack_deadline.is_none() {
-                        self.delack_deadline = Some(ctx.now + d);
+                    if !self.timers.armed(Timer::DelAck) {
+                        self.timers.set(Timer::DelAck, ctx.now + d);
                     }
                 }
                 _ => self.ack_now = true,
@@ -1131,7 +1226,7 @@ impl Tcb {
         }
         self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
         self.ack_now = true;
-        self.delack_deadline = None;
+        self.timers.clear(Timer::DelAck);
         ctx.events.push_back(Event::Readable { conn: self.id });
         match self.state {
             State::SynReceived | State::Established => {
@@ -1151,27 +1246,27 @@ impl Tcb {
 
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
-        if self.fw2_deadline.is_some_and(|d| d <= now) {
-            self.fw2_deadline = None;
+        if self.timers.expired(Timer::FinWait2, now) {
+            self.timers.clear(Timer::FinWait2);
             ctx.stats.fin_wait2_timeouts += 1;
             self.set_state(State::Closed, Cause::FinWait2Timeout, ctx);
             return;
         }
-        if self.delack_deadline.is_some_and(|d| d <= now) {
-            self.delack_deadline = None;
+        if self.timers.expired(Timer::DelAck, now) {
+            self.timers.clear(Timer::DelAck);
             self.ack_now = true;
             ctx.stats.delayed_acks += 1;
         }
-        if self.persist_deadline.is_some_and(|d| d <= now) {
+        if self.timers.expired(Timer::Persist, now) {
             // RFC 9293 §3.8.6.1: probe a zero window with one byte.
-            self.persist_deadline = None;
+            self.timers.clear(Timer::Persist);
             self.persist_probe = true;
             self.rtt.back_off();
         }
-        if self.rtx_deadline.is_some_and(|d| d <= now) {
+        if self.timers.expired(Timer::Rtx, now) {
             self.on_rto(ctx);
         }
-        if self.keepalive_deadline.is_some_and(|d| d <= now) {
+        if self.timers.expired(Timer::KeepAlive, now) {
             self.on_keepalive(ctx);
         }
     }
@@ -1182,14 +1277,15 @@ impl Tcb {
             self.restart_keepalive(ctx);
             return;
         }
-        if self.keepalive_sent as u32 >= ctx.cfg.keepalive_probes {
-            self.error = Some(Error::TimedOut);
+        if self.keepalive_sent as u32 >= self.opts.keepalive_probes {
+            self.error = Some(ConnError::TimedOut);
             self.set_state(State::Closed, Cause::KeepaliveTimeout, ctx);
             return;
         }
         self.keepalive_sent = self.keepalive_sent.saturating_add(1);
         self.keepalive_probe = true;
-        self.keepalive_deadline = Some(ctx.now + ctx.cfg.keepalive_interval);
+        self.timers
+            .set(Timer::KeepAlive, ctx.now + self.opts.keepalive_interval);
     }
 
     fn retry_limit(&self, cfg: &Config) -> u32 {
@@ -1208,13 +1304,13 @@ impl Tcb {
     }
 
     fn on_rto(&mut self, ctx: &mut Ctx<'_>) {
-        self.rtx_deadline = None;
+        self.timers.clear(Timer::Rtx);
         if self.snd_una == self.snd_nxt && !self.syn_pending {
             return;
         }
         ctx.stats.timeouts += 1;
         if self.retries >= self.retry_limit(ctx.cfg) {
-            self.error = Some(Error::TimedOut);
+            self.error = Some(ConnError::TimedOut);
             self.set_state(State::Closed, Cause::RetransmitLimit, ctx);
             return;
         }
@@ -1235,7 +1331,7 @@ impl Tcb {
         if self.snd_una == self.iss {
             self.syn_pending = true;
         }
-        self.rtx_deadline = Some(ctx.now + self.rtt.rto());
+        self.timers.set(Timer::Rtx, ctx.now + self.rtt.rto());
     }
 
     // ----- output -----
@@ -1247,29 +1343,40 @@ impl Tcb {
         cfg: &Config,
         stats: &mut Stats,
         scratch: &'b mut Vec<u8>,
-    ) -> Option<TcpRepr<'b>> {
+    ) -> Option<(TcpRepr<'b>, TxKind)> {
         match self.state {
             State::Closed | State::Listen | State::TimeWait => return None,
             State::SynSent | State::SynReceived if self.syn_pending => {
-                return Some(self.syn_segment(now, cfg, stats));
+                let rtx = self.snd_nxt != self.iss;
+                let kind = if rtx {
+                    TxKind::Retransmission
+                } else {
+                    TxKind::Normal
+                };
+                return Some((self.syn_segment(now, cfg, stats), kind));
             }
             State::SynSent => return None,
             _ => {}
         }
         if self.state != State::SynReceived {
-            if let Some((seq, off, len, fin)) = self.plan_data(now, stats) {
-                return Some(self.emit_data(seq, off, len, fin, now, stats, scratch));
+            if let Some((seq, off, len, fin, kind)) = self.plan_data(now, stats) {
+                return Some((
+                    self.emit_data(seq, off, len, fin, now, stats, scratch),
+                    kind,
+                ));
             }
         }
         if self.keepalive_probe {
             // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT-1, so the peer must answer with an ACK.
             self.keepalive_probe = false;
             let seq = self.snd_nxt - 1u32;
-            return Some(self.finish_segment(seq, Flags::ACK, &[], now, stats));
+            let repr = self.finish_segment(seq, Flags::ACK, &[], now, stats);
+            return Some((repr, TxKind::KeepAlive));
         }
         if self.ack_now {
+            let kind = std::mem::replace(&mut self.ack_kind, TxKind::Normal);
             let seq = self.snd_nxt;
-            return Some(self.finish_segment(seq, Flags::ACK, &[], now, stats));
+            return Some((self.finish_segment(seq, Flags::ACK, &[], now, stats), kind));
         }
         None
     }
@@ -1277,7 +1384,7 @@ impl Tcb {
     fn syn_segment(&mut self, now: Instant, cfg: &Config, stats: &mut Stats) -> TcpRepr<'static> {
         let is_synack = self.state == State::SynReceived;
         let mut options = TcpOptions {
-            mss: Some(our_mss(cfg, &self.tuple)),
+            mss: Some(our_mss(cfg, &self.opts, &self.tuple)),
             ..TcpOptions::default()
         };
         // A SYN offers what the configuration enables; a SYN-ACK answers only what the
@@ -1286,7 +1393,7 @@ impl Tcb {
             options.window_scale = Some(if is_synack {
                 self.rcv_wscale
             } else {
-                our_wscale(cfg)
+                our_wscale(self.recv_cap())
             });
         }
         options.sack_permitted = cfg.sack && (!is_synack || self.sack);
@@ -1310,15 +1417,15 @@ impl Tcb {
         self.syn_pending = false;
         self.snd_cur = self.iss.wrapping_add(1);
         self.snd_nxt = self.snd_cur;
-        if self.rtx_deadline.is_none() {
-            self.rtx_deadline = Some(now + self.rtt.rto());
+        if !self.timers.armed(Timer::Rtx) {
+            self.timers.set(Timer::Rtx, now + self.rtt.rto());
         }
         if !retransmit && self.ts.is_none() {
             self.rtt_probe = Some((self.iss, now));
         }
         let window = self.rcv_space().min(65535) as u16;
         self.ack_now = false;
-        self.delack_deadline = None;
+        self.timers.clear(Timer::DelAck);
         stats.out_segs += 1;
         TcpRepr {
             src_port: self.tuple.local.port(),
@@ -1339,7 +1446,11 @@ impl Tcb {
 
     /// Decides the next data and/or FIN segment and advances the send state as if it were
     /// sent: `(seq, offset into the send buffer, length, FIN)`.
-    fn plan_data(&mut self, now: Instant, stats: &mut Stats) -> Option<(SeqNum, usize, u32, bool)> {
+    fn plan_data(
+        &mut self,
+        now: Instant,
+        stats: &mut Stats,
+    ) -> Option<(SeqNum, usize, u32, bool, TxKind)> {
         let mss = self.mss as u32;
         let buf_seq = self.buf_seq();
         let data_end = buf_seq.wrapping_add(self.send_buf.len() as u32);
@@ -1354,7 +1465,7 @@ impl Tcb {
                 stats.retrans_segs += 1;
                 self.retrans_total += 1;
                 let off = seq.diff(buf_seq) as usize;
-                return Some((seq, off, len, fin));
+                return Some((seq, off, len, fin, TxKind::Retransmission));
             }
         }
         let cur = self.snd_cur.max(buf_seq);
@@ -1364,9 +1475,15 @@ impl Tcb {
         let room = window.saturating_sub(flight);
         let mut len = available.min(room).min(mss);
         let is_rtx = cur.lt(self.snd_nxt);
+        let mut kind = if is_rtx {
+            TxKind::Retransmission
+        } else {
+            TxKind::Normal
+        };
         if len == 0 && available > 0 && self.persist_probe {
             // Zero-window probe: one byte beyond the window.
             len = 1;
+            kind = TxKind::WindowProbe;
         }
         self.persist_probe = false;
         let fin_here = self
@@ -1377,7 +1494,7 @@ impl Tcb {
             && (is_rtx
                 || len == mss
                 || len == 1 && room == 0
-                || (len == available && (self.nodelay || flight == 0 || fin_here)));
+                || (len == available && (self.opts.nodelay || flight == 0 || fin_here)));
         if send_data || (len == 0 && fin_unsent && available == 0) {
             if is_rtx {
                 stats.retrans_segs += 1;
@@ -1389,17 +1506,17 @@ impl Tcb {
             if self.snd_cur.gt(self.snd_nxt) {
                 self.snd_nxt = self.snd_cur;
             }
-            if self.rtx_deadline.is_none() {
-                self.rtx_deadline = Some(now + self.rtt.rto());
+            if !self.timers.armed(Timer::Rtx) {
+                self.timers.set(Timer::Rtx, now + self.rtt.rto());
             }
             if !is_rtx && self.ts.is_none() && self.rtt_probe.is_none() {
                 self.rtt_probe = Some((cur, now));
             }
-            return Some((cur, off, len, fin));
+            return Some((cur, off, len, fin, kind));
         }
         // RFC 9293 §3.8.6.1: data waits on a zero window with nothing in flight — arm persist.
-        if available > 0 && self.snd_wnd == 0 && flight == 0 && self.persist_deadline.is_none() {
-            self.persist_deadline = Some(now + self.rtt.rto());
+        if available > 0 && self.snd_wnd == 0 && flight == 0 && !self.timers.armed(Timer::Persist) {
+            self.timers.set(Timer::Persist, now + self.rtt.rto());
         }
         None
     }
@@ -1477,7 +1594,7 @@ impl Tcb {
             }
         }
         self.ack_now = false;
-        self.delack_deadline = None;
+        self.timers.clear(Timer::DelAck);
         self.unacked_segs = 0;
         stats.out_segs += 1;
         TcpRepr {

@@ -8,7 +8,7 @@
 use crate::endpoint::{tuple_map, TupleMap};
 use crate::time::{Duration, Instant};
 use crate::tuple::CompactTuple;
-use crate::ConnId;
+use crate::ConnHandle;
 use std::collections::VecDeque;
 
 /// Expiry kept in milliseconds modulo 2^32 (49 days): TIME_WAIT lasts minutes, so a modular
@@ -34,7 +34,7 @@ pub(crate) fn ms_clock(now: Instant) -> u32 {
 
 impl TimeWaitRecord {
     pub(crate) fn new(
-        id: ConnId,
+        id: ConnHandle,
         rcv_nxt: u32,
         snd_nxt: u32,
         ts_recent: Option<u32>,
@@ -56,8 +56,8 @@ impl TimeWaitRecord {
         }
     }
 
-    pub(crate) fn id(&self) -> ConnId {
-        ConnId(self.id[0] as u64 | ((self.id[1] as u64) << 32))
+    pub(crate) fn id(&self) -> ConnHandle {
+        ConnHandle(self.id[0] as u64 | ((self.id[1] as u64) << 32))
     }
 
     pub(crate) fn ts_recent(&self) -> Option<u32> {

@@ -53,7 +53,7 @@ fn data_flows_both_ways_in_order() {
     let mut got = Vec::new();
     for _ in 0..200 {
         if sent < msg.len() {
-            sent += n.a.send(c, &msg[sent..]).unwrap_or(0);
+            sent += n.a.send(n.now, c, &msg[sent..]).unwrap_or(0);
         }
         n.run_for(Duration::from_millis(50));
         got.extend(Net::read_all(&mut n.b, s).0);
@@ -62,7 +62,7 @@ fn data_flows_both_ways_in_order() {
         }
     }
     assert_eq!(got, msg);
-    n.b.send(s, b"pong").unwrap();
+    n.b.send(n.now, s, b"pong").unwrap();
     n.run();
     assert_eq!(Net::read_all(&mut n.a, c).0, b"pong");
 }
@@ -71,12 +71,12 @@ fn data_flows_both_ways_in_order() {
 fn client_close_active_and_passive_paths() {
     let mut n = Net::default_pair();
     let (c, s) = n.establish();
-    n.a.close(c).unwrap();
+    n.a.close(n.now, c).unwrap();
     n.run();
     assert_eq!(n.b.state(s), Some(CloseWait));
     let (_, eof) = Net::read_all(&mut n.b, s);
     assert!(eof, "server reads end-of-stream after the client's FIN");
-    n.b.close(s).unwrap();
+    n.b.close(n.now, s).unwrap();
     n.run();
     assert_eq!(
         path_of(&n.ev_a, c),
@@ -107,9 +107,9 @@ fn time_wait_lasts_two_msl() {
     };
     let mut n = Net::new(cfg.clone(), cfg);
     let (c, s) = n.establish();
-    n.a.close(c).unwrap();
+    n.a.close(n.now, c).unwrap();
     n.run();
-    n.b.close(s).unwrap();
+    n.b.close(n.now, s).unwrap();
     n.run_for(Duration::from_millis(100));
     assert_eq!(n.a.census().get(TimeWait), 1);
     n.run_for(Duration::from_millis(9_800));
@@ -126,8 +126,8 @@ fn time_wait_lasts_two_msl() {
 fn simultaneous_close_goes_through_closing() {
     let mut n = Net::default_pair();
     let (c, s) = n.establish();
-    n.a.close(c).unwrap();
-    n.b.close(s).unwrap();
+    n.a.close(n.now, c).unwrap();
+    n.b.close(n.now, s).unwrap();
     n.run();
     assert_eq!(
         path_of(&n.ev_a, c),
@@ -164,7 +164,7 @@ fn simultaneous_open_syn_sent_to_syn_received() {
         path_of(&n.ev_b, s),
         vec![Closed, SynSent, SynReceived, Established]
     );
-    n.a.send(c, b"hi").unwrap();
+    n.a.send(n.now, c, b"hi").unwrap();
     n.run();
     assert_eq!(Net::read_all(&mut n.b, s).0, b"hi");
 }
@@ -173,9 +173,9 @@ fn simultaneous_open_syn_sent_to_syn_received() {
 fn lost_final_ack_last_ack_retransmits_and_time_wait_reacks() {
     let mut n = Net::default_pair();
     let (c, s) = n.establish();
-    n.a.close(c).unwrap();
+    n.a.close(n.now, c).unwrap();
     n.run();
-    n.b.close(s).unwrap();
+    n.b.close(n.now, s).unwrap();
     // Drop A's first ACK of B's FIN.
     let mut dropped = false;
     n.drop_when(move |from_a, seg| {
@@ -204,8 +204,8 @@ fn lost_final_ack_last_ack_retransmits_and_time_wait_reacks() {
 fn abort_sends_rst_and_skips_time_wait() {
     let mut n = Net::default_pair();
     let (c, s) = n.establish();
-    n.a.send(c, &[1u8; 10_000]).unwrap();
-    n.a.abort(c).unwrap();
+    n.a.send(n.now, c, &[1u8; 10_000]).unwrap();
+    n.a.abort(n.now, c).unwrap();
     n.run();
     assert!(n.segs_from(true).iter().any(|l| l.seg.has(Flags::RST)));
     assert_eq!(path_of(&n.ev_a, c).last(), Some(&Closed));
@@ -213,8 +213,8 @@ fn abort_sends_rst_and_skips_time_wait() {
     assert_eq!(n.b.state(s), Some(Closed));
     let mut buf = [0u8; 10];
     assert_eq!(
-        n.b.recv(s, &mut buf),
-        Err(tcpfsm_core::Error::ConnectionReset)
+        n.b.recv(n.now, s, &mut buf),
+        Err(tcpfsm_core::RecvError::Conn(tcpfsm_core::ConnError::Reset))
     );
     assert!(n.ev_b.iter().any(|e| matches!(
         e,
@@ -229,15 +229,15 @@ fn abort_sends_rst_and_skips_time_wait() {
 fn half_close_keeps_reading_after_shutdown_write() {
     let mut n = Net::default_pair();
     let (c, s) = n.establish();
-    n.a.send(c, b"request").unwrap();
-    n.a.shutdown_write(c).unwrap();
+    n.a.send(n.now, c, b"request").unwrap();
+    n.a.shutdown_write(n.now, c).unwrap();
     n.run();
     assert_eq!(n.a.state(c), Some(FinWait2));
     let (req, eof) = Net::read_all(&mut n.b, s);
     assert_eq!(req, b"request");
     assert!(eof);
-    n.b.send(s, b"response").unwrap();
-    n.b.close(s).unwrap();
+    n.b.send(n.now, s, b"response").unwrap();
+    n.b.close(n.now, s).unwrap();
     n.run();
     let (resp, eof) = Net::read_all(&mut n.a, c);
     assert_eq!(resp, b"response");
@@ -257,8 +257,10 @@ fn connect_to_closed_port_is_refused() {
     assert_eq!(path_of(&n.ev_a, c), vec![Closed, SynSent, Closed]);
     let mut buf = [0u8; 4];
     assert_eq!(
-        n.a.recv(c, &mut buf),
-        Err(tcpfsm_core::Error::ConnectionRefused)
+        n.a.recv(n.now, c, &mut buf),
+        Err(tcpfsm_core::RecvError::Conn(
+            tcpfsm_core::ConnError::Refused
+        ))
     );
     assert_eq!(n.a.stats().attempt_fails, 1);
 }
@@ -283,7 +285,12 @@ fn syn_retransmits_with_exponential_backoff_then_gives_up() {
     assert_eq!(times, vec![0, 1000, 3000, 7000]);
     assert_eq!(n.a.state(c), Some(Closed));
     let mut buf = [0u8; 4];
-    assert_eq!(n.a.recv(c, &mut buf), Err(tcpfsm_core::Error::TimedOut));
+    assert_eq!(
+        n.a.recv(n.now, c, &mut buf),
+        Err(tcpfsm_core::RecvError::Conn(
+            tcpfsm_core::ConnError::TimedOut
+        ))
+    );
 }
 
 #[test]
@@ -294,7 +301,7 @@ fn close_wait_never_times_out_but_orphan_fin_wait_2_does() {
     };
     let mut n = Net::new(cfg.clone(), cfg);
     let (c, s) = n.establish();
-    n.a.close(c).unwrap();
+    n.a.close(n.now, c).unwrap();
     n.run_for(Duration::from_secs(59));
     assert_eq!(n.a.state(c), Some(FinWait2));
     n.run_for(Duration::from_secs(2));
@@ -320,9 +327,9 @@ fn close_wait_never_times_out_but_orphan_fin_wait_2_does() {
 fn closing_a_handle_already_in_time_wait_frees_it() {
     let mut n = Net::default_pair();
     let (c, s) = n.establish();
-    n.a.shutdown_write(c).unwrap();
+    n.a.shutdown_write(n.now, c).unwrap();
     n.run();
-    n.b.close(s).unwrap();
+    n.b.close(n.now, s).unwrap();
     n.run();
     assert_eq!(
         n.a.state(c),
@@ -331,7 +338,7 @@ fn closing_a_handle_already_in_time_wait_frees_it() {
     );
     let (_, eof) = Net::read_all(&mut n.a, c);
     assert!(eof);
-    n.a.close(c).unwrap();
+    n.a.close(n.now, c).unwrap();
     assert_eq!(n.a.state(c), None, "the handle is released at once");
     assert_eq!(
         n.a.census().get(TimeWait),

@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use std::net::SocketAddr;
-use tcpfsm_core::{ConnId, Endpoint, Instant, State};
+use tcpfsm_core::{ConnHandle, Endpoint, Instant, State};
 use tcpfsm_wire::Flags;
 
 use State::*;
@@ -72,7 +72,7 @@ fn setup(state: State) -> Cell {
         c.ack = out[0].seq.wrapping_add(1);
         return c;
     }
-    let l = c.ep.listen(c.uut, 16).unwrap();
+    let l = c.ep.listen(c.now, c.uut, 16).unwrap();
     if state == Listen {
         return c;
     }
@@ -85,13 +85,13 @@ fn setup(state: State) -> Cell {
         return c;
     }
     c.inject(ACK, P + 1, y + 1);
-    let conn: ConnId = c.ep.accept(l).unwrap();
-    c.ep.close_listener(l).unwrap();
+    let conn: ConnHandle = c.ep.accept(c.now, l).unwrap().unwrap();
+    c.ep.close_listener(c.now, l).unwrap();
     drain(&mut c.ep, c.now);
     match state {
         Established => {}
         FinWait1 | FinWait2 | Closing | TimeWait => {
-            c.ep.close(conn).unwrap();
+            c.ep.close(c.now, conn).unwrap();
             let out = drain(&mut c.ep, c.now);
             assert!(out[0].has(FIN));
             let f = out[0].seq;
@@ -117,7 +117,7 @@ fn setup(state: State) -> Cell {
             c.inject(FIN | ACK, P + 1, y + 1);
             c.seq = P + 2;
             if state == LastAck {
-                c.ep.close(conn).unwrap();
+                c.ep.close(c.now, conn).unwrap();
                 let out = drain(&mut c.ep, c.now);
                 assert!(out[0].has(FIN));
                 c.ack = out[0].seq + 1;

@@ -36,7 +36,7 @@ fn exchange(seed: u64, imp: Impair, up: usize, down: usize) -> Result<u64, Strin
     };
     let mut n = Net::new(cfg.clone(), cfg);
     n.impair(seed, imp);
-    let l = n.b.listen(addr(B_IP, 80), 8).unwrap();
+    let l = n.b.listen(n.now, addr(B_IP, 80), 8).unwrap();
     let c = n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80)).unwrap();
     let (req, resp) = (payload(up, 1), payload(down, 2));
     let (mut sent_up, mut sent_down) = (0, 0);
@@ -49,47 +49,47 @@ fn exchange(seed: u64, imp: Impair, up: usize, down: usize) -> Result<u64, Strin
         if n.a.state(c) == Some(State::Closed) && !a_closed {
             return Err(format!(
                 "client connection failed: {:?}",
-                n.a.recv(c, &mut buf)
+                n.a.recv(n.now, c, &mut buf)
             ));
         }
         if s.is_none() {
-            s = n.b.accept(l).ok();
+            s = n.b.accept(n.now, l).ok().flatten();
         }
         if n.a.state(c).is_some_and(|st| st != State::SynSent) {
             if sent_up < req.len() {
-                sent_up += n.a.send(c, &req[sent_up..]).unwrap_or(0);
+                sent_up += n.a.send(n.now, c, &req[sent_up..]).unwrap_or(0);
             } else if !a_shut {
-                n.a.shutdown_write(c).map_err(|e| e.to_string())?;
+                n.a.shutdown_write(n.now, c).map_err(|e| e.to_string())?;
                 a_shut = true;
             }
         }
         if let Some(s) = s {
             while !b_eof {
-                match n.b.recv(s, &mut buf) {
-                    Ok(0) => b_eof = true,
-                    Ok(k) => got_up.extend_from_slice(&buf[..k]),
-                    Err(_) => break,
+                match n.b.recv(n.now, s, &mut buf) {
+                    Ok(Some(0)) => b_eof = true,
+                    Ok(Some(k)) => got_up.extend_from_slice(&buf[..k]),
+                    Ok(None) | Err(_) => break,
                 }
             }
             if b_eof && !b_closed {
                 if sent_down < resp.len() {
-                    sent_down += n.b.send(s, &resp[sent_down..]).unwrap_or(0);
+                    sent_down += n.b.send(n.now, s, &resp[sent_down..]).unwrap_or(0);
                 } else {
-                    n.b.close(s).unwrap();
+                    n.b.close(n.now, s).unwrap();
                     b_closed = true;
                 }
             }
         }
         if !a_closed {
             loop {
-                match n.a.recv(c, &mut buf) {
-                    Ok(0) => {
-                        n.a.close(c).unwrap();
+                match n.a.recv(n.now, c, &mut buf) {
+                    Ok(Some(0)) => {
+                        n.a.close(n.now, c).unwrap();
                         a_closed = true;
                         break;
                     }
-                    Ok(k) => got_down.extend_from_slice(&buf[..k]),
-                    Err(_) => break,
+                    Ok(Some(k)) => got_down.extend_from_slice(&buf[..k]),
+                    Ok(None) | Err(_) => break,
                 }
             }
         }
@@ -194,8 +194,8 @@ proptest! {
         n.a.handle_packet(n.now, &garbage);
         for (i, (to_b, flags, seq, ack, window, payload, ts)) in segs.into_iter().enumerate() {
             if i == close_at {
-                let _ = n.a.close(c);
-                let _ = n.b.shutdown_write(s);
+                let _ = n.a.close(n.now, c);
+                let _ = n.b.shutdown_write(n.now, s);
             }
             let (src, dst) = if to_b {
                 (addr(A_IP, n.a.info(c).map_or(1, |i| i.tuple.local.port())), addr(B_IP, 80))

@@ -4,8 +4,8 @@ mod common;
 use common::*;
 use std::net::SocketAddr;
 use tcpfsm_core::{
-    Cause, Config, ConnId, Duration, Endpoint, Error, Event, Instant, ListenOptions, State,
-    SynCookies, TwReuse,
+    Cause, Config, ConnError, ConnHandle, ConnectError, Duration, Endpoint, Event, Instant,
+    ListenError, ListenOptions, RecvError, State, SynCookies, TwReuse,
 };
 use tcpfsm_wire::Flags;
 
@@ -23,7 +23,8 @@ struct Server {
     now: Instant,
     me: SocketAddr,
     peer: SocketAddr,
-    conn: ConnId,
+    conn: ConnHandle,
+    listener: tcpfsm_core::ListenerHandle,
     /// Peer's next sequence number (our RCV.NXT).
     p: u32,
     /// Our next sequence number (SND.NXT).
@@ -36,14 +37,14 @@ impl Server {
         let now = Instant::from_micros(10_000_000);
         let me = addr(B_IP, 80);
         let peer = addr(A_IP, 40_000);
-        let l = ep.listen(me, 16).unwrap();
+        let l = ep.listen(now, me, 16).unwrap();
         let mut syn = seg(peer, me, SYN, 100, 0);
         syn.options.mss = Some(1460);
         ep.handle_packet(now, &syn.bytes());
         let synack = drain(&mut ep, now).remove(0);
         let y = synack.seq + 1;
         ep.handle_packet(now, &seg(peer, me, ACK, 101, y).bytes());
-        let conn = ep.accept(l).unwrap();
+        let conn = ep.accept(now, l).unwrap().unwrap();
         drain(&mut ep, now);
         events(&mut ep);
         Server {
@@ -52,6 +53,7 @@ impl Server {
             me,
             peer,
             conn,
+            listener: l,
             p: 101,
             y,
         }
@@ -127,7 +129,7 @@ fn segment_outside_receive_window_is_acked_not_accepted() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].ack, s.p);
     let mut buf = [0u8; 8];
-    assert_eq!(s.ep.recv(s.conn, &mut buf), Err(Error::WouldBlock));
+    assert_eq!(s.ep.recv(s.now, s.conn, &mut buf), Ok(None));
 }
 
 #[test]
@@ -138,7 +140,7 @@ fn out_of_order_data_is_held_and_delivered_when_hole_fills() {
     let out = s.send(ACK, s.p, s.y, b"hello");
     assert_eq!(out[0].ack, s.p + 10, "cumulative ACK covers both");
     let mut buf = [0u8; 16];
-    let n = s.ep.recv(s.conn, &mut buf).unwrap();
+    let n = s.ep.recv(s.now, s.conn, &mut buf).unwrap().unwrap();
     assert_eq!(&buf[..n], b"helloworld");
 }
 
@@ -152,14 +154,14 @@ fn sack_blocks_describe_out_of_order_data_rfc2018() {
         3,
     );
     let (me, peer, now) = (addr(B_IP, 80), addr(A_IP, 40_000), Instant::from_micros(1));
-    let l = ep.listen(me, 4).unwrap();
+    let l = ep.listen(now, me, 4).unwrap();
     let mut syn = seg(peer, me, SYN, 500, 0);
     syn.options.sack_permitted = true;
     ep.handle_packet(now, &syn.bytes());
     let synack = drain(&mut ep, now).remove(0);
     assert!(synack.options.sack_permitted);
     ep.handle_packet(now, &seg(peer, me, ACK, 501, synack.seq + 1).bytes());
-    ep.accept(l).unwrap();
+    ep.accept(now, l).unwrap().unwrap();
     let mut d = seg(peer, me, ACK, 511, synack.seq + 1);
     d.payload = vec![7; 10];
     ep.handle_packet(now, &d.bytes());
@@ -171,7 +173,7 @@ fn sack_blocks_describe_out_of_order_data_rfc2018() {
 #[test]
 fn fin_wait_1_fin_without_ack_of_ours_goes_closing_then_time_wait() {
     let mut s = Server::new(plain());
-    s.ep.close(s.conn).unwrap();
+    s.ep.close(s.now, s.conn).unwrap();
     let fin = drain(&mut s.ep, s.now).remove(0);
     assert!(fin.has(FIN));
     let out = s.send(FIN | ACK, s.p, fin.seq, b"");
@@ -184,7 +186,7 @@ fn fin_wait_1_fin_without_ack_of_ours_goes_closing_then_time_wait() {
 #[test]
 fn fin_wait_1_fin_ack_goes_to_time_wait_directly() {
     let mut s = Server::new(plain());
-    s.ep.close(s.conn).unwrap();
+    s.ep.close(s.now, s.conn).unwrap();
     let fin = drain(&mut s.ep, s.now).remove(0);
     events(&mut s.ep);
     s.send(FIN | ACK, s.p, fin.seq + 1, b"");
@@ -199,7 +201,7 @@ fn fin_wait_1_fin_ack_goes_to_time_wait_directly() {
 
 fn server_in_time_wait(cfg: Config) -> (Server, u32) {
     let mut s = Server::new(cfg);
-    s.ep.close(s.conn).unwrap();
+    s.ep.close(s.now, s.conn).unwrap();
     let fin = drain(&mut s.ep, s.now).remove(0);
     let out = s.send(FIN | ACK, s.p, fin.seq + 1, b"");
     assert!(out[0].is(ACK));
@@ -246,7 +248,7 @@ fn time_wait_syn_with_newer_timestamp_reopens_rfc6191() {
     let me = addr(B_IP, 80);
     let peer = addr(A_IP, 40_000);
     let now = Instant::from_micros(1_000_000);
-    let l = ep.listen(me, 16).unwrap();
+    let l = ep.listen(now, me, 16).unwrap();
     ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 100, 0), 1000, 0).bytes());
     let synack = drain(&mut ep, now).remove(0);
     let ours = synack.options.timestamps.unwrap().tsval;
@@ -254,8 +256,8 @@ fn time_wait_syn_with_newer_timestamp_reopens_rfc6191() {
         now,
         &with_ts(seg(peer, me, ACK, 101, synack.seq + 1), 1001, ours).bytes(),
     );
-    let c = ep.accept(l).unwrap();
-    ep.close(c).unwrap();
+    let c = ep.accept(now, l).unwrap().unwrap();
+    ep.close(now, c).unwrap();
     let fin = drain(&mut ep, now).remove(0);
     ep.handle_packet(
         now,
@@ -283,19 +285,19 @@ fn paws_drops_segment_with_old_timestamp_rfc7323_5() {
     let me = addr(B_IP, 80);
     let peer = addr(A_IP, 40_000);
     let now = Instant::from_micros(1_000_000);
-    let l = ep.listen(me, 16).unwrap();
+    let l = ep.listen(now, me, 16).unwrap();
     ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 100, 0), 1000, 0).bytes());
     let synack = drain(&mut ep, now).remove(0);
     let y = synack.seq + 1;
     ep.handle_packet(now, &with_ts(seg(peer, me, ACK, 101, y), 1001, 1).bytes());
-    let c = ep.accept(l).unwrap();
+    let c = ep.accept(now, l).unwrap().unwrap();
     let mut d = with_ts(seg(peer, me, ACK, 101, y), 500, 1);
     d.payload = b"stale".to_vec();
     ep.handle_packet(now, &d.bytes());
     let out = drain(&mut ep, now);
     assert!(out[0].is(ACK));
     let mut buf = [0u8; 8];
-    assert_eq!(ep.recv(c, &mut buf), Err(Error::WouldBlock));
+    assert_eq!(ep.recv(now, c, &mut buf), Ok(None));
     assert_eq!(ep.stats().paws_rejected, 1);
 }
 
@@ -304,39 +306,29 @@ fn listener_binds_over_time_wait_only_with_reuseaddr() {
     let (mut s, _) = server_in_time_wait(plain());
     let other = addr(B_IP, 80);
     // The first listener was closed by Server::new? No: it is still there; close it first.
-    let lid = tcpfsm_core::ListenerId(1);
-    s.ep.close_listener(lid).unwrap();
-    let no = s.ep.listen_with(
-        other,
-        ListenOptions {
-            backlog: 8,
-            reuse_addr: false,
-        },
-    );
-    assert_eq!(no, Err(Error::AddrInUse));
-    let yes = s.ep.listen_with(
-        other,
-        ListenOptions {
-            backlog: 8,
-            reuse_addr: true,
-        },
-    );
+    s.ep.close_listener(s.now, s.listener).unwrap();
+    let mut opts = ListenOptions::new(s.ep.config(), 8);
+    opts.reuse_addr = false;
+    let no = s.ep.listen_with(s.now, other, opts);
+    assert_eq!(no, Err(ListenError::AddrInUse));
+    opts.reuse_addr = true;
+    let yes = s.ep.listen_with(s.now, other, opts);
     assert!(yes.is_ok());
     assert_eq!(
-        s.ep.listen(other, 8),
-        Err(Error::AddrInUse),
+        s.ep.listen(s.now, other, 8),
+        Err(ListenError::AddrInUse),
         "two listeners never share"
     );
 }
 
 /// Opens and closes (client first) `k` connections from a fresh client endpoint.
-fn churn(n: &mut Net, k: usize) -> Vec<Result<ConnId, Error>> {
+fn churn(n: &mut Net, k: usize) -> Vec<Result<ConnHandle, ConnectError>> {
     let mut results = Vec::new();
     for _ in 0..k {
         let r = n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80));
         if let Ok(c) = r {
             n.run_for(Duration::from_millis(50));
-            n.a.close(c).unwrap();
+            n.a.close(n.now, c).unwrap();
             n.run_for(Duration::from_millis(50));
         }
         results.push(r);
@@ -345,7 +337,7 @@ fn churn(n: &mut Net, k: usize) -> Vec<Result<ConnId, Error>> {
     results
 }
 
-fn port_range_net(tw_reuse: TwReuse, timestamps: bool) -> Net {
+fn port_range_net(tw_reuse: TwReuse, timestamps: bool) -> (Net, tcpfsm_core::ListenerHandle) {
     let client = Config {
         ephemeral_ports: (50000, 50007),
         tw_reuse,
@@ -359,21 +351,20 @@ fn port_range_net(tw_reuse: TwReuse, timestamps: bool) -> Net {
             ..Config::default()
         },
     );
-    let l = n.b.listen(addr(B_IP, 80), 128).unwrap();
-    // A server that closes as soon as the client does.
-    let _ = l;
-    n
+    let l = n.b.listen(n.now, addr(B_IP, 80), 128).unwrap();
+    (n, l)
 }
 
-fn serve(n: &mut Net) {
-    while let Ok(c) = n.b.accept(tcpfsm_core::ListenerId(1)) {
-        n.b.close(c).unwrap();
+/// A server that closes as soon as the client does.
+fn serve(n: &mut Net, l: tcpfsm_core::ListenerHandle) {
+    while let Ok(Some(c)) = n.b.accept(n.now, l) {
+        n.b.close(n.now, c).unwrap();
     }
 }
 
 #[test]
 fn ephemeral_range_exhausted_by_time_wait_gives_addr_not_available() {
-    let mut n = port_range_net(TwReuse::Off, true);
+    let (mut n, l) = port_range_net(TwReuse::Off, true);
     let mut ok = 0;
     let mut err = None;
     for _ in 0..10 {
@@ -381,8 +372,8 @@ fn ephemeral_range_exhausted_by_time_wait_gives_addr_not_available() {
             Ok(c) => {
                 ok += 1;
                 n.run_for(Duration::from_millis(50));
-                serve(&mut n);
-                n.a.close(c).unwrap();
+                serve(&mut n, l);
+                n.a.close(n.now, c).unwrap();
                 n.run_for(Duration::from_secs(2));
             }
             Err(e) => {
@@ -392,21 +383,21 @@ fn ephemeral_range_exhausted_by_time_wait_gives_addr_not_available() {
         }
     }
     assert_eq!(ok, 8, "one connection per port of the 8-port range");
-    assert_eq!(err, Some(Error::AddrNotAvailable));
+    assert_eq!(err, Some(ConnectError::AddrNotAvailable));
     assert_eq!(n.a.census().get(TimeWait), 8);
 }
 
 #[test]
 fn tw_reuse_with_timestamps_takes_over_time_wait_ports() {
-    let mut n = port_range_net(TwReuse::On, true);
+    let (mut n, l) = port_range_net(TwReuse::On, true);
     for i in 0..20 {
         let c =
             n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80))
                 .unwrap_or_else(|e| panic!("connect {i} failed: {e}"));
         n.run_for(Duration::from_millis(50));
-        serve(&mut n);
+        serve(&mut n, l);
         assert_eq!(n.a.state(c), Some(Established), "connect {i}");
-        n.a.close(c).unwrap();
+        n.a.close(n.now, c).unwrap();
         n.run_for(Duration::from_secs(2));
     }
     assert!(n.a.stats().tw_recycled >= 12);
@@ -423,20 +414,22 @@ fn tw_reuse_with_timestamps_takes_over_time_wait_ports() {
 
 #[test]
 fn tw_reuse_needs_timestamps() {
-    let mut n = port_range_net(TwReuse::On, false);
+    let (mut n, _) = port_range_net(TwReuse::On, false);
     let results = churn(&mut n, 10);
     assert!(results.iter().filter(|r| r.is_ok()).count() == 8);
-    assert_eq!(results[8], Err(Error::AddrNotAvailable));
+    assert_eq!(results[8], Err(ConnectError::AddrNotAvailable));
 }
 
 #[test]
 fn tw_reuse_loopback_only_ignores_other_addresses() {
-    let mut n = port_range_net(TwReuse::LoopbackOnly, true);
+    let (mut n, _) = port_range_net(TwReuse::LoopbackOnly, true);
     let results = churn(&mut n, 10);
-    assert_eq!(results[8], Err(Error::AddrNotAvailable));
+    assert_eq!(results[8], Err(ConnectError::AddrNotAvailable));
 }
 
-fn flood_server(cookies: SynCookies) -> (Endpoint, SocketAddr, Instant) {
+fn flood_server(
+    cookies: SynCookies,
+) -> (Endpoint, SocketAddr, Instant, tcpfsm_core::ListenerHandle) {
     let cfg = Config {
         syncookies: cookies,
         max_syn_backlog: 8,
@@ -446,18 +439,18 @@ fn flood_server(cookies: SynCookies) -> (Endpoint, SocketAddr, Instant) {
     let mut ep = Endpoint::new(cfg, 11);
     let me = addr(B_IP, 80);
     let now = Instant::from_micros(1_000_000);
-    ep.listen(me, 128).unwrap();
+    let l = ep.listen(now, me, 128).unwrap();
     for i in 0..50u16 {
         let spoofed = addr("192.0.2.9", 1000 + i);
         ep.handle_packet(now, &seg(spoofed, me, SYN, 7 + i as u32, 0).bytes());
     }
     drain(&mut ep, now);
-    (ep, me, now)
+    (ep, me, now, l)
 }
 
 #[test]
 fn syn_queue_overflow_without_cookies_drops_syns() {
-    let (mut ep, me, now) = flood_server(SynCookies::Off);
+    let (mut ep, me, now, _) = flood_server(SynCookies::Off);
     assert_eq!(ep.census().get(SynReceived), 8);
     assert_eq!(ep.stats().listen_drops, 42);
     let real = addr(A_IP, 40_000);
@@ -470,7 +463,7 @@ fn syn_queue_overflow_without_cookies_drops_syns() {
 
 #[test]
 fn syn_cookies_answer_when_syn_queue_overflows_and_accept_on_ack() {
-    let (mut ep, me, now) = flood_server(SynCookies::OnOverflow);
+    let (mut ep, me, now, l) = flood_server(SynCookies::OnOverflow);
     assert_eq!(ep.census().get(SynReceived), 8);
     assert_eq!(ep.stats().syncookies_sent, 42);
     let real = addr(A_IP, 40_000);
@@ -486,15 +479,15 @@ fn syn_cookies_answer_when_syn_queue_overflows_and_accept_on_ack() {
     ack.payload = b"GET".to_vec();
     ep.handle_packet(now, &ack.bytes());
     assert_eq!(ep.stats().syncookies_recv, 1);
-    let c = ep.accept(tcpfsm_core::ListenerId(1)).unwrap();
+    let c = ep.accept(now, l).unwrap().unwrap();
     assert_eq!(ep.state(c), Some(Established));
     let mut buf = [0u8; 8];
-    assert_eq!(ep.recv(c, &mut buf), Ok(3));
+    assert_eq!(ep.recv(now, c, &mut buf), Ok(Some(3)));
 }
 
 #[test]
 fn forged_cookie_ack_gets_rst() {
-    let (mut ep, me, now) = flood_server(SynCookies::OnOverflow);
+    let (mut ep, me, now, _) = flood_server(SynCookies::OnOverflow);
     let real = addr(A_IP, 40_001);
     ep.handle_packet(now, &seg(real, me, ACK, 2, 123_456).bytes());
     let out = drain(&mut ep, now);
@@ -512,7 +505,7 @@ fn synack_retransmits_then_half_open_is_dropped() {
     let me = addr(B_IP, 80);
     let peer = addr(A_IP, 40_000);
     let mut now = Instant::from_micros(1_000_000);
-    ep.listen(me, 16).unwrap();
+    ep.listen(now, me, 16).unwrap();
     ep.handle_packet(now, &seg(peer, me, SYN, 1, 0).bytes());
     assert_eq!(drain(&mut ep, now).len(), 1);
     let mut synacks = vec![];
@@ -541,7 +534,7 @@ fn full_accept_queue_drops_the_final_ack() {
     let mut ep = Endpoint::new(plain(), 1);
     let me = addr(B_IP, 80);
     let now = Instant::from_micros(1_000_000);
-    ep.listen(me, 1).unwrap();
+    ep.listen(now, me, 1).unwrap();
     for port in [40_000u16, 40_001] {
         let peer = addr(A_IP, port);
         ep.handle_packet(now, &seg(peer, me, SYN, 1, 0).bytes());
@@ -558,7 +551,7 @@ fn full_accept_queue_drops_the_final_ack() {
 fn close_with_unread_data_sends_rst_like_linux() {
     let mut s = Server::new(plain());
     s.send(ACK | PSH, s.p, s.y, b"unread");
-    s.ep.close(s.conn).unwrap();
+    s.ep.close(s.now, s.conn).unwrap();
     let out = drain(&mut s.ep, s.now);
     assert!(out.iter().any(|o| o.is(RST)));
     assert!(!out.iter().any(|o| o.has(FIN)));
@@ -571,10 +564,10 @@ fn abort_discards_unsent_data_and_sends_rst() {
         initial_cwnd: 1,
         ..plain()
     });
-    s.ep.send(s.conn, &[9u8; 50_000]).unwrap();
+    s.ep.send(s.now, s.conn, &[9u8; 50_000]).unwrap();
     let first = drain(&mut s.ep, s.now);
     assert_eq!(first.len(), 1, "cwnd of one segment");
-    s.ep.abort(s.conn).unwrap();
+    s.ep.abort(s.now, s.conn).unwrap();
     let out = drain(&mut s.ep, s.now);
     assert_eq!(out.len(), 1);
     assert!(out[0].is(RST));
@@ -593,7 +586,7 @@ fn zero_window_is_probed_rfc9293_3_8_6_1() {
     let mut z = seg(s.peer, s.me, ACK, s.p, s.y);
     z.window = 0;
     s.ep.handle_packet(s.now, &z.bytes());
-    s.ep.send(s.conn, b"blocked").unwrap();
+    s.ep.send(s.now, s.conn, b"blocked").unwrap();
     assert!(
         drain(&mut s.ep, s.now).is_empty(),
         "nothing goes into a zero window"
@@ -606,8 +599,8 @@ fn zero_window_is_probed_rfc9293_3_8_6_1() {
 #[test]
 fn three_duplicate_acks_trigger_fast_retransmit_rfc5681() {
     let mut s = Server::new(plain());
-    s.ep.set_nodelay(s.conn, true).unwrap();
-    s.ep.send(s.conn, &[1u8; 1460 * 6]).unwrap();
+    set_nodelay(&mut s.ep, s.now, s.conn);
+    s.ep.send(s.now, s.conn, &[1u8; 1460 * 6]).unwrap();
     let out = drain(&mut s.ep, s.now);
     assert_eq!(out.len(), 6);
     let before = s.ep.stats().retrans_segs;
@@ -627,7 +620,7 @@ fn three_duplicate_acks_trigger_fast_retransmit_rfc5681() {
 #[test]
 fn rto_retransmits_unacked_data_with_backoff_rfc6298() {
     let mut s = Server::new(plain());
-    s.ep.send(s.conn, b"x").unwrap();
+    s.ep.send(s.now, s.conn, b"x").unwrap();
     assert_eq!(drain(&mut s.ep, s.now).len(), 1);
     let t0 = s.now;
     let mut at = Vec::new();
@@ -657,18 +650,18 @@ fn bad_checksum_is_counted_and_dropped() {
 #[test]
 fn ipv6_connection_works_end_to_end() {
     let mut n = Net::default_pair();
-    let l = n.b.listen(addr("fd00::2", 443), 8).unwrap();
+    let l = n.b.listen(n.now, addr("fd00::2", 443), 8).unwrap();
     let c =
         n.a.connect(n.now, addr("fd00::1", 0), addr("fd00::2", 443))
             .unwrap();
     n.run();
-    let s = n.b.accept(l).unwrap();
+    let s = n.b.accept(n.now, l).unwrap().unwrap();
     assert_eq!(
         n.log[0].seg.options.mss,
         Some(1440),
         "IPv6 MSS is 20 bytes smaller"
     );
-    n.a.send(c, b"over v6").unwrap();
+    n.a.send(n.now, c, b"over v6").unwrap();
     n.run();
     assert_eq!(Net::read_all(&mut n.b, s).0, b"over v6");
 }
@@ -679,27 +672,33 @@ fn connect_rejects_mixed_families_and_port_zero() {
     let now = Instant::ZERO;
     assert_eq!(
         ep.connect(now, addr(A_IP, 0), addr("fd00::2", 80)),
-        Err(Error::InvalidInput)
+        Err(ConnectError::InvalidAddr)
     );
     assert_eq!(
         ep.connect(now, addr(A_IP, 0), addr(B_IP, 0)),
-        Err(Error::InvalidInput)
+        Err(ConnectError::InvalidAddr)
     );
 }
 
 #[test]
 fn send_after_shutdown_write_is_broken_pipe() {
     let mut s = Server::new(plain());
-    s.ep.shutdown_write(s.conn).unwrap();
-    assert_eq!(s.ep.send(s.conn, b"late"), Err(Error::BrokenPipe));
+    s.ep.shutdown_write(s.now, s.conn).unwrap();
+    assert_eq!(
+        s.ep.send(s.now, s.conn, b"late"),
+        Err(tcpfsm_core::SendError::BrokenPipe)
+    );
 }
 
 #[test]
 fn handles_are_invalid_after_close() {
     let mut s = Server::new(plain());
-    s.ep.close(s.conn).unwrap();
-    assert_eq!(s.ep.send(s.conn, b"x"), Err(Error::InvalidHandle));
-    assert_eq!(s.ep.close(s.conn), Err(Error::InvalidHandle));
+    s.ep.close(s.now, s.conn).unwrap();
+    assert_eq!(
+        s.ep.send(s.now, s.conn, b"x"),
+        Err(tcpfsm_core::SendError::InvalidHandle)
+    );
+    assert_eq!(s.ep.close(s.now, s.conn), Err(tcpfsm_core::InvalidHandle));
 }
 
 #[test]
@@ -732,14 +731,17 @@ fn keepalive_probes_an_idle_connection_and_gives_up_rfc1122_4_2_3_6() {
     }
     assert_eq!(probes, 3);
     let mut buf = [0u8; 1];
-    assert_eq!(s.ep.recv(s.conn, &mut buf), Err(Error::TimedOut));
+    assert_eq!(
+        s.ep.recv(s.now, s.conn, &mut buf),
+        Err(RecvError::Conn(ConnError::TimedOut))
+    );
 }
 
 #[test]
 fn sequence_numbers_wrap_around_2_pow_32() {
     let mut ep = Endpoint::new(plain(), 1);
     let (me, peer, now) = (addr(B_IP, 80), addr(A_IP, 40_000), Instant::from_micros(1));
-    let l = ep.listen(me, 4).unwrap();
+    let l = ep.listen(now, me, 4).unwrap();
     let isn = u32::MAX - 5;
     ep.handle_packet(now, &seg(peer, me, SYN, isn, 0).bytes());
     let synack = drain(&mut ep, now).remove(0);
@@ -747,14 +749,14 @@ fn sequence_numbers_wrap_around_2_pow_32() {
         now,
         &seg(peer, me, ACK, isn.wrapping_add(1), synack.seq + 1).bytes(),
     );
-    let c = ep.accept(l).unwrap();
+    let c = ep.accept(now, l).unwrap().unwrap();
     let mut d = seg(peer, me, ACK | PSH, isn.wrapping_add(1), synack.seq + 1);
     d.payload = (0..100u8).collect();
     ep.handle_packet(now, &d.bytes());
     let out = drain(&mut ep, now);
     assert_eq!(out[0].ack, isn.wrapping_add(101), "ACK wrapped past zero");
     let mut buf = [0u8; 200];
-    assert_eq!(ep.recv(c, &mut buf), Ok(100));
+    assert_eq!(ep.recv(now, c, &mut buf), Ok(Some(100)));
     assert_eq!(&buf[..100], &(0..100u8).collect::<Vec<_>>()[..]);
 }
 
@@ -773,21 +775,24 @@ fn active_syn_received_rst_goes_to_closed_not_listen() {
     ep.handle_packet(now, &seg(peer, me, RST, 701, 0).bytes());
     assert_eq!(ep.state(c), Some(Closed));
     let mut buf = [0u8; 1];
-    assert_eq!(ep.recv(c, &mut buf), Err(Error::ConnectionRefused));
+    assert_eq!(
+        ep.recv(now, c, &mut buf),
+        Err(RecvError::Conn(ConnError::Refused))
+    );
 }
 
 #[test]
 fn ipv4_mapped_ipv6_addresses_are_refused() {
     let mut ep = Endpoint::new(plain(), 1);
     let now = Instant::from_micros(1);
-    ep.listen(addr("::", 80), 4).unwrap();
+    ep.listen(now, addr("::", 80), 4).unwrap();
     let mapped = addr("::ffff:10.0.0.1", 4000);
     ep.handle_packet(now, &seg(mapped, addr("fd00::2", 80), SYN, 1, 0).bytes());
     assert!(drain(&mut ep, now).is_empty());
     assert_eq!(ep.stats().in_errs, 1);
     assert_eq!(
         ep.connect(now, addr("fd00::2", 0), mapped),
-        Err(Error::InvalidInput)
+        Err(ConnectError::InvalidAddr)
     );
 }
 
@@ -814,7 +819,7 @@ fn lost_segment_is_fast_retransmitted_between_two_of_our_endpoints() {
     };
     let mut n = Net::new(cfg.clone(), cfg);
     let (c, s) = n.establish();
-    n.a.set_nodelay(c, true).unwrap();
+    set_nodelay(&mut n.a, n.now, c);
     let mut first = true;
     n.drop_when(move |from_a, sg| {
         let hit = from_a && !sg.payload.is_empty() && first;
@@ -824,7 +829,7 @@ fn lost_segment_is_fast_retransmitted_between_two_of_our_endpoints() {
         hit
     });
     let t0 = n.now;
-    n.a.send(c, &[3u8; 10_000]).unwrap();
+    n.a.send(n.now, c, &[3u8; 10_000]).unwrap();
     n.run_for(Duration::from_millis(100));
     assert_eq!(Net::read_all(&mut n.b, s).0.len(), 10_000);
     let rtx = n
@@ -856,7 +861,7 @@ fn data_far_beyond_the_window_is_not_buffered() {
     // Fill the hole: only what was inside the window can arrive in order.
     s.send(ACK, s.p, s.y, &[2u8; 1000]);
     let mut buf = vec![0u8; 4096];
-    assert_eq!(s.ep.recv(s.conn, &mut buf), Ok(1000));
+    assert_eq!(s.ep.recv(s.now, s.conn, &mut buf), Ok(Some(1000)));
 }
 
 #[test]
@@ -878,12 +883,12 @@ fn syn_timeout_does_not_block_fast_retransmit_rfc6582_4() {
         }
         false
     });
-    let l = n.b.listen(addr(B_IP, 80), 8).unwrap();
+    let l = n.b.listen(n.now, addr(B_IP, 80), 8).unwrap();
     let c = n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80)).unwrap();
     n.run_for(Duration::from_secs(2));
-    let s = n.b.accept(l).unwrap();
-    n.a.set_nodelay(c, true).unwrap();
-    n.a.send(c, &[5u8; 14_480]).unwrap();
+    let s = n.b.accept(n.now, l).unwrap().unwrap();
+    set_nodelay(&mut n.a, n.now, c);
+    n.a.send(n.now, c, &[5u8; 14_480]).unwrap();
     n.run_for(Duration::from_millis(150));
     assert_eq!(
         Net::read_all(&mut n.b, s).0.len(),
@@ -896,7 +901,7 @@ fn syn_timeout_does_not_block_fast_retransmit_rfc6582_4() {
 fn synack_for_retransmitted_syn_echoes_newest_tsval_rfc7323_4_3() {
     let mut ep = Endpoint::new(Config::default(), 1);
     let (me, peer, now) = (addr(B_IP, 80), addr(A_IP, 40_000), Instant::from_micros(1));
-    ep.listen(me, 4).unwrap();
+    ep.listen(now, me, 4).unwrap();
     ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 9, 0), 1000, 0).bytes());
     let first = drain(&mut ep, now).remove(0);
     assert_eq!(first.options.timestamps.unwrap().tsecr, 1000);
@@ -910,7 +915,7 @@ fn synack_for_retransmitted_syn_echoes_newest_tsval_rfc7323_4_3() {
 fn handshake_ack_with_out_of_window_sequence_keeps_the_half_open_entry() {
     let mut ep = Endpoint::new(plain(), 1);
     let (me, peer, now) = (addr(B_IP, 80), addr(A_IP, 40_000), Instant::from_micros(1));
-    let l = ep.listen(me, 4).unwrap();
+    let l = ep.listen(now, me, 4).unwrap();
     ep.handle_packet(now, &seg(peer, me, SYN, 100, 0).bytes());
     let synack = drain(&mut ep, now).remove(0);
     // Right ACK number, but a sequence number far outside the window: RFC 9293 says ACK it
@@ -922,10 +927,13 @@ fn handshake_ack_with_out_of_window_sequence_keeps_the_half_open_entry() {
     let out = drain(&mut ep, now);
     assert!(out.len() == 1 && out[0].is(ACK), "{out:?}");
     assert_eq!(ep.census().get(SynReceived), 1);
-    assert_eq!(ep.accept(l), Err(Error::WouldBlock));
+    assert_eq!(ep.accept(now, l), Ok(None));
     // The real ACK completes the handshake and the connection reaches the accept queue.
     ep.handle_packet(now, &seg(peer, me, ACK, 101, synack.seq + 1).bytes());
-    let c = ep.accept(l).expect("established connection is acceptable");
+    let c = ep
+        .accept(now, l)
+        .unwrap()
+        .expect("established connection is acceptable");
     assert_eq!(ep.state(c), Some(Established));
     assert_eq!(ep.census().get(SynReceived), 0);
 }

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-use tcpfsm_core::{CloseReason, Config, ConnId, Endpoint, Event, Instant, ListenerId};
+use tcpfsm_core::{
+    CloseReason, Config, ConnHandle, Endpoint, Event, Instant, ListenerHandle, SocketHandle,
+};
 use tcpfsm_states::State;
 
 use crate::decode::{self, Seg};
@@ -29,12 +31,12 @@ const STALL_STEPS: u32 = 100_000;
 pub enum AppNotice {
     Closed {
         host: usize,
-        conn: ConnId,
+        conn: ConnHandle,
         reason: CloseReason,
     },
     Acceptable {
         host: usize,
-        listener: ListenerId,
+        listener: ListenerHandle,
     },
 }
 
@@ -52,9 +54,9 @@ pub struct Network {
     trace: Trace,
     buf: Vec<u8>,
     /// Last known state of each connection, from the endpoints' events.
-    conn_states: HashMap<(usize, ConnId), State>,
+    conn_states: HashMap<(usize, ConnHandle), State>,
     /// 4-tuple of each connection, from the endpoints' events.
-    tuples: HashMap<(usize, ConnId), String>,
+    tuples: HashMap<(usize, ConnHandle), String>,
     notices: Vec<AppNotice>,
     same_instant_steps: u32,
     stalled: Option<String>,
@@ -234,12 +236,12 @@ impl Network {
     }
 
     /// The last state an endpoint reported for a connection.
-    pub fn conn_state(&self, host: usize, conn: ConnId) -> Option<State> {
+    pub fn conn_state(&self, host: usize, conn: ConnHandle) -> Option<State> {
         self.conn_states.get(&(host, conn)).copied()
     }
 
     /// The 4-tuple an endpoint reported for a connection.
-    pub fn conn_tuple(&self, host: usize, conn: ConnId) -> Option<&str> {
+    pub fn conn_tuple(&self, host: usize, conn: ConnHandle) -> Option<&str> {
         self.tuples.get(&(host, conn)).map(String::as_str)
     }
 
@@ -421,21 +423,20 @@ impl Network {
     fn record_event(&mut self, host: usize, ev: Event) {
         match ev {
             Event::StateChanged {
-                conn,
+                socket,
                 tuple,
                 from,
                 to,
                 cause,
             } => {
-                let listener = tuple.remote.port() == 0 && tuple.remote.ip().is_unspecified();
-                if !listener {
+                if let SocketHandle::Conn(conn) = socket {
                     self.conn_states.insert((host, conn), to);
                     self.tuples.insert((host, conn), tuple.to_string());
                 }
                 self.trace.events.push(TraceEvent::State(StateRec {
                     t_us: self.now.as_micros(),
                     host,
-                    id: conn.0,
+                    id: socket.id(),
                     conn: tuple.to_string(),
                     from,
                     to,
@@ -448,7 +449,7 @@ impl Network {
             Event::Acceptable { listener, .. } => {
                 self.notices.push(AppNotice::Acceptable { host, listener })
             }
-            Event::Readable { .. } | Event::Writable { .. } => {}
+            _ => {}
         }
     }
 

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tcpfsm_core::{CloseReason, ConnId, Error as TcpError, Instant, ListenerId};
+use tcpfsm_core::{CloseReason, ConnHandle, Instant, InvalidHandle, ListenerHandle};
+
+/// An engine call's failure, as the trace spells it (`connection reset`, `broken pipe`, …).
+type TcpError = String;
 use tcpfsm_observe::{Level, Snapshot};
 use tcpfsm_states::State;
 
@@ -34,9 +37,9 @@ impl Outcome {
 
 #[derive(Debug, Clone)]
 enum SockKind {
-    Listener(ListenerId),
+    Listener(ListenerHandle),
     /// `None` when connect failed synchronously.
-    Conn(Option<ConnId>),
+    Conn(Option<ConnHandle>),
 }
 
 #[derive(Debug, Clone)]
@@ -53,8 +56,8 @@ struct Runner<'s> {
     net: Network,
     socks: HashMap<String, Sock>,
     /// Which socket name a connection has, to report asynchronous closes.
-    names: HashMap<(usize, ConnId), String>,
-    closed: HashMap<(usize, ConnId), CloseReason>,
+    names: HashMap<(usize, ConnHandle), String>,
+    closed: HashMap<(usize, ConnHandle), CloseReason>,
     failures: Vec<String>,
     samples: HashMap<usize, Vec<Snapshot>>,
     rng: ChaCha8Rng,
@@ -65,16 +68,16 @@ struct Runner<'s> {
     mark: Option<usize>,
     /// The connection a blocking connect waits on: its failure is that call's result, not a
     /// separate notice.
-    connecting: Option<(usize, ConnId)>,
+    connecting: Option<(usize, ConnHandle)>,
     /// Data of `send` calls not yet queued in the endpoint, per (host, connection), in order.
-    outbox: BTreeMap<(usize, u64), VecDeque<Pending>>,
+    outbox: BTreeMap<(usize, ConnHandle), VecDeque<Pending>>,
 }
 
 /// One `send` call still being written, or a `close`/`shutdown` waiting behind writes.
 #[derive(Debug)]
 struct Pending {
     sock: String,
-    conn: ConnId,
+    conn: ConnHandle,
     op: Op,
     data: Vec<u8>,
     written: usize,
@@ -244,7 +247,7 @@ impl Runner<'_> {
         line: usize,
         name: &crate::script::Name,
         host: usize,
-    ) -> Result<(String, Option<ConnId>), ScriptError> {
+    ) -> Result<(String, Option<ConnHandle>), ScriptError> {
         let (n, s) = self.sock(line, name, host)?;
         match s.kind {
             SockKind::Conn(c) => Ok((n, c)),
@@ -260,7 +263,7 @@ impl Runner<'_> {
         host: usize,
         call: &str,
         sock: &str,
-        conn: Option<ConnId>,
+        conn: Option<ConnHandle>,
         ok: bool,
         result: String,
         bytes: Option<u64>,
@@ -472,7 +475,7 @@ impl Runner<'_> {
                 let local = SocketAddr::new(ip, *port);
                 let r = self
                     .net
-                    .with_endpoint(*host, |ep, _| ep.listen(local, *backlog));
+                    .with_endpoint(*host, |ep, now| ep.listen(now, local, *backlog));
                 let (ok, result) = match r {
                     Ok(l) => {
                         self.socks.insert(
@@ -504,12 +507,16 @@ impl Runner<'_> {
                 let n = self.resolve(name);
                 let deadline = self.deadline(if *wait { *timeout } else { Duration::ZERO });
                 let h = *host;
-                let mut got: Option<Result<ConnId, TcpError>> = None;
+                let mut got: Option<Result<ConnHandle, TcpError>> = None;
                 self.advance(deadline, |r| {
-                    match r.net.with_endpoint(h, |ep, _| ep.accept(l)) {
-                        Err(TcpError::WouldBlock) => false,
-                        other => {
-                            got = Some(other);
+                    match r.net.with_endpoint(h, |ep, now| ep.accept(now, l)) {
+                        Ok(None) => false,
+                        Ok(Some(c)) => {
+                            got = Some(Ok(c));
+                            true
+                        }
+                        Err(e) => {
+                            got = Some(Err(e.to_string()));
                             true
                         }
                     }
@@ -580,7 +587,9 @@ impl Runner<'_> {
                     return Ok(());
                 }
                 self.mark();
-                let r = self.call(*host, c, |ep, c| ep.shutdown_write(c));
+                let r = self.call(*host, c, |ep, now, c| {
+                    ep.shutdown_write(now, c).map_err(|e| e.to_string())
+                });
                 self.simple_result(*host, "shutdown", &n, c, r);
             }
             Action::Close { host, sock } => {
@@ -588,7 +597,10 @@ impl Runner<'_> {
                 match s.kind {
                     SockKind::Listener(l) => {
                         self.mark();
-                        let r = self.net.with_endpoint(*host, |ep, _| ep.close_listener(l));
+                        let r = self
+                            .net
+                            .with_endpoint(*host, |ep, now| ep.close_listener(now, l))
+                            .map_err(|e| e.to_string());
                         self.simple_result(*host, "close", &n, None, r);
                     }
                     SockKind::Conn(c) => {
@@ -596,7 +608,9 @@ impl Runner<'_> {
                             return Ok(());
                         }
                         self.mark();
-                        let r = self.call(*host, c, |ep, c| ep.close(c));
+                        let r = self.call(*host, c, |ep, now, c| {
+                            ep.close(now, c).map_err(|e| e.to_string())
+                        });
                         self.simple_result(*host, "close", &n, c, r);
                     }
                 }
@@ -605,7 +619,7 @@ impl Runner<'_> {
                 let (n, c) = self.conn_of(line, sock, *host)?;
                 // Abort throws away what the writer had not handed over yet, too.
                 if let Some(id) = c {
-                    let pending = self.outbox.remove(&(*host, id.0)).unwrap_or_default();
+                    let pending = self.outbox.remove(&(*host, id)).unwrap_or_default();
                     for p in pending.into_iter().filter(|p| p.op == Op::Write) {
                         let text = text_excerpt(&p.data);
                         let bytes = Some(p.written as u64);
@@ -622,7 +636,9 @@ impl Runner<'_> {
                     }
                 }
                 self.mark();
-                let r = self.call(*host, c, |ep, c| ep.abort(c));
+                let r = self.call(*host, c, |ep, now, c| {
+                    ep.abort(now, c).map_err(|e| e.to_string())
+                });
                 self.simple_result(*host, "abort", &n, c, r);
             }
             Action::Drop(rule) => self.net.add_drop_rule(rule.clone()),
@@ -711,7 +727,7 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn bind_conn(&mut self, name: &str, host: usize, conn: Option<ConnId>) {
+    fn bind_conn(&mut self, name: &str, host: usize, conn: Option<ConnHandle>) {
         if let Some(c) = conn {
             self.names.insert((host, c), name.to_string());
         }
@@ -738,12 +754,12 @@ impl Runner<'_> {
     fn call(
         &mut self,
         host: usize,
-        conn: Option<ConnId>,
-        f: impl FnOnce(&mut tcpfsm_core::Endpoint, ConnId) -> Result<(), TcpError>,
+        conn: Option<ConnHandle>,
+        f: impl FnOnce(&mut tcpfsm_core::Endpoint, Instant, ConnHandle) -> Result<(), TcpError>,
     ) -> Result<(), TcpError> {
         match conn {
-            None => Err(TcpError::InvalidHandle),
-            Some(c) => self.net.with_endpoint(host, |ep, _| f(ep, c)),
+            None => Err(InvalidHandle.to_string()),
+            Some(c) => self.net.with_endpoint(host, |ep, now| f(ep, now, c)),
         }
     }
 
@@ -752,7 +768,7 @@ impl Runner<'_> {
         host: usize,
         call: &str,
         n: &str,
-        c: Option<ConnId>,
+        c: Option<ConnHandle>,
         r: Result<(), TcpError>,
     ) {
         match r {
@@ -844,7 +860,7 @@ impl Runner<'_> {
     /// queued at once; the rest is written as space opens up while the script goes on (as a
     /// writer thread would), so a sender does not deadlock against a receiver the script has
     /// not reached yet. The call's result is recorded when the last byte was queued.
-    fn send(&mut self, host: usize, n: &str, c: Option<ConnId>, data: &[u8]) {
+    fn send(&mut self, host: usize, n: &str, c: Option<ConnHandle>, data: &[u8]) {
         let Some(c) = c else {
             self.app(
                 host,
@@ -852,7 +868,7 @@ impl Runner<'_> {
                 n,
                 None,
                 false,
-                TcpError::InvalidHandle.to_string(),
+                InvalidHandle.to_string(),
                 None,
                 None,
             );
@@ -860,7 +876,7 @@ impl Runner<'_> {
         };
         self.mark();
         self.outbox
-            .entry((host, c.0))
+            .entry((host, c))
             .or_default()
             .push_back(Pending {
                 sock: n.to_string(),
@@ -870,7 +886,7 @@ impl Runner<'_> {
                 written: 0,
             });
         self.pump_outbox();
-        if self.outbox.contains_key(&(host, c.0)) {
+        if self.outbox.contains_key(&(host, c)) {
             // Still writing: its result comes later, at its own time.
             self.mark = None;
         }
@@ -879,7 +895,7 @@ impl Runner<'_> {
     /// Writes pending `send` data wherever the send buffer has room, recording each call's
     /// result once its last byte is queued (or an error stops it).
     fn pump_outbox(&mut self) {
-        let keys: Vec<(usize, u64)> = self.outbox.keys().copied().collect();
+        let keys: Vec<(usize, ConnHandle)> = self.outbox.keys().copied().collect();
         for key in keys {
             let host = key.0;
             while let Some(p) = self.outbox.get_mut(&key).and_then(|q| q.front_mut()) {
@@ -888,9 +904,9 @@ impl Runner<'_> {
                     // The writes before it are done: the deferred close or shutdown happens now.
                     let (op, sock) = (p.op, p.sock.clone());
                     self.outbox.get_mut(&key).and_then(|q| q.pop_front());
-                    let r = self.net.with_endpoint(host, |ep, _| match op {
-                        Op::Close => ep.close(c),
-                        _ => ep.shutdown_write(c),
+                    let r = self.net.with_endpoint(host, |ep, now| match op {
+                        Op::Close => ep.close(now, c).map_err(|e| e.to_string()),
+                        _ => ep.shutdown_write(now, c).map_err(|e| e.to_string()),
                     });
                     let call = if op == Op::Close { "close" } else { "shutdown" };
                     self.simple_result(host, call, &sock, Some(c), r);
@@ -901,12 +917,12 @@ impl Runner<'_> {
                     let off = p.written;
                     let r = self
                         .net
-                        .with_endpoint(host, |ep, _| ep.send(c, &p.data[off..]));
+                        .with_endpoint(host, |ep, now| ep.send(now, c, &p.data[off..]));
                     match r {
                         Ok(k) if k > 0 => p.written += k,
-                        Ok(_) | Err(TcpError::WouldBlock) => break,
+                        Ok(_) => break,
                         Err(e) => {
-                            result = Some(Err(e));
+                            result = Some(Err(e.to_string()));
                             break;
                         }
                     }
@@ -951,9 +967,15 @@ impl Runner<'_> {
 
     /// Queues a `close` or `shutdown` behind the connection's pending writes, as a writer
     /// thread that writes then closes would; true if it was deferred.
-    fn defer_behind_writes(&mut self, host: usize, sock: &str, c: Option<ConnId>, op: Op) -> bool {
+    fn defer_behind_writes(
+        &mut self,
+        host: usize,
+        sock: &str,
+        c: Option<ConnHandle>,
+        op: Op,
+    ) -> bool {
         let Some(c) = c else { return false };
-        match self.outbox.get_mut(&(host, c.0)) {
+        match self.outbox.get_mut(&(host, c)) {
             Some(q) => {
                 q.push_back(Pending {
                     sock: sock.to_string(),
@@ -981,7 +1003,7 @@ impl Runner<'_> {
         line: usize,
         host: usize,
         n: &str,
-        c: Option<ConnId>,
+        c: Option<ConnHandle>,
         mode: RecvMode,
         timeout: Duration,
     ) {
@@ -992,7 +1014,7 @@ impl Runner<'_> {
                 n,
                 None,
                 false,
-                TcpError::InvalidHandle.to_string(),
+                InvalidHandle.to_string(),
                 None,
                 None,
             );
@@ -1027,16 +1049,16 @@ impl Runner<'_> {
                 }
                 match self
                     .net
-                    .with_endpoint(host, |ep, _| ep.recv(c, &mut buf[..want]))
+                    .with_endpoint(host, |ep, now| ep.recv(now, c, &mut buf[..want]))
                 {
-                    Ok(0) => {
+                    Ok(Some(0)) => {
                         eof = true;
                         break;
                     }
-                    Ok(k) => got.extend_from_slice(&buf[..k]),
-                    Err(TcpError::WouldBlock) => break,
+                    Ok(Some(k)) => got.extend_from_slice(&buf[..k]),
+                    Ok(None) => break,
                     Err(e) => {
-                        error = Some(e);
+                        error = Some(e.to_string());
                         break;
                     }
                 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use rand::{RngCore, SeedableRng};
-use tcpfsm_core::{Config, Error, Instant};
+use tcpfsm_core::{Config, Instant};
 use tcpfsm_impair::Loss;
 use tcpfsm_sim::{is_rfc_transition, LinkParams, Network};
 use tcpfsm_states::State;
@@ -67,7 +67,9 @@ fn transfer(
     net.set_link(c, s, ab);
     net.set_link(s, c, ba);
     let srv: SocketAddr = "10.0.0.2:80".parse().unwrap();
-    let l = net.with_endpoint(s, |ep, _| ep.listen(srv, 16)).unwrap();
+    let l = net
+        .with_endpoint(s, |ep, now| ep.listen(now, srv, 16))
+        .unwrap();
     let cc = net
         .with_endpoint(c, |ep, now| {
             ep.connect(now, "10.0.0.1:0".parse().unwrap(), srv)
@@ -89,50 +91,47 @@ fn transfer(
         // close in SYN_SENT would just delete the connection, RFC 9293 §3.10.4).
         established |= net.conn_state(c, cc) == Some(State::Established);
         if established && sent < data.len() {
-            match net.with_endpoint(c, |ep, _| ep.send(cc, &data[sent..])) {
+            match net.with_endpoint(c, |ep, now| ep.send(now, cc, &data[sent..])) {
                 Ok(n) => sent += n,
-                Err(Error::WouldBlock) | Err(Error::InvalidState) => {}
                 Err(e) => panic!("client send failed: {e}"),
             }
         }
         while established && response.len() < reply.len() {
-            match net.with_endpoint(c, |ep, _| ep.recv(cc, &mut buf)) {
-                Ok(0) => panic!("client saw end-of-stream before the whole response"),
-                Ok(n) => response.extend_from_slice(&buf[..n]),
-                Err(Error::WouldBlock) => break,
+            match net.with_endpoint(c, |ep, now| ep.recv(now, cc, &mut buf)) {
+                Ok(Some(0)) => panic!("client saw end-of-stream before the whole response"),
+                Ok(Some(n)) => response.extend_from_slice(&buf[..n]),
+                Ok(None) => break,
                 Err(e) => panic!("client recv failed after {} bytes: {e}", response.len()),
             }
         }
         // Closing with unread data would send RST (as Linux does), so read first.
         if established && sent == data.len() && response.len() == reply.len() && !client_closed {
-            net.with_endpoint(c, |ep, _| ep.close(cc)).unwrap();
+            net.with_endpoint(c, |ep, now| ep.close(now, cc)).unwrap();
             client_closed = true;
         }
         if sc.is_none() {
-            match net.with_endpoint(s, |ep, _| ep.accept(l)) {
-                Ok(id) => sc = Some(id),
-                Err(Error::WouldBlock) => {}
+            match net.with_endpoint(s, |ep, now| ep.accept(now, l)) {
+                Ok(id) => sc = id,
                 Err(e) => panic!("accept failed: {e}"),
             }
         }
         if let Some(id) = sc {
             if replied < reply.len() {
-                match net.with_endpoint(s, |ep, _| ep.send(id, &reply[replied..])) {
+                match net.with_endpoint(s, |ep, now| ep.send(now, id, &reply[replied..])) {
                     Ok(n) => replied += n,
-                    Err(Error::WouldBlock) => {}
                     Err(e) => panic!("server send failed: {e}"),
                 }
             }
             while !eof {
-                match net.with_endpoint(s, |ep, _| ep.recv(id, &mut buf)) {
-                    Ok(0) => eof = true,
-                    Ok(n) => received.extend_from_slice(&buf[..n]),
-                    Err(Error::WouldBlock) => break,
+                match net.with_endpoint(s, |ep, now| ep.recv(now, id, &mut buf)) {
+                    Ok(Some(0)) => eof = true,
+                    Ok(Some(n)) => received.extend_from_slice(&buf[..n]),
+                    Ok(None) => break,
                     Err(e) => panic!("server recv failed after {} bytes: {e}", received.len()),
                 }
             }
             if eof && replied == reply.len() && !server_closed {
-                net.with_endpoint(s, |ep, _| ep.close(id)).unwrap();
+                net.with_endpoint(s, |ep, now| ep.close(now, id)).unwrap();
                 server_closed = true;
             }
         }

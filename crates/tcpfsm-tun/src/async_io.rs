@@ -9,7 +9,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tcpfsm_core::{ConnId, ConnInfo, State};
+use tcpfsm_core::{ConnHandle, ConnInfo, State};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::socket::{accept_op, connect_op, recv_op, send_op, TcpListener, TcpStream};
@@ -46,7 +46,7 @@ impl AsyncTcpStream {
         self.inner
     }
 
-    pub fn id(&self) -> ConnId {
+    pub fn id(&self) -> ConnHandle {
         self.inner.id()
     }
 
@@ -88,9 +88,11 @@ impl AsyncRead for AsyncTcpStream {
         }
         let conn = s.conn;
         let dst = buf.initialize_unfilled();
-        match s.shared.poll_op(Key::Conn(conn), cx.waker(), true, |g, _| {
-            recv_op(g, conn, dst)
-        }) {
+        match s
+            .shared
+            .poll_op(Key::Conn(conn), cx.waker(), true, |g, now| {
+                recv_op(g, now, conn, dst)
+            }) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 Poll::Ready(Ok(()))
@@ -113,8 +115,8 @@ impl AsyncWrite for AsyncTcpStream {
         let s = &self.inner;
         let conn = s.conn;
         s.shared
-            .poll_op(Key::Conn(conn), cx.waker(), false, |g, _| {
-                send_op(g, conn, buf)
+            .poll_op(Key::Conn(conn), cx.waker(), false, |g, now| {
+                send_op(g, now, conn, buf)
             })
     }
 
@@ -155,7 +157,9 @@ impl AsyncTcpListener {
         let id = self.inner.id();
         let shared = self.inner.shared();
         let (conn, tuple) = poll_fn(|cx: &mut Context<'_>| {
-            shared.poll_op(Key::Listener(id), cx.waker(), true, |g, _| accept_op(g, id))
+            shared.poll_op(Key::Listener(id), cx.waker(), true, |g, now| {
+                accept_op(g, now, id)
+            })
         })
         .await?;
         Ok((

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tcpfsm_core::{
-    CloseReason, ConnId, ConnInfo, Error, FourTuple, ListenOptions, ListenerId, State,
+    CloseReason, ConnHandle, ConnInfo, FourTuple, Instant, ListenOptions, ListenerHandle, State,
 };
 
 use crate::stack::{local_ip, Inner, Key, Shared, Stack};
@@ -20,7 +20,7 @@ use crate::stack::{local_ip, Inner, Key, Shared, Stack};
 /// A listening socket of our stack.
 pub struct TcpListener {
     shared: Arc<Shared>,
-    id: ListenerId,
+    id: ListenerHandle,
     local: SocketAddr,
 }
 
@@ -32,14 +32,8 @@ impl TcpListener {
 
     /// `bind` + `listen(backlog)` with SO_REUSEADDR.
     pub fn listen(stack: &Stack, addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-        TcpListener::bind_with(
-            stack,
-            addr,
-            ListenOptions {
-                backlog,
-                reuse_addr: true,
-            },
-        )
+        let opts = ListenOptions::new(&stack.config(), backlog);
+        TcpListener::bind_with(stack, addr, opts)
     }
 
     /// Binds and listens with explicit options. The address must be one of the stack's or
@@ -60,7 +54,7 @@ impl TcpListener {
         let id = {
             let mut g = shared.lock();
             let now = shared.begin(&mut g)?;
-            let r = g.ep.listen_with(addr, opts);
+            let r = g.ep.listen_with(now, addr, opts);
             shared.finish(&mut g, now);
             let id = r.map_err(|e| with_context(e, &format!("listen on {addr}")))?;
             g.slots.insert(Key::Listener(id), Default::default());
@@ -77,7 +71,7 @@ impl TcpListener {
         Ok(self.local)
     }
 
-    pub fn id(&self) -> ListenerId {
+    pub fn id(&self) -> ListenerHandle {
         self.id
     }
 
@@ -103,7 +97,7 @@ impl TcpListener {
         let id = self.id;
         match self
             .shared
-            .block_on(Key::Listener(id), deadline, |g, _| accept_op(g, id))
+            .block_on(Key::Listener(id), deadline, |g, now| accept_op(g, now, id))
         {
             None => Err(io::Error::new(io::ErrorKind::TimedOut, "accept timed out")),
             Some(r) => {
@@ -121,7 +115,7 @@ impl Drop for TcpListener {
     fn drop(&mut self) {
         let mut g = self.shared.lock();
         if let Ok(now) = self.shared.begin(&mut g) {
-            let _ = g.ep.close_listener(self.id);
+            let _ = g.ep.close_listener(now, self.id);
             self.shared.finish(&mut g, now);
         }
         self.shared.forget(&mut g, Key::Listener(self.id));
@@ -129,9 +123,13 @@ impl Drop for TcpListener {
 }
 
 /// One attempt to accept; registers the connection's wait slot.
-pub(crate) fn accept_op(g: &mut Inner, id: ListenerId) -> Option<io::Result<(ConnId, FourTuple)>> {
-    match g.ep.accept(id) {
-        Ok(conn) => {
+pub(crate) fn accept_op(
+    g: &mut Inner,
+    now: Instant,
+    id: ListenerHandle,
+) -> Option<io::Result<(ConnHandle, FourTuple)>> {
+    match g.ep.accept(now, id) {
+        Ok(Some(conn)) => {
             let Some(info) = g.ep.info(conn) else {
                 return Some(Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
@@ -142,7 +140,7 @@ pub(crate) fn accept_op(g: &mut Inner, id: ListenerId) -> Option<io::Result<(Con
             slot.established = true;
             Some(Ok((conn, info.tuple)))
         }
-        Err(Error::WouldBlock) => None,
+        Ok(None) => None,
         Err(e) => Some(Err(e.into())),
     }
 }
@@ -151,7 +149,7 @@ pub(crate) fn accept_op(g: &mut Inner, id: ListenerId) -> Option<io::Result<(Con
 /// while another writes. Dropping it closes gracefully (FIN), like close(2) without linger.
 pub struct TcpStream {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) conn: ConnId,
+    pub(crate) conn: ConnHandle,
     tuple: FourTuple,
     /// Microseconds; 0 = none.
     read_timeout: AtomicU64,
@@ -161,7 +159,7 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    pub(crate) fn adopt(shared: Arc<Shared>, conn: ConnId, tuple: FourTuple) -> TcpStream {
+    pub(crate) fn adopt(shared: Arc<Shared>, conn: ConnHandle, tuple: FourTuple) -> TcpStream {
         TcpStream {
             shared,
             conn,
@@ -258,7 +256,7 @@ impl TcpStream {
         Ok(TcpStream::adopt(shared, conn, tuple))
     }
 
-    pub fn id(&self) -> ConnId {
+    pub fn id(&self) -> ConnHandle {
         self.conn
     }
 
@@ -290,7 +288,11 @@ impl TcpStream {
 
     /// TCP_NODELAY.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.call(|g, conn| g.ep.set_nodelay(conn, nodelay))
+        self.call(|g, now, conn| {
+            let mut o = g.ep.options(conn).ok_or(tcpfsm_core::InvalidHandle)?;
+            o.nodelay = nodelay;
+            g.ep.set_options(now, conn, o).map_err(io::Error::other)
+        })
     }
 
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
@@ -320,23 +322,26 @@ impl TcpStream {
             self.read_shut.store(true, Ordering::Relaxed);
         }
         if matches!(how, Shutdown::Write | Shutdown::Both) {
-            self.call(|g, conn| g.ep.shutdown_write(conn))?;
+            self.call(|g, now, conn| Ok(g.ep.shutdown_write(now, conn)?))?;
         }
         Ok(())
     }
 
     /// Close with SO_LINGER {on, 0}: RST to the peer, unsent data discarded, no TIME_WAIT.
     pub fn abort(self) {
-        let _ = self.call(|g, conn| g.ep.abort(conn));
+        let _ = self.call(|g, now, conn| Ok(g.ep.abort(now, conn)?));
         self.released.store(true, Ordering::Relaxed);
     }
 
-    fn call(&self, f: impl FnOnce(&mut Inner, ConnId) -> Result<(), Error>) -> io::Result<()> {
+    fn call(
+        &self,
+        f: impl FnOnce(&mut Inner, Instant, ConnHandle) -> io::Result<()>,
+    ) -> io::Result<()> {
         let mut g = self.shared.lock();
         let now = self.shared.begin(&mut g)?;
-        let r = f(&mut g, self.conn);
+        let r = f(&mut g, now, self.conn);
         self.shared.finish(&mut g, now);
-        r.map_err(io::Error::from)
+        r
     }
 
     pub(crate) fn read_shut(&self) -> bool {
@@ -350,7 +355,9 @@ impl TcpStream {
         let conn = self.conn;
         let deadline = deadline_after(self.read_timeout.load(Ordering::Relaxed));
         self.shared
-            .block_on(Key::Conn(conn), deadline, |g, _| recv_op(g, conn, buf))
+            .block_on(Key::Conn(conn), deadline, |g, now| {
+                recv_op(g, now, conn, buf)
+            })
             .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::WouldBlock, "read timed out")))
     }
 
@@ -361,7 +368,9 @@ impl TcpStream {
         let conn = self.conn;
         let deadline = deadline_after(self.write_timeout.load(Ordering::Relaxed));
         self.shared
-            .block_on(Key::Conn(conn), deadline, |g, _| send_op(g, conn, buf))
+            .block_on(Key::Conn(conn), deadline, |g, now| {
+                send_op(g, now, conn, buf)
+            })
             .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::WouldBlock, "write timed out")))
     }
 }
@@ -371,7 +380,7 @@ impl Drop for TcpStream {
         let mut g = self.shared.lock();
         if !self.released.load(Ordering::Relaxed) {
             if let Ok(now) = self.shared.begin(&mut g) {
-                let _ = g.ep.close(self.conn);
+                let _ = g.ep.close(now, self.conn);
                 self.shared.finish(&mut g, now);
             }
         }
@@ -429,25 +438,35 @@ impl Write for &TcpStream {
 }
 
 /// One attempt to read: data, end-of-stream (0), an error, or `None` to wait.
-pub(crate) fn recv_op(g: &mut Inner, conn: ConnId, buf: &mut [u8]) -> Option<io::Result<usize>> {
-    match g.ep.recv(conn, buf) {
-        Ok(n) => Some(Ok(n)),
-        Err(Error::WouldBlock) => None,
+pub(crate) fn recv_op(
+    g: &mut Inner,
+    now: Instant,
+    conn: ConnHandle,
+    buf: &mut [u8],
+) -> Option<io::Result<usize>> {
+    match g.ep.recv(now, conn, buf) {
+        Ok(Some(n)) => Some(Ok(n)),
+        Ok(None) => None,
         Err(e) => Some(Err(e.into())),
     }
 }
 
 /// One attempt to queue data: bytes taken, an error, or `None` to wait for buffer space.
-pub(crate) fn send_op(g: &mut Inner, conn: ConnId, buf: &[u8]) -> Option<io::Result<usize>> {
-    match g.ep.send(conn, buf) {
+pub(crate) fn send_op(
+    g: &mut Inner,
+    now: Instant,
+    conn: ConnHandle,
+    buf: &[u8],
+) -> Option<io::Result<usize>> {
+    match g.ep.send(now, conn, buf) {
+        Ok(0) if !buf.is_empty() => None,
         Ok(n) => Some(Ok(n)),
-        Err(Error::WouldBlock) => None,
         Err(e) => Some(Err(e.into())),
     }
 }
 
 /// Whether the handshake of an active open finished: `None` while in SYN_SENT.
-pub(crate) fn connect_op(g: &mut Inner, conn: ConnId) -> Option<io::Result<()>> {
+pub(crate) fn connect_op(g: &mut Inner, conn: ConnHandle) -> Option<io::Result<()>> {
     let slot = g.slots.get(&Key::Conn(conn));
     if slot.is_some_and(|s| s.established) {
         return Some(Ok(()));
@@ -466,7 +485,7 @@ fn close_error(reason: Option<CloseReason>) -> io::Error {
         Some(CloseReason::TimedOut) => io::ErrorKind::TimedOut,
         Some(CloseReason::Reset) => io::ErrorKind::ConnectionReset,
         Some(CloseReason::Aborted) => io::ErrorKind::ConnectionAborted,
-        Some(CloseReason::Graceful) | None => io::ErrorKind::NotConnected,
+        Some(_) | None => io::ErrorKind::NotConnected,
     };
     io::Error::new(
         kind,
@@ -474,8 +493,9 @@ fn close_error(reason: Option<CloseReason>) -> io::Error {
     )
 }
 
-fn with_context(e: Error, what: &str) -> io::Error {
-    io::Error::new(e.io_kind(), format!("{what}: {e}"))
+fn with_context(e: impl Into<io::Error>, what: &str) -> io::Error {
+    let e: io::Error = e.into();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 fn timeout_micros(t: Option<Duration>) -> io::Result<u64> {

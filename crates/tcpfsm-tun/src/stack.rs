@@ -23,8 +23,8 @@ use std::task::Waker;
 use std::thread::JoinHandle;
 
 use tcpfsm_core::{
-    Census, CloseReason, Config, ConnId, ConnInfo, Endpoint, Event, Instant, ListenerId, State,
-    Stats,
+    Census, CloseReason, Config, ConnHandle, ConnInfo, Endpoint, Event, Instant, ListenerHandle,
+    SocketHandle, State, Stats,
 };
 use tcpfsm_wire::{parse_ip_tcp, IpTcp};
 
@@ -110,8 +110,8 @@ impl Default for StackConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
-    Conn(ConnId),
-    Listener(ListenerId),
+    Conn(ConnHandle),
+    Listener(ListenerHandle),
 }
 
 /// Who waits on one connection or listener.
@@ -215,7 +215,11 @@ impl Inner {
                 o(&ev);
             }
             match ev {
-                Event::StateChanged { conn, to, .. } => {
+                Event::StateChanged {
+                    socket: SocketHandle::Conn(conn),
+                    to,
+                    ..
+                } => {
                     if to == State::Established {
                         if let Some(s) = self.slots.get_mut(&Key::Conn(conn)) {
                             s.established = true;
@@ -234,6 +238,8 @@ impl Inner {
                     }
                     self.mark(Key::Conn(conn), true, true);
                 }
+                // Listener state changes: nobody blocks on them.
+                _ => {}
             }
         }
         // One wakeup per slot per batch, however many segments it got.
@@ -532,6 +538,11 @@ impl Stack {
         g.ep.handle_packet(now, datagram);
         sh.finish(&mut g, now);
         Ok(())
+    }
+
+    /// The endpoint's configuration (for default socket options).
+    pub fn config(&self) -> Config {
+        self.shared.lock().ep.config().clone()
     }
 
     pub fn census(&self) -> Census {

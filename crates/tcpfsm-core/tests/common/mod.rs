@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use tcpfsm_core::{Config, ConnId, Duration, Endpoint, Event, Instant, State};
+use tcpfsm_core::{Config, ConnHandle, Duration, Endpoint, Event, Instant, SocketHandle, State};
 use tcpfsm_wire::{emit_ip_tcp, parse_ip_tcp, Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
 /// Timestamps, SACK and window scaling off and every segment ACKed at once, so hand-built
@@ -117,14 +117,14 @@ pub fn events(ep: &mut Endpoint) -> Vec<Event> {
 }
 
 /// The (from, to) of every state change of `conn` in `evs`.
-pub fn path_of(evs: &[Event], conn: ConnId) -> Vec<State> {
+pub fn path_of(evs: &[Event], conn: ConnHandle) -> Vec<State> {
     let mut p = Vec::new();
     for e in evs {
         if let Event::StateChanged {
-            conn: c, from, to, ..
+            socket, from, to, ..
         } = e
         {
-            if *c == conn {
+            if *socket == SocketHandle::Conn(conn) {
                 if p.is_empty() {
                     p.push(*from);
                 }
@@ -287,14 +287,18 @@ impl Net {
     }
 
     /// Listens on B:80 and connects A to it; returns (client conn, server conn) established.
-    pub fn establish(&mut self) -> (ConnId, ConnId) {
-        let l = self.b.listen(addr(B_IP, 80), 128).unwrap();
+    pub fn establish(&mut self) -> (ConnHandle, ConnHandle) {
+        let l = self.b.listen(self.now, addr(B_IP, 80), 128).unwrap();
         let c = self
             .a
             .connect(self.now, addr(A_IP, 0), addr(B_IP, 80))
             .unwrap();
         self.run_for(Duration::from_millis(100));
-        let s = self.b.accept(l).expect("server accepted");
+        let s = self
+            .b
+            .accept(self.now, l)
+            .unwrap()
+            .expect("server accepted");
         assert_eq!(self.a.state(c), Some(State::Established));
         assert_eq!(self.b.state(s), Some(State::Established));
         (c, s)
@@ -304,14 +308,14 @@ impl Net {
         self.log.iter().filter(|l| l.from_a == from_a).collect()
     }
 
-    pub fn read_all(ep: &mut Endpoint, c: ConnId) -> (Vec<u8>, bool) {
+    pub fn read_all(ep: &mut Endpoint, c: ConnHandle) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let mut buf = [0u8; 65536];
         loop {
-            match ep.recv(c, &mut buf) {
-                Ok(0) => return (out, true),
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(_) => return (out, false),
+            match ep.recv(Instant::ZERO, c, &mut buf) {
+                Ok(Some(0)) => return (out, true),
+                Ok(Some(n)) => out.extend_from_slice(&buf[..n]),
+                Ok(None) | Err(_) => return (out, false),
             }
         }
     }
@@ -319,4 +323,11 @@ impl Net {
 
 pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
+}
+
+/// TCP_NODELAY on one connection.
+pub fn set_nodelay(ep: &mut Endpoint, now: Instant, c: ConnHandle) {
+    let mut o = ep.options(c).expect("live connection");
+    o.nodelay = true;
+    ep.set_options(now, c, o).unwrap();
 }

@@ -1,0 +1,69 @@
+//! A connection's timer table: one deadline per timer (RFC 9293 §3.8 retransmission, RFC 1122
+//! §4.2.3.2 delayed ACK, RFC 9293 §3.8.6.1 persist, FIN_WAIT_2 and keep-alive), in 40 bytes
+//! instead of five `Option<Instant>`s.
+
+use crate::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// Retransmission (RFC 6298), which also carries the tail loss probe.
+    Rtx = 0,
+    /// Delayed ACK (RFC 9293 §3.8.6.3).
+    DelAck = 1,
+    /// Zero-window probe / sender SWS override (RFC 9293 §3.8.6.1, §3.8.6.2.1).
+    Persist = 2,
+    /// An orphaned FIN_WAIT_2's wait for the peer's FIN (Linux `tcp_fin_timeout`).
+    FinWait2 = 3,
+    /// Keep-alive (RFC 1122 §4.2.3.6).
+    KeepAlive = 4,
+}
+
+const UNARMED: u64 = u64::MAX;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timers {
+    at: [u64; 5],
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers { at: [UNARMED; 5] }
+    }
+}
+
+impl Timers {
+    pub(crate) fn set(&mut self, t: Timer, at: Instant) {
+        // An instant at the very end of time would read as unarmed; one microsecond earlier
+        // is indistinguishable for any driver.
+        self.at[t as usize] = at.as_micros().min(UNARMED - 1);
+    }
+
+    pub(crate) fn put(&mut self, t: Timer, at: Option<Instant>) {
+        match at {
+            Some(at) => self.set(t, at),
+            None => self.clear(t),
+        }
+    }
+
+    pub(crate) fn clear(&mut self, t: Timer) {
+        self.at[t as usize] = UNARMED;
+    }
+
+    pub(crate) fn armed(&self, t: Timer) -> bool {
+        self.at[t as usize] != UNARMED
+    }
+
+    pub(crate) fn expired(&self, t: Timer, now: Instant) -> bool {
+        self.at[t as usize] <= now.as_micros()
+    }
+
+    /// The earliest armed deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        let m = *self.at.iter().min().expect("five timers");
+        (m != UNARMED).then(|| Instant::from_micros(m))
+    }
+
+    pub(crate) fn clear_all(&mut self) {
+        self.at = [UNARMED; 5];
+    }
+}
