@@ -1,0 +1,464 @@
+//! The loss grid of issue 10: bulk transfers over the same impaired link (the tcpfsm-impair
+//! engine, on real packets through the relay and on virtual time in the simulator) for
+//!
+//! - (a) `linux-linux`: Linux sender → Linux receiver, two namespaces, relay between (baseline);
+//! - (b) `ours-linux`: our sender → Linux receiver (our stack behind the relay);
+//! - (c) `linux-ours`: Linux sender → our receiver;
+//! - (s) `sim`: our stack → our stack in the simulator, same link parameters.
+//!
+//! Grid: loss 0.5/1/2/5 %, reordering 0/10 %, RTT 10/50 ms; each cell three runs; rounds
+//! interleaved (every cell and configuration once per round, the configuration order reversed
+//! on odd rounds). Each run reports goodput and retransmitted bytes (on the wire, for every
+//! sender; the kernel's `tcpi_bytes_retrans` too for kernel senders). One JSON line per run on
+//! stdout as it finishes, then a table of medians and paired ratios against (a).
+//!
+//!     cargo bench -p tcpfsm-tun --bench loss_grid                 # the whole grid, 64 MiB
+//!     cargo bench -p tcpfsm-tun --bench loss_grid -- --quick      # one small cell
+//!     cargo bench -p tcpfsm-tun --bench loss_grid -- --size 8 --runs 1 --loss 1,5 --rtt 50
+//!
+//! The link: in the data direction `delay RTT/2`, the cell's loss, the cell's reordering
+//! (a held packet waits up to RTT/4 extra, within Linux's RACK reordering window of
+//! min_rtt/4), and a 100 Mbit/s bottleneck with a 1000-packet drop-tail queue; the ACK
+//! direction has the delay only. Needs root (namespaces, TUN); skips loudly otherwise.
+
+mod meter;
+mod real;
+mod sim;
+
+use std::io::Write;
+use std::time::Duration;
+
+use tcpfsm_tun::impair::Impairment;
+
+/// One run's link and transfer.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub data: Impairment,
+    pub ack: Impairment,
+    pub size: u64,
+    pub seed: u64,
+    pub max_time: Duration,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct RunOut {
+    pub bytes: u64,
+    pub complete: bool,
+    /// Every byte read matched what was sent.
+    pub intact: bool,
+    pub secs: f64,
+    /// Payload bytes sent again, counted on the wire before the impairments.
+    pub retrans_bytes: u64,
+    pub kernel_bytes_retrans: Option<u64>,
+    pub kernel_retrans_segs: Option<u64>,
+    pub kernel_dsack_dups: Option<u64>,
+    pub kernel_reord_seen: Option<u64>,
+    pub our_retrans_segs: Option<u64>,
+    /// Datagrams the relay wrote more than 1 ms late (it could not keep up).
+    pub late: u64,
+}
+
+impl RunOut {
+    fn goodput_mbit(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.bytes as f64 * 8.0 / self.secs / 1e6
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The byte at stream offset `i`: not periodic within a transfer, cheap to check.
+fn pattern_byte(i: u64) -> u8 {
+    (i.wrapping_mul(0x9e37_79b9) >> 24) as u8 ^ (i >> 20) as u8
+}
+
+pub fn pattern_check(offset: u64, got: &[u8]) -> bool {
+    got.iter()
+        .enumerate()
+        .all(|(k, b)| *b == pattern_byte(offset + k as u64))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cell {
+    loss: f64,
+    reorder: f64,
+    rtt_ms: u64,
+}
+
+impl Cell {
+    fn spec(&self, opts: &Opts, seed: u64) -> Spec {
+        let half = self.rtt_ms as f64 / 2.0;
+        let data = format!(
+            "delay {half}ms loss {} reorder {}{} rate {} queue {}",
+            self.loss,
+            self.reorder,
+            if self.reorder > 0.0 {
+                format!(" reorder-delay {}ms", self.rtt_ms as f64 / 4.0)
+            } else {
+                String::new()
+            },
+            opts.rate,
+            opts.queue
+        );
+        Spec {
+            data: data.parse().expect("grid spec"),
+            ack: format!("delay {half}ms").parse().expect("ack spec"),
+            size: opts.size_mib * 1024 * 1024,
+            seed,
+            max_time: opts.max_time,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "loss {}% reord {}% rtt {}ms",
+            self.loss * 100.0,
+            self.reorder * 100.0,
+            self.rtt_ms
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conf {
+    LinuxLinux,
+    OursLinux,
+    LinuxOurs,
+    Sim,
+}
+
+impl Conf {
+    const ALL: [Conf; 4] = [
+        Conf::LinuxLinux,
+        Conf::OursLinux,
+        Conf::LinuxOurs,
+        Conf::Sim,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Conf::LinuxLinux => "linux-linux",
+            Conf::OursLinux => "ours-linux",
+            Conf::LinuxOurs => "linux-ours",
+            Conf::Sim => "sim",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Conf::LinuxLinux => "a",
+            Conf::OursLinux => "b",
+            Conf::LinuxOurs => "c",
+            Conf::Sim => "s",
+        }
+    }
+}
+
+struct Opts {
+    size_mib: u64,
+    runs: u32,
+    max_time: Duration,
+    loss: Vec<f64>,
+    reorder: Vec<f64>,
+    rtt: Vec<u64>,
+    confs: Vec<Conf>,
+    rate: String,
+    queue: String,
+    json: Option<String>,
+    command: String,
+}
+
+fn list<T: std::str::FromStr>(v: &str, what: &str) -> Vec<T> {
+    v.split(',')
+        .map(|x| {
+            x.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{what}: bad value {x:?}"))
+        })
+        .collect()
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts {
+        size_mib: 64,
+        runs: 3,
+        max_time: Duration::from_secs(300),
+        loss: vec![0.005, 0.01, 0.02, 0.05],
+        reorder: vec![0.0, 0.10],
+        rtt: vec![10, 50],
+        confs: Conf::ALL.to_vec(),
+        rate: "100mbit".into(),
+        queue: "1000".into(),
+        json: None,
+        command: String::new(),
+    };
+    let mut args = std::env::args().skip(1).peekable();
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            // cargo bench passes --bench to every bench binary.
+            "--bench" => continue,
+            "--quick" => {
+                o.size_mib = 4;
+                o.runs = 3;
+                o.max_time = Duration::from_secs(60);
+                o.loss = vec![0.01];
+                o.reorder = vec![0.0];
+                o.rtt = vec![10];
+                continue;
+            }
+            "--size" => o.size_mib = val().parse().expect("--size MiB"),
+            "--runs" => o.runs = val().parse().expect("--runs N"),
+            "--max-time" => {
+                o.max_time = Duration::from_secs(val().parse().expect("--max-time seconds"))
+            }
+            "--loss" => {
+                o.loss = list::<f64>(&val(), "--loss")
+                    .iter()
+                    .map(|p| p / 100.0)
+                    .collect()
+            }
+            "--reorder" => {
+                o.reorder = list::<f64>(&val(), "--reorder")
+                    .iter()
+                    .map(|p| p / 100.0)
+                    .collect()
+            }
+            "--rtt" => o.rtt = list(&val(), "--rtt"),
+            "--rate" => o.rate = val(),
+            "--queue" => o.queue = val(),
+            "--json" => o.json = Some(val()),
+            "--configs" => {
+                let want: Vec<String> = list(&val(), "--configs");
+                o.confs = Conf::ALL
+                    .into_iter()
+                    .filter(|c| want.iter().any(|w| w == c.name() || w == c.short()))
+                    .collect();
+            }
+            other => panic!(
+                "unknown argument {other:?} (--quick, --size MiB, --runs N, --max-time S, \
+                 --loss 0.5,1 --reorder 0,10 --rtt 10,50 (percent, ms), --rate, --queue, \
+                 --configs a,b,c,s, --json FILE)"
+            ),
+        }
+    }
+    let raw: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    o.command = format!(
+        "cargo bench -p tcpfsm-tun --bench loss_grid{}{}",
+        if raw.is_empty() { "" } else { " -- " },
+        raw.join(" ")
+    );
+    o
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+struct Record {
+    cell: usize,
+    round: u32,
+    conf: Conf,
+    out: RunOut,
+}
+
+fn json_line(r: &Record, cell: &Cell, spec: &Spec) -> String {
+    let o = &r.out;
+    serde_json::json!({
+        "config": r.conf.name(),
+        "loss": cell.loss, "reorder": cell.reorder, "rtt_ms": cell.rtt_ms,
+        "round": r.round, "seed": spec.seed, "size": spec.size,
+        "link_data": spec.data.to_string(), "link_ack": spec.ack.to_string(),
+        "bytes": o.bytes, "complete": o.complete, "intact": o.intact,
+        "secs": o.secs, "goodput_mbit": o.goodput_mbit(),
+        "retrans_bytes": o.retrans_bytes,
+        "kernel_bytes_retrans": o.kernel_bytes_retrans,
+        "kernel_retrans_segs": o.kernel_retrans_segs,
+        "kernel_dsack_dups": o.kernel_dsack_dups,
+        "kernel_reord_seen": o.kernel_reord_seen,
+        "our_retrans_segs": o.our_retrans_segs,
+        "relay_late": o.late,
+    })
+    .to_string()
+}
+
+fn main() {
+    let opts = parse_args();
+    if !tcpfsm_tun::is_root() && opts.confs.iter().any(|c| *c != Conf::Sim) {
+        eprintln!(
+            "SKIPPED (needs root): the loss grid creates network namespaces and TUN devices \
+             (run it as root, or --configs s for the simulator only)"
+        );
+        return;
+    }
+    let mut cells = Vec::new();
+    for &loss in &opts.loss {
+        for &reorder in &opts.reorder {
+            for &rtt_ms in &opts.rtt {
+                cells.push(Cell {
+                    loss,
+                    reorder,
+                    rtt_ms,
+                });
+            }
+        }
+    }
+    eprintln!("reproduce: {}", opts.command);
+    eprintln!(
+        "{} cells x {} runs x {} configurations, {} MiB each, at most {} s per run",
+        cells.len(),
+        opts.runs,
+        opts.confs.len(),
+        opts.size_mib,
+        opts.max_time.as_secs()
+    );
+    let data: Vec<u8> = (0..opts.size_mib * 1024 * 1024).map(pattern_byte).collect();
+    let mut json_file = opts
+        .json
+        .as_ref()
+        .map(|p| std::fs::File::create(p).unwrap_or_else(|e| panic!("--json {p}: {e}")));
+    let mut records = Vec::new();
+    let pid = std::process::id();
+    for round in 0..opts.runs {
+        for (ci, cell) in cells.iter().enumerate() {
+            let mut order = opts.confs.clone();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for conf in order {
+                // The same seed for every configuration of a cell and round: the same link.
+                let seed = 1000 * u64::from(round) + ci as u64 + 1;
+                let spec = cell.spec(&opts, seed);
+                let name = format!("lg{pid}-{round}-{ci}-{}", conf.short());
+                let res = match conf {
+                    Conf::LinuxLinux => real::linux_linux(&spec, &name, &data),
+                    Conf::OursLinux => real::ours_linux(&spec, &name, &data),
+                    Conf::LinuxOurs => real::linux_ours(&spec, &name, &data),
+                    Conf::Sim => Ok(sim::ours_ours(&spec, &data)),
+                };
+                let out = match res {
+                    Ok(o) => o,
+                    Err(e) => {
+                        eprintln!("{} {}: setup failed: {e}", conf.name(), cell.label());
+                        continue;
+                    }
+                };
+                let rec = Record {
+                    cell: ci,
+                    round,
+                    conf,
+                    out,
+                };
+                let line = json_line(&rec, cell, &spec);
+                println!("{line}");
+                if let Some(f) = json_file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+                eprintln!(
+                    "round {round} {:<32} {:<11} {:>8.2} Mbit/s  retrans {:>6.2}%{}{}",
+                    cell.label(),
+                    conf.name(),
+                    rec.out.goodput_mbit(),
+                    rec.out.retrans_bytes as f64 * 100.0 / spec.size as f64,
+                    if rec.out.complete { "" } else { "  INCOMPLETE" },
+                    if rec.out.intact { "" } else { "  DATA DIFFERS" },
+                );
+                records.push(rec);
+            }
+        }
+    }
+    table(&opts, &cells, &records);
+}
+
+/// Per cell: median goodput and retransmitted share per configuration, and the issue's
+/// targets as medians of per-round ratios against (a).
+fn table(opts: &Opts, cells: &[Cell], records: &[Record]) {
+    let size = (opts.size_mib * 1024 * 1024) as f64;
+    let pick = |ci: usize, conf: Conf, f: &dyn Fn(&RunOut) -> f64| -> Vec<(u32, f64)> {
+        records
+            .iter()
+            .filter(|r| r.cell == ci && r.conf == conf)
+            .map(|r| (r.round, f(&r.out)))
+            .collect()
+    };
+    let ratio = |ci: usize, num: Conf, f: &dyn Fn(&RunOut) -> f64| -> Option<f64> {
+        let base = pick(ci, Conf::LinuxLinux, f);
+        let top = pick(ci, num, f);
+        let paired: Vec<f64> = top
+            .iter()
+            .filter_map(|(r, v)| {
+                base.iter()
+                    .find(|(rb, _)| rb == r)
+                    .filter(|(_, b)| *b > 0.0)
+                    .map(|(_, b)| v / b)
+            })
+            .collect();
+        median(paired)
+    };
+    let show = |v: Option<f64>, prec: usize| match v {
+        Some(x) => format!("{x:.prec$}"),
+        None => "-".into(),
+    };
+    println!();
+    println!(
+        "goodput Mbit/s (median) | retransmitted % of {} MiB (median, on the wire) | {} runs per cell",
+        opts.size_mib, opts.runs
+    );
+    print!("{:<30}", "cell");
+    for c in &opts.confs {
+        print!(" {:>16}", format!("{} {}", c.short(), c.name()));
+    }
+    println!(
+        " | {:>7} {:>7} {:>7} {:>7}",
+        "b/a gp", "b/a rtx", "c/a rtx", "s/a gp"
+    );
+    let gp: &dyn Fn(&RunOut) -> f64 = &|o| o.goodput_mbit();
+    let rtx: &dyn Fn(&RunOut) -> f64 = &|o| o.retrans_bytes as f64;
+    // (c)'s target is the kernel sender's own count.
+    let krtx: &dyn Fn(&RunOut) -> f64 =
+        &|o| o.kernel_bytes_retrans.unwrap_or(o.retrans_bytes) as f64;
+    for (ci, cell) in cells.iter().enumerate() {
+        print!("{:<30}", cell.label());
+        for &c in &opts.confs {
+            let g = median(pick(ci, c, gp).into_iter().map(|x| x.1).collect());
+            let r = median(
+                pick(ci, c, rtx)
+                    .into_iter()
+                    .map(|x| x.1 * 100.0 / size)
+                    .collect(),
+            );
+            let incomplete = records
+                .iter()
+                .filter(|r| r.cell == ci && r.conf == c && !r.out.complete)
+                .count();
+            let mark = if incomplete > 0 { "*" } else { "" };
+            print!(" {:>16}", format!("{}{mark} {}", show(g, 2), show(r, 2)));
+        }
+        println!(
+            " | {:>7} {:>7} {:>7} {:>7}",
+            show(ratio(ci, Conf::OursLinux, gp), 2),
+            show(ratio(ci, Conf::OursLinux, rtx), 2),
+            show(ratio(ci, Conf::LinuxOurs, krtx), 2),
+            show(ratio(ci, Conf::Sim, gp), 2),
+        );
+    }
+    println!(
+        "targets (issue 10): b/a gp >= 1, b/a rtx <= 1, c/a rtx <= 1.2 (kernel tcpi_bytes_retrans), \
+         s/a gp >= 1; * = a run hit --max-time ({} s), goodput over what arrived",
+        opts.max_time.as_secs()
+    );
+}
