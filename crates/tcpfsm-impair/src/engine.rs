@@ -415,20 +415,23 @@ impl<P: Payload> Impairer<P> {
         }));
     }
 
+    /// A held packet joins the line, due at `due`, in its own push order.
+    fn release(&mut self, h: Held<P>, due: Time) {
+        self.line.push(Reverse(Scheduled {
+            due,
+            order: h.order,
+            delivery: Delivery { due, ..h.delivery },
+        }));
+    }
+
     /// The next packet due by `now`, in arrival order.
     pub fn poll(&mut self, now: Time) -> Option<Delivery<P>> {
         self.advance(now);
         // Holds that ran out of time join the line at their deadline.
         while let Some(i) = self.held.iter().position(|h| h.deadline <= now) {
             let Some(h) = self.held.remove(i) else { break };
-            self.line.push(Reverse(Scheduled {
-                due: h.deadline,
-                order: h.order,
-                delivery: Delivery {
-                    due: h.deadline,
-                    ..h.delivery
-                },
-            }));
+            let due = h.deadline;
+            self.release(h, due);
         }
         if self.line.peek().is_none_or(|Reverse(s)| s.due > now) {
             return None;
@@ -442,14 +445,7 @@ impl<P: Payload> Impairer<P> {
                 h.remaining -= 1;
                 if h.remaining == 0 {
                     let Some(h) = self.held.remove(i) else { break };
-                    self.line.push(Reverse(Scheduled {
-                        due: s.due,
-                        order: h.order,
-                        delivery: Delivery {
-                            due: s.due,
-                            ..h.delivery
-                        },
-                    }));
+                    self.release(h, s.due);
                     continue;
                 }
             }

@@ -8,7 +8,9 @@
 
 use std::net::SocketAddr;
 
-use tcpfsm_impair::{Delivery, Impairer, Payload, Time, Verdict};
+use tcpfsm_impair::{Delivery, DropCause, Impairer, Payload, Time, Verdict};
+
+use crate::trace::Fate;
 
 /// Impairments of one link direction (delay, jitter, loss or Gilbert–Elliott loss,
 /// duplication, reordering, corruption, rate and queue): the engine's configuration.
@@ -83,9 +85,24 @@ impl Link {
         let _ = self.engine.set_config(params);
     }
 
-    /// Puts a datagram on the link at `now_us`.
-    pub(crate) fn push(&mut self, now_us: u64, packet: SimPacket) -> Verdict {
-        self.engine.push(Time::from_micros(now_us), packet)
+    /// Puts a datagram on the link at `now_us`; returns what the trace records of it: its
+    /// fate, why it was dropped, and its first arrival (µs) when already known.
+    pub(crate) fn send(
+        &mut self,
+        now_us: u64,
+        order: u64,
+        dst: usize,
+        key: SegKey,
+        bytes: Vec<u8>,
+    ) -> (Fate, Option<&'static str>, Option<u64>) {
+        let packet = SimPacket {
+            order,
+            dst,
+            sent_us: now_us,
+            key,
+            bytes,
+        };
+        trace_view(&self.engine.push(Time::from_micros(now_us), packet))
     }
 
     /// When the next datagram arrives, in whole microseconds (rounded up).
@@ -103,35 +120,40 @@ impl Link {
     }
 }
 
+/// The trace's view of what the link decided.
+fn trace_view(v: &Verdict) -> (Fate, Option<&'static str>, Option<u64>) {
+    let fate = match v.dropped {
+        Some(_) => Fate::Dropped,
+        None if v.corrupted => Fate::Corrupted,
+        None if v.duplicated => Fate::Duplicated,
+        None => Fate::Delivered,
+    };
+    let arrive = v.arrives.map(Time::as_micros_ceil);
+    (fate, v.dropped.map(DropCause::name), arrive)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn packet(order: u64) -> SimPacket {
+    fn send(l: &mut Link, now_us: u64) -> Fate {
         let mut bytes = vec![0u8; 40];
         bytes[0] = 0x45;
-        SimPacket {
-            order,
-            dst: 1,
-            sent_us: 0,
-            key: (
-                "10.0.0.1:1".parse().unwrap(),
-                "10.0.0.2:2".parse().unwrap(),
-                0,
-                0,
-                0,
-            ),
-            bytes,
-        }
+        let key = (
+            "10.0.0.1:1".parse().unwrap(),
+            "10.0.0.2:2".parse().unwrap(),
+            0,
+            0,
+            0,
+        );
+        l.send(now_us, now_us, 1, key, bytes).0
     }
 
     fn fates(seed: u64, from: &str, to: &str) -> Vec<bool> {
         let mut p = default_params();
         p.loss = tcpfsm_impair::Loss::Bernoulli(0.5);
         let mut l = Link::new(p, seed, from, to);
-        (0..64)
-            .map(|i| l.push(i, packet(i)).dropped.is_some())
-            .collect()
+        (0..64).map(|i| send(&mut l, i) == Fate::Dropped).collect()
     }
 
     #[test]
@@ -147,7 +169,7 @@ mod tests {
         // 1 Gbit/s: a 40-byte datagram takes 320 ns, so it is due at 10 000.32 µs.
         p.rate = Some(1_000_000_000);
         let mut l = Link::new(p, 1, "a", "b");
-        l.push(0, packet(0));
+        send(&mut l, 0);
         assert_eq!(l.next_due_us(), Some(10_001));
         assert!(l.poll(10_000).is_none());
         assert!(l.poll(10_001).is_some());

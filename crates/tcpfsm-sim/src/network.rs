@@ -13,7 +13,7 @@ use crate::decode::{self, Seg};
 use crate::link::{default_params, Link, LinkParams, SimPacket};
 use crate::script::DropRule;
 use crate::trace::{Fate, HostInfo, NoteKind, NoteRec, SegmentRec, StateRec, Trace, TraceEvent};
-use tcpfsm_impair::{Copy, Delivery, DropCause, Verdict};
+use tcpfsm_impair::{Copy, Delivery};
 
 /// One simulated machine.
 pub struct Host {
@@ -212,17 +212,7 @@ impl Network {
             .or_insert_with(|| Link::new(params, seed, "(outside)", &name));
         let now_us = self.now.as_micros();
         self.order += 1;
-        let v = link.push(
-            now_us,
-            SimPacket {
-                order: self.order,
-                dst,
-                sent_us: now_us,
-                key: seg.key(),
-                bytes: datagram,
-            },
-        );
-        let (fate, why, arrive) = verdict_fate(&v);
+        let (fate, why, arrive) = link.send(now_us, self.order, dst, seg.key(), datagram);
         self.record_segment(&seg, None, Some(dst), fate, why, arrive, true);
     }
 
@@ -513,17 +503,7 @@ impl Network {
             .entry((src, dst))
             .or_insert_with(|| Link::new(params, seed, &a, &b));
         self.order += 1;
-        let v = link.push(
-            now_us,
-            SimPacket {
-                order: self.order,
-                dst,
-                sent_us: now_us,
-                key: seg.key(),
-                bytes: datagram.to_vec(),
-            },
-        );
-        let (fate, why, arrive) = verdict_fate(&v);
+        let (fate, why, arrive) = link.send(now_us, self.order, dst, seg.key(), datagram.to_vec());
         self.record_segment(&seg, Some(src), Some(dst), fate, why, arrive, false);
     }
 
@@ -555,18 +535,6 @@ impl Network {
             injected,
         }));
     }
-}
-
-/// The trace's view of what a link did: fate, why it was dropped, first arrival (µs).
-fn verdict_fate(v: &Verdict) -> (Fate, Option<&'static str>, Option<u64>) {
-    let fate = match v.dropped {
-        Some(_) => Fate::Dropped,
-        None if v.corrupted => Fate::Corrupted,
-        None if v.duplicated => Fate::Duplicated,
-        None => Fate::Delivered,
-    };
-    let arrive = v.arrives.map(tcpfsm_impair::Time::as_micros_ceil);
-    (fate, v.dropped.map(DropCause::name), arrive)
 }
 
 /// A host's first address of the same family as `like` (or its first address at all).

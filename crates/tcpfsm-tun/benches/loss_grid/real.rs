@@ -3,11 +3,11 @@
 //! (c) Linux sender → our receiver, our stack behind the relay as `ImpairedStack`.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tcpfsm_tun::netns::NetNs;
+use tcpfsm_tun::netns::{self, NetNs};
 use tcpfsm_tun::{
     kernel_tcp_info, ImpairedStack, RelayConfig, StackConfig, TestBed, TestBedConfig, Way,
 };
@@ -29,6 +29,14 @@ fn tap(way: Way, meter: &Arc<Mutex<Meter>>) -> tcpfsm_tun::relay::Tap {
     })
 }
 
+/// A timeout (the loop looks at its deadline) or an interrupted call: try again.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// Reads until `size` bytes or the deadline; checks the pattern. Returns (bytes, intact, end).
 fn receive(mut r: impl Read, size: u64, deadline: Instant) -> (u64, bool, Instant) {
     let mut buf = vec![0u8; 256 * 1024];
@@ -41,13 +49,7 @@ fn receive(mut r: impl Read, size: u64, deadline: Instant) -> (u64, bool, Instan
                 intact &= pattern_check(got, &buf[..n]);
                 got += n as u64;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if transient(&e) => {}
             Err(_) => break,
         }
     }
@@ -61,34 +63,42 @@ fn send(mut w: impl Write, data: &[u8], deadline: Instant) {
         match w.write(&data[off..]) {
             Ok(0) => return,
             Ok(n) => off += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if transient(&e) => {}
             Err(_) => return,
         }
     }
 }
 
-fn out(
+/// One timed transfer: `accept` yields the receiving socket (read timeout set), `connect` the
+/// sending one (write timeout set); the clock starts once connected and stops when the last
+/// byte is read (or at the deadline). Returns what arrived, the start, and the sender.
+fn timed<R: Read + Send, W: Write>(
     spec: &Spec,
-    (got, intact, end): (u64, bool, Instant),
-    t0: Instant,
+    data: &[u8],
     meter: &Mutex<Meter>,
-) -> RunOut {
-    let secs = end.duration_since(t0).as_secs_f64();
-    let m = meter.lock().unwrap();
-    RunOut {
-        bytes: got,
-        complete: got == spec.size,
-        intact,
-        secs,
-        retrans_bytes: m.retrans_bytes,
-        ..RunOut::default()
-    }
+    accept: impl FnOnce() -> io::Result<R> + Send,
+    connect: impl FnOnce() -> io::Result<W>,
+) -> io::Result<(RunOut, W)> {
+    std::thread::scope(|s| {
+        let rx = s.spawn(accept);
+        let mut tx = connect()?;
+        let t0 = Instant::now();
+        let deadline = t0 + spec.max_time;
+        let c = rx.join().expect("receiver")?;
+        let r = s.spawn(move || receive(c, spec.size, deadline));
+        send(&mut tx, &data[..spec.size as usize], deadline);
+        let (got, intact, end) = r.join().expect("receiver");
+        let m = meter.lock().unwrap();
+        let out = RunOut {
+            bytes: got,
+            complete: got == spec.size,
+            intact,
+            secs: end.duration_since(t0).as_secs_f64(),
+            retrans_bytes: m.retrans_bytes,
+            ..RunOut::default()
+        };
+        Ok((out, tx))
+    })
 }
 
 fn kernel_fill(o: &mut RunOut, s: &std::net::TcpStream) {
@@ -100,6 +110,19 @@ fn kernel_fill(o: &mut RunOut, s: &std::net::TcpStream) {
     }
 }
 
+/// A kernel socket's side of a transfer, with its timeout set.
+fn kernel_accept(l: &std::net::TcpListener) -> io::Result<std::net::TcpStream> {
+    let (c, _) = l.accept()?;
+    c.set_read_timeout(Some(TICK))?;
+    Ok(c)
+}
+
+fn kernel_connect(ns: &str, addr: SocketAddr) -> io::Result<std::net::TcpStream> {
+    let c = netns::run_in(ns, || std::net::TcpStream::connect_timeout(&addr, CONNECT))??;
+    c.set_write_timeout(Some(TICK))?;
+    Ok(c)
+}
+
 /// (a): a kernel in namespace A sends to a kernel in namespace B; data goes "up".
 pub fn linux_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
     let meter = Arc::new(Mutex::new(Meter::default()));
@@ -107,105 +130,85 @@ pub fn linux_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
     let bed = TestBed::create_with_tap(name, cfg, Some(tap(Way::Up, &meter)))?;
     let addr = SocketAddr::new(bed.addr_b(false), 5201);
     let l = bed.in_b(|| std::net::TcpListener::bind(addr))??;
-    let deadline_after = spec.max_time;
-    std::thread::scope(|s| {
-        let rx = s.spawn(|| -> io::Result<_> {
-            let (c, _) = l.accept()?;
-            c.set_read_timeout(Some(TICK))?;
-            Ok(c)
-        });
-        let tx = bed.in_a(|| std::net::TcpStream::connect_timeout(&addr, CONNECT))??;
-        tx.set_write_timeout(Some(TICK))?;
-        let t0 = Instant::now();
-        let deadline = t0 + deadline_after;
-        let c = rx.join().expect("receiver")?;
-        let r = s.spawn(move || receive(&c, spec.size, deadline));
-        send(&tx, &data[..spec.size as usize], deadline);
-        let res = r.join().expect("receiver");
-        let mut o = out(spec, res, t0, &meter);
-        kernel_fill(&mut o, &tx);
-        o.late = bed.relay().stats().late;
-        let _ = tx.shutdown(Shutdown::Both);
-        Ok(o)
-    })
+    let (mut o, tx) = timed(
+        spec,
+        data,
+        &meter,
+        || kernel_accept(&l),
+        || kernel_connect(bed.ns_a(), addr),
+    )?;
+    kernel_fill(&mut o, &tx);
+    o.late = bed.relay().stats().late;
+    Ok(o)
 }
 
-fn stack_cfg(ns: &NetNs, seed: u64) -> StackConfig {
-    StackConfig {
+/// Our stack behind the relay in a fresh namespace (fields drop in order: stack, namespace).
+struct Ours {
+    st: ImpairedStack,
+    ns: NetNs,
+}
+
+/// `ours_send`: our stack sends the data (it goes "up"), else the kernel does ("down").
+fn ours(spec: &Spec, name: &str, ours_send: bool, meter: &Arc<Mutex<Meter>>) -> io::Result<Ours> {
+    let ns = NetNs::create(name)?;
+    let cfg = StackConfig {
         tun_name: "tfsm0".into(),
         netns: Some(ns.name().to_string()),
-        seed: Some(seed),
+        seed: Some(spec.seed),
         ..StackConfig::default()
-    }
+    };
+    let (link, way) = if ours_send {
+        (RelayConfig::new(spec.data, spec.ack, spec.seed), Way::Up)
+    } else {
+        (RelayConfig::new(spec.ack, spec.data, spec.seed), Way::Down)
+    };
+    let st = ImpairedStack::with_tap(cfg, link, Some(tap(way, meter)))?;
+    Ok(Ours { st, ns })
 }
 
 /// (b): our stack sends to a kernel receiver; our datagrams go "up" through the relay.
 pub fn ours_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
     let meter = Arc::new(Mutex::new(Meter::default()));
-    let ns = NetNs::create(name)?;
-    let st = ImpairedStack::with_tap(
-        stack_cfg(&ns, spec.seed),
-        RelayConfig::new(spec.data, spec.ack, spec.seed),
-        Some(tap(Way::Up, &meter)),
-    )?;
+    let us = ours(spec, name, true, &meter)?;
+    let (st, ns) = (&us.st, &us.ns);
     let addr = SocketAddr::new(st.host_ip(false).expect("IPv4"), 5201);
     let l = ns.run(|| std::net::TcpListener::bind(addr))??;
-    std::thread::scope(|s| {
-        let rx = s.spawn(|| -> io::Result<_> {
-            let (c, _) = l.accept()?;
-            c.set_read_timeout(Some(TICK))?;
+    let (mut o, tx) = timed(
+        spec,
+        data,
+        &meter,
+        || kernel_accept(&l),
+        || {
+            let c = tcpfsm_tun::TcpStream::connect_timeout(&st.stack, addr, CONNECT)?;
+            c.set_write_timeout(Some(TICK))?;
             Ok(c)
-        });
-        let tx = tcpfsm_tun::TcpStream::connect_timeout(&st.stack, addr, CONNECT)?;
-        tx.set_write_timeout(Some(TICK))?;
-        let t0 = Instant::now();
-        let deadline = t0 + spec.max_time;
-        let c = rx.join().expect("receiver")?;
-        let r = s.spawn(move || receive(&c, spec.size, deadline));
-        send(&tx, &data[..spec.size as usize], deadline);
-        let res = r.join().expect("receiver");
-        let mut o = out(spec, res, t0, &meter);
-        o.our_retrans_segs = Some(st.stats().retrans_segs);
-        o.late = st.relay.stats().late;
-        tx.abort();
-        Ok(o)
-    })
+        },
+    )?;
+    o.our_retrans_segs = Some(st.stats().retrans_segs);
+    o.late = st.relay.stats().late;
+    tx.abort();
+    Ok(o)
 }
 
 /// (c): a kernel sender to our receiver; the kernel's datagrams go "down" to our stack.
 pub fn linux_ours(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
     let meter = Arc::new(Mutex::new(Meter::default()));
-    let ns = NetNs::create(name)?;
-    let st = ImpairedStack::with_tap(
-        stack_cfg(&ns, spec.seed),
-        // Up is what our stack sends (the ACKs), down what the kernel sends (the data).
-        RelayConfig::new(spec.ack, spec.data, spec.seed),
-        Some(tap(Way::Down, &meter)),
-    )?;
+    let us = ours(spec, name, false, &meter)?;
+    let (st, ns) = (&us.st, &us.ns);
     let addr = SocketAddr::new(st.local_ip(false).expect("IPv4"), 5201);
     let l = tcpfsm_tun::TcpListener::bind(&st.stack, addr)?;
-    std::thread::scope(|s| {
-        let rx = s.spawn(|| -> io::Result<_> {
+    let (mut o, tx) = timed(
+        spec,
+        data,
+        &meter,
+        || {
             let (c, _) = l.accept()?;
             c.set_read_timeout(Some(TICK))?;
             Ok(c)
-        });
-        let tx = ns.run(|| std::net::TcpStream::connect_timeout(&addr, CONNECT))??;
-        tx.set_write_timeout(Some(TICK))?;
-        let t0 = Instant::now();
-        let deadline = t0 + spec.max_time;
-        let c = rx.join().expect("receiver")?;
-        let r = s.spawn(move || {
-            let res = receive(&c, spec.size, deadline);
-            c.abort();
-            res
-        });
-        send(&tx, &data[..spec.size as usize], deadline);
-        let res = r.join().expect("receiver");
-        let mut o = out(spec, res, t0, &meter);
-        kernel_fill(&mut o, &tx);
-        o.late = st.relay.stats().late;
-        let _ = tx.shutdown(Shutdown::Both);
-        Ok(o)
-    })
+        },
+        || kernel_connect(ns.name(), addr),
+    )?;
+    kernel_fill(&mut o, &tx);
+    o.late = st.relay.stats().late;
+    Ok(o)
 }
