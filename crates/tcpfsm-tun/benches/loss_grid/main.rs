@@ -18,17 +18,43 @@
 //!
 //! The link: in the data direction `delay RTT/2`, the cell's loss, the cell's reordering
 //! (a held packet waits up to RTT/4 extra, within Linux's RACK reordering window of
-//! min_rtt/4), and a 100 Mbit/s bottleneck with a 1000-packet drop-tail queue; the ACK
-//! direction has the delay only. Needs root (namespaces, TUN); skips loudly otherwise.
+//! min_rtt/4), and a 100 Mbit/s bottleneck with a drop-tail queue of one bandwidth-delay
+//! product; the ACK direction has the delay only. Needs root (namespaces, TUN); skips loudly
+//! otherwise. Ctrl-C ends the run in progress, deletes its namespaces and prints the table.
 
 mod meter;
 mod real;
 mod sim;
 
 use std::io::Write;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tcpfsm_tun::impair::Impairment;
+
+/// Set by SIGINT/SIGTERM: the run in progress ends at once and the grid stops, so every
+/// namespace is deleted on the way out.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_stop_handler() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Whether a transfer may go on: before its deadline and not interrupted.
+pub fn running(deadline: Instant) -> bool {
+    !STOP.load(Ordering::SeqCst) && Instant::now() < deadline
+}
 
 /// One run's link and transfer.
 #[derive(Debug, Clone, Copy)]
@@ -90,17 +116,29 @@ struct Cell {
 impl Cell {
     fn spec(&self, opts: &Opts, seed: u64) -> Spec {
         let half = self.rtt_ms as f64 / 2.0;
+        // "bdp": one bandwidth-delay product of buffer, the classic sizing rule; a deeper
+        // queue would keep the bottleneck busy whatever the loss and hide loss recovery.
+        let queue = match opts.queue.as_str() {
+            "bdp" if opts.rate != "off" => {
+                let rate = tcpfsm_tun::impair::spec::parse_rate(&opts.rate).expect("--rate");
+                let bdp = rate as f64 / 8.0 * self.rtt_ms as f64 / 1e3;
+                format!("{}b", (bdp as u64).max(10 * 1500))
+            }
+            q => q.to_string(),
+        };
+        let reorder_hold = if self.reorder > 0.0 {
+            format!(" reorder-delay {}ms", self.rtt_ms as f64 / 4.0)
+        } else {
+            String::new()
+        };
+        let bottleneck = if opts.rate == "off" {
+            String::new()
+        } else {
+            format!(" rate {} queue {queue}", opts.rate)
+        };
         let data = format!(
-            "delay {half}ms loss {} reorder {}{} rate {} queue {}",
-            self.loss,
-            self.reorder,
-            if self.reorder > 0.0 {
-                format!(" reorder-delay {}ms", self.rtt_ms as f64 / 4.0)
-            } else {
-                String::new()
-            },
-            opts.rate,
-            opts.queue
+            "delay {half}ms loss {} reorder {}{reorder_hold}{bottleneck}",
+            self.loss, self.reorder
         );
         Spec {
             data: data.parse().expect("grid spec"),
@@ -190,7 +228,7 @@ fn parse_args() -> Opts {
         rtt: vec![10, 50],
         confs: Conf::ALL.to_vec(),
         rate: "100mbit".into(),
-        queue: "1000".into(),
+        queue: "bdp".into(),
         json: None,
         command: String::new(),
     };
@@ -298,6 +336,7 @@ fn json_line(r: &Record, cell: &Cell, spec: &Spec) -> String {
 
 fn main() {
     let opts = parse_args();
+    install_stop_handler();
     if !tcpfsm_tun::is_root() && opts.confs.iter().any(|c| *c != Conf::Sim) {
         eprintln!(
             "SKIPPED (needs root): the loss grid creates network namespaces and TUN devices \
@@ -333,13 +372,17 @@ fn main() {
         .map(|p| std::fs::File::create(p).unwrap_or_else(|e| panic!("--json {p}: {e}")));
     let mut records = Vec::new();
     let pid = std::process::id();
-    for round in 0..opts.runs {
+    'grid: for round in 0..opts.runs {
         for (ci, cell) in cells.iter().enumerate() {
             let mut order = opts.confs.clone();
             if round % 2 == 1 {
                 order.reverse();
             }
             for conf in order {
+                if STOP.load(Ordering::SeqCst) {
+                    eprintln!("interrupted: the table covers the runs done so far");
+                    break 'grid;
+                }
                 // The same seed for every configuration of a cell and round: the same link.
                 let seed = 1000 * u64::from(round) + ci as u64 + 1;
                 let spec = cell.spec(&opts, seed);

@@ -42,7 +42,7 @@ fn receive(mut r: impl Read, size: u64, deadline: Instant) -> (u64, bool, Instan
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
     let mut intact = true;
-    while got < size && Instant::now() < deadline {
+    while got < size && crate::running(deadline) {
         match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -59,7 +59,7 @@ fn receive(mut r: impl Read, size: u64, deadline: Instant) -> (u64, bool, Instan
 /// Writes `data` until done or the deadline (write timeouts let it look at the clock).
 fn send(mut w: impl Write, data: &[u8], deadline: Instant) {
     let mut off = 0;
-    while off < data.len() && Instant::now() < deadline {
+    while off < data.len() && crate::running(deadline) {
         match w.write(&data[off..]) {
             Ok(0) => return,
             Ok(n) => off += n,
