@@ -224,14 +224,4 @@ impl Impairment {
         }
         Ok(())
     }
-
-    /// Whether the link does anything beyond forwarding at once.
-    pub fn is_transparent(&self) -> bool {
-        *self
-            == Impairment {
-                reorder_hold: self.reorder_hold,
-                queue: self.queue,
-                ..Impairment::default()
-            }
-    }
 }

@@ -250,11 +250,6 @@ impl<P: Payload> Impairer<P> {
         self.counters
     }
 
-    /// Whether the Gilbert–Elliott chain is in its bad state.
-    pub fn in_bad_state(&self) -> bool {
-        self.loss.is_bad()
-    }
-
     /// Packets accepted and not yet delivered.
     pub fn in_flight(&self) -> usize {
         self.line.len() + self.held.len()

@@ -31,9 +31,4 @@ impl LossProcess {
             }
         }
     }
-
-    /// Whether the chain is in the bad state.
-    pub(crate) fn is_bad(&self) -> bool {
-        self.bad
-    }
 }

@@ -15,11 +15,13 @@
 //!     cargo bench -p tcpfsm-tun --bench loss_grid                 # the whole grid, 64 MiB
 //!     cargo bench -p tcpfsm-tun --bench loss_grid -- --quick      # one small cell
 //!     cargo bench -p tcpfsm-tun --bench loss_grid -- --size 8 --runs 1 --loss 1,5 --rtt 50
+//!     cargo bench -p tcpfsm-tun --bench loss_grid -- --from grid.jsonl   # the table again
 //!
 //! The link: in the data direction `delay RTT/2`, the cell's loss, the cell's reordering
 //! (a held packet waits up to RTT/4 extra, within Linux's RACK reordering window of
 //! min_rtt/4), and a 100 Mbit/s bottleneck with a drop-tail queue of one bandwidth-delay
-//! product; the ACK direction has the delay only. Needs root (namespaces, TUN); skips loudly
+//! product; the ACK direction has the delay only. The kernel runs CUBIC (`--kernel-cc`), as
+//! Linux does by default and as issue 10 compares against. Needs root (namespaces, TUN); skips loudly
 //! otherwise. Ctrl-C ends the run in progress, deletes its namespaces and prints the table.
 
 mod meter;
@@ -64,6 +66,8 @@ pub struct Spec {
     pub size: u64,
     pub seed: u64,
     pub max_time: Duration,
+    /// The kernel's congestion control in every namespace (`net.ipv4.tcp_congestion_control`).
+    pub kernel_cc: &'static str,
 }
 
 /// What one run measured.
@@ -81,6 +85,8 @@ pub struct RunOut {
     pub kernel_dsack_dups: Option<u64>,
     pub kernel_reord_seen: Option<u64>,
     pub our_retrans_segs: Option<u64>,
+    /// The kernel sender's congestion control, as its socket reports it.
+    pub kernel_cc: Option<String>,
     /// Datagrams the relay wrote more than 1 ms late (it could not keep up).
     pub late: u64,
 }
@@ -146,6 +152,7 @@ impl Cell {
             size: opts.size_mib * 1024 * 1024,
             seed,
             max_time: opts.max_time,
+            kernel_cc: opts.kernel_cc,
         }
     }
 
@@ -205,6 +212,8 @@ struct Opts {
     rate: String,
     queue: String,
     json: Option<String>,
+    from: Option<String>,
+    kernel_cc: &'static str,
     command: String,
 }
 
@@ -230,6 +239,10 @@ fn parse_args() -> Opts {
         rate: "100mbit".into(),
         queue: "bdp".into(),
         json: None,
+        from: None,
+        // Linux's default (CONFIG_DEFAULT_TCP_CONG) and issue 10's reference; some kernels
+        // (this project's development VM) default to bbr instead.
+        kernel_cc: "cubic",
         command: String::new(),
     };
     let mut args = std::env::args().skip(1).peekable();
@@ -268,6 +281,15 @@ fn parse_args() -> Opts {
             "--rate" => o.rate = val(),
             "--queue" => o.queue = val(),
             "--json" => o.json = Some(val()),
+            "--from" => o.from = Some(val()),
+            "--kernel-cc" => {
+                o.kernel_cc = match val().as_str() {
+                    "cubic" => "cubic",
+                    "reno" => "reno",
+                    "bbr" => "bbr",
+                    other => panic!("--kernel-cc {other:?}: cubic, reno or bbr"),
+                }
+            }
             "--configs" => {
                 let want: Vec<String> = list(&val(), "--configs");
                 o.confs = Conf::ALL
@@ -278,7 +300,7 @@ fn parse_args() -> Opts {
             other => panic!(
                 "unknown argument {other:?} (--quick, --size MiB, --runs N, --max-time S, \
                  --loss 0.5,1 --reorder 0,10 --rtt 10,50 (percent, ms), --rate, --queue, \
-                 --configs a,b,c,s, --json FILE)"
+                 --configs a,b,c,s, --kernel-cc cubic|reno|bbr, --json FILE, --from FILE)"
             ),
         }
     }
@@ -320,6 +342,8 @@ fn json_line(r: &Record, cell: &Cell, spec: &Spec) -> String {
         "config": r.conf.name(),
         "loss": cell.loss, "reorder": cell.reorder, "rtt_ms": cell.rtt_ms,
         "round": r.round, "seed": spec.seed, "size": spec.size,
+        "max_time_s": spec.max_time.as_secs(),
+        "kernel_cc": o.kernel_cc,
         "link_data": spec.data.to_string(), "link_ack": spec.ack.to_string(),
         "bytes": o.bytes, "complete": o.complete, "intact": o.intact,
         "secs": o.secs, "goodput_mbit": o.goodput_mbit(),
@@ -336,6 +360,10 @@ fn json_line(r: &Record, cell: &Cell, spec: &Spec) -> String {
 
 fn main() {
     let opts = parse_args();
+    if let Some(path) = &opts.from {
+        table_from(path);
+        return;
+    }
     install_stop_handler();
     if !tcpfsm_tun::is_root() && opts.confs.iter().any(|c| *c != Conf::Sim) {
         eprintln!(
@@ -358,12 +386,13 @@ fn main() {
     }
     eprintln!("reproduce: {}", opts.command);
     eprintln!(
-        "{} cells x {} runs x {} configurations, {} MiB each, at most {} s per run",
+        "{} cells x {} runs x {} configurations, {} MiB each, at most {} s per run, kernel {}",
         cells.len(),
         opts.runs,
         opts.confs.len(),
         opts.size_mib,
-        opts.max_time.as_secs()
+        opts.max_time.as_secs(),
+        opts.kernel_cc
     );
     let data: Vec<u8> = (0..opts.size_mib * 1024 * 1024).map(pattern_byte).collect();
     let mut json_file = opts
@@ -424,13 +453,13 @@ fn main() {
             }
         }
     }
-    table(&opts, &cells, &records);
+    table(&opts.confs, opts.runs, opts.max_time, &cells, &records);
 }
 
-/// Per cell: median goodput and retransmitted share per configuration, and the issue's
-/// targets as medians of per-round ratios against (a).
-fn table(opts: &Opts, cells: &[Cell], records: &[Record]) {
-    let size = (opts.size_mib * 1024 * 1024) as f64;
+/// Per cell, as a Markdown table: median goodput and retransmitted share (of the bytes that
+/// arrived) per configuration, and the issue's targets as medians of per-round ratios against
+/// (a).
+fn table(confs: &[Conf], runs: u32, max_time: Duration, cells: &[Cell], records: &[Record]) {
     let pick = |ci: usize, conf: Conf, f: &dyn Fn(&RunOut) -> f64| -> Vec<(u32, f64)> {
         records
             .iter()
@@ -440,68 +469,118 @@ fn table(opts: &Opts, cells: &[Cell], records: &[Record]) {
     };
     let ratio = |ci: usize, num: Conf, f: &dyn Fn(&RunOut) -> f64| -> Option<f64> {
         let base = pick(ci, Conf::LinuxLinux, f);
-        let top = pick(ci, num, f);
-        let paired: Vec<f64> = top
+        let paired: Vec<f64> = pick(ci, num, f)
             .iter()
             .filter_map(|(r, v)| {
                 base.iter()
-                    .find(|(rb, _)| rb == r)
-                    .filter(|(_, b)| *b > 0.0)
+                    .find(|(rb, b)| rb == r && *b > 0.0)
                     .map(|(_, b)| v / b)
             })
             .collect();
         median(paired)
     };
-    let show = |v: Option<f64>, prec: usize| match v {
-        Some(x) => format!("{x:.prec$}"),
-        None => "-".into(),
-    };
-    println!();
-    println!(
-        "goodput Mbit/s (median) | retransmitted % of {} MiB (median, on the wire) | {} runs per cell",
-        opts.size_mib, opts.runs
-    );
-    print!("{:<30}", "cell");
-    for c in &opts.confs {
-        print!(" {:>16}", format!("{} {}", c.short(), c.name()));
-    }
-    println!(
-        " | {:>7} {:>7} {:>7} {:>7}",
-        "b/a gp", "b/a rtx", "c/a rtx", "s/a gp"
-    );
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
+    let share = |bytes: u64, o: &RunOut| bytes as f64 / o.bytes.max(1) as f64;
     let gp: &dyn Fn(&RunOut) -> f64 = &|o| o.goodput_mbit();
-    let rtx: &dyn Fn(&RunOut) -> f64 = &|o| o.retrans_bytes as f64;
+    let rtx: &dyn Fn(&RunOut) -> f64 = &|o| share(o.retrans_bytes, o);
     // (c)'s target is the kernel sender's own count.
     let krtx: &dyn Fn(&RunOut) -> f64 =
-        &|o| o.kernel_bytes_retrans.unwrap_or(o.retrans_bytes) as f64;
+        &|o| share(o.kernel_bytes_retrans.unwrap_or(o.retrans_bytes), o);
+    println!();
+    println!(
+        "Goodput in Mbit/s and retransmitted bytes in % of the bytes delivered, medians of {runs} \
+         run(s); ratios are medians of per-round ratios to (a)."
+    );
+    println!();
+    let mut head = String::from("| cell |");
+    let mut rule = String::from("|---|");
+    for c in confs {
+        head += &format!(" {} {} Mbit/s | rtx % |", c.short(), c.name());
+        rule += "---:|---:|";
+    }
+    println!("{head} b/a goodput | b/a rtx | c/a rtx | s/a goodput |");
+    println!("{rule}---:|---:|---:|---:|");
     for (ci, cell) in cells.iter().enumerate() {
-        print!("{:<30}", cell.label());
-        for &c in &opts.confs {
+        let mut row = format!("| {} |", cell.label());
+        for &c in confs {
             let g = median(pick(ci, c, gp).into_iter().map(|x| x.1).collect());
-            let r = median(
-                pick(ci, c, rtx)
-                    .into_iter()
-                    .map(|x| x.1 * 100.0 / size)
-                    .collect(),
-            );
-            let incomplete = records
+            let f = if c == Conf::LinuxOurs { krtx } else { rtx };
+            let r = median(pick(ci, c, f).into_iter().map(|x| x.1 * 100.0).collect());
+            let cut = records
                 .iter()
-                .filter(|r| r.cell == ci && r.conf == c && !r.out.complete)
-                .count();
-            let mark = if incomplete > 0 { "*" } else { "" };
-            print!(" {:>16}", format!("{}{mark} {}", show(g, 2), show(r, 2)));
+                .any(|r| r.cell == ci && r.conf == c && !r.out.complete);
+            row += &format!(" {}{} | {} |", show(g), if cut { "*" } else { "" }, show(r));
         }
         println!(
-            " | {:>7} {:>7} {:>7} {:>7}",
-            show(ratio(ci, Conf::OursLinux, gp), 2),
-            show(ratio(ci, Conf::OursLinux, rtx), 2),
-            show(ratio(ci, Conf::LinuxOurs, krtx), 2),
-            show(ratio(ci, Conf::Sim, gp), 2),
+            "{row} {} | {} | {} | {} |",
+            show(ratio(ci, Conf::OursLinux, gp)),
+            show(ratio(ci, Conf::OursLinux, rtx)),
+            show(ratio(ci, Conf::LinuxOurs, krtx)),
+            show(ratio(ci, Conf::Sim, gp)),
         );
     }
+    println!();
     println!(
-        "targets (issue 10): b/a gp >= 1, b/a rtx <= 1, c/a rtx <= 1.2 (kernel tcpi_bytes_retrans), \
-         s/a gp >= 1; * = a run hit --max-time ({} s), goodput over what arrived",
-        opts.max_time.as_secs()
+        "Targets (issue 10): b/a goodput >= 1, b/a rtx <= 1, c/a rtx <= 1.2 (c's rtx is the \
+         kernel sender's tcpi_bytes_retrans), s/a goodput >= 1. * = a run stopped at --max-time \
+         ({} s); its goodput is over what arrived by then.",
+        max_time.as_secs()
     );
+}
+
+/// `--from FILE`: the table again from the JSON lines of an earlier run.
+fn table_from(path: &str) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("--from {path}: {e}"));
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut records = Vec::new();
+    let mut max_secs: f64 = 0.0;
+    for line in text.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+        let u = |k: &str| v[k].as_u64();
+        let cell = Cell {
+            loss: f("loss"),
+            reorder: f("reorder"),
+            rtt_ms: u("rtt_ms").unwrap_or(0),
+        };
+        let ci = cells.iter().position(|c| *c == cell).unwrap_or_else(|| {
+            cells.push(cell);
+            cells.len() - 1
+        });
+        let Some(conf) = Conf::ALL
+            .into_iter()
+            .find(|c| Some(c.name()) == v["config"].as_str())
+        else {
+            continue;
+        };
+        // Older files lack the limit; the longest run is a lower bound of it.
+        let limit = v["max_time_s"].as_f64().unwrap_or(f("secs").ceil());
+        max_secs = max_secs.max(limit);
+        records.push(Record {
+            cell: ci,
+            round: u("round").unwrap_or(0) as u32,
+            conf,
+            out: RunOut {
+                bytes: u("bytes").unwrap_or(0),
+                complete: v["complete"].as_bool().unwrap_or(false),
+                intact: v["intact"].as_bool().unwrap_or(false),
+                secs: f("secs"),
+                retrans_bytes: u("retrans_bytes").unwrap_or(0),
+                kernel_bytes_retrans: u("kernel_bytes_retrans"),
+                kernel_retrans_segs: u("kernel_retrans_segs"),
+                kernel_dsack_dups: u("kernel_dsack_dups"),
+                kernel_reord_seen: u("kernel_reord_seen"),
+                our_retrans_segs: u("our_retrans_segs"),
+                kernel_cc: v["kernel_cc"].as_str().map(str::to_string),
+                late: u("relay_late").unwrap_or(0),
+            },
+        });
+    }
+    let confs: Vec<Conf> = Conf::ALL
+        .into_iter()
+        .filter(|c| records.iter().any(|r| r.conf == *c))
+        .collect();
+    let runs = records.iter().map(|r| r.round + 1).max().unwrap_or(0);
+    let max_time = Duration::from_secs_f64(max_secs);
+    table(&confs, runs, max_time, &cells, &records);
 }

@@ -29,6 +29,31 @@ fn tap(way: Way, meter: &Arc<Mutex<Meter>>) -> tcpfsm_tun::relay::Tap {
     })
 }
 
+/// Sets a kernel socket's congestion control (`TCP_CONGESTION`). Per socket, because a
+/// namespace's default may only be set to an algorithm in the host-wide
+/// `tcp_allowed_congestion_control` list, and the host's settings are not ours to change.
+fn set_cc(s: &std::net::TcpStream, cc: &str) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `cc` is valid for `cc.len()` bytes of reads.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            cc.as_ptr().cast(),
+            cc.len() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("TCP_CONGESTION {cc}: {e}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A timeout (the loop looks at its deadline) or an interrupted call: try again.
 fn transient(e: &io::Error) -> bool {
     matches!(
@@ -101,7 +126,29 @@ fn timed<R: Read + Send, W: Write>(
     })
 }
 
+/// The congestion control a kernel socket runs (`TCP_CONGESTION`).
+fn kernel_cc(s: &std::net::TcpStream) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    let mut name = [0u8; 16];
+    let mut len = name.len() as libc::socklen_t;
+    // SAFETY: `name` is writable for `len` bytes; the kernel writes at most that.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then(|| {
+        let n = &name[..len as usize];
+        String::from_utf8_lossy(n.split(|b| *b == 0).next().unwrap_or(n)).into_owned()
+    })
+}
+
 fn kernel_fill(o: &mut RunOut, s: &std::net::TcpStream) {
+    o.kernel_cc = kernel_cc(s);
     if let Ok(ti) = kernel_tcp_info(s) {
         o.kernel_bytes_retrans = Some(ti.bytes_retrans);
         o.kernel_retrans_segs = Some(u64::from(ti.total_retrans));
@@ -117,8 +164,10 @@ fn kernel_accept(l: &std::net::TcpListener) -> io::Result<std::net::TcpStream> {
     Ok(c)
 }
 
-fn kernel_connect(ns: &str, addr: SocketAddr) -> io::Result<std::net::TcpStream> {
+/// A kernel sender: connected from inside `ns`, running `cc`, before any data is sent.
+fn kernel_connect(ns: &str, addr: SocketAddr, cc: &str) -> io::Result<std::net::TcpStream> {
     let c = netns::run_in(ns, || std::net::TcpStream::connect_timeout(&addr, CONNECT))??;
+    set_cc(&c, cc)?;
     c.set_write_timeout(Some(TICK))?;
     Ok(c)
 }
@@ -135,7 +184,7 @@ pub fn linux_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
         data,
         &meter,
         || kernel_accept(&l),
-        || kernel_connect(bed.ns_a(), addr),
+        || kernel_connect(bed.ns_a(), addr, spec.kernel_cc),
     )?;
     kernel_fill(&mut o, &tx);
     o.late = bed.relay().stats().late;
@@ -206,7 +255,7 @@ pub fn linux_ours(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
             c.set_read_timeout(Some(TICK))?;
             Ok(c)
         },
-        || kernel_connect(ns.name(), addr),
+        || kernel_connect(ns.name(), addr, spec.kernel_cc),
     )?;
     kernel_fill(&mut o, &tx);
     o.late = st.relay.stats().late;
