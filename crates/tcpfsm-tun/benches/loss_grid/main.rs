@@ -445,7 +445,7 @@ fn main() {
                     cell.label(),
                     conf.name(),
                     rec.out.goodput_mbit(),
-                    rec.out.retrans_bytes as f64 * 100.0 / spec.size as f64,
+                    rec.out.retrans_bytes as f64 * 100.0 / rec.out.bytes.max(1) as f64,
                     if rec.out.complete { "" } else { "  INCOMPLETE" },
                     if rec.out.intact { "" } else { "  DATA DIFFERS" },
                 );
