@@ -255,7 +255,7 @@ fn main() {
     println!("  tcpfsm-core : {rate:.0} connections/s, all {n} left in TIME_WAIT");
     let m = tcpfsm_core::memory_footprint();
     println!(
-        "per-connection records: TCB {} B, TIME_WAIT {} B (+{} B expiry queue), half-open {} B (+{} B timer)",
-        m.tcb, m.time_wait_record, m.time_wait_queue_entry, m.half_open, m.timer_entry
+        "per-connection records: connection {} B, TIME_WAIT {} B (+{} B index and expiry), half-open {} B (+{} B timer)",
+        m.conn, m.time_wait_record, m.time_wait_overhead, m.half_open, m.timer_entry
     );
 }

@@ -24,11 +24,53 @@ pub enum TwReuse {
     LoopbackOnly,
 }
 
-/// Congestion control algorithm for new connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Builds a user's congestion controller for a new connection (given its SMSS and the
+/// endpoint's configuration).
+pub type CcFactory = fn(mss: u32, cfg: &Config) -> Box<dyn crate::cc::CongestionControl>;
+
+/// Congestion control algorithm for new connections (Linux `tcp_congestion_control`).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum CongestionAlgorithm {
+    /// RFC 9438 CUBIC with RFC 9406 HyStart++ (Linux's default).
+    Cubic,
     /// RFC 5681 with RFC 6582 fast recovery.
     NewReno,
+    /// An algorithm of the user's own, behind the public [`crate::cc::CongestionControl`].
+    Custom(CcFactory),
+}
+
+impl CongestionAlgorithm {
+    /// Linux's spelling (`cubic`, `reno`), or `custom`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CongestionAlgorithm::Cubic => "cubic",
+            CongestionAlgorithm::NewReno => "reno",
+            CongestionAlgorithm::Custom(_) => "custom",
+        }
+    }
+
+    /// A controller for a connection with send MSS `mss`.
+    pub(crate) fn build(self, mss: u32, cfg: &Config) -> Box<dyn crate::cc::CongestionControl> {
+        use crate::cc::{Cubic, CubicConfig, NewReno, NewRenoConfig};
+        match self {
+            CongestionAlgorithm::Cubic => {
+                let c = CubicConfig {
+                    initial_window: cfg.initial_cwnd,
+                    ..CubicConfig::default()
+                };
+                Box::new(Cubic::new(c, mss))
+            }
+            CongestionAlgorithm::NewReno => {
+                let c = NewRenoConfig {
+                    initial_window: cfg.initial_cwnd,
+                    ..NewRenoConfig::default()
+                };
+                Box::new(NewReno::new(c, mss))
+            }
+            CongestionAlgorithm::Custom(f) => f(mss, cfg),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +119,14 @@ pub struct Config {
     /// Upper bound on the backed-off RTO (Linux: 120 s).
     pub rto_max: Duration,
     pub congestion: CongestionAlgorithm,
+    /// RACK-TLP time-based loss detection (RFC 8985; Linux `tcp_recovery` bit 0). Off: RFC
+    /// 6675's duplicate-threshold rule only.
+    pub rack: bool,
+    /// Tail loss probes (RFC 8985 §7; Linux `tcp_early_retrans=3`).
+    pub tail_loss_probe: bool,
+    /// Undo a window reduction shown spurious by D-SACK (RFC 3708) or timestamps (RFC 3522),
+    /// as Linux does.
+    pub recovery_undo: bool,
     /// Initial congestion window in segments (RFC 6928; Linux: 10).
     pub initial_cwnd: u32,
     /// Keep-alive idle time (SO_KEEPALIVE with `tcp_keepalive_time`, Linux 7200 s); `None`
@@ -86,6 +136,15 @@ pub struct Config {
     pub keepalive_interval: Duration,
     /// Unanswered probes before the connection is dropped (`tcp_keepalive_probes`).
     pub keepalive_probes: u32,
+    /// RFC 5961 §7: at most one ACK per connection per this interval in answer to segments it
+    /// cannot accept (Linux `tcp_invalid_ratelimit`, 500 ms).
+    pub invalid_ratelimit: Duration,
+    /// RFC 5961 §7: about this many challenge ACKs per second for the whole endpoint (Linux
+    /// `tcp_challenge_ack_limit`, 1000 before 6.0); the per-second budget is randomised.
+    pub challenge_ack_limit: u32,
+    /// Most control segments (RSTs, challenge ACKs, SYN-ACKs, TIME_WAIT ACKs) waiting for
+    /// `poll_transmit`; beyond it they are dropped and counted.
+    pub max_ctl_queue: usize,
 }
 
 impl Default for Config {
@@ -114,11 +173,17 @@ impl Default for Config {
             rto_initial: Duration::from_secs(1),
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),
-            congestion: CongestionAlgorithm::NewReno,
+            congestion: CongestionAlgorithm::Cubic,
+            rack: true,
+            tail_loss_probe: true,
+            recovery_undo: true,
             initial_cwnd: 10,
             keepalive: None,
             keepalive_interval: Duration::from_secs(75),
             keepalive_probes: 9,
+            invalid_ratelimit: Duration::from_millis(500),
+            challenge_ack_limit: 1000,
+            max_ctl_queue: 4096,
         }
     }
 }
@@ -152,6 +217,20 @@ pub struct ConnOptions {
 }
 
 impl ConnOptions {
+    /// Defaults with the given buffer sizes (the rest filled in by the caller).
+    pub(crate) fn from_parts(send_buffer: usize, recv_buffer: usize) -> ConnOptions {
+        ConnOptions {
+            nodelay: false,
+            keepalive: None,
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
+            linger: None,
+            recv_buffer,
+            send_buffer,
+            mss: None,
+        }
+    }
+
     /// Checks the options as [`Config::validate`] checks the endpoint's.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |field: &'static str, problem: String| Err(ConfigError { field, problem });
@@ -295,6 +374,21 @@ impl Config {
         }
         if self.keepalive.is_some_and(|k| k.is_zero()) || self.keepalive_interval.is_zero() {
             return err("keepalive", "keep-alive times must be non-zero".into());
+        }
+        if self.invalid_ratelimit > Duration::from_secs(60) {
+            return err(
+                "invalid_ratelimit",
+                format!("{:?} is above one minute", self.invalid_ratelimit),
+            );
+        }
+        if self.challenge_ack_limit == 0 {
+            return err(
+                "challenge_ack_limit",
+                "0 would never answer an in-window RST or SYN".into(),
+            );
+        }
+        if self.max_ctl_queue == 0 {
+            return err("max_ctl_queue", "must hold at least one segment".into());
         }
         Ok(())
     }

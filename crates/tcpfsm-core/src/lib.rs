@@ -13,24 +13,37 @@
 //! while let Some(ev) = ep.poll_event() { /* StateChanged, Acceptable, Readable, … */ }
 //! ```
 
+pub mod cc;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod stats;
 pub mod time;
 
-mod congestion;
+mod arrival;
+mod builder;
+mod conn;
 mod endpoint;
+mod intervals;
 mod listener;
+mod ratelimit;
+mod recovery;
+mod ring;
 mod rtt;
+mod sack;
 mod secrets;
 mod syncookie;
-mod tcb;
+mod table;
 mod time_wait;
+mod timerq;
 mod timers;
 mod tuple;
 
-pub use config::{Config, ConfigError, CongestionAlgorithm, ConnOptions, SynCookies, TwReuse};
+pub(crate) use tcpfsm_wire as wire;
+
+pub use config::{
+    CcFactory, Config, ConfigError, CongestionAlgorithm, ConnOptions, SynCookies, TwReuse,
+};
 pub use endpoint::{ConnInfo, Endpoint, ListenOptions, OptionsError, Transmit, TxKind};
 pub use error::{
     ConnError, ConnectError, InvalidHandle, ListenError, RecvError, SendError, ShutdownError,
@@ -48,8 +61,7 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnHandle(pub(crate) u64);
 
-/// An opaque listener handle. Listeners and connections draw from one counter, so the two kinds
-/// of handle never print alike.
+/// An opaque listener handle. Its number never equals a connection's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerHandle(pub(crate) u64);
 
@@ -122,28 +134,30 @@ impl fmt::Display for FourTuple {
 
 /// Sizes, in bytes, of the per-connection records (without heap buffers), for the memory
 /// targets: TIME_WAIT ≤ 64 (Linux `tcp_timewait_sock`: 248), half-open ≤ 128 (Linux
-/// `tcp_request_sock`: 312), TCB ≤ 512.
+/// `tcp_request_sock`: 312).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemoryFootprint {
-    /// A TCB without its buffers.
-    pub tcb: usize,
+    /// A connection without its buffers.
+    pub conn: usize,
     /// A TIME_WAIT record with its 4-tuple key, as stored in the table.
     pub time_wait_record: usize,
-    /// The TIME_WAIT expiry queue's entry per record.
-    pub time_wait_queue_entry: usize,
-    /// A half-open (SYN_RECEIVED) entry with its 4-tuple key.
+    /// What the TIME_WAIT table adds per record beside it: a 4-byte index entry (at the
+    /// hash table's load factor, 5 bytes with its control byte) and an 8-byte expiry entry.
+    pub time_wait_overhead: usize,
+    /// A half-open (SYN_RECEIVED) entry with its 4-tuple key and table slot.
     pub half_open: usize,
-    /// Timer heap entry per TCB or half-open entry.
+    /// Timer queue cost per armed connection or half-open entry.
     pub timer_entry: usize,
 }
 
 pub fn memory_footprint() -> MemoryFootprint {
     use std::mem::size_of;
     MemoryFootprint {
-        tcb: size_of::<tcb::Tcb>(),
-        time_wait_record: size_of::<(tuple::CompactTuple, time_wait::TimeWaitRecord)>(),
-        time_wait_queue_entry: size_of::<(u32, tuple::CompactTuple)>(),
-        half_open: size_of::<(tuple::CompactTuple, listener::HalfOpen)>(),
+        conn: size_of::<conn::Conn>(),
+        time_wait_record: size_of::<time_wait::TimeWaitRecord>(),
+        time_wait_overhead: 5 + 8,
+        half_open: size_of::<table::Slot>(),
         timer_entry: endpoint::timer_entry_size(),
     }
 }

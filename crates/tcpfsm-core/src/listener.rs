@@ -1,7 +1,8 @@
 //! Passive opens: listeners, their SYN queue of compact half-open entries, and accept queues.
 
-use crate::tcb::PeerSyn;
-use crate::time::Instant;
+use crate::builder::PeerSyn;
+use crate::config::ConnOptions;
+use crate::ratelimit::OowStamp;
 use crate::{ConnHandle, ListenerHandle};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ pub(crate) struct Listener {
     pub(crate) syn_queue_len: u32,
     pub(crate) accept_queue: VecDeque<ConnHandle>,
     /// Options of the connections it accepts.
-    pub(crate) conn_opts: crate::ConnOptions,
+    pub(crate) conn_opts: ConnOptions,
 }
 
 impl Listener {
@@ -37,18 +38,18 @@ impl Listener {
     }
 }
 
-/// A passively opened connection in SYN_RECEIVED: what is needed to retransmit the SYN-ACK and
-/// to build the TCB when the handshake's ACK arrives — 48 bytes beside its 36-byte key, where
-/// Linux's request sock is 312.
+/// A passively opened connection in SYN_RECEIVED: what is needed to retransmit the SYN-ACK, to
+/// judge segments (RFC 9293 §3.10.7.4 through the shared arrival steps) and to build the
+/// connection when the handshake's ACK arrives — 32 bytes beside its 36-byte key, where
+/// Linux's request sock is 312. Its handle is its table slot's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HalfOpen {
-    pub(crate) id: ConnHandle,
     pub(crate) listener: ListenerHandle,
-    /// When the SYN-ACK is next retransmitted.
-    pub(crate) rtx_at: Instant,
     pub(crate) iss: u32,
     pub(crate) irs: u32,
     pub(crate) peer_tsval: u32,
+    /// RFC 5961 §7: the last out-of-window ACK (Linux `last_oow_ack_time`).
+    pub(crate) oow: OowStamp,
     pub(crate) peer_mss: u16,
     /// Peer's window scale, 0xff when not offered.
     peer_wscale: u8,
@@ -61,14 +62,7 @@ const TS: u8 = 2;
 const MSS: u8 = 4;
 
 impl HalfOpen {
-    pub(crate) fn new(
-        id: ConnHandle,
-        listener: ListenerHandle,
-        iss: u32,
-        irs: u32,
-        peer: PeerSyn,
-        rtx_at: Instant,
-    ) -> HalfOpen {
+    pub(crate) fn new(listener: ListenerHandle, iss: u32, irs: u32, peer: PeerSyn) -> HalfOpen {
         let mut flags = 0;
         if peer.sack {
             flags |= SACK;
@@ -80,12 +74,11 @@ impl HalfOpen {
             flags |= MSS;
         }
         HalfOpen {
-            id,
             listener,
-            rtx_at,
             iss,
             irs,
             peer_tsval: peer.tsval.unwrap_or(0),
+            oow: OowStamp::default(),
             peer_mss: peer.mss.unwrap_or(0),
             peer_wscale: peer.wscale.unwrap_or(0xff),
             flags,

@@ -66,6 +66,15 @@ impl RttEstimator {
         self.backoff = 0;
     }
 
+    /// The RTO ceiling.
+    pub(crate) fn max(&self) -> Duration {
+        Duration::from_micros(self.max_us as u64)
+    }
+
+    pub(crate) fn rttvar(&self) -> Duration {
+        Duration::from_micros(self.rttvar_us as u64)
+    }
+
     pub(crate) fn srtt(&self) -> Option<Duration> {
         (self.srtt_us != 0).then(|| Duration::from_micros(self.srtt_us as u64))
     }

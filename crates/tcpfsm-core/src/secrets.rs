@@ -60,6 +60,11 @@ impl Secrets {
         hash(&self.ts, &[&t.hash_input()]) as u32
     }
 
+    /// A keyed pseudo-random number for `n` (the challenge-ACK budget of second `n`).
+    pub(crate) fn mix(&self, n: u64) -> u32 {
+        hash(&self.port, &[b"challenge", &n.to_be_bytes()]) as u32
+    }
+
     pub(crate) fn cookie_hash(&self, t: &CompactTuple, irs: u32, counter: u32) -> u32 {
         hash(
             &self.cookie,

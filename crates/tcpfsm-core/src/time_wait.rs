@@ -2,31 +2,41 @@
 //!
 //! A connection entering TIME_WAIT has sent and received everything; all it must still do is
 //! re-ACK a retransmitted FIN, hold its 4-tuple against reuse, and judge new SYNs by RFC 6191.
-//! So it drops its buffers and TCB and keeps only what those duties need: 28 bytes beside its
-//! 36-byte key, 64 in all (Linux's `tcp_timewait_sock` is 248 bytes).
+//! So it drops its buffers and connection state and keeps only what those duties need: 64
+//! bytes with its key (Linux's `tcp_timewait_sock` is 248).
+//!
+//! Memory per record is what a million of them cost, so the table is built for it: records in
+//! fixed-size chunks (no doubling waste), an index of 4-byte slot numbers hashed by the
+//! records' own keys, and an expiry FIFO of 8-byte entries — every record lives 2×MSL from
+//! its entry or last restart, so insertion order is expiry order and no heap is needed.
 
-use crate::endpoint::{tuple_map, TupleMap};
+use crate::ratelimit::TinyStamp;
 use crate::time::{Duration, Instant};
 use crate::tuple::CompactTuple;
 use crate::ConnHandle;
+use hashbrown::HashTable;
 use std::collections::VecDeque;
 
 /// Expiry kept in milliseconds modulo 2^32 (49 days): TIME_WAIT lasts minutes, so a modular
 /// comparison against "now" is unambiguous and the record stays small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimeWaitRecord {
+    pub(crate) key: CompactTuple,
     id: [u32; 2],
     pub(crate) rcv_nxt: u32,
     pub(crate) snd_nxt: u32,
-    pub(crate) ts_recent: u32,
+    ts_recent: u32,
     /// Millisecond clock at which 2×MSL ends.
     expires_ms: u32,
     /// The window field of our last segment, repeated in re-ACKs.
     pub(crate) window: u16,
     flags: u8,
+    /// RFC 5961 §7: the last out-of-window ACK.
+    pub(crate) oow: TinyStamp,
 }
 
 const HAS_TIMESTAMPS: u8 = 1;
+const LIVE: u8 = 2;
 
 pub(crate) fn ms_clock(now: Instant) -> u32 {
     (now.as_micros() / 1000) as u32
@@ -34,6 +44,7 @@ pub(crate) fn ms_clock(now: Instant) -> u32 {
 
 impl TimeWaitRecord {
     pub(crate) fn new(
+        key: CompactTuple,
         id: ConnHandle,
         rcv_nxt: u32,
         snd_nxt: u32,
@@ -41,18 +52,22 @@ impl TimeWaitRecord {
         window: u16,
         expires: Instant,
     ) -> TimeWaitRecord {
+        let raw = id.id();
         TimeWaitRecord {
-            id: [id.0 as u32, (id.0 >> 32) as u32],
+            key,
+            id: [raw as u32, (raw >> 32) as u32],
             rcv_nxt,
             snd_nxt,
             ts_recent: ts_recent.unwrap_or(0),
             expires_ms: ms_clock(expires),
             window,
-            flags: if ts_recent.is_some() {
-                HAS_TIMESTAMPS
-            } else {
-                0
-            },
+            flags: LIVE
+                | if ts_recent.is_some() {
+                    HAS_TIMESTAMPS
+                } else {
+                    0
+                },
+            oow: TinyStamp::default(),
         }
     }
 
@@ -64,104 +79,163 @@ impl TimeWaitRecord {
         (self.flags & HAS_TIMESTAMPS != 0).then_some(self.ts_recent)
     }
 
-    pub(crate) fn expired(&self, now: Instant) -> bool {
-        (ms_clock(now).wrapping_sub(self.expires_ms) as i32) >= 0
-    }
-
-    /// Milliseconds until expiry (0 if expired).
-    pub(crate) fn remaining(&self, now: Instant) -> Duration {
-        let left = self.expires_ms.wrapping_sub(ms_clock(now)) as i32;
-        Duration::from_millis(left.max(0) as u64)
-    }
-
     pub(crate) fn set_ts_recent(&mut self, ts: u32) {
         if self.flags & HAS_TIMESTAMPS != 0 {
             self.ts_recent = ts;
         }
     }
+
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        (ms_clock(now).wrapping_sub(self.expires_ms) as i32) >= 0
+    }
+
+    /// Time until expiry (0 if expired).
+    pub(crate) fn remaining(&self, now: Instant) -> Duration {
+        let left = self.expires_ms.wrapping_sub(ms_clock(now)) as i32;
+        Duration::from_millis(left.max(0) as u64)
+    }
+
+    fn live(&self) -> bool {
+        self.flags & LIVE != 0
+    }
 }
 
-/// All TIME_WAIT records of an endpoint, with expiry in insertion order.
-///
-/// Every record lives 2×MSL from its entry (or its last restart), so the order of those events is
-/// expiry order: a FIFO of `(expiry, tuple)` replaces a timer heap. A restart queues the tuple
-/// again; the older entry no longer matches the record's expiry and is skipped.
-#[derive(Debug)]
+/// Records per chunk: 256 KiB each.
+const CHUNK: usize = 4096;
+
+/// All TIME_WAIT records of an endpoint.
 pub(crate) struct TimeWaitTable {
-    records: TupleMap<TimeWaitRecord>,
-    order: VecDeque<(u32, CompactTuple)>,
+    chunks: Vec<Vec<TimeWaitRecord>>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
+    /// `(slot, expiry)` in expiry order; an entry whose expiry no longer matches its slot's
+    /// record (restarted, removed, reused) is skipped.
+    order: VecDeque<(u32, u32)>,
+    len: usize,
 }
 
 impl TimeWaitTable {
-    pub(crate) fn new(seed: u64) -> TimeWaitTable {
+    pub(crate) fn new(hasher: ahash::RandomState) -> TimeWaitTable {
         TimeWaitTable {
-            records: tuple_map(seed),
+            chunks: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher,
             order: VecDeque::new(),
+            len: 0,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.records.len()
+        self.len
     }
 
-    pub(crate) fn insert(&mut self, t: CompactTuple, r: TimeWaitRecord) {
-        self.order.push_back((r.expires_ms, t));
-        self.records.insert(t, r);
+    fn rec(&self, slot: u32) -> &TimeWaitRecord {
+        &self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
     }
 
-    pub(crate) fn get(&self, t: &CompactTuple) -> Option<&TimeWaitRecord> {
-        self.records.get(t)
+    fn rec_mut(&mut self, slot: u32) -> &mut TimeWaitRecord {
+        &mut self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]
     }
 
-    pub(crate) fn get_mut(&mut self, t: &CompactTuple) -> Option<&mut TimeWaitRecord> {
-        self.records.get_mut(t)
+    fn hash(&self, key: &CompactTuple) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The slot of the record for `key`.
+    pub(crate) fn find(&self, key: &CompactTuple) -> Option<u32> {
+        let h = self.hash(key);
+        self.index.find(h, |&s| self.rec(s).key == *key).copied()
+    }
+
+    pub(crate) fn get(&self, slot: u32) -> &TimeWaitRecord {
+        self.rec(slot)
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: u32) -> &mut TimeWaitRecord {
+        self.rec_mut(slot)
+    }
+
+    pub(crate) fn insert(&mut self, r: TimeWaitRecord) -> u32 {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                *self.rec_mut(s) = r;
+                s
+            }
+            None => {
+                if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+                    self.chunks.push(Vec::with_capacity(CHUNK));
+                }
+                let ci = self.chunks.len() - 1;
+                let slot = (ci * CHUNK + self.chunks[ci].len()) as u32;
+                self.chunks[ci].push(r);
+                slot
+            }
+        };
+        let h = self.hash(&r.key);
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        self.index.insert_unique(h, slot, |&s| {
+            hasher.hash_one(chunks[s as usize / CHUNK][s as usize % CHUNK].key)
+        });
+        self.order.push_back((slot, r.expires_ms));
+        self.len += 1;
+        slot
     }
 
     /// RFC 9293 §3.10.7.4: a retransmitted FIN restarts the 2 MSL timeout.
-    pub(crate) fn restart(&mut self, t: &CompactTuple, expires: Instant) {
-        if let Some(r) = self.records.get_mut(t) {
-            r.expires_ms = ms_clock(expires);
-            self.order.push_back((r.expires_ms, *t));
+    pub(crate) fn restart(&mut self, slot: u32, expires: Instant) {
+        let e = ms_clock(expires);
+        self.rec_mut(slot).expires_ms = e;
+        self.order.push_back((slot, e));
+    }
+
+    /// Removes a record early (RFC 6191 reopen, tw_reuse, RST) or at expiry.
+    pub(crate) fn remove(&mut self, slot: u32) -> TimeWaitRecord {
+        let r = *self.rec(slot);
+        let h = self.hash(&r.key);
+        if let Ok(e) = self.index.find_entry(h, |&s| s == slot) {
+            e.remove();
         }
+        self.rec_mut(slot).flags &= !LIVE;
+        self.free.push(slot);
+        self.len -= 1;
+        if self.len == 0 {
+            // An idle table gives its memory back.
+            *self = TimeWaitTable::new(self.hasher.clone());
+        }
+        r
     }
 
-    /// Removes a record early (RFC 6191 reopen, tw_reuse, RST). Its queue entry is skipped later.
-    pub(crate) fn remove(&mut self, t: &CompactTuple) -> Option<TimeWaitRecord> {
-        self.records.remove(t)
-    }
-
-    fn is_live(&self, entry: &(u32, CompactTuple)) -> bool {
-        self.records
-            .get(&entry.1)
-            .is_some_and(|r| r.expires_ms == entry.0)
+    fn is_live(&self, (slot, expires): (u32, u32)) -> bool {
+        let r = self.rec(slot);
+        r.live() && r.expires_ms == expires
     }
 
     /// The earliest expiry of a live record.
     pub(crate) fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.order
             .iter()
-            .find(|e| self.is_live(e))
-            .map(|e| now + self.records[&e.1].remaining(now))
+            .find(|&&e| self.is_live(e))
+            .map(|&(s, _)| now + self.rec(s).remaining(now))
     }
 
     /// Removes and returns every record whose 2×MSL has run out.
-    pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<(CompactTuple, TimeWaitRecord)>) {
-        while let Some(entry) = self.order.front().copied() {
-            if !self.is_live(&entry) {
+    pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<TimeWaitRecord>) {
+        while let Some(&entry) = self.order.front() {
+            if !self.is_live(entry) {
                 self.order.pop_front();
                 continue;
             }
-            if !self.records[&entry.1].expired(now) {
+            if !self.rec(entry.0).expired(now) {
                 break;
             }
             self.order.pop_front();
-            if let Some(r) = self.records.remove(&entry.1) {
-                out.push((entry.1, r));
-            }
+            out.push(self.remove(entry.0));
         }
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&CompactTuple, &TimeWaitRecord)> {
-        self.records.iter()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &TimeWaitRecord> {
+        self.chunks.iter().flatten().filter(|r| r.live())
     }
 }

@@ -1,6 +1,6 @@
 //! A connection's timer table: one deadline per timer (RFC 9293 §3.8 retransmission, RFC 1122
-//! §4.2.3.2 delayed ACK, RFC 9293 §3.8.6.1 persist, FIN_WAIT_2 and keep-alive), in 40 bytes
-//! instead of five `Option<Instant>`s.
+//! §4.2.3.2 delayed ACK, RFC 9293 §3.8.6.1 persist, FIN_WAIT_2, keep-alive and RACK's
+//! reordering timer), 8 bytes each instead of an `Option<Instant>`'s 16.
 
 use crate::time::Instant;
 
@@ -16,18 +16,22 @@ pub(crate) enum Timer {
     FinWait2 = 3,
     /// Keep-alive (RFC 1122 §4.2.3.6).
     KeepAlive = 4,
+    /// RACK's reordering window (RFC 8985 §6.3).
+    Reorder = 5,
 }
+
+const N: usize = 6;
 
 const UNARMED: u64 = u64::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timers {
-    at: [u64; 5],
+    at: [u64; N],
 }
 
 impl Default for Timers {
     fn default() -> Timers {
-        Timers { at: [UNARMED; 5] }
+        Timers { at: [UNARMED; N] }
     }
 }
 
@@ -49,6 +53,11 @@ impl Timers {
         self.at[t as usize] = UNARMED;
     }
 
+    pub(crate) fn get(&self, t: Timer) -> Option<Instant> {
+        let at = self.at[t as usize];
+        (at != UNARMED).then(|| Instant::from_micros(at))
+    }
+
     pub(crate) fn armed(&self, t: Timer) -> bool {
         self.at[t as usize] != UNARMED
     }
@@ -59,11 +68,11 @@ impl Timers {
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        let m = *self.at.iter().min().expect("five timers");
+        let m = *self.at.iter().min().expect("timers");
         (m != UNARMED).then(|| Instant::from_micros(m))
     }
 
     pub(crate) fn clear_all(&mut self) {
-        self.at = [UNARMED; 5];
+        self.at = [UNARMED; N];
     }
 }

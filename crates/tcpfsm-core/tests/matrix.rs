@@ -201,16 +201,18 @@ fn expected(state: State) -> Row {
             (R_ACK, Established),
             (R_SYNACK, SynReceived),
         ],
-        // A passive SYN_RECEIVED returns to LISTEN on RST or an unexpected SYN.
+        // A passive SYN_RECEIVED returns to LISTEN on an exact RST; a SYN other than the
+        // retransmitted first one gets a challenge ACK, as in every synchronized state (RFC
+        // 5961 §4.2), so a blind SYN cannot destroy the handshake.
         SynReceived => [
             (NONE, Established),
             (NONE, SynReceived),
             (R_ACK, CloseWait),
             (NONE, Listen),
             (NONE, Listen),
-            (R_RSTACK, Listen),
-            (R_RST, Listen),
-            (R_RSTACK, Listen),
+            (R_ACK, SynReceived),
+            (R_ACK, SynReceived),
+            (R_ACK, SynReceived),
         ],
         Established => sync(Established, (R_ACK, CloseWait), Established),
         FinWait1 => sync(FinWait2, (R_ACK, TimeWait), FinWait1),

@@ -14,5 +14,5 @@ fn records_meet_their_size_targets() {
         "half-open entry: {} bytes (Linux 312)",
         m.half_open
     );
-    assert!(m.tcb <= 512, "TCB: {} bytes", m.tcb);
+    assert!(m.conn <= 512, "connection: {} bytes", m.conn);
 }

@@ -593,7 +593,9 @@ fn zero_window_is_probed_rfc9293_3_8_6_1() {
     );
     let probe = s.advance(Duration::from_secs(2));
     assert_eq!(probe.len(), 1);
-    assert_eq!(probe[0].payload.len(), 1, "a one-byte probe");
+    // Linux's form of the probe: no data, SEQ = SND.UNA - 1, which the peer must answer.
+    assert!(probe[0].payload.is_empty());
+    assert_eq!(probe[0].seq, s.y.wrapping_sub(1));
 }
 
 #[test]

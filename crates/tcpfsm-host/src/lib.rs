@@ -24,11 +24,13 @@
 
 pub mod counters;
 pub mod diag;
+pub mod lookup;
 pub mod procs;
 pub mod snapshot;
 
 pub use counters::{read_counters, read_sysctls, RawCounters};
 pub use diag::{Family, Filter, SockDiag, SocketRow, StateSet};
+pub use lookup::{Found, SocketLookup};
 pub use procs::{
     attribute, attribute_all, comm_of, fd_usage, sockets_of, sockets_of_processes, Attribution,
     Owner, Unattributed,

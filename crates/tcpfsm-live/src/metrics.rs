@@ -67,25 +67,21 @@ pub struct Input<'a> {
     pub snapshot: &'a Snapshot,
     pub verdicts: &'a [Verdict],
     pub tables: &'a RawCounters,
-    /// Retransmitted share of segments since the previous scrape (or since boot).
-    pub retrans_ratio: Option<f64>,
     /// Labelled series per family are capped at this many (largest first); the rest are
     /// summed into one `other` series so totals still add up.
     pub top_n: usize,
     /// Time the scrape took so far, seconds.
     pub scrape_seconds: f64,
-    /// Bytes queued in receive and send queues over all sockets, summed the way the node
-    /// exporter sums /proc/net/tcp{,6} (listeners count their accept queue as receive
-    /// queue and nothing as send queue).
-    pub queued: Option<QueuedBytes>,
+    /// The owner walk the per-process series come from, when they come from a background
+    /// walk ([`crate::owners`]).
+    pub owner_scan: Option<OwnerScan>,
 }
 
-/// Receive and send queue totals, for the node exporter's `rx_queued_bytes` and
-/// `tx_queued_bytes` pseudo-states of `node_tcp_connection_states`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueuedBytes {
-    pub rx: u64,
-    pub tx: u64,
+/// How old and how long the owner walk behind the per-process series was.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OwnerScan {
+    pub age_seconds: f64,
+    pub duration_seconds: f64,
 }
 
 /// Renders the full page.
@@ -103,8 +99,10 @@ pub fn render(inp: &Input<'_>) -> String {
         for (s, n) in snap.census.iter() {
             f.sample(&[("state", node_state_label(s))], n as f64);
         }
-        // Newer node exporters put the queue totals in the same family as pseudo-states.
-        if let Some(q) = inp.queued {
+        // Newer node exporters put the queue totals in the same family as pseudo-states,
+        // summed the way they sum /proc/net/tcp{,6} (listeners count their accept queue as
+        // receive queue and nothing as send queue).
+        if let Some(q) = snap.queued_bytes {
             f.sample(&[("state", "rx_queued_bytes")], q.rx as f64);
             f.sample(&[("state", "tx_queued_bytes")], q.tx as f64);
         }
@@ -159,7 +157,7 @@ pub fn render(inp: &Input<'_>) -> String {
                 l.owner
                     .as_ref()
                     .map(|o| o.comm.clone())
-                    .unwrap_or_else(|| "unknown".into()),
+                    .unwrap_or_else(|| crate::NO_OWNER.into()),
             )
         };
         let labels: Vec<(String, String)> = ls.iter().map(|l| label(l)).collect();
@@ -202,7 +200,7 @@ pub fn render(inp: &Input<'_>) -> String {
         }
         if b.unattributed > 0 {
             f.sample(
-                &[("process", "unattributed"), ("pid", "")],
+                &[("process", crate::NO_OWNER), ("pid", "")],
                 b.unattributed as f64,
             );
         }
@@ -294,15 +292,11 @@ pub fn render(inp: &Input<'_>) -> String {
         }
     }
 
-    // --- tcpfsm: retransmits and diagnosis ---
-    if let Some(r) = inp.retrans_ratio {
-        e.family(
-            "tcpfsm_retransmit_ratio",
-            "Retransmitted share of TCP segments sent since the previous scrape.",
-            Kind::Gauge,
-        )
-        .value(r);
-    }
+    // --- tcpfsm: diagnosis ---
+    // Ratios and rates are not exported: a ratio "since the previous scrape" depends on who
+    // scraped last (two Prometheus servers would each see a different window). The counters
+    // they come from are exported raw (node_netstat_*), and deploy/prometheus/rules.yml
+    // computes the ratios as recording rules.
     {
         let mut f = e.family(
             "tcpfsm_diagnosis_status",
@@ -325,6 +319,27 @@ pub fn render(inp: &Input<'_>) -> String {
             }
         }
     }
+    if let Some(o) = inp.owner_scan {
+        e.family(
+            "tcpfsm_owner_scan_age_seconds",
+            "Age of the /proc walk the per-process series come from (owners are found in the \
+             background, not in each scrape).",
+            Kind::Gauge,
+        )
+        .value(o.age_seconds);
+        e.family(
+            "tcpfsm_owner_scan_duration_seconds",
+            "Time that /proc walk took.",
+            Kind::Gauge,
+        )
+        .value(o.duration_seconds);
+    }
+    e.family(
+        "tcpfsm_build_info",
+        "A constant 1, labelled with the version of tcpfsm that serves this page.",
+        Kind::Gauge,
+    )
+    .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     e.family(
         "tcpfsm_scrape_duration_seconds",
         "Time this scrape took to read the kernel.",
@@ -367,10 +382,9 @@ TcpExt: 0 0 0 4 4 9 1 33\n";
             snapshot: snap,
             verdicts,
             tables: &tables(),
-            retrans_ratio: Some(0.01),
             top_n,
             scrape_seconds: 0.002,
-            queued: Some(QueuedBytes { rx: 5, tx: 7 }),
+            owner_scan: None,
         })
     }
 
@@ -378,6 +392,7 @@ TcpExt: 0 0 0 4 4 9 1 33\n";
     fn all_eleven_states_are_exported_with_node_exporter_labels_zeros_included() {
         let mut snap = Snapshot::default();
         snap.census.set(State::CloseWait, 3);
+        snap.queued_bytes = Some(tcpfsm_observe::QueuedBytes { rx: 5, tx: 7 });
         let page = render_snap(&snap, &[], 10);
         let lines: Vec<&str> = page
             .lines()
@@ -482,14 +497,21 @@ TcpExt: 0 0 0 4 4 9 1 33\n";
         }];
         let page = render_snap(&snap, &verdicts, 10);
         assert!(page.contains(
-            "tcpfsm_listen_queue_length{local=\"0.0.0.0:8080\",process=\"unknown\"} 3\n"
+            "tcpfsm_listen_queue_length{local=\"0.0.0.0:8080\",process=\"unattributed\"} 3\n"
         ));
-        assert!(
-            page.contains("tcpfsm_listen_backlog{local=\"0.0.0.0:8080\",process=\"unknown\"} 4\n")
-        );
+        assert!(page.contains(
+            "tcpfsm_listen_backlog{local=\"0.0.0.0:8080\",process=\"unattributed\"} 4\n"
+        ));
         assert!(page.contains("tcpfsm_diagnosis_status{rule=\"close_wait_leak\"} 2\n"));
         assert!(page.contains("tcpfsm_diagnosis_value{rule=\"close_wait_leak\"} 1500\n"));
-        assert!(page.contains("tcpfsm_retransmit_ratio 0.01\n"));
+        assert!(
+            !page.contains("tcpfsm_retransmit_ratio"),
+            "rates are Prometheus's job"
+        );
+        assert!(page.contains(&format!(
+            "tcpfsm_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
         assert!(page.contains("tcpfsm_scrape_duration_seconds 0.002\n"));
     }
 }

@@ -82,9 +82,18 @@ fn metrics_path_serves_the_page_with_the_prometheus_content_type() {
 }
 
 #[test]
+fn root_is_a_landing_page_linking_to_metrics() {
+    let addr = start(ServerConfig::default(), page());
+    let r = get(addr, "/");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains("content-type: text/html; charset=utf-8"), "{r}");
+    assert!(r.contains("<a href=\"/metrics\">/metrics</a>"), "{r}");
+}
+
+#[test]
 fn other_paths_are_404() {
     let addr = start(ServerConfig::default(), page());
-    for p in ["/", "/metricsx", "/metrics/", "/favicon.ico"] {
+    for p in ["/metricsx", "/metrics/", "/favicon.ico", "/index.html"] {
         let r = get(addr, p);
         assert!(r.starts_with("HTTP/1.1 404"), "{p}: {r}");
     }
@@ -258,4 +267,113 @@ fn keep_alive_connection_serves_several_scrapes() {
         }
         assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
     }
+}
+
+/// Whether the server has closed `s` (EOF or reset) within `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a 408, then the close
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn a_full_table_gives_a_scrape_the_place_of_the_oldest_unanswered_connection() {
+    let cfg = ServerConfig {
+        max_connections: 4,
+        max_per_client: 4,
+        ..ServerConfig::default()
+    };
+    let addr = start(cfg, page());
+    // Four clients take every place and never finish a request.
+    let mut stalled: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            s
+        })
+        .collect();
+    let t = Instant::now();
+    let r = get(addr, "/metrics");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // The first (oldest) was dropped to make room; the others still wait for their headers.
+    assert!(closed_within(&mut stalled[0], Duration::from_secs(2)));
+    assert!(!closed_within(&mut stalled[3], Duration::from_millis(300)));
+}
+
+#[test]
+fn one_client_address_cannot_take_every_place() {
+    let cfg = ServerConfig {
+        max_connections: 8,
+        max_per_client: 2,
+        ..ServerConfig::default()
+    };
+    let addr = start(cfg, page());
+    let mut mine: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            s
+        })
+        .collect();
+    // The third from 127.0.0.1 replaced the first from 127.0.0.1.
+    assert!(closed_within(&mut mine[0], Duration::from_secs(2)));
+    assert!(!closed_within(&mut mine[1], Duration::from_millis(300)));
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let cfg = ServerConfig {
+        idle_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    };
+    let addr = start(cfg, page());
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while !String::from_utf8_lossy(&got).ends_with("up 1\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let t = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    let idle = t.elapsed();
+    assert!(
+        idle >= Duration::from_millis(400) && idle < Duration::from_secs(4),
+        "closed after {idle:?}"
+    );
+}
+
+#[test]
+fn page_is_gzipped_for_a_client_that_accepts_gzip() {
+    let big: ScrapeFn = Arc::new(|| Ok("# TYPE up gauge\nup 1\n".repeat(500)));
+    let addr = start(ServerConfig::default(), big);
+    let r = exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, deflate\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.contains("content-encoding: gzip"), "{r}");
+    assert!(r.contains("vary: Accept-Encoding") || r.contains("vary: accept-encoding"));
+    let len: usize = r
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(len < 1000, "compressed to {len} bytes");
 }

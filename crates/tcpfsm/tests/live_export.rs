@@ -2,223 +2,26 @@
 //! Prometheus text with the counts of sockets the test put into known states, and the server
 //! answers 404/400 and keeps serving while a client stalls. Needs root; skips loudly otherwise.
 
-#[path = "../../tcpfsm-host/tests/support/mod.rs"]
-mod support;
+mod live_support;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use live_support::exporter::{
+    http, http_raw, parse_exposition, scrape, start_exporter, NODE_STATES,
+};
+use live_support::{wait_until, Netns};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
-use support::{wait_until, Netns};
 
-/// The exporter running in a namespace; killed on drop.
-struct Exporter {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_exporter(ns: &Netns) -> Exporter {
-    let mut child = ns
-        .command(
-            env!("CARGO_BIN_EXE_tcpfsm"),
-            &[
-                "export",
-                "--listen",
-                "127.0.0.1:0",
-                "--header-timeout",
-                "2s",
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tcpfsm export");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(stderr);
-        let mut line = String::new();
-        while r.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(rest) = line.trim().strip_prefix("tcpfsm: serving http://") {
-                let addr = rest.trim_end_matches("/metrics").to_string();
-                let _ = tx.send(addr);
-            } else {
-                eprint!("export: {line}");
-            }
-            line.clear();
-        }
-    });
-    let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(a) => a.parse().expect("address"),
-        Err(_) => {
-            let _ = child.kill();
-            panic!("exporter never said where it listens");
-        }
-    };
-    Exporter { child, addr }
-}
-
-/// One HTTP exchange from inside the namespace; returns the raw response.
-fn http(ns: &Netns, addr: SocketAddr, request: &'static [u8]) -> String {
-    ns.run(move || {
-        let mut s = TcpStream::connect(addr).expect("connect to exporter");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(request).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    })
-}
-
-fn scrape(ns: &Netns, addr: SocketAddr) -> String {
-    let r = http(
-        ns,
-        addr,
-        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-    assert!(r.contains("content-type: text/plain; version=0.0.4"), "{r}");
-    r.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
-/// A strict reader of the text exposition format: every sample belongs to a family declared
-/// by `# TYPE` before it, families are contiguous and declared once, names and label names are
-/// valid, label values are quoted and escaped, values parse as floats. Returns
-/// `series -> value` with series written `name{k="v",…}` as on the wire.
-fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
-    let valid = |n: &str, colon: bool| {
-        let mut cs = n.chars();
-        matches!(cs.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
-            && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
-    };
-    let mut declared = BTreeSet::new();
-    let mut current: Option<String> = None;
-    let mut series = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let at = || format!("line {}: {line:?}", i + 1);
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut w = rest.split(' ');
-            let name = w.next().unwrap();
-            let kind = w.next().unwrap_or("");
-            assert!(valid(name, true), "bad name {}", at());
-            assert!(
-                ["counter", "gauge", "untyped", "histogram", "summary"].contains(&kind),
-                "bad type {}",
-                at()
-            );
-            assert!(declared.insert(name.to_string()), "family twice {}", at());
-            current = Some(name.to_string());
-            continue;
-        }
-        if line.starts_with("# HELP ") || line.is_empty() {
-            continue;
-        }
-        assert!(!line.starts_with('#'), "stray comment {}", at());
-        let name_end = line
-            .find(['{', ' '])
-            .unwrap_or_else(|| panic!("no value {}", at()));
-        let name = &line[..name_end];
-        assert_eq!(
-            Some(name),
-            current.as_deref(),
-            "sample outside its family {}",
-            at()
-        );
-        let mut rest = &line[name_end..];
-        let mut key = name.to_string();
-        if rest.starts_with('{') {
-            // Labels: k="v" pairs, comma separated, with \\ \" \n escapes in values.
-            let bytes = rest.as_bytes();
-            let mut j = 1;
-            let mut labels = Vec::new();
-            while bytes[j] != b'}' {
-                let eq = rest[j..]
-                    .find('=')
-                    .unwrap_or_else(|| panic!("label {}", at()))
-                    + j;
-                let lname = &rest[j..eq];
-                assert!(valid(lname, false), "bad label name {}", at());
-                assert_eq!(bytes[eq + 1], b'"', "unquoted label {}", at());
-                let mut k = eq + 2;
-                let mut value = String::new();
-                loop {
-                    match bytes[k] {
-                        b'\\' => {
-                            match bytes[k + 1] {
-                                b'\\' => value.push('\\'),
-                                b'"' => value.push('"'),
-                                b'n' => value.push('\n'),
-                                _ => panic!("bad escape {}", at()),
-                            }
-                            k += 2;
-                        }
-                        b'"' => break,
-                        _ => {
-                            let ch = rest[k..].chars().next().unwrap();
-                            value.push(ch);
-                            k += ch.len_utf8();
-                        }
-                    }
-                }
-                labels.push(format!("{lname}=\"{value}\""));
-                j = k + 1;
-                if bytes[j] == b',' {
-                    j += 1;
-                }
-            }
-            key = format!("{name}{{{}}}", labels.join(","));
-            rest = &rest[j + 1..];
-        }
-        let value = rest.trim();
-        let v: f64 = match value {
-            "NaN" => f64::NAN,
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value {}", at())),
-        };
-        assert!(series.insert(key, v).is_none(), "duplicate series {}", at());
-    }
-    series
-}
-
-/// In the namespace: `established` connected pairs, and `close_wait` connections whose client
-/// closed while the server (this process) never does. Returned sockets keep them alive.
+/// [`live_support::sockets`] in the namespace, and the listener's address.
 fn make_sockets(
     ns: &Netns,
     established: usize,
     close_wait: usize,
 ) -> (Vec<TcpStream>, TcpListener, SocketAddr) {
-    ns.run(move || {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let mut keep = Vec::new();
-        for _ in 0..established {
-            let c = TcpStream::connect(addr).unwrap();
-            let (s, _) = l.accept().unwrap();
-            keep.push(c);
-            keep.push(s);
-        }
-        for _ in 0..close_wait {
-            let c = TcpStream::connect(addr).unwrap();
-            let (s, _) = l.accept().unwrap();
-            // The client sends FIN: server -> CLOSE_WAIT, client -> FIN_WAIT_2 (kept open, so
-            // it stays there rather than being orphaned).
-            c.shutdown(Shutdown::Write).unwrap();
-            keep.push(c);
-            keep.push(s);
-        }
-        // The listener stays open too (one LISTEN socket).
-        (keep, l, addr)
-    })
+    let (keep, l) = ns.run(move || live_support::sockets(established, close_wait));
+    let addr = l.local_addr().unwrap();
+    (keep, l, addr)
 }
 
 fn comm_of_self() -> String {
@@ -245,19 +48,7 @@ fn export_metrics_parse_and_count_the_sockets_in_the_namespace() {
     assert!(settled, "CLOSE_WAIT/FIN_WAIT_2 never reached 3: {m:#?}");
     let state = |s: &str| m[&format!("node_tcp_connection_states{{state=\"{s}\"}}")];
     // All eleven states, with the node exporter's label spelling, zeros included.
-    for s in [
-        "established",
-        "syn_sent",
-        "syn_recv",
-        "fin_wait1",
-        "fin_wait2",
-        "time_wait",
-        "close",
-        "close_wait",
-        "last_ack",
-        "listen",
-        "closing",
-    ] {
+    for s in NODE_STATES {
         assert!(
             m.contains_key(&format!("node_tcp_connection_states{{state=\"{s}\"}}")),
             "{s}"
@@ -312,7 +103,7 @@ fn export_metrics_parse_and_count_the_sockets_in_the_namespace() {
 }
 
 #[test]
-fn export_answers_404_for_other_paths_and_400_for_garbage() {
+fn export_landing_page_links_to_metrics_other_paths_are_404_and_garbage_400() {
     let Some(ns) = Netns::new("export_answers_404_and_400") else {
         return;
     };
@@ -322,7 +113,9 @@ fn export_answers_404_for_other_paths_and_400_for_garbage() {
         exp.addr,
         b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     );
-    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains("content-type: text/html"), "{r}");
+    assert!(r.contains("<a href=\"/metrics\">"), "{r}");
     let r = http(
         &ns,
         exp.addr,
@@ -401,4 +194,147 @@ fn export_diagnosis_status_turns_warning_past_100_close_wait() {
         m[&format!("tcpfsm_close_wait_sockets{{process=\"{me}\",pid=\"{pid}\"}}")],
         120.0
     );
+}
+
+#[test]
+fn export_gzips_the_page_when_the_client_accepts_gzip_and_only_then() {
+    let Some(ns) = Netns::new("export_gzips_the_page") else {
+        return;
+    };
+    let exp = start_exporter(&ns);
+    let (head, body) = http_raw(
+        &ns,
+        exp.addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    let mut page = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut page)
+        .expect("a gzip stream");
+    let zipped = parse_exposition(&page);
+    assert!(zipped.contains_key("node_tcp_connection_states{state=\"established\"}"));
+    assert!(
+        body.len() * 3 < page.len(),
+        "{} bytes for {}",
+        body.len(),
+        page.len()
+    );
+    // Refused with q=0, or not asked for: plain text.
+    for req in [
+        &b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip;q=0, identity\r\nConnection: close\r\n\r\n"[..],
+        &b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..],
+    ] {
+        let (head, body) = http_raw(&ns, exp.addr, req);
+        assert!(!head.contains("content-encoding"), "{head}");
+        let plain = parse_exposition(std::str::from_utf8(&body).unwrap());
+        assert_eq!(
+            plain.keys().filter(|k| k.starts_with("node_tcp_connection_states")).count(),
+            zipped.keys().filter(|k| k.starts_with("node_tcp_connection_states")).count()
+        );
+    }
+}
+
+#[test]
+fn export_has_build_info_and_raw_counters_but_no_ratio_since_the_previous_scrape() {
+    let Some(ns) = Netns::new("export_has_build_info_and_raw_counters") else {
+        return;
+    };
+    let exp = start_exporter(&ns);
+    let m = parse_exposition(&scrape(&ns, exp.addr));
+    let build = format!(
+        "tcpfsm_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(m.get(&build), Some(&1.0), "{m:#?}");
+    assert!(
+        !m.keys()
+            .any(|k| k.split('{').next().unwrap().ends_with("_ratio")),
+        "{m:#?}"
+    );
+    for k in ["node_netstat_Tcp_RetransSegs", "node_netstat_Tcp_OutSegs"] {
+        assert!(m.contains_key(k), "{k}");
+    }
+    // The owner walk runs in the background; the page says how old it is.
+    assert!(m["tcpfsm_owner_scan_age_seconds"] >= 0.0);
+    assert!(m["tcpfsm_owner_scan_duration_seconds"] >= 0.0);
+}
+
+/// A `sleep` child holding, besides its stdio, the descriptors passed (inherited across exec).
+fn sleeper_holding(fds: &[std::os::fd::BorrowedFd<'_>]) -> std::process::Child {
+    use std::os::fd::AsRawFd;
+    for fd in fds {
+        // Clear FD_CLOEXEC so the child inherits it.
+        let raw = fd.as_raw_fd();
+        unsafe { libc::fcntl(raw, libc::F_SETFD, 0) };
+    }
+    let child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep");
+    for fd in fds {
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    child
+}
+
+#[test]
+fn export_per_process_series_cover_only_processes_holding_tcp_sockets() {
+    use std::os::fd::AsFd;
+    let Some(ns) = Netns::new("export_per_process_series_only_tcp") else {
+        return;
+    };
+    // One process holds only a UDP socket and a Unix socket; another a TCP listener.
+    let (udp, tcp) = ns.run(|| {
+        (
+            std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        )
+    });
+    let (unix, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut no_tcp = sleeper_holding(&[udp.as_fd(), unix.as_fd()]);
+    let mut with_tcp = sleeper_holding(&[tcp.as_fd()]);
+    let exp = start_exporter(&ns);
+    let m = parse_exposition(&scrape(&ns, exp.addr));
+    let fds = |pid: u32| {
+        m.iter()
+            .filter(|(k, _)| {
+                k.starts_with("tcpfsm_process_open_fds{") && k.contains(&format!("pid=\"{pid}\""))
+            })
+            .count()
+    };
+    assert_eq!(fds(with_tcp.id()), 1, "{m:#?}");
+    assert_eq!(fds(no_tcp.id()), 0, "{m:#?}");
+    let _ = no_tcp.kill();
+    let _ = with_tcp.kill();
+    let _ = no_tcp.wait();
+    let _ = with_tcp.wait();
+}
+
+#[test]
+fn export_names_the_owner_of_a_close_wait_that_appears_after_the_last_owner_walk() {
+    let Some(ns) = Netns::new("export_names_the_owner_of_a_new_close_wait") else {
+        return;
+    };
+    let exp = start_exporter(&ns);
+    let _ = scrape(&ns, exp.addr);
+    // New CLOSE_WAIT sockets, younger than the walk the exporter did at start.
+    let (_keep, _l, _) = make_sockets(&ns, 0, 4);
+    let me = comm_of_self();
+    let key = format!(
+        "tcpfsm_close_wait_sockets{{process=\"{me}\",pid=\"{}\"}}",
+        std::process::id()
+    );
+    let t = Instant::now();
+    let mut m = BTreeMap::new();
+    // Until a walk sees them they are unattributed; meeting them asks for a walk, which may
+    // come 5 s after the previous one at the earliest.
+    let named = wait_until(Duration::from_secs(15), || {
+        m = parse_exposition(&scrape(&ns, exp.addr));
+        m.get(&key) == Some(&4.0)
+    });
+    assert!(named, "owner never named: {m:#?}");
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
 }

@@ -1,90 +1,20 @@
-//! `tcpfsm trace` (the built binary) reports the kernel's own state transitions of a
-//! connection opened and closed during the test, inside a private network namespace.
+//! `tcpfsm trace` (the built binary) reports the kernel's own state transitions of connections
+//! opened and closed during the test, inside a private network namespace.
 //! Needs root (tracefs, netns); skips loudly otherwise.
 
-#[path = "../../tcpfsm-host/tests/support/mod.rs"]
-mod support;
+mod live_support;
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use live_support::{
+    json_lines, json_trace, netns_inode, path, run_bounded, start_trace, test_port, Netns,
+};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
-use support::{run_bounded, Netns};
 
-/// A port unlikely to be used by anything else on the host (the tracepoint sees every
-/// namespace, so the test's connection is picked out by port).
-fn test_port(salt: u16) -> u16 {
-    20000
-        + ((std::process::id() as u16)
-            .wrapping_mul(7)
-            .wrapping_add(salt))
-            % 20000
-}
-
-/// Starts `tcpfsm trace` in the namespace and waits until it says it is tracing.
-fn start_trace(ns: &Netns, args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
-    let mut child = ns
-        .command(env!("CARGO_BIN_EXE_tcpfsm"), args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tcpfsm trace");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let err_thread = std::thread::spawn(move || {
-        let mut all = String::new();
-        let mut r = BufReader::new(stderr);
-        let mut line = String::new();
-        while r.read_line(&mut line).unwrap_or(0) > 0 {
-            if line.contains("tracing TCP state transitions") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            line.clear();
-        }
-        all
-    });
-    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("trace never started: {}", err_thread.join().unwrap());
-    }
-    (child, err_thread)
-}
-
-/// Collects the child's stdout, killing it if it outlives `limit`.
-fn finish(mut child: Child, err: std::thread::JoinHandle<String>, limit: Duration) -> String {
-    let mut stdout = child.stdout.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = out_t.join().unwrap();
-            let err = err.join().unwrap();
-            assert!(status.success(), "trace failed: {status:?}\n{err}\n{out}");
-            return out;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "trace did not stop by itself within {limit:?}; stdout so far:\n{}",
-                out_t.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Opens a connection to `port` in the namespace, sends a byte, has the client close first,
-/// lets the server sit in CLOSE_WAIT for `linger`, then closes the server. Returns the client's
-/// ephemeral port.
+/// Opens a connection to `port` in the namespace, sends a byte, has the client shut down its
+/// sending side first, lets the server sit in CLOSE_WAIT for `linger`, then closes the
+/// server, and the client last. Returns the client's ephemeral port.
 fn one_connection(ns: &Netns, port: u16, linger: Duration) -> u16 {
     ns.run(move || {
         let l = TcpListener::bind(("127.0.0.1", port)).expect("bind test port");
@@ -98,7 +28,7 @@ fn one_connection(ns: &Netns, port: u16, linger: Duration) -> u16 {
         c.shutdown(Shutdown::Write).unwrap();
         assert_eq!(s.read(&mut b).unwrap(), 0, "server sees EOF");
         std::thread::sleep(linger);
-        drop(s); // CLOSE_WAIT -> LAST_ACK -> CLOSED
+        drop(s); // CLOSE_WAIT -> LAST_ACK -> CLOSED; the client goes TIME_WAIT
         std::thread::sleep(Duration::from_millis(50));
         drop(c);
         drop(l);
@@ -107,93 +37,117 @@ fn one_connection(ns: &Netns, port: u16, linger: Duration) -> u16 {
 }
 
 #[test]
-fn trace_json_reports_the_kernel_transitions_of_a_connection_with_ports_and_times() {
-    let Some(ns) = Netns::new("trace_json_reports_the_kernel_transitions") else {
+fn trace_json_reports_a_connections_transitions_with_wall_times_socket_addresses_and_netns() {
+    let Some(ns) = Netns::new("trace_json_reports_a_connections_transitions") else {
         return;
     };
     let port = test_port(1);
-    let p = port.to_string();
-    // 12 transitions for listener + both ends (see below); --duration is a safety net.
-    let (child, err) = start_trace(
-        &ns,
-        &[
-            "trace",
-            "--json",
-            "--port",
-            &p,
-            "--count",
-            "12",
-            "--duration",
-            "20s",
-        ],
-    );
+    // 12 events for listener + both ends (see below); --duration is a safety net.
+    let trace = json_trace(&ns, port, 12, &[]);
+    let before = std::time::SystemTime::now();
     let linger = Duration::from_millis(150);
     let cport = one_connection(&ns, port, linger);
-    let out = finish(child, err, Duration::from_secs(30));
+    let (out, _) = trace.finish(Duration::from_secs(30));
 
-    let events: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect();
+    let (header, events) = json_lines(&out);
+    assert_eq!(
+        header["lookup_netns"],
+        netns_inode(&ns).as_str(),
+        "{header}"
+    );
+    assert!(
+        header["note"].as_str().unwrap().contains("unknown"),
+        "{header}"
+    );
     assert_eq!(events.len(), 12, "{out}");
     let mut last_t = 0;
     for e in &events {
         assert_eq!(e["event"], "state");
-        assert_eq!(e["cause"], "kernel");
         assert!(e["host"].as_str().is_some_and(|h| !h.is_empty()));
         let t = e["t_us"].as_u64().expect("t_us");
         assert!(t >= last_t, "events out of time order: {out}");
         last_t = t;
+        // RFC 3339 wall-clock time, within the test's run.
+        let wall = humantime::parse_rfc3339(e["time"].as_str().unwrap()).expect("RFC 3339");
+        assert!(
+            wall >= before - Duration::from_secs(1) && wall <= std::time::SystemTime::now(),
+            "{e}"
+        );
+        // What the tracepoint reported has no namespace; what sock_diag found has ours.
+        match e["source"].as_str().unwrap() {
+            "tracepoint" => {
+                assert_eq!(e["cause"], "kernel");
+                assert_eq!(e["netns"], "unknown");
+            }
+            "sock_diag" => assert_eq!(e["netns"], netns_inode(&ns).as_str(), "{e}"),
+            other => panic!("source {other}"),
+        }
     }
     let client = format!("127.0.0.1:{cport}-127.0.0.1:{port}");
     let server = format!("127.0.0.1:{port}-127.0.0.1:{cport}");
-    let path = |conn: &str| -> Vec<(String, String)> {
-        events
-            .iter()
-            .filter(|e| e["conn"] == conn)
-            .map(|e| {
-                (
-                    e["from"].as_str().unwrap().to_string(),
-                    e["to"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
-    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    };
     // The client's CLOSED -> SYN_SENT happens before connect() binds its port (conn shows
-    // port 0), so its own path starts at SYN_SENT -> ESTABLISHED. Linux hands a FIN_WAIT_2
-    // socket to a TIME_WAIT mini-socket and reports the full socket's end as -> CLOSED.
+    // port 0). Linux hands the client to a TIME_WAIT minisock when the server's FIN comes,
+    // reporting FIN_WAIT_2 -> CLOSED; sock_diag finds the minisock.
     assert_eq!(
-        path(&client),
-        pairs(&[
-            ("SYN_SENT", "ESTABLISHED"),
-            ("ESTABLISHED", "FIN_WAIT_1"),
-            ("FIN_WAIT_1", "FIN_WAIT_2"),
-            ("FIN_WAIT_2", "CLOSED"),
-        ]),
+        path(&events, &client),
+        [
+            "SYN_SENT>ESTABLISHED",
+            "ESTABLISHED>FIN_WAIT_1",
+            "FIN_WAIT_1>FIN_WAIT_2",
+            "FIN_WAIT_2>TIME_WAIT"
+        ],
         "{out}"
     );
+    let tw = events.iter().find(|e| e["to"] == "TIME_WAIT").unwrap();
     assert_eq!(
-        path(&server),
-        pairs(&[
-            ("LISTEN", "SYN_RECEIVED"),
-            ("SYN_RECEIVED", "ESTABLISHED"),
-            ("ESTABLISHED", "CLOSE_WAIT"),
-            ("CLOSE_WAIT", "LAST_ACK"),
-            ("LAST_ACK", "CLOSED"),
-        ]),
+        (&tw["source"], &tw["cause"]),
+        (&"sock_diag".into(), &"FIN received".into())
+    );
+    assert_eq!(
+        path(&events, &server),
+        [
+            "LISTEN>SYN_RECEIVED",
+            "SYN_RECEIVED>ESTABLISHED",
+            "ESTABLISHED>CLOSE_WAIT",
+            "CLOSE_WAIT>LAST_ACK",
+            "LAST_ACK>CLOSED"
+        ],
         "{out}"
     );
     let listener = format!("127.0.0.1:{port}-0.0.0.0:0");
     assert_eq!(
-        path(&listener),
-        pairs(&[("CLOSED", "LISTEN"), ("LISTEN", "CLOSED")]),
+        path(&events, &listener),
+        ["CLOSED>LISTEN", "LISTEN>CLOSED"],
         "{out}"
     );
+    // skaddr ties one socket's lines together: the client's port-0 SYN_SENT is the same
+    // socket as its later lines, and the server's child is another socket.
+    let sk = |conn: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["conn"] == conn)
+            .map(|e| e["skaddr"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let client_sk = sk(&client);
+    assert!(client_sk.iter().all(|s| *s == client_sk[0]), "{out}");
+    assert!(u64::from_str_radix(&client_sk[0], 16).is_ok_and(|a| a != 0));
+    let syn = events
+        .iter()
+        .find(|e| e["to"] == "SYN_SENT")
+        .expect("CLOSED -> SYN_SENT");
+    assert_eq!(
+        syn["conn"],
+        format!("127.0.0.1:0-127.0.0.1:{port}").as_str()
+    );
+    assert_eq!(syn["skaddr"], client_sk[0].as_str());
+    // ...so its SYN_SENT has a known age even though the port was 0 then.
+    let est = events
+        .iter()
+        .find(|e| e["conn"] == client.as_str() && e["from"] == "SYN_SENT")
+        .unwrap();
+    assert!(est["ms_in_prev"].as_f64().is_some(), "{est}");
+    assert_ne!(sk(&server)[0], client_sk[0]);
     // Time in the previous state: the server sat in CLOSE_WAIT for `linger`.
     let cw = events
         .iter()
@@ -218,7 +172,7 @@ fn trace_state_filter_and_text_output_show_only_matching_transitions() {
     };
     let port = test_port(2);
     let p = port.to_string();
-    let (child, err) = start_trace(
+    let trace = start_trace(
         &ns,
         &[
             "trace",
@@ -233,14 +187,16 @@ fn trace_state_filter_and_text_output_show_only_matching_transitions() {
         ],
     );
     let cport = one_connection(&ns, port, Duration::from_millis(20));
-    let out = finish(child, err, Duration::from_secs(30));
+    let (out, err) = trace.finish(Duration::from_secs(30));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "header + 2 transitions:\n{out}");
-    assert!(lines[0].contains("OLDSTATE") && lines[0].contains("NEWSTATE"));
+    assert!(lines[0].contains("OLDSTATE") && lines[0].contains("SKADDR"));
     let conn = format!("127.0.0.1:{port} -> 127.0.0.1:{cport}");
     assert!(lines[1].contains(&conn), "{out}");
     assert!(lines[1].contains("ESTABLISHED  -> CLOSE_WAIT"), "{out}");
     assert!(lines[2].contains("CLOSE_WAIT   -> LAST_ACK"), "{out}");
+    // The namespace caveat is said where a person sees it.
+    assert!(err.contains("carry no network namespace"), "{err}");
 }
 
 #[test]
@@ -287,22 +243,7 @@ fn trace_decodes_ipv6_connections_from_the_v6_address_fields() {
         return;
     };
     let port = test_port(3);
-    let p = port.to_string();
-    let (child, err) = start_trace(
-        &ns,
-        &[
-            "trace",
-            "--json",
-            "--port",
-            &p,
-            "--state",
-            "established",
-            "--count",
-            "3",
-            "--duration",
-            "20s",
-        ],
-    );
+    let trace = json_trace(&ns, port, 3, &["--state", "established"]);
     let cport = ns.run(move || {
         let l = TcpListener::bind(("::1", port)).expect("bind [::1] (IPv6 loopback in the netns)");
         let c = TcpStream::connect(("::1", port)).unwrap();
@@ -313,11 +254,11 @@ fn trace_decodes_ipv6_connections_from_the_v6_address_fields() {
         drop(s);
         cport
     });
-    let out = finish(child, err, Duration::from_secs(30));
-    let conns: Vec<(String, String, String)> = out
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
+    let (out, _) = trace.finish(Duration::from_secs(30));
+    let (_, events) = json_lines(&out);
+    let conns: Vec<(String, String, String)> = events
+        .iter()
+        .map(|v| {
             (
                 v["conn"].as_str().unwrap().to_string(),
                 v["from"].as_str().unwrap().to_string(),
@@ -367,8 +308,9 @@ fn trace_duration_ends_the_trace_when_nothing_happens() {
 
 /// Regression: the client's FIN_WAIT_1 -> FIN_WAIT_2 -> CLOSED happen in softirq context
 /// when the server's ACK arrives, and reading the tracepoint through perf lost a few of those
-/// per 40 connections without any loss record. Every transition of every connection must be
-/// reported: 10 per connection (5 per end) plus the listener's open and close.
+/// per 40 connections without any loss record. Every transition the kernel reports must be
+/// delivered: 10 per connection (5 per end) plus the listener's open and close. (Lookups
+/// off, so the kernel's own reports are counted, not what sock_diag adds.)
 #[test]
 fn trace_reports_every_transition_of_40_connections_including_softirq_fin_waits() {
     let Some(ns) = Netns::new("trace_reports_every_transition_of_40") else {
@@ -378,11 +320,13 @@ fn trace_reports_every_transition_of_40_connections_including_softirq_fin_waits(
     let p = port.to_string();
     const N: usize = 40;
     let expected = 10 * N + 2;
-    let (child, err) = start_trace(
+    let trace = start_trace(
         &ns,
         &[
             "trace",
             "--json",
+            "--lookup-rate",
+            "0",
             "--port",
             &p,
             "--count",
@@ -404,11 +348,9 @@ fn trace_reports_every_transition_of_40_connections_including_softirq_fin_waits(
         }
         drop(l);
     });
-    let out = finish(child, err, Duration::from_secs(40));
-    let events: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect();
+    let (out, _) = trace.finish(Duration::from_secs(40));
+    let (header, events) = json_lines(&out);
+    assert!(header["lookup_netns"].is_null(), "lookups off: {header}");
     assert_eq!(events.len(), expected, "{out}");
     let count = |from: &str, to: &str| {
         events

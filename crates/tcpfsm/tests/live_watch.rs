@@ -2,27 +2,16 @@
 //! inside a private network namespace with sockets in known states. Needs root (netns);
 //! skips loudly otherwise.
 
-#[path = "../../tcpfsm-host/tests/support/mod.rs"]
-mod support;
+mod live_support;
 
-use std::net::{Shutdown, TcpListener, TcpStream};
+use live_support::support::ALL_NAMES;
+use live_support::{run_bounded, wait_until, Netns};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
-use support::{run_bounded, wait_until, Netns, ALL_NAMES};
 
 /// Three connections whose client closed and whose server (this process) never does.
-fn close_wait_sockets(ns: &Netns) -> (TcpListener, Vec<TcpStream>) {
-    ns.run(|| {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut keep = Vec::new();
-        for _ in 0..3 {
-            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (s, _) = l.accept().unwrap();
-            c.shutdown(Shutdown::Write).unwrap();
-            keep.push(c);
-            keep.push(s);
-        }
-        (l, keep)
-    })
+fn close_wait_sockets(ns: &Netns) -> (Vec<TcpStream>, TcpListener) {
+    ns.run(|| live_support::sockets(0, 3))
 }
 
 /// The count drawn in a state's box: the line below the box's title line, same columns.

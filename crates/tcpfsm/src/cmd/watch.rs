@@ -9,6 +9,16 @@ use tcpfsm_live::watch::{render_text, View};
 use tcpfsm_observe::{diagnose, Snapshot, Thresholds};
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Every panel fits an 80x24 terminal: there the state diagram is drawn as a grid of one-line \
+cells (same layout: setup on top, the active closer's states on the left, the passive \
+closer's on the right), with the trends, the CLOSE_WAIT owners and the alerts below it; the \
+boxed diagram needs 102x27. Panels show all they hold or say what they left out (\"+3 more\").
+
+Examples:
+  tcpfsm watch                                   # interactive (q, Esc or Ctrl-C quits)
+  tcpfsm watch --once --width 80 --height 24     # one frame as text, no terminal needed
+  tcpfsm watch --frames 5 --interval 500ms       # five frames, form-feed separated")]
 pub struct Args {
     /// Time between samples (e.g. 1s, 500ms)
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]

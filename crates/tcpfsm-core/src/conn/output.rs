@@ -1,0 +1,342 @@
+//! What a connection sends next, and the segment that carries it: SYN or SYN-ACK, a
+//! retransmission, new data or FIN, a zero-window probe, a keep-alive, or a pure ACK — with
+//! the ACK number, window and options every synchronized segment carries.
+
+use super::send::{Held, Plan};
+use super::Conn;
+use crate::builder::{syn_options, ts_clock};
+use crate::recovery::scoreboard::{Retransmit, Rule};
+use crate::recovery::sender::Phase;
+use crate::time::Instant;
+use crate::timers::Timer;
+use crate::{Config, State, Stats, TxKind};
+use tcpfsm_wire::{Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
+
+impl Conn {
+    /// The next segment this connection wants to send, if any; the send state moves on as if
+    /// it were sent.
+    pub(crate) fn next_segment<'b>(
+        &'b mut self,
+        now: Instant,
+        cfg: &Config,
+        stats: &mut Stats,
+        scratch: &'b mut Vec<u8>,
+    ) -> Option<(TcpRepr<'b>, TxKind)> {
+        match self.state {
+            State::Closed | State::Listen | State::TimeWait => return None,
+            State::SynSent | State::SynReceived if self.snd.syn_pending => {
+                return Some(self.syn_segment(now, cfg, stats));
+            }
+            State::SynSent => return None,
+            _ => {}
+        }
+        if self.state != State::SynReceived {
+            if let Some(plan) = self.plan(now, stats) {
+                return Some(self.data_segment(plan, now, stats, scratch));
+            }
+        }
+        if self.probe_due {
+            self.probe_due = false;
+            let seq = self.snd.probe_seq();
+            let repr = self.finish_segment(seq, Flags::ACK, now, stats);
+            return Some((repr, TxKind::WindowProbe));
+        }
+        if self.keepalive_due {
+            // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT-1, so the peer must answer with an ACK.
+            self.keepalive_due = false;
+            let seq = self.snd.snd_nxt - 1u32;
+            let repr = self.finish_segment(seq, Flags::ACK, now, stats);
+            return Some((repr, TxKind::KeepAlive));
+        }
+        if self.rcv.ack_pending() {
+            let kind = self.rcv.pending_ack_kind();
+            let seq = self.snd.snd_nxt;
+            return Some((self.finish_segment(seq, Flags::ACK, now, stats), kind));
+        }
+        None
+    }
+
+    /// What loss recovery sends next: a lost or unSACKed segment again (RFC 6675 NextSeg,
+    /// after a timeout the lost ones first), a tail loss probe, or new data if the peer's
+    /// window, Nagle and SWS avoidance let it go; arms the persist timer when data waits
+    /// that nothing in flight will ever unblock.
+    fn plan(&mut self, now: Instant, stats: &mut Stats) -> Option<Plan> {
+        let plan = self.choose(now);
+        if let Some(lr) = self.lr.as_mut() {
+            lr.sync(self.cc.as_ref(), stats);
+        }
+        plan
+    }
+
+    fn choose(&mut self, now: Instant) -> Option<Plan> {
+        let lr = self.lr.as_mut()?;
+        let cc = self.cc.as_mut();
+        let cwnd = lr.cwnd(cc);
+        let pipe = lr.pipe();
+        if self.snd.waiting() && pipe.saturating_add(self.snd.mss as u32) > cwnd {
+            // Data waits for the congestion window (RFC 7661: the window may grow).
+            self.cwnd_limited = true;
+        }
+        let fresh = self
+            .snd
+            .plan_new(cwnd.saturating_sub(pipe), pipe, self.opts.nodelay);
+        if std::mem::take(&mut self.probe_last) {
+            if let Some(p) = lr
+                .probe_segment()
+                .and_then(|(seq, len)| self.snd.plan_retransmit(seq, len))
+            {
+                lr.on_sent(
+                    now,
+                    p.seq,
+                    p.len + p.fin as u32,
+                    Some(Retransmit::Probe),
+                    cc,
+                );
+                lr.on_probe_sent(true);
+                self.arm_rto(now);
+                return Some(p);
+            }
+        }
+        if self.probe_new_data {
+            // RFC 8985 §7.3: the probe is one new segment, whatever the congestion window.
+            self.probe_new_data = false;
+            if let Ok(p) = self.snd.plan_new(u32::MAX, 0, true) {
+                self.snd.commit_new(&p);
+                lr.on_sent(now, p.seq, p.len + p.fin as u32, None, cc);
+                lr.on_probe_sent(false);
+                self.arm_rto(now);
+                return Some(Plan {
+                    kind: TxKind::Normal,
+                    ..p
+                });
+            }
+        }
+        let next = lr.next_segment(cwnd, fresh.is_ok());
+        let plan = match next {
+            Some(n) if n.rule == Rule::NewData => {
+                let p = fresh.as_ref().ok().copied()?;
+                self.snd.commit_new(&p);
+                if self.ts.is_none() && p.len > 0 {
+                    self.snd.time_segment(p.seq, now);
+                }
+                lr.on_sent(now, p.seq, p.len + p.fin as u32, None, cc);
+                p
+            }
+            Some(n) => {
+                let p = self.snd.plan_retransmit(n.seq, n.len)?;
+                let why = if lr.phase() == Phase::Loss {
+                    Retransmit::Timeout
+                } else {
+                    Retransmit::NextSeg(n.rule)
+                };
+                lr.on_sent(now, p.seq, p.len + p.fin as u32, Some(why), cc);
+                p
+            }
+            None => {
+                if let Err(Held::Stalled) = fresh {
+                    // RFC 9293 §3.8.6.1 / §3.8.6.2.1: a persist (or SWS override) timer
+                    // runs whenever data waits and nothing is in flight.
+                    if !self.timers.armed(Timer::Persist) {
+                        let at = now + self.persist_interval();
+                        self.timers.set(Timer::Persist, at);
+                    }
+                }
+                return None;
+            }
+        };
+        if plan.kind == TxKind::Normal {
+            // RFC 8985 §7.2: after new data the probe timeout replaces the RTO.
+            self.arm_pto_or_rto(now);
+        } else if !self.timers.armed(Timer::Rtx) || self.pto_armed {
+            self.arm_rto(now);
+        }
+        Some(plan)
+    }
+
+    /// The retransmission timer, at the RTO.
+    pub(crate) fn arm_rto(&mut self, now: Instant) {
+        if !self.snd.outstanding() {
+            self.timers.clear(Timer::Rtx);
+            self.pto_armed = false;
+            return;
+        }
+        if self.pto_armed || !self.timers.armed(Timer::Rtx) {
+            self.timers.set(Timer::Rtx, now + self.snd.rtt.rto());
+        }
+        self.pto_armed = false;
+    }
+
+    /// RFC 8985 §7.2: the probe timeout when TLP may probe, the RTO otherwise.
+    pub(crate) fn arm_pto_or_rto(&mut self, now: Instant) {
+        if !self.snd.outstanding() {
+            self.timers.clear(Timer::Rtx);
+            self.pto_armed = false;
+            return;
+        }
+        let rto_at = self
+            .timers
+            .get(Timer::Rtx)
+            .filter(|_| !self.pto_armed)
+            .unwrap_or(now + self.snd.rtt.rto());
+        let pto = self
+            .lr
+            .as_ref()
+            .and_then(|lr| lr.pto_deadline(now, self.snd.rtt.srtt(), Some(rto_at)));
+        match pto {
+            Some(at) => {
+                self.timers.set(Timer::Rtx, at);
+                self.pto_armed = true;
+            }
+            None => {
+                self.timers.set(Timer::Rtx, rto_at);
+                self.pto_armed = false;
+            }
+        }
+    }
+
+    /// The persist interval: the RTO, doubled per unanswered probe, capped at the RTO maximum
+    /// (RFC 9293 §3.8.6.1 "increase exponentially").
+    pub(crate) fn persist_interval(&self) -> crate::Duration {
+        let base = self.snd.rtt.rto();
+        let shift = self.snd.probes.min(16);
+        base.saturating_mul(1 << shift).min(self.snd.rtt.max())
+    }
+
+    fn data_segment<'b>(
+        &'b mut self,
+        plan: Plan,
+        now: Instant,
+        stats: &mut Stats,
+        scratch: &'b mut Vec<u8>,
+    ) -> (TcpRepr<'b>, TxKind) {
+        if plan.kind == TxKind::Retransmission {
+            stats.retrans_segs += 1;
+        }
+        let mut flags = Flags::ACK;
+        if plan.fin {
+            flags |= Flags::FIN;
+        }
+        let end = plan.seq.wrapping_add(plan.len);
+        if plan.len > 0 && end == self.snd.data_end() {
+            flags |= Flags::PSH;
+        }
+        let mut repr = self.finish_segment(plan.seq, flags, now, stats);
+        let (a, b) = self.snd.payload(plan.seq, plan.len);
+        repr.payload = if b.is_empty() {
+            a
+        } else {
+            // The segment straddles the ring's wrap point (once per buffer cycle).
+            scratch.clear();
+            scratch.extend_from_slice(a);
+            scratch.extend_from_slice(b);
+            scratch
+        };
+        (repr, plan.kind)
+    }
+
+    fn syn_segment(
+        &mut self,
+        now: Instant,
+        cfg: &Config,
+        stats: &mut Stats,
+    ) -> (TcpRepr<'static>, TxKind) {
+        let is_synack = self.state == State::SynReceived;
+        let retransmit = self.snd.snd_nxt != self.snd.iss;
+        let offset = self.ts.map_or(0, |t| t.offset);
+        let tsecr = if is_synack {
+            self.ts.map_or(0, |t| t.recent)
+        } else {
+            0
+        };
+        // A connection's SYN-ACK is a simultaneous open's: it repeats the SYN's options, as
+        // Linux does (a listener's SYN-ACKs come from its half-open entries).
+        let maxseg = (self.opts.mss != 0).then_some(self.opts.mss);
+        let options = syn_options(
+            cfg,
+            maxseg,
+            self.rcv.buffer(),
+            &self.tuple,
+            None,
+            ts_clock(now, offset),
+            tsecr,
+        );
+        if retransmit {
+            stats.retrans_segs += 1;
+            self.snd
+                .retransmitting(self.snd.iss, self.snd.iss.wrapping_add(1));
+        } else if self.ts.is_none() {
+            self.snd.time_segment(self.snd.iss, now);
+        }
+        self.snd.syn_pending = false;
+        self.snd.snd_nxt = self.snd.iss.wrapping_add(1);
+        if !self.timers.armed(Timer::Rtx) {
+            self.timers.set(Timer::Rtx, now + self.snd.rtt.rto());
+        }
+        let window = self.rcv.syn_window();
+        self.rcv.acked();
+        self.timers.clear(Timer::DelAck);
+        stats.out_segs += 1;
+        let repr = TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            seq: self.snd.iss,
+            ack: if is_synack {
+                self.rcv.rcv_nxt
+            } else {
+                SeqNum(0)
+            },
+            flags: if is_synack {
+                Flags::SYN | Flags::ACK
+            } else {
+                Flags::SYN
+            },
+            window,
+            urgent: 0,
+            options,
+            payload: &[],
+        };
+        let kind = if retransmit {
+            TxKind::Retransmission
+        } else {
+            TxKind::Normal
+        };
+        (repr, kind)
+    }
+
+    /// Fills in ACK, window and options common to every segment of a synchronized connection.
+    fn finish_segment(
+        &mut self,
+        seq: SeqNum,
+        flags: Flags,
+        now: Instant,
+        stats: &mut Stats,
+    ) -> TcpRepr<'static> {
+        let window = self.rcv.advertise(self.snd.mss);
+        let mut options = TcpOptions::default();
+        if let Some(ts) = self.ts {
+            options.timestamps = Some(Timestamps {
+                tsval: ts_clock(now, ts.offset),
+                tsecr: ts.recent,
+            });
+        }
+        if self.sack {
+            // RFC 2018 §3: four blocks fit in the option space, three beside timestamps.
+            let max = if self.ts.is_some() { 3 } else { 4 };
+            options.sack_blocks = self.rcv.sack_blocks(max);
+        }
+        self.rcv.acked();
+        self.timers.clear(Timer::DelAck);
+        stats.out_segs += 1;
+        TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            seq,
+            ack: self.rcv.rcv_nxt,
+            flags,
+            window,
+            urgent: 0,
+            options,
+            payload: &[],
+        }
+    }
+}

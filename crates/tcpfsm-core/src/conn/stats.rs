@@ -1,0 +1,82 @@
+//! Loss-recovery and congestion-control counters flow into the endpoint's MIB as they change,
+//! so they outlive the connection (Linux counts TcpExt events the same way).
+
+use crate::cc::CongestionControl;
+use crate::recovery::scoreboard::ScoreboardCounters;
+use crate::recovery::sender::{LossRecovery, RecoveryCounters};
+use crate::Stats;
+use std::ops::{Deref, DerefMut};
+
+/// A connection's loss recovery with the counters already reported to the endpoint.
+pub(crate) struct Recovery {
+    lr: LossRecovery,
+    reported: Snapshot,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    rec: RecoveryCounters,
+    sb: ScoreboardCounters,
+    hystart_delay: u64,
+    hystart_cwnd: u64,
+}
+
+impl Snapshot {
+    fn of(lr: &LossRecovery, cc: &dyn CongestionControl) -> Snapshot {
+        let h = cc.counters().hystart;
+        Snapshot {
+            rec: lr.counters(),
+            sb: lr.scoreboard().counters(),
+            hystart_delay: h.delay_detect,
+            hystart_cwnd: h.delay_cwnd,
+        }
+    }
+}
+
+impl Recovery {
+    pub(crate) fn new(lr: LossRecovery) -> Recovery {
+        Recovery {
+            lr,
+            reported: Snapshot::default(),
+        }
+    }
+
+    /// Adds to `stats` what the counters gained since the last call.
+    pub(crate) fn sync(&mut self, cc: &dyn CongestionControl, stats: &mut Stats) {
+        let now = Snapshot::of(&self.lr, cc);
+        let before = std::mem::take(&mut self.reported);
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        let (n, b) = (&now.rec, &before.rec);
+        stats.sack_recovery += d(n.sack_recovery, b.sack_recovery);
+        stats.reno_recovery += d(n.reno_recovery, b.reno_recovery);
+        stats.loss_probes += d(n.loss_probes, b.loss_probes);
+        stats.loss_probe_recovery += d(n.loss_probe_recovery, b.loss_probe_recovery);
+        stats.dsack_undo += d(n.dsack_undo, b.dsack_undo);
+        stats.ts_undo += d(n.ts_undo, b.ts_undo);
+        stats.loss_undo += d(n.loss_undo, b.loss_undo);
+        stats.spurious_rtos += d(n.loss_undo, b.loss_undo);
+        stats.fast_retrans += d(n.fast_retrans, b.fast_retrans);
+        stats.slow_start_retrans += d(n.timeout_retrans, b.timeout_retrans);
+        stats.sack_reorder += d(n.reordering, b.reordering);
+        let (n, b) = (&now.sb, &before.sb);
+        stats.dsack_recv += d(n.dsack_recv, b.dsack_recv);
+        stats.dsack_ignored_old += d(n.dsack_ignored_old, b.dsack_ignored_old);
+        stats.sack_discard += d(n.sack_discard, b.sack_discard);
+        stats.hystart_delay_detect += d(now.hystart_delay, before.hystart_delay);
+        stats.hystart_delay_cwnd += d(now.hystart_cwnd, before.hystart_cwnd);
+        self.reported = now;
+    }
+}
+
+impl Deref for Recovery {
+    type Target = LossRecovery;
+    fn deref(&self) -> &LossRecovery {
+        &self.lr
+    }
+}
+
+impl DerefMut for Recovery {
+    fn deref_mut(&mut self) -> &mut LossRecovery {
+        &mut self.lr
+    }
+}

@@ -1,0 +1,486 @@
+//! Segment input: demultiplexing, listeners (RFC 9293 §3.10.7.2 with SYN cookies and Linux's
+//! queue limits) and half-open entries (§3.10.7.4 for a passive SYN_RECEIVED, through the
+//! shared arrival steps).
+
+use super::{is_non_unicast, Endpoint};
+use crate::arrival::{gate, Gate, RcvView};
+use crate::builder::{
+    default_peer_mss, our_mss, syn_options, syn_window, ts_clock, CtlSegment, PeerSyn,
+};
+use crate::conn::Conn;
+use crate::listener::HalfOpen;
+use crate::table::Entry;
+use crate::tuple::CompactTuple;
+use crate::{
+    syncookie, wire, Cause, Event, FourTuple, Instant, SocketHandle, State, SynCookies, TxKind,
+};
+use std::net::SocketAddr;
+use tcpfsm_wire::{Flags, SeqNum, TcpRepr, Timestamps};
+
+impl Endpoint {
+    /// Handles one IPv4 or IPv6 datagram carrying TCP. Malformed input is counted (InErrs,
+    /// InCsumErrors) and dropped.
+    pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]) {
+        self.last_now = now;
+        let parsed = match wire::parse_ip_tcp(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.in_errs += 1;
+                if e == wire::Error::BadTcpChecksum {
+                    self.stats.in_csum_errors += 1;
+                }
+                return;
+            }
+        };
+        self.stats.in_segs += 1;
+        let seg = parsed.tcp;
+        let tuple = FourTuple {
+            local: SocketAddr::new(parsed.dst, seg.dst_port),
+            remote: SocketAddr::new(parsed.src, seg.src_port),
+        };
+        // RFC 9293 §3.9.1 / RFC 1122 §4.2.3.10: no connections to or from broadcast,
+        // multicast or unspecified addresses; port 0 is never valid.
+        if seg.src_port == 0
+            || seg.dst_port == 0
+            || is_non_unicast(parsed.src)
+            || is_non_unicast(parsed.dst)
+        {
+            self.stats.in_errs += 1;
+            return;
+        }
+        let key = CompactTuple::new(&tuple);
+        if let Some(slot) = self.table.find(&key) {
+            match &self.table.slot(slot).entry {
+                Entry::Conn(_) => {
+                    let (mut ctx, table) = self.ctx(now);
+                    if let Some(c) = table.conn_mut(slot) {
+                        c.on_segment(&seg, &mut ctx);
+                    }
+                    self.after_conn(slot);
+                }
+                Entry::HalfOpen(_) => self.on_half_open_segment(now, slot, tuple, &seg),
+                Entry::Free => {}
+            }
+            return;
+        }
+        let mut isn_floor = None;
+        if let Some(slot) = self.time_wait.find(&key) {
+            match self.on_time_wait_segment(now, slot, tuple, &seg) {
+                Some(floor) => isn_floor = Some(floor),
+                None => return,
+            }
+        }
+        if let Some(li) = self.listeners.iter().position(|l| l.matches(tuple.local)) {
+            self.on_listen_segment(now, li, key, tuple, &seg, isn_floor);
+            return;
+        }
+        self.reply_reset(tuple, &seg);
+    }
+
+    /// RFC 9293 §3.10.7.1: a segment for no connection is answered with RST (unless it is one).
+    pub(super) fn reply_reset(&mut self, tuple: FourTuple, seg: &TcpRepr<'_>) {
+        if !seg.flags.contains(Flags::RST) && self.ctl.push(CtlSegment::reset_for(tuple, seg)) {
+            self.stats.out_rsts += 1;
+        }
+    }
+
+    /// RFC 9293 §3.10.7.2, plus SYN cookies and the Linux queue limits.
+    fn on_listen_segment(
+        &mut self,
+        now: Instant,
+        li: usize,
+        key: CompactTuple,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        isn_floor: Option<SeqNum>,
+    ) {
+        let f = seg.flags;
+        if f.contains(Flags::RST) {
+            return;
+        }
+        if f.contains(Flags::ACK) && !f.contains(Flags::SYN) {
+            if self.config.syncookies != SynCookies::Off {
+                if self.try_syn_cookie(now, li, key, tuple, seg) {
+                    return;
+                }
+                self.stats.syncookies_failed += 1;
+            }
+            self.reply_reset(tuple, seg);
+            return;
+        }
+        if !f.contains(Flags::SYN) {
+            return;
+        }
+        if f.contains(Flags::ACK) {
+            self.reply_reset(tuple, seg);
+            return;
+        }
+        if f.contains(Flags::FIN) {
+            // SYN+FIN is never legitimate; Linux drops it at a listener.
+            return;
+        }
+        let l = &self.listeners[li];
+        let lid = l.id;
+        if l.accept_queue_full() {
+            // Linux drops SYNs while the accept queue is full (ListenOverflows).
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return;
+        }
+        let use_cookie = match self.config.syncookies {
+            SynCookies::Always => true,
+            SynCookies::OnOverflow => l.syn_queue_full(),
+            SynCookies::Off => false,
+        };
+        let mut peer = PeerSyn::from_options(&seg.options);
+        if use_cookie {
+            if peer.tsval.is_none() || !self.config.timestamps {
+                // Without timestamps the cookie cannot carry window scale or SACK.
+                peer.wscale = None;
+                peer.sack = false;
+            }
+            let mss = peer.mss.unwrap_or(default_peer_mss(&tuple)).min(our_mss(
+                &self.config,
+                l.conn_opts.mss,
+                &tuple,
+            ));
+            let cookie = syncookie::encode(&self.secrets, &key, seg.seq.0, mss, now);
+            self.stats.syncookies_sent += 1;
+            self.stats.req_q_full_do_cookies += l.syn_queue_full() as u64;
+            let h = HalfOpen::new(lid, cookie, seg.seq.0, peer);
+            self.send_synack(now, tuple, &key, li, &h, TxKind::SynCookie);
+            return;
+        }
+        if l.syn_queue_full() {
+            self.stats.listen_drops += 1;
+            self.stats.req_q_full_drop += 1;
+            return;
+        }
+        let iss = match isn_floor {
+            Some(f) => f.0,
+            None => self.secrets.isn(&key, now),
+        };
+        let h = HalfOpen::new(lid, iss, seg.seq.0, peer);
+        let id = self.table.insert_with(key, |_| Entry::HalfOpen(h));
+        self.listeners[li].syn_queue_len += 1;
+        self.stats.passive_opens += 1;
+        self.events.push_back(Event::StateChanged {
+            socket: SocketHandle::Conn(id),
+            tuple,
+            from: State::Listen,
+            to: State::SynReceived,
+            cause: Cause::SynReceived,
+        });
+        self.send_synack(now, tuple, &key, li, &h, TxKind::Normal);
+        let slot = self.table.slot_of(id).expect("just inserted");
+        self.timers.set(slot, Some(now + self.config.rto_initial));
+    }
+
+    /// The SYN-ACK of a half-open entry or a SYN cookie: it answers only the options the peer
+    /// offered (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+    pub(super) fn send_synack(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        key: &CompactTuple,
+        li: usize,
+        h: &HalfOpen,
+        kind: TxKind,
+    ) {
+        let opts = self.listeners[li].conn_opts;
+        let peer = h.peer();
+        let mut tsval = ts_clock(now, self.secrets.ts_offset(key));
+        if kind == TxKind::SynCookie {
+            let sack = self.config.sack && peer.sack;
+            let ws = peer.wscale.filter(|_| self.config.window_scaling);
+            tsval = syncookie::encode_ts_options(tsval, ws, sack);
+        }
+        let options = syn_options(
+            &self.config,
+            opts.mss,
+            opts.recv_buffer,
+            &tuple,
+            Some(&peer),
+            tsval,
+            peer.tsval.unwrap_or(0),
+        );
+        self.ctl.push(CtlSegment {
+            tuple,
+            seq: SeqNum(h.iss),
+            ack: SeqNum(h.irs.wrapping_add(1)),
+            flags: Flags::SYN | Flags::ACK,
+            window: syn_window(opts.recv_buffer),
+            options,
+            kind,
+        });
+    }
+
+    /// An ACK at a listener: does it carry one of our SYN cookies?
+    fn try_syn_cookie(
+        &mut self,
+        now: Instant,
+        li: usize,
+        key: CompactTuple,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        let irs = seg.seq - 1u32;
+        let iss = seg.ack - 1u32;
+        let Some(mss) = syncookie::decode(&self.secrets, &key, irs.0, iss.0, now) else {
+            return false;
+        };
+        if self.listeners[li].accept_queue_full() {
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return true;
+        }
+        self.stats.syncookies_recv += 1;
+        let (wscale, sack, tsval) = match seg.options.timestamps {
+            Some(ts) if self.config.timestamps => {
+                let (ws, sack) = syncookie::decode_ts_options(ts.tsecr);
+                (ws, sack, Some(ts.tsval))
+            }
+            _ => (None, false, None),
+        };
+        let peer = PeerSyn {
+            mss: Some(mss),
+            wscale,
+            sack,
+            tsval,
+        };
+        let h = HalfOpen::new(self.listeners[li].id, iss.0, irs.0, peer);
+        self.stats.passive_opens += 1;
+        self.promote(now, li, key, tuple, h, seg, None);
+        true
+    }
+
+    /// The handshake's ACK for a half-open entry (or a valid SYN cookie): build the connection
+    /// and queue it for accept. `slot` is the half-open entry's, whose handle the connection
+    /// keeps. Returns false when the connection could not be established by this segment (the
+    /// entry stays half-open).
+    #[allow(clippy::too_many_arguments)]
+    fn promote(
+        &mut self,
+        now: Instant,
+        li: usize,
+        key: CompactTuple,
+        tuple: FourTuple,
+        h: HalfOpen,
+        seg: &TcpRepr<'_>,
+        slot: Option<u32>,
+    ) -> bool {
+        let ts_offset = self.secrets.ts_offset(&key);
+        let lid = self.listeners[li].id;
+        let opts = self.listeners[li].conn_opts;
+        let cfg = &self.config;
+        let build = |id| {
+            Entry::Conn(Box::new(Conn::from_half_open(
+                id,
+                tuple,
+                lid,
+                SeqNum(h.iss),
+                SeqNum(h.irs),
+                h.peer(),
+                ts_offset,
+                now,
+                cfg,
+                opts,
+            )))
+        };
+        let (slot, half_open) = match slot {
+            Some(s) => {
+                let id = self.table.handle_of(s);
+                (s, Some(self.table.replace(s, build(id))))
+            }
+            None => {
+                // A cookie: the connection is new to the table.
+                let id = self.table.insert_with(key, build);
+                self.events.push_back(Event::StateChanged {
+                    socket: SocketHandle::Conn(id),
+                    tuple,
+                    from: State::Listen,
+                    to: State::SynReceived,
+                    cause: Cause::SynCookieAcked,
+                });
+                (self.table.slot_of(id).expect("just inserted"), None)
+            }
+        };
+        let id = self.table.handle_of(slot);
+        let (mut ctx, table) = self.ctx(now);
+        let established = match table.conn_mut(slot) {
+            Some(c) => {
+                c.on_segment(seg, &mut ctx);
+                c.state() != State::SynReceived
+            }
+            None => false,
+        };
+        if !established {
+            // The entry stays what it was: half-open, or (a cookie) nothing.
+            match half_open {
+                Some(old) => {
+                    self.table.replace(slot, old);
+                }
+                None => {
+                    self.table.remove(slot);
+                }
+            }
+            return false;
+        }
+        if half_open.is_some() {
+            let l = &mut self.listeners[li];
+            l.syn_queue_len = l.syn_queue_len.saturating_sub(1);
+            self.timers.set(slot, None);
+        }
+        self.listeners[li].accept_queue.push_back(id);
+        self.events.push_back(Event::Acceptable {
+            listener: lid,
+            conn: id,
+        });
+        self.after_conn(slot);
+        true
+    }
+
+    /// RFC 9293 §3.10.7.4 for a passively opened SYN_RECEIVED connection kept as a half-open
+    /// entry: the shared arrival steps first (PAWS, sequence, RST, SYN), so a blind segment can
+    /// neither reset nor replace it.
+    fn on_half_open_segment(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) {
+        let Some(h) = self.table.half_open_mut(slot).map(|h| *h) else {
+            return;
+        };
+        let f = seg.flags;
+        let key = self.table.slot(slot).key;
+        let Some(li) = self.listeners.iter().position(|l| l.id == h.listener) else {
+            return;
+        };
+        if f.contains(Flags::SYN) && !f.contains(Flags::ACK) && seg.seq.0 == h.irs {
+            // A retransmitted SYN: our SYN-ACK may have been lost. Echo the newest TSval
+            // (RFC 7323 §4.3), or the peer's first RTT sample spans its SYN timeout; at most
+            // one answer per rate-limit interval (Linux: TCPACKSkippedSynRecv).
+            let limit = self.config.invalid_ratelimit;
+            let Some(hm) = self.table.half_open_mut(slot) else {
+                return;
+            };
+            if let Some(ts) = seg.options.timestamps {
+                hm.peer_tsval = ts.tsval;
+            }
+            if hm.oow.allow(now, limit) {
+                let h = *hm;
+                self.send_synack(now, tuple, &key, li, &h, TxKind::Retransmission);
+                self.stats.retrans_segs += 1;
+            } else {
+                self.stats.ack_skipped_syn_recv += 1;
+            }
+            return;
+        }
+        let view = RcvView {
+            rcv_nxt: SeqNum(h.irs.wrapping_add(1)),
+            rcv_wnd: syn_window(self.listeners[li].conn_opts.recv_buffer) as u32,
+            ts_recent: h.peer().tsval.map(|t| (t, now)),
+        };
+        match gate(seg, &view, now, false) {
+            Gate::Continue => {}
+            Gate::Drop => return,
+            Gate::Ack(why) => {
+                if why == crate::arrival::Unacceptable::Paws {
+                    self.stats.paws_rejected += 1;
+                }
+                self.half_open_ack(now, slot, tuple, TxKind::Normal, seg);
+                return;
+            }
+            Gate::Challenge => {
+                if f.contains(Flags::SYN) {
+                    self.stats.syn_challenges += 1;
+                }
+                if self
+                    .challenge
+                    .take(now, self.config.challenge_ack_limit, &self.secrets)
+                {
+                    self.stats.challenge_acks += 1;
+                    self.half_open_ack(now, slot, tuple, TxKind::ChallengeAck, seg);
+                } else {
+                    self.stats.challenge_ack_limited += 1;
+                }
+                return;
+            }
+            Gate::Reset => {
+                // RFC 9293: a passively opened connection returns to LISTEN.
+                self.drop_half_open(slot, State::Listen, Cause::ResetReceived);
+                return;
+            }
+        }
+        if seg.ack.0 != h.iss.wrapping_add(1) {
+            // RFC 9293: an unacceptable ACK in SYN-RECEIVED gets <SEQ=SEG.ACK><CTL=RST>.
+            self.reply_reset(tuple, seg);
+            return;
+        }
+        if self.listeners[li].accept_queue_full() {
+            // Linux drops the ACK and lets the SYN-ACK retransmission try again.
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return;
+        }
+        self.promote(now, li, key, tuple, h, seg, Some(slot));
+    }
+
+    /// `<SEQ=ISS+1><ACK=IRS+1><CTL=ACK>` from a half-open entry, rate limited per entry.
+    fn half_open_ack(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        tuple: FourTuple,
+        kind: TxKind,
+        seg: &TcpRepr<'_>,
+    ) {
+        let limit = self.config.invalid_ratelimit;
+        let key = self.table.slot(slot).key;
+        let Some(h) = self.table.half_open_mut(slot) else {
+            return;
+        };
+        let exempt = kind != TxKind::ChallengeAck && crate::ratelimit::exempt(seg);
+        if !exempt && !h.oow.allow(now, limit) {
+            self.stats.ack_skipped_syn_recv += 1;
+            return;
+        }
+        let h = *h;
+        let ts = h.peer().tsval.map(|tsecr| Timestamps {
+            tsval: ts_clock(now, self.secrets.ts_offset(&key)),
+            tsecr,
+        });
+        let li = self.listeners.iter().position(|l| l.id == h.listener);
+        let window = li.map_or(0, |i| syn_window(self.listeners[i].conn_opts.recv_buffer));
+        self.ctl.push(CtlSegment::ack(
+            tuple,
+            SeqNum(h.iss.wrapping_add(1)),
+            SeqNum(h.irs.wrapping_add(1)),
+            window,
+            ts,
+            kind,
+        ));
+    }
+
+    pub(super) fn drop_half_open(&mut self, slot: u32, to: State, cause: Cause) {
+        let id = self.table.handle_of(slot);
+        let key = self.table.slot(slot).key;
+        let Entry::HalfOpen(h) = self.table.remove(slot) else {
+            return;
+        };
+        self.timers.set(slot, None);
+        if let Some(l) = self.listeners.iter_mut().find(|l| l.id == h.listener) {
+            l.syn_queue_len = l.syn_queue_len.saturating_sub(1);
+        }
+        self.stats.attempt_fails += 1;
+        self.events.push_back(Event::StateChanged {
+            socket: SocketHandle::Conn(id),
+            tuple: key.expand(),
+            from: State::SynReceived,
+            to,
+            cause,
+        });
+    }
+}

@@ -1,0 +1,188 @@
+//! Output and time: bookkeeping after a connection handled anything, `poll_transmit`,
+//! `poll_timeout` and `handle_timeout` (connection timers and half-open SYN-ACK retries).
+
+use super::{Endpoint, Transmit, TxKind};
+use crate::conn::Owner;
+use crate::table::Entry;
+use crate::{wire, Cause, FourTuple, Instant, State};
+use tcpfsm_wire::TcpRepr;
+
+impl Endpoint {
+    /// Bookkeeping after a connection handled anything: TIME_WAIT conversion, removal of closed
+    /// connections, its deadline in the timer queue, and a place in the transmit queue.
+    pub(crate) fn after_conn(&mut self, slot: u32) {
+        let Some(c) = self.table.conn_mut(slot) else {
+            return;
+        };
+        match c.state() {
+            State::TimeWait => {
+                if self.table.slot(slot).indexed() {
+                    self.enter_time_wait(slot);
+                } else if self.table.conn(slot).is_some_and(|c| c.owner != Owner::App) {
+                    // Already a record; this slot only kept the application's handle.
+                    self.table.remove(slot);
+                }
+            }
+            State::Closed | State::Listen => {
+                // Only established connections are queued for accept (see `promote`), and a
+                // queued one that is reset stays queued: accept returns it, recv reports it.
+                let keep = match c.owner {
+                    Owner::App => true,
+                    Owner::AcceptQueue => c.state() != State::Listen,
+                    Owner::Orphan => false,
+                };
+                self.timers.set(slot, None);
+                if keep {
+                    self.table.unindex(slot);
+                } else {
+                    self.table.remove(slot);
+                }
+            }
+            _ => {
+                let at = c.next_deadline();
+                let in_tx = c.in_tx;
+                c.in_tx = true;
+                if self.timers.get(slot) != at {
+                    self.timers.set(slot, at);
+                }
+                if !in_tx {
+                    self.tx_queue.push_back(slot);
+                }
+            }
+        }
+    }
+
+    /// Writes the next datagram to send at the start of `buf`: the datagram is
+    /// `buf[..tx.len]` (the buffer may be longer; it is reused, not cleared). Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.last_now = now;
+        if let Some(c) = self.ctl.pop() {
+            let repr = TcpRepr {
+                src_port: c.tuple.local.port(),
+                dst_port: c.tuple.remote.port(),
+                seq: c.seq,
+                ack: c.ack,
+                flags: c.flags,
+                window: c.window,
+                urgent: 0,
+                options: c.options,
+                payload: &[],
+            };
+            return emit(&c.tuple, &repr, c.kind, buf);
+        }
+        while let Some(&slot) = self.tx_queue.front() {
+            let Some(c) = self.table.conn_mut(slot) else {
+                self.tx_queue.pop_front();
+                continue;
+            };
+            let tuple = c.tuple;
+            let sent = match c.next_segment(now, &self.config, &mut self.stats, &mut self.scratch) {
+                Some((repr, kind)) => emit(&tuple, &repr, kind, buf),
+                None => None,
+            };
+            // Sending (or deciding not to) can arm timers: retransmission, persist.
+            let at = c.next_deadline();
+            if sent.is_none() {
+                c.in_tx = false;
+            }
+            if self.timers.get(slot) != at {
+                self.timers.set(slot, at);
+            }
+            if sent.is_some() {
+                return sent;
+            }
+            self.tx_queue.pop_front();
+        }
+        None
+    }
+
+    /// When [`Endpoint::handle_timeout`] should next be called. May be early, never late.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let heap = self.timers.peek();
+        let tw = self.time_wait.next_deadline(self.last_now);
+        match (heap, tw) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
+        while let Some(slot) = self.timers.pop_due(now) {
+            match &self.table.slot(slot).entry {
+                Entry::Conn(_) => {
+                    let (mut ctx, table) = self.ctx(now);
+                    if let Some(c) = table.conn_mut(slot) {
+                        c.handle_timeout(&mut ctx);
+                    }
+                    self.after_conn(slot);
+                    // A handler that re-armed a timer at or before `now` would have this loop
+                    // spin forever; such a deadline waits one microsecond instead. (None
+                    // should: this is the backstop that keeps a bug from becoming a hang.)
+                    if self.timers.get(slot).is_some_and(|at| at <= now) {
+                        let later = now + crate::Duration::from_micros(1);
+                        self.timers.set(slot, Some(later));
+                    }
+                }
+                Entry::HalfOpen(_) => self.half_open_timeout(now, slot),
+                Entry::Free => {}
+            }
+        }
+        let mut expired = Vec::new();
+        self.time_wait.expire(now, &mut expired);
+        for rec in expired {
+            self.time_wait_closed(rec, Cause::TimeWaitExpired);
+        }
+    }
+
+    /// SYN-ACK retransmission for a half-open entry, with the backoff of RFC 6298 §5.5 and the
+    /// `synack_retries` limit.
+    fn half_open_timeout(&mut self, now: Instant, slot: u32) {
+        let limit = self.config.synack_retries;
+        let Some(h) = self.table.half_open_mut(slot) else {
+            return;
+        };
+        if h.retries as u32 >= limit {
+            self.drop_half_open(slot, State::Closed, Cause::RetransmitLimit);
+            return;
+        }
+        h.retries += 1;
+        let h = *h;
+        let backoff = self
+            .config
+            .rto_initial
+            .saturating_mul(1 << h.retries.min(20))
+            .min(self.config.rto_max);
+        self.timers.set(slot, Some(now + backoff));
+        let key = self.table.slot(slot).key;
+        if let Some(li) = self.listeners.iter().position(|l| l.id == h.listener) {
+            self.send_synack(now, key.expand(), &key, li, &h, TxKind::Retransmission);
+            self.stats.retrans_segs += 1;
+        }
+        self.stats.timeouts += 1;
+    }
+}
+
+/// Writes the datagram at the start of `buf`, growing it only when too short: re-zeroing a
+/// whole datagram per packet showed up in profiles, and the caller reads `buf[..len]` anyway.
+fn emit(
+    tuple: &FourTuple,
+    repr: &TcpRepr<'_>,
+    kind: TxKind,
+    buf: &mut Vec<u8>,
+) -> Option<Transmit> {
+    let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
+    // Our own segments always fit: a failure here is a bug, not bad input.
+    let n = wire::datagram_len(src, dst, repr).expect("sizing our own segment");
+    if buf.len() < n {
+        buf.resize(n, 0);
+    }
+    let len =
+        wire::emit_ip_tcp_into(src, dst, repr, &mut buf[..n]).expect("emitting our own segment");
+    Some(Transmit {
+        src,
+        dst,
+        len,
+        kind,
+    })
+}

@@ -1,0 +1,123 @@
+//! RFC 5961 §7 rate limits on the ACKs a blind attacker can provoke.
+//!
+//! Two layers, as Linux has them:
+//! - per connection, at most one "out-of-window" ACK (answer to an unacceptable segment, a PAWS
+//!   reject or a challenge) per `invalid_ratelimit` (Linux `tcp_invalid_ratelimit`, 500 ms);
+//! - endpoint-wide, at most about `challenge_ack_limit` challenge ACKs per second (Linux
+//!   `tcp_challenge_ack_limit`). The per-second budget is randomised around the limit: a fixed
+//!   global counter is itself a side channel that lets an off-path attacker learn whether a
+//!   guess hit a connection (CVE-2016-5696).
+
+use crate::secrets::Secrets;
+use crate::time::{Duration, Instant};
+
+/// Segments exempt from the per-connection limit, as Linux's `tcp_oow_rate_limited`: one that
+/// carries data and no SYN is not part of an ACK loop — it is a retransmission the sender
+/// needs an answer (and a D-SACK) for.
+pub(crate) fn exempt(seg: &tcpfsm_wire::TcpRepr<'_>) -> bool {
+    !seg.payload.is_empty() && !seg.flags.contains(tcpfsm_wire::Flags::SYN)
+}
+
+/// When a connection last sent an out-of-window ACK, in milliseconds + 1 (0: never), modulo
+/// 2^32 — 49 days, far beyond any rate-limit interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct OowStamp(u32);
+
+fn ms(now: Instant) -> u32 {
+    (now.as_micros() / 1000) as u32
+}
+
+impl OowStamp {
+    /// True (and the stamp moves to `now`) if an ACK may go out now.
+    pub(crate) fn allow(&mut self, now: Instant, limit: Duration) -> bool {
+        let t = ms(now).wrapping_add(1).max(1);
+        if self.0 != 0 && (t.wrapping_sub(self.0) as u64) < limit.as_millis() as u64 {
+            return false;
+        }
+        self.0 = t;
+        true
+    }
+}
+
+/// The same stamp in one byte, for TIME_WAIT records, whose 64-byte budget has no room for
+/// more: 128 ms ticks, wrapping every 32.8 s (a wrap can at worst suppress one ACK that the
+/// limit would have let through).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TinyStamp(u8);
+
+const TINY_TICK_MS: u64 = 128;
+
+impl TinyStamp {
+    pub(crate) fn allow(&mut self, now: Instant, limit: Duration) -> bool {
+        let t = ((now.as_micros() / 1000 / TINY_TICK_MS) as u8)
+            .wrapping_add(1)
+            .max(1);
+        let ticks = limit.as_millis() as u64 / TINY_TICK_MS;
+        if self.0 != 0 && (t.wrapping_sub(self.0) as u64) < ticks {
+            return false;
+        }
+        self.0 = t;
+        true
+    }
+}
+
+/// The endpoint-wide challenge ACK budget.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChallengeBudget {
+    second: u64,
+    left: u32,
+}
+
+impl ChallengeBudget {
+    /// True if one more challenge ACK may go out this second.
+    pub(crate) fn take(&mut self, now: Instant, limit: u32, secrets: &Secrets) -> bool {
+        let second = now.as_micros() / 1_000_000;
+        if second != self.second || self.left == u32::MAX {
+            self.second = second;
+            // limit/2 + a keyed-random share of limit: between half and one and a half times
+            // the limit, unpredictable to an attacker who cannot see the secret.
+            let r = secrets.mix(second) as u64;
+            self.left = (limit as u64 / 2 + r % (limit as u64 + 1)).min(u32::MAX as u64 - 1) as u32;
+        }
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_oow_ack_per_interval() {
+        let mut s = OowStamp::default();
+        let lim = Duration::from_millis(500);
+        let t = Instant::from_micros(10_000_000);
+        assert!(s.allow(t, lim));
+        assert!(!s.allow(t + Duration::from_millis(499), lim));
+        assert!(s.allow(t + Duration::from_millis(500), lim));
+    }
+
+    #[test]
+    fn tiny_stamp_limits_too() {
+        let mut s = TinyStamp::default();
+        let lim = Duration::from_millis(500);
+        let t = Instant::from_micros(10_000_000);
+        assert!(s.allow(t, lim));
+        assert!(!s.allow(t + Duration::from_millis(300), lim));
+        assert!(s.allow(t + Duration::from_millis(700), lim));
+    }
+
+    #[test]
+    fn challenge_budget_is_bounded_per_second() {
+        let secrets = Secrets::from_seed(7);
+        let mut b = ChallengeBudget::default();
+        let t = Instant::from_micros(5_000_000);
+        let n = (0..10_000).filter(|_| b.take(t, 1000, &secrets)).count();
+        assert!((500..=1500).contains(&n), "{n}");
+        assert!(b.take(t + Duration::from_secs(1), 1000, &secrets));
+    }
+}
