@@ -2,6 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::trace::SegOptions;
+
 /// The fields of a segment the trace and the drop rules need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seg {
@@ -15,13 +17,7 @@ pub struct Seg {
     pub ack: u32,
     pub len: usize,
     pub window: u16,
-}
-
-impl Seg {
-    /// What tells its trace record apart from others sent at the same instant.
-    pub fn key(&self) -> crate::link::SegKey {
-        (self.src, self.dst, self.seq, self.ack, self.len)
-    }
+    pub options: SegOptions,
 }
 
 /// Decodes a whole IP datagram carrying TCP; `None` if it is not one.
@@ -38,7 +34,23 @@ pub fn decode(datagram: &[u8]) -> Option<Seg> {
         ack: p.tcp.ack.0,
         len: p.tcp.payload.len(),
         window: p.tcp.window,
+        options: options(&p.tcp.options),
     })
+}
+
+fn options(o: &tcpfsm_wire::TcpOptions) -> SegOptions {
+    SegOptions {
+        mss: o.mss,
+        wscale: o.window_scale,
+        sack_permitted: o.sack_permitted,
+        timestamps: o.timestamps.map(|t| (t.tsval, t.tsecr)),
+        sack: o
+            .sack_blocks
+            .iter()
+            .flatten()
+            .map(|b| (b.left.0, b.right.0))
+            .collect(),
+    }
 }
 
 /// A SYN from a made-up source, as a flooder would send: MSS option only, a valid checksum.

@@ -13,20 +13,24 @@
 //! assert!(diagram.contains("SYN_SENT"));
 //! ```
 
+pub mod analysis;
 mod decode;
+pub mod inject;
 pub mod link;
 pub mod network;
+pub mod pcap;
 pub mod render;
 mod rfc;
 pub mod runner;
 pub mod scenarios;
 pub mod script;
+pub mod sink;
 pub mod trace;
 
 pub use link::LinkParams;
 pub use network::Network;
 pub use rfc::is_rfc_transition;
-pub use runner::{run, Outcome};
+pub use runner::{run, run_with, Outcome, Report};
 pub use scenarios::{builtin, builtins, run_builtin, Builtin};
 pub use script::{parse, Script, ScriptError};
 pub use trace::{ConnPath, Fate, Trace, TraceEvent};

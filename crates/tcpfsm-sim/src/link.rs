@@ -6,8 +6,6 @@
 //! turning loss up does not reshuffle the jitter of the segments that survive. The engine is
 //! the same one `tcpfsm link` runs on real packets.
 
-use std::net::SocketAddr;
-
 use tcpfsm_impair::{Delivery, DropCause, Impairer, Payload, Time, Verdict};
 
 use crate::trace::Fate;
@@ -23,9 +21,6 @@ pub fn default_params() -> LinkParams {
     p
 }
 
-/// What tells a segment's trace record apart: (src, dst, seq, ack, payload length).
-pub(crate) type SegKey = (SocketAddr, SocketAddr, u32, u32, usize);
-
 /// A datagram on a simulated link, with what the network needs to put it back in order.
 #[derive(Debug, Clone)]
 pub(crate) struct SimPacket {
@@ -33,10 +28,6 @@ pub(crate) struct SimPacket {
     pub(crate) order: u64,
     /// Destination host.
     pub(crate) dst: usize,
-    /// Send time (µs) and (src, dst, seq, ack, len), to find its trace record if its arrival
-    /// is only known later.
-    pub(crate) sent_us: u64,
-    pub(crate) key: SegKey,
     pub(crate) bytes: Vec<u8>,
 }
 
@@ -86,22 +77,16 @@ impl Link {
     }
 
     /// Puts a datagram on the link at `now_us`; returns what the trace records of it: its
-    /// fate, why it was dropped, and its first arrival (µs) when already known.
+    /// fate, why it was dropped, and its first arrival (µs) — unknown (`None`) for one held
+    /// back until later ones pass (`reorder-packets`): trace records go out as they happen.
     pub(crate) fn send(
         &mut self,
         now_us: u64,
         order: u64,
         dst: usize,
-        key: SegKey,
         bytes: Vec<u8>,
     ) -> (Fate, Option<&'static str>, Option<u64>) {
-        let packet = SimPacket {
-            order,
-            dst,
-            sent_us: now_us,
-            key,
-            bytes,
-        };
+        let packet = SimPacket { order, dst, bytes };
         trace_view(&self.engine.push(Time::from_micros(now_us), packet))
     }
 
@@ -139,14 +124,7 @@ mod tests {
     fn send(l: &mut Link, now_us: u64) -> Fate {
         let mut bytes = vec![0u8; 40];
         bytes[0] = 0x45;
-        let key = (
-            "10.0.0.1:1".parse().unwrap(),
-            "10.0.0.2:2".parse().unwrap(),
-            0,
-            0,
-            0,
-        );
-        l.send(now_us, now_us, 1, key, bytes).0
+        l.send(now_us, now_us, 1, bytes).0
     }
 
     fn fates(seed: u64, from: &str, to: &str) -> Vec<bool> {

@@ -1,7 +1,8 @@
 //! The simulated network: hosts running our TCP [`Endpoint`], impaired links between them,
 //! and a virtual clock that jumps straight to the next thing that can happen.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use tcpfsm_core::{
@@ -9,17 +10,31 @@ use tcpfsm_core::{
 };
 use tcpfsm_states::State;
 
+use crate::analysis::{Analyser, Analysis, SegView};
 use crate::decode::{self, Seg};
-use crate::link::{default_params, Link, LinkParams, SimPacket};
+use crate::inject::Injector;
+use crate::link::{default_params, Link, LinkParams};
 use crate::script::DropRule;
+use crate::sink::{Emitter, Header, Recorder, Sink};
 use crate::trace::{Fate, HostInfo, NoteKind, NoteRec, SegmentRec, StateRec, Trace, TraceEvent};
-use tcpfsm_impair::{Copy, Delivery};
 
 /// One simulated machine.
 pub struct Host {
     pub name: String,
     pub addrs: Vec<IpAddr>,
     pub ep: Endpoint,
+}
+
+/// A datagram on its way.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at_us: u64,
+    /// Send order, to break ties deterministically.
+    order: u64,
+    /// Host index (u32 and a boxed slice: a million SYNs of a flood may be in flight at
+    /// once, at 40 bytes each plus the datagram).
+    dst: u32,
+    bytes: Box<[u8]>,
 }
 
 /// Same-instant steps after which the network declares an endpoint stalled: a timer that
@@ -40,7 +55,7 @@ pub enum AppNotice {
     },
 }
 
-pub struct Network {
+pub struct Network<'s> {
     now: Instant,
     seed: u64,
     hosts: Vec<Host>,
@@ -48,10 +63,16 @@ pub struct Network {
     default_link: LinkParams,
     /// Spoofed segments come from outside every host, over their own link and stream.
     outside: BTreeMap<usize, Link>,
-    /// Send order of every datagram, to break ties between links deterministically.
+    inflight: BinaryHeap<Reverse<InFlight>>,
     order: u64,
     drop_rules: Vec<DropRule>,
-    trace: Trace,
+    /// Spoofed SYNs still to come.
+    injectors: Vec<Injector>,
+    out: Emitter<'s>,
+    infos: Vec<HostInfo>,
+    /// Segments put on the wire so far: the last frame number.
+    frames: u64,
+    analyser: Analyser,
     buf: Vec<u8>,
     /// Last known state of each connection, from the endpoints' events.
     conn_states: HashMap<(usize, ConnHandle), State>,
@@ -62,8 +83,16 @@ pub struct Network {
     stalled: Option<String>,
 }
 
-impl Network {
-    pub fn new(seed: u64) -> Network {
+impl Network<'static> {
+    /// A network whose events are recorded ([`Network::trace`]).
+    pub fn new(seed: u64) -> Network<'static> {
+        Network::with_sink(seed, Box::new(Recorder::default()))
+    }
+}
+
+impl<'s> Network<'s> {
+    /// A network whose events go to `sink` as they happen.
+    pub fn with_sink(seed: u64, sink: Box<dyn Sink + 's>) -> Network<'s> {
         Network {
             now: Instant::ZERO,
             seed,
@@ -71,12 +100,14 @@ impl Network {
             links: BTreeMap::new(),
             default_link: default_params(),
             outside: BTreeMap::new(),
+            inflight: BinaryHeap::new(),
             order: 0,
             drop_rules: Vec::new(),
-            trace: Trace {
-                seed,
-                ..Trace::default()
-            },
+            injectors: Vec::new(),
+            out: Emitter::new(sink),
+            infos: Vec::new(),
+            frames: 0,
+            analyser: Analyser::new(),
             buf: Vec::with_capacity(2048),
             conn_states: HashMap::new(),
             tuples: HashMap::new(),
@@ -94,7 +125,7 @@ impl Network {
             .seed
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(idx as u64 + 1);
-        self.trace.hosts.push(HostInfo {
+        self.infos.push(HostInfo {
             name: name.to_string(),
             addrs: addrs.clone(),
         });
@@ -193,15 +224,17 @@ impl Network {
         };
         let dst = self.owner(seg.dst.ip());
         let Some(dst) = dst else {
-            self.record_segment(
-                &seg,
-                None,
-                None,
-                Fate::Dropped,
-                Some("no route"),
-                None,
-                true,
-            );
+            let rec = Rec {
+                src_host: None,
+                dst_host: None,
+                fate: Fate::Dropped,
+                why: Some("no route"),
+                arrive_us: None,
+                injected: true,
+                marks: 0,
+                kind: None,
+            };
+            self.record_segment(&seg, &datagram, rec);
             return;
         };
         let (seed, name) = (self.seed, self.hosts[dst].name.clone());
@@ -212,13 +245,47 @@ impl Network {
             .or_insert_with(|| Link::new(params, seed, "(outside)", &name));
         let now_us = self.now.as_micros();
         self.order += 1;
-        let (fate, why, arrive) = link.send(now_us, self.order, dst, seg.key(), datagram);
-        self.record_segment(&seg, None, Some(dst), fate, why, arrive, true);
+        let (fate, why, arrive) = link.send(now_us, self.order, dst, datagram.clone());
+        let rec = Rec {
+            src_host: None,
+            dst_host: Some(dst),
+            fate,
+            why,
+            arrive_us: arrive,
+            injected: true,
+            marks: 0,
+            kind: None,
+        };
+        self.record_segment(&seg, &datagram, rec);
     }
 
-    /// Segments in flight.
+    /// Starts sending an `inject` statement's SYNs: those due now at once, the rest as the
+    /// clock reaches them.
+    pub fn add_injector(&mut self, inj: Injector) {
+        self.injectors.push(inj);
+        self.run_injectors();
+    }
+
+    fn run_injectors(&mut self) {
+        let now_us = self.now.as_micros();
+        let mut i = 0;
+        while i < self.injectors.len() {
+            while let Some(d) = self.injectors[i].pop(now_us) {
+                self.inject(d);
+            }
+            if self.injectors[i].next_at().is_none() {
+                self.injectors.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Segments in flight (SYNs still to be injected count too).
     pub fn in_flight(&self) -> usize {
-        self.all_links().map(Link::in_flight).sum()
+        self.inflight.len()
+            + self.injectors.len()
+            + self.all_links().map(Link::in_flight).sum::<usize>()
     }
 
     fn all_links(&self) -> impl Iterator<Item = &Link> {
@@ -245,35 +312,91 @@ impl Network {
         self.stalled.as_deref()
     }
 
-    pub fn trace(&self) -> &Trace {
-        &self.trace
+    /// Tells the sink the run's name, seed and hosts; call once, after adding the hosts and
+    /// before anything happens.
+    pub fn begin(&mut self, title: &str) {
+        let h = Header {
+            title: title.to_string(),
+            seed: self.seed,
+            hosts: self.infos.clone(),
+        };
+        self.out.begin(&h);
     }
 
-    pub fn trace_mut(&mut self) -> &mut Trace {
-        &mut self.trace
+    /// Lets held-back events out and tells the sink the run is over.
+    pub fn finish(&mut self) {
+        self.out.finish();
     }
 
-    pub fn into_trace(self) -> Trace {
-        self.trace
+    /// The events so far, when the sink records them (as [`Network::new`]'s does).
+    pub fn trace(&self) -> Option<&Trace> {
+        self.out.recorded()
+    }
+
+    /// The first error writing the events; the run should stop there.
+    pub fn output_error(&self) -> Option<&std::io::Error> {
+        self.out.error()
+    }
+
+    pub fn take_output_error(&mut self) -> Option<std::io::Error> {
+        self.out.take_error()
+    }
+
+    /// Events emitted so far.
+    pub fn events(&self) -> u64 {
+        self.out.events()
+    }
+
+    /// Segments put on the wire so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
     }
 
     pub fn note(&mut self, kind: NoteKind, text: String) {
-        self.trace.events.push(TraceEvent::Note(NoteRec {
+        self.out.push(TraceEvent::Note(NoteRec {
             t_us: self.now.as_micros(),
             kind,
             text,
         }));
     }
 
+    /// An event the driver (the script runner) records.
+    pub fn push(&mut self, ev: TraceEvent) {
+        self.out.push(ev);
+    }
+
+    /// An application call is about to be made: its record (given to
+    /// [`Network::push_call`]) goes before what the call causes at this instant.
+    pub fn mark_call(&mut self) {
+        self.out.mark(self.now.as_micros());
+    }
+
+    /// The marked call did not return at once.
+    pub fn unmark_call(&mut self) {
+        self.out.unmark();
+    }
+
+    /// The record of the marked (or any) call.
+    pub fn push_call(&mut self, ev: TraceEvent) {
+        self.out.push_call(ev);
+    }
+
     /// The next instant something is due: a delivery or an endpoint timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let mut next = self
-            .all_links()
-            .filter_map(Link::next_due_us)
-            .min()
-            .map(Instant::from_micros);
+        let queued = self.inflight.peek().map(|Reverse(f)| f.at_us);
+        let on_links = self.all_links().filter_map(Link::next_due_us).min();
+        let mut next = match (queued, on_links) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(Instant::from_micros);
         for h in &self.hosts {
             if let Some(t) = h.ep.poll_timeout() {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        for i in &self.injectors {
+            if let Some(t) = i.next_at().map(Instant::from_micros) {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
@@ -310,28 +433,27 @@ impl Network {
         }
         self.now = next;
         let now_us = next.as_micros();
-        // Everything due, across all links, in (arrival, send order); what the deliveries
-        // make hosts send on zero-delay links is due too and comes in the next round.
-        loop {
-            let mut due: Vec<(u64, u64, Delivery<SimPacket>)> = Vec::new();
-            for link in self.links.values_mut().chain(self.outside.values_mut()) {
-                while let Some(d) = link.poll(now_us) {
-                    due.push((d.due.as_micros_ceil(), d.packet.order, d));
+        self.out.advance(now_us);
+        self.run_injectors();
+        // What the links release now joins the queue in send order; a delivery can make a
+        // host send on a zero-delay link, so release and deliver until nothing more is due.
+        while self.release_links(now_us)
+            || self
+                .inflight
+                .peek()
+                .is_some_and(|Reverse(f)| f.at_us <= now_us)
+        {
+            while let Some(Reverse(f)) = self.inflight.peek() {
+                if f.at_us > now_us {
+                    break;
                 }
-            }
-            if due.is_empty() {
-                break;
-            }
-            due.sort_by_key(|(at, order, _)| (*at, *order));
-            for (_, _, d) in due {
-                if d.copy == Copy::Original {
-                    self.fill_arrival(&d.packet, now_us);
-                }
+                let Some(Reverse(f)) = self.inflight.pop() else {
+                    break;
+                };
                 let now = self.now;
-                self.hosts[d.packet.dst]
-                    .ep
-                    .handle_packet(now, &d.packet.bytes);
-                self.flush_host(d.packet.dst);
+                let dst = f.dst as usize;
+                self.hosts[dst].ep.handle_packet(now, &f.bytes);
+                self.flush_host(dst);
             }
         }
         for h in 0..self.hosts.len() {
@@ -353,7 +475,7 @@ impl Network {
     pub fn run_until_pred(
         &mut self,
         deadline: Instant,
-        mut pred: impl FnMut(&mut Network) -> bool,
+        mut pred: impl FnMut(&mut Network<'s>) -> bool,
     ) -> bool {
         loop {
             if pred(self) {
@@ -365,24 +487,22 @@ impl Network {
         }
     }
 
-    /// A segment held back until later ones passed (`reorder-packets`) learns its arrival
-    /// time only now: find its record, the latest one sent then with this content and no
-    /// arrival yet.
-    fn fill_arrival(&mut self, p: &SimPacket, now_us: u64) {
-        for ev in self.trace.events.iter_mut().rev() {
-            let TraceEvent::Segment(r) = ev else { continue };
-            if r.t_us < p.sent_us {
-                break;
-            }
-            if r.t_us == p.sent_us
-                && r.arrive_us.is_none()
-                && r.fate != Fate::Dropped
-                && (r.src, r.dst, r.seq, r.ack, r.len) == p.key
-            {
-                r.arrive_us = Some(now_us);
-                break;
+    /// Moves every datagram the links have let through by `now_us` into the delivery queue,
+    /// keeping its send order for ties. Returns whether there was any.
+    fn release_links(&mut self, now_us: u64) -> bool {
+        let mut any = false;
+        for link in self.links.values_mut().chain(self.outside.values_mut()) {
+            while let Some(d) = link.poll(now_us) {
+                any = true;
+                self.inflight.push(Reverse(InFlight {
+                    at_us: d.due.as_micros_ceil(),
+                    order: d.packet.order,
+                    dst: d.packet.dst as u32,
+                    bytes: d.packet.bytes.into_boxed_slice(),
+                }));
             }
         }
+        any
     }
 
     /// Collects a host's transmissions (onto the links) and events (into the trace).
@@ -398,7 +518,7 @@ impl Network {
             let tx = self.hosts[host].ep.poll_transmit(now, &mut buf);
             if let Some(tx) = tx {
                 let len = tx.len.min(buf.len());
-                self.route(host, &buf[..len]);
+                self.route(host, &buf[..len], sent_as(&tx));
             }
             self.buf = buf;
             if tx.is_none() {
@@ -423,11 +543,12 @@ impl Network {
                     self.conn_states.insert((host, conn), to);
                     self.tuples.insert((host, conn), tuple.to_string());
                 }
-                self.trace.events.push(TraceEvent::State(StateRec {
+                self.out.push(TraceEvent::State(StateRec {
                     t_us: self.now.as_micros(),
                     host,
                     id: socket.id(),
                     conn: tuple.to_string(),
+                    remote: tuple.remote,
                     from,
                     to,
                     cause: cause.name().to_string(),
@@ -443,7 +564,7 @@ impl Network {
         }
     }
 
-    fn route(&mut self, src: usize, datagram: &[u8]) {
+    fn route(&mut self, src: usize, datagram: &[u8], (marks, kind): (u32, Option<&'static str>)) {
         let now_us = self.now.as_micros();
         let Some(seg) = decode::decode(datagram) else {
             let msg = format!(
@@ -468,28 +589,32 @@ impl Network {
                 if r.count == 0 {
                     self.drop_rules.remove(i);
                 }
-                self.record_segment(
-                    &seg,
-                    Some(src),
-                    dst,
-                    Fate::Dropped,
-                    Some("rule"),
-                    None,
-                    false,
-                );
+                let rec = Rec {
+                    src_host: Some(src),
+                    dst_host: dst,
+                    fate: Fate::Dropped,
+                    why: Some("rule"),
+                    arrive_us: None,
+                    injected: false,
+                    marks,
+                    kind,
+                };
+                self.record_segment(&seg, datagram, rec);
                 return;
             }
         }
         let Some(dst) = dst else {
-            self.record_segment(
-                &seg,
-                Some(src),
-                None,
-                Fate::Dropped,
-                Some("no route"),
-                None,
-                false,
-            );
+            let rec = Rec {
+                src_host: Some(src),
+                dst_host: None,
+                fate: Fate::Dropped,
+                why: Some("no route"),
+                arrive_us: None,
+                injected: false,
+                marks,
+                kind,
+            };
+            self.record_segment(&seg, datagram, rec);
             return;
         };
         let params = self.default_link;
@@ -503,37 +628,97 @@ impl Network {
             .entry((src, dst))
             .or_insert_with(|| Link::new(params, seed, &a, &b));
         self.order += 1;
-        let (fate, why, arrive) = link.send(now_us, self.order, dst, seg.key(), datagram.to_vec());
-        self.record_segment(&seg, Some(src), Some(dst), fate, why, arrive, false);
+        let (fate, why, arrive) = link.send(now_us, self.order, dst, datagram.to_vec());
+        let rec = Rec {
+            src_host: Some(src),
+            dst_host: Some(dst),
+            fate,
+            why,
+            arrive_us: arrive,
+            injected: false,
+            marks,
+            kind,
+        };
+        self.record_segment(&seg, datagram, rec);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record_segment(
-        &mut self,
-        seg: &Seg,
-        src_host: Option<usize>,
-        dst_host: Option<usize>,
-        fate: Fate,
-        why: Option<&'static str>,
-        arrive_us: Option<u64>,
-        injected: bool,
-    ) {
-        self.trace.events.push(TraceEvent::Segment(SegmentRec {
-            t_us: self.now.as_micros(),
-            arrive_us,
+    /// Numbers the segment, captures it, judges it and hands it to the sink.
+    fn record_segment(&mut self, seg: &Seg, datagram: &[u8], rec: Rec) {
+        self.frames += 1;
+        let t_us = self.now.as_micros();
+        self.out.datagram(self.frames, t_us, datagram);
+        let v = self.analyser.observe(&SegView {
+            frame: self.frames,
+            t_us,
             src: seg.src,
             dst: seg.dst,
-            src_host,
-            dst_host,
+            flags: seg.bits,
+            seq: seg.seq,
+            ack: seg.ack,
+            len: seg.len as u32,
+            window: seg.window,
+            wscale: seg.options.wscale,
+        });
+        let mut analysis = v.analysis;
+        for bit in [Analysis::CHALLENGE_ACK, Analysis::SYN_COOKIE] {
+            if rec.marks & bit != 0 {
+                analysis.insert(bit);
+            }
+        }
+        self.out.push(TraceEvent::Segment(SegmentRec {
+            frame: self.frames,
+            t_us,
+            arrive_us: rec.arrive_us,
+            src: seg.src,
+            dst: seg.dst,
+            src_host: rec.src_host,
+            dst_host: rec.dst_host,
             flags: seg.flags.clone(),
             seq: seg.seq,
             ack: seg.ack,
             len: seg.len,
             window: seg.window,
-            fate,
-            why,
-            injected,
+            options: seg.options.clone(),
+            rel_seq: v.rel_seq,
+            rel_ack: v.rel_ack,
+            analysis,
+            sent_as: rec.kind,
+            fate: rec.fate,
+            why: rec.why,
+            injected: rec.injected,
         }));
+    }
+}
+
+/// How the network handled a segment, for its record.
+struct Rec {
+    src_host: Option<usize>,
+    dst_host: Option<usize>,
+    fate: Fate,
+    why: Option<&'static str>,
+    arrive_us: Option<u64>,
+    injected: bool,
+    /// Marks only the sender knows ([`Analysis::CHALLENGE_ACK`], [`Analysis::SYN_COOKIE`]).
+    marks: u32,
+    /// The sender's own name for what it sent.
+    kind: Option<&'static str>,
+}
+
+/// What the sending endpoint says a datagram is, where no capture can tell: a challenge ACK
+/// (RFC 5961 §4, §5, §7) or a SYN-ACK carrying a SYN cookie. The kinds Wireshark can see
+/// (retransmission, keep-alive, window probe) come from the analyser instead, so the trace
+/// and a capture of it agree.
+fn sent_as(tx: &tcpfsm_core::Transmit) -> (u32, Option<&'static str>) {
+    use tcpfsm_core::TxKind;
+    match tx.kind {
+        TxKind::ChallengeAck => (Analysis::CHALLENGE_ACK, Some("challenge_ack")),
+        TxKind::SynCookie => (Analysis::SYN_COOKIE, Some("syn_cookie")),
+        TxKind::Retransmission => (0, Some("retransmission")),
+        TxKind::WindowProbe => (0, Some("window_probe")),
+        TxKind::WindowUpdate => (0, Some("window_update")),
+        TxKind::KeepAlive => (0, Some("keep_alive")),
+        TxKind::Reset => (0, Some("reset")),
+        _ => (0, None),
     }
 }
 

@@ -62,6 +62,11 @@ impl Builtin {
     pub fn run(&self, seed: Option<u64>) -> Result<Outcome, ScriptError> {
         crate::run_source(&self.file(), self.source, seed)
     }
+
+    /// The parsed script, to run with [`crate::run_with`].
+    pub fn script(&self) -> Result<crate::Script, ScriptError> {
+        parse(&self.file(), self.source)
+    }
 }
 
 /// Runs a built-in scenario by name; `None` if there is no such scenario.

@@ -7,6 +7,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use tcpfsm_states::State;
 
+use crate::analysis::Analysis;
+
 /// What the network did with one transmitted segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,9 +40,62 @@ impl fmt::Display for Fate {
     }
 }
 
+/// The TCP options of a segment (RFC 9293 §3.2, RFC 7323, RFC 2018).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegOptions {
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    /// TSval, TSecr.
+    pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks, left and right edges.
+    pub sack: Vec<(u32, u32)>,
+}
+
+impl SegOptions {
+    pub fn is_empty(&self) -> bool {
+        *self == SegOptions::default()
+    }
+
+    /// `<mss 1460,sackOK,TS,wscale 7>` (tcpdump's order and spelling, without the values of
+    /// the timestamps), or `<sack 1449-2897>` with SACK edges relative to `base`; empty when
+    /// there are none.
+    pub fn label(&self, base: u32) -> String {
+        let mut parts = Vec::new();
+        if let Some(m) = self.mss {
+            parts.push(format!("mss {m}"));
+        }
+        if self.sack_permitted {
+            parts.push("sackOK".to_string());
+        }
+        if self.timestamps.is_some() {
+            parts.push("TS".to_string());
+        }
+        if let Some(w) = self.wscale {
+            parts.push(format!("wscale {w}"));
+        }
+        if !self.sack.is_empty() {
+            let edges: Vec<String> = self
+                .sack
+                .iter()
+                .map(|(l, r)| format!("{}-{}", l.wrapping_sub(base), r.wrapping_sub(base)))
+                .collect();
+            parts.push(format!("sack {}", edges.join(" ")));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("<{}>", parts.join(","))
+        }
+    }
+}
+
 /// One TCP segment put on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentRec {
+    /// Its number in capture order, from 1: the frame number Wireshark shows for it in the
+    /// `--pcap` capture.
+    pub frame: u64,
     /// When it was sent.
     pub t_us: u64,
     /// When its (first) copy arrived; `None` when dropped.
@@ -58,6 +113,18 @@ pub struct SegmentRec {
     /// Payload bytes.
     pub len: usize,
     pub window: u16,
+    pub options: SegOptions,
+    /// `seq` and `ack` relative to each direction's initial sequence number, as Wireshark
+    /// shows them.
+    pub rel_seq: u32,
+    pub rel_ack: u32,
+    /// What the segment is (retransmission, duplicate ACK, …): see [`crate::analysis`].
+    pub analysis: Analysis,
+    /// What the sending endpoint says it sent, when not a plain segment: `retransmission`,
+    /// `window_probe`, `window_update`, `keep_alive`, `challenge_ack`, `syn_cookie`,
+    /// `reset`. It can differ from Wireshark's reading: Linux-style zero-window probes (an
+    /// old byte's sequence number, no data) read as keep-alives in a capture.
+    pub sent_as: Option<&'static str>,
     pub fate: Fate,
     /// Why it was dropped: `loss`, `rule`, `no route`.
     pub why: Option<&'static str>,
@@ -109,6 +176,8 @@ pub struct StateRec {
     /// The endpoint's connection id; tells apart two connections of the same 4-tuple.
     pub id: u64,
     pub conn: String,
+    /// The connection's remote address (unspecified for a listener).
+    pub remote: SocketAddr,
     pub from: State,
     pub to: State,
     pub cause: String,

@@ -248,3 +248,98 @@ fn close_happens_behind_pending_writes_and_abort_discards_them() {
     assert_eq!(send.result, "aborted");
     assert!(send.bytes.unwrap() < 1_000_000);
 }
+
+/// RFC 5961 §4: a SYN on an established connection's 4-tuple is answered with a challenge
+/// ACK; the trace marks it as such (only the sender can tell), and the SYN-cookie SYN-ACKs
+/// of a flood likewise.
+#[test]
+fn a_syn_on_an_established_tuple_draws_a_challenge_ack_marked_in_the_trace() {
+    use std::net::SocketAddr;
+    use tcpfsm_core::{Config, Duration, Instant};
+    use tcpfsm_sim::analysis::Analysis;
+    use tcpfsm_sim::Network;
+
+    let mut net = Network::new(5);
+    let c = net.add_host(
+        "client",
+        vec!["10.0.0.1".parse().unwrap()],
+        Config::default(),
+    );
+    let s = net.add_host(
+        "server",
+        vec!["10.0.0.2".parse().unwrap()],
+        Config::default(),
+    );
+    net.begin("challenge");
+    let srv: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let cli: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+    net.with_endpoint(s, |ep, now| ep.listen(now, srv, 16))
+        .unwrap();
+    net.with_endpoint(c, |ep, now| ep.connect(now, cli, srv))
+        .unwrap();
+    net.run_until(Instant::ZERO + Duration::from_secs(1));
+    // A SYN with the client's 4-tuple, in the server's receive window (RFC 5961 §4.2), as an
+    // attacker guessing the tuple would send it.
+    let client_isn = net.trace().unwrap().segments().next().unwrap().seq;
+    let mut syn = tcpfsm_wire::TcpRepr {
+        src_port: cli.port(),
+        dst_port: srv.port(),
+        seq: tcpfsm_wire::SeqNum(client_isn.wrapping_add(100)),
+        flags: tcpfsm_wire::Flags::SYN,
+        window: 64240,
+        ..Default::default()
+    };
+    syn.options.mss = Some(1460);
+    let mut bytes = Vec::new();
+    tcpfsm_wire::emit_ip_tcp(cli.ip(), srv.ip(), &syn, &mut bytes).unwrap();
+    net.inject(bytes);
+    net.run_until(Instant::ZERO + Duration::from_millis(1100));
+    net.finish();
+    let t = net.trace().unwrap();
+    let marked: Vec<_> = t
+        .segments()
+        .filter(|x| x.analysis.has(Analysis::CHALLENGE_ACK))
+        .collect();
+    let all: Vec<String> = t
+        .segments()
+        .map(|x| {
+            format!(
+                "{} {:?} {} {:?}",
+                x.t_us,
+                x.src_host,
+                x.flags,
+                x.analysis.names()
+            )
+        })
+        .collect();
+    assert_eq!(marked.len(), 1, "{all:#?}");
+    assert_eq!(
+        (marked[0].src_host, marked[0].kind().as_str()),
+        (Some(s), "ACK")
+    );
+    assert_eq!(marked[0].analysis.names(), ["challenge_ack"]);
+}
+
+#[test]
+fn syn_cookie_syn_acks_are_marked_and_plain_ones_are_not() {
+    use tcpfsm_sim::analysis::Analysis;
+    let out = tcpfsm_sim::run_builtin("syn-flood", Some(1))
+        .unwrap()
+        .unwrap();
+    let t = out.trace;
+    let (plain, cookie) = (t.host_index("plain"), t.host_index("cookie"));
+    let cookies = |h| {
+        t.segments()
+            .filter(|s| s.src_host == h && s.analysis.has(Analysis::SYN_COOKIE))
+            .count()
+    };
+    // 120 SYNs, 16 fit the queue: the other 104 are answered with cookies, and so is the
+    // real client, whose SYN comes while the queue is still full.
+    assert_eq!(cookies(cookie), 105);
+    assert_eq!(cookies(plain), 0);
+    let text = tcpfsm_sim::render::ascii(&t, &Default::default());
+    assert!(
+        text.contains("104 SYN,ACK [SYN cookie] cookie → spoofed"),
+        "{text}"
+    );
+}

@@ -143,7 +143,7 @@ fn transfer(
         done,
         "connection did not finish within an hour of virtual time"
     );
-    let t = net.trace();
+    let t = net.trace().expect("Network::new records");
     let mut paths = t
         .conn_paths()
         .into_iter()

@@ -57,8 +57,17 @@ fn json_lines_follow_the_documented_schema() {
                 assert!(conn.contains("10.0.0."), "{conn}");
             }
             "segment" => {
-                for k in ["t_us", "src", "dst", "flags", "seq", "ack", "len", "fate"] {
+                for k in [
+                    "t_us", "frame", "src", "dst", "flags", "seq", "ack", "len", "fate",
+                ] {
                     assert!(!v[k].is_null(), "segment lacks {k}: {line}");
+                }
+                // Options and analysis are always there, empty or not.
+                assert!(v["options"].is_object(), "{line}");
+                assert!(v["analysis"].is_array(), "{line}");
+                if v["flags"].as_str().unwrap().contains("SYN") {
+                    assert_eq!(v["options"]["mss"], 1460, "{line}");
+                    assert_eq!(v["options"]["sack_permitted"], true, "{line}");
                 }
                 let fate = v["fate"].as_str().unwrap();
                 assert!(["delivered", "dropped", "duplicated", "corrupted"].contains(&fate));
@@ -84,6 +93,19 @@ fn json_lines_follow_the_documented_schema() {
             && l.contains(r#""from":"SYN_SENT","to":"ESTABLISHED","cause":"SYN acked"}"#)));
     assert!(text.contains(r#""flags":"SYN,ACK""#));
     assert!(text.contains(r#""fate":"dropped""#));
+    // LAST_ACK's second FIN and TIME_WAIT's answer, as Wireshark names them.
+    assert!(text.contains(r#""analysis":["retransmission"]"#), "{text}");
+    assert!(
+        text.contains(r#""analysis":["dup_ack 1"],"dup_ack_of":7"#),
+        "{text}"
+    );
+    // Frames are numbered 1, 2, … in the order sent.
+    let frames: Vec<u64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["frame"].as_u64())
+        .collect();
+    assert_eq!(frames, (1..=frames.len() as u64).collect::<Vec<_>>());
 }
 
 #[test]
@@ -183,10 +205,21 @@ fn long_repeats_and_floods_are_summarized_in_the_diagram() {
     assert!(text.lines().count() < 200);
     let out = run_builtin("syn-flood", Some(1)).unwrap().unwrap();
     let text = render::ascii(&out.trace, &Options::default());
+    // The flood and the servers' answers into the void: one band per burst, in 80 columns,
+    // with the real clients' segments drawn between the bands.
+    let one_line = text.replace("\n            ", " ");
     assert!(
-        text.contains("×117 more alike: spoofed SYNs → plain (delivered)"),
+        one_line.contains("▒ spoofed-source traffic, 0.000s–0.010s, 408 events: 120 SYN spoofed → plain; 120 SYN spoofed → cookie; plain: 16 → SYN_RECEIVED (SYN received); 16 SYN,ACK plain → spoofed (no route)"),
         "{text}"
     );
+    assert_eq!(
+        text.matches("▒ spoofed-source traffic").count(),
+        5,
+        "{text}"
+    );
+    assert!(text.lines().count() < 70, "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80));
+    assert!(text.contains("│── SYN 0 [rtx] ─▶│"), "{text}");
     let full = render::ascii(
         &out.trace,
         &Options {

@@ -191,6 +191,47 @@ fn simultaneous_open_both_pass_syn_received() {
 }
 
 #[test]
+fn simultaneous_open_matches_rfc_9293_figure_8() {
+    let t = run("simultaneous-open");
+    // Figure 8, lines 2–7: the SYNs cross (each side SYN_RECEIVED), then the SYN-ACKs cross
+    // and each one completes the side it reaches. No challenge ACK answers a SYN-ACK (each
+    // side may acknowledge the other's SYN-ACK with a plain ACK once ESTABLISHED).
+    for (me, peer) in [("alice", "bob"), ("bob", "alice")] {
+        let h = host(&t, me);
+        let mine: Vec<&SegmentRec> = t.segments().filter(|s| s.src_host == Some(h)).collect();
+        let sent: Vec<String> = mine.iter().map(|s| s.kind()).collect();
+        assert_eq!(sent[..2], ["SYN", "SYN,ACK"], "{me} sent {sent:?}");
+        assert!(sent[2..].iter().all(|k| k == "ACK"), "{me} sent {sent:?}");
+        assert!(
+            mine.iter().all(|s| !s
+                .analysis
+                .has(tcpfsm_sim::analysis::Analysis::CHALLENGE_ACK)),
+            "{me} sent a challenge ACK"
+        );
+        let syn = segs(&t, me, "SYN")[0];
+        let synack = segs(&t, me, "SYN,ACK")[0];
+        let peer_syn = segs(&t, peer, "SYN")[0];
+        // <SEQ=100><ACK=301><CTL=SYN,ACK>: our ISN again, acknowledging the peer's SYN.
+        assert_eq!(synack.seq, syn.seq);
+        assert_eq!(synack.ack, peer_syn.seq.wrapping_add(1));
+        assert_eq!(entered(&t, me, 0, SynReceived), 10_000);
+        assert_eq!(entered(&t, me, 0, Established), 20_000, "{me}");
+    }
+    let causes: Vec<&str> = t.states().map(|s| s.cause.as_str()).collect();
+    assert_eq!(
+        causes,
+        [
+            "active open",
+            "active open",
+            "simultaneous open",
+            "simultaneous open",
+            "SYN acked",
+            "SYN acked"
+        ]
+    );
+}
+
+#[test]
 fn simultaneous_close_both_pass_closing_to_time_wait() {
     let t = run("simultaneous-close");
     assert_eq!(
@@ -298,6 +339,28 @@ fn abort_sends_rst_skips_time_wait_and_peer_sees_reset() {
     assert!(sent < 100_000 / 2, "{sent} bytes were sent before the RST");
     assert_eq!(app(&t, "c", "send")[0].bytes, Some(100_000));
     assert_eq!(app(&t, "s", "recv")[0].result, "connection reset");
+}
+
+#[test]
+fn abort_peer_reads_what_arrived_before_the_rst() {
+    let t = run("abort");
+    // Every byte that reached the server before the RST (sent before it on a FIFO link) is
+    // read; then the reset is reported.
+    let before: u64 = t
+        .segments()
+        .take_while(|s| !s.has_flag("RST"))
+        .filter(|s| s.src_host == Some(0) && s.len > 0 && s.fate != Fate::Dropped)
+        .map(|s| s.len as u64)
+        .sum();
+    assert!(before > 0, "no data reached the server before the RST");
+    let recv = app(&t, "s", "recv");
+    assert_eq!(recv.len(), 1);
+    assert_eq!(recv[0].result, "connection reset");
+    assert_eq!(recv[0].bytes, Some(before));
+    assert!(recv[0]
+        .text
+        .as_deref()
+        .is_some_and(|x| x.starts_with("abcdef")));
 }
 
 #[test]

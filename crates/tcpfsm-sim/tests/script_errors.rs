@@ -16,17 +16,38 @@ fn misspelled_action_is_reported_with_file_and_line() {
 
 #[test]
 fn runtime_errors_carry_the_line_too() {
+    // Known only while running: which host a socket belongs to.
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\n# comment\na close l\n";
+    let e = run_source("r.tcpfsm", src, None).unwrap_err();
+    assert_eq!(e.line, 5);
+    assert!(e.msg.contains("belongs to host \"b\""), "{e}");
+}
+
+#[test]
+fn a_socket_never_created_is_caught_when_the_script_is_read() {
     let src =
         "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\n# comment\na send nosuch \"x\"\n";
-    let e = run_source("r.tcpfsm", src, None).unwrap_err();
+    let e = parse("r.tcpfsm", src).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "r.tcpfsm:5: no socket named \"nosuch\" (create it with listen, accept or connect)"
+        "r.tcpfsm:5: no socket named \"nosuch\" (create it with listen, accept or connect); sockets: l"
     );
-    let src = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\na close l\n";
-    let e = run_source("r.tcpfsm", src, None).unwrap_err();
-    assert_eq!(e.line, 4);
-    assert!(e.msg.contains("belongs to host \"b\""), "{e}");
+    // `wait until` on a name no statement creates would only time out after 10 minutes.
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\na connect b:80 as c\nwait until cc ESTABLISHED\n";
+    let e = parse("w.tcpfsm", src).unwrap_err();
+    assert_eq!(e.line, 5, "{e}");
+    assert!(e.msg.starts_with("no socket named \"cc\""), "{e}");
+    assert!(e.msg.ends_with("sockets: l, c"), "{e}");
+    // … and a name created only further down is named as such.
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\nexpect c ESTABLISHED\na connect b:80 as c\n";
+    let e = parse("w.tcpfsm", src).unwrap_err();
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.msg.contains("created only at line 5"), "{e}");
+    // Names made in a repeat exist for its iterations only: r0 … r23.
+    let ok = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\nrepeat 24 {\n  a connect b:80 as r$i\n}\nexpect r23 ESTABLISHED\n";
+    assert!(parse("r.tcpfsm", ok).is_ok());
+    let e = parse("r.tcpfsm", &ok.replace("r23", "r24")).unwrap_err();
+    assert_eq!(e.line, 7, "{e}");
 }
 
 #[test]
@@ -34,7 +55,68 @@ fn errors_inside_repeat_blocks_point_at_the_inner_line() {
     let src = "host a 10.0.0.1\nhost b 10.0.0.2\nrepeat 2 {\n  wait 1s\n  a shutdown c$i\n}\n";
     let e = run_source("r.tcpfsm", src, None).unwrap_err();
     assert_eq!(e.line, 5);
-    assert!(e.msg.contains("\"c0\""), "{e}");
+    assert!(e.msg.contains("\"c$i\""), "{e}");
+}
+
+#[test]
+fn a_duplicate_as_name_is_an_error() {
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\na connect b:80 as c\nb accept l as c\n";
+    let e = parse("d.tcpfsm", src).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "d.tcpfsm:5: socket name \"c\" is already bound at line 4 (`as NAME` needs a name of its own)"
+    );
+    // c$i in a repeat 3 is c0, c1, c2: a later c2 collides, c3 does not.
+    let base = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\nrepeat 3 {\n  a connect b:80 as c$i\n}\n";
+    let e = parse("d.tcpfsm", &format!("{base}a connect b:80 as c2\n")).unwrap_err();
+    assert_eq!(e.line, 7, "{e}");
+    assert!(e.msg.contains("already bound at line 5"), "{e}");
+    assert!(parse("d.tcpfsm", &format!("{base}a connect b:80 as c3\n")).is_ok());
+    // A name without the repeat's variable would be bound again by every iteration.
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 80 as l\nrepeat 3 {\n  a connect b:80 as c\n}\n";
+    let e = parse("d.tcpfsm", src).unwrap_err();
+    assert_eq!(e.line, 5, "{e}");
+    assert!(
+        e.msg
+            .contains("every iteration of the repeat at line 4; put $i in it"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_misspelled_host_says_unknown_host_or_action() {
+    let src = "host client 10.0.0.1\nhost server 10.0.0.2\nsever listen 80 as l\n";
+    let e = parse("h.tcpfsm", src).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "h.tcpfsm:3: unknown host or action \"sever\" (did you mean \"server\"?); hosts: client, server"
+    );
+    let e = parse("h.tcpfsm", "host a 10.0.0.1\nwiat 1s\n").unwrap_err();
+    assert!(e.msg.contains("did you mean \"wait\""), "{e}");
+}
+
+#[test]
+fn a_port_outside_0_to_65535_says_so() {
+    for (stmt, port) in [
+        ("b listen 65536 as l", "65536"),
+        ("a connect b:70000 as c", "70000"),
+        ("a connect 10.0.0.2:99999 as c", "99999"),
+        ("a connect b:80 from 123456 as c", "123456"),
+        (
+            "b listen 10.0.0.2:99999999999999999999 as l",
+            "99999999999999999999",
+        ),
+    ] {
+        let src = format!("host a 10.0.0.1\nhost b 10.0.0.2\n{stmt}\n");
+        let e = parse("p.tcpfsm", &src).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("p.tcpfsm:3: port {port} is outside 0–65535"),
+            "{stmt}"
+        );
+    }
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\nb listen 65535 as l\na connect b:65535 as c\n";
+    assert!(parse("p.tcpfsm", src).is_ok());
 }
 
 #[test]

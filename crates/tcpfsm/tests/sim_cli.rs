@@ -160,3 +160,154 @@ fn sim_show_script_prints_the_builtin_source() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("drop next ACK from client"));
 }
+
+/// Runs `tcpfsm sim --script` on `src`; returns the exit code and stderr.
+fn script_run(tag: &str, src: &str) -> (Option<i32>, String) {
+    let path = std::env::temp_dir().join(format!("tcpfsm-{tag}-{}.tcpfsm", std::process::id()));
+    std::fs::write(&path, src).unwrap();
+    let o = tcpfsm(&["sim", "--script", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    let err = String::from_utf8_lossy(&o.stderr).replace(path.to_str().unwrap(), "FILE");
+    (o.status.code(), err)
+}
+
+#[test]
+fn sim_script_mistakes_are_named_before_anything_runs() {
+    let hosts = "host client 10.0.0.1\nhost server 10.0.0.2\nserver listen 80 as l\n";
+    for (tag, body, want) in [
+        (
+            "host",
+            "clinet connect server:80 as c\n",
+            "FILE:4: unknown host or action \"clinet\" (did you mean \"client\"?); hosts: client, server",
+        ),
+        (
+            "dup",
+            "client connect server:80 as c\nserver accept l as c\n",
+            "FILE:5: socket name \"c\" is already bound at line 4",
+        ),
+        (
+            "wait",
+            "client connect server:80 as c\nwait until s ESTABLISHED\n",
+            "FILE:5: no socket named \"s\" (create it with listen, accept or connect); sockets: l, c",
+        ),
+        (
+            "port",
+            "client connect server:65536 as c\n",
+            "FILE:4: port 65536 is outside 0–65535",
+        ),
+    ] {
+        let (code, err) = script_run(tag, &format!("{hosts}{body}"));
+        assert_eq!(code, Some(2), "{tag}: {err}");
+        assert!(err.contains(want), "{tag}: {err}");
+        assert_eq!(err.lines().count(), 1, "{tag}: one line, nothing run: {err}");
+    }
+}
+
+#[test]
+fn sim_close_wait_leak_prints_its_diagnosis_once() {
+    let o = tcpfsm(&["sim", "close-wait-leak"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert_eq!(text.matches("3 CLOSE_WAIT and rising").count(), 1, "{text}");
+    assert_eq!(text.matches("close the socket on EOF").count(), 1, "{text}");
+    // The diagram still says where the verdict was reached.
+    assert!(
+        text.contains("⚕ diagnosis of server: CLOSE_WAIT leak: warning"),
+        "{text}"
+    );
+}
+
+#[path = "sim_cli/tshark.rs"]
+mod tshark;
+
+#[test]
+fn sim_marks_what_a_segment_is_and_shows_the_syn_options() {
+    let o = tcpfsm(&["sim", "lost-final-ack"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(
+        text.contains("FIN,ACK seq=1 ack=2 [retransmission]"),
+        "{text}"
+    );
+    assert!(text.contains("ACK seq=2 ack=2 [dup ACK 7#1]"), "{text}");
+    assert!(
+        text.contains("SYN seq=0 <mss 1460,sackOK,TS,wscale 3>"),
+        "{text}"
+    );
+    // Options of non-SYN segments stay in the JSON, not the labels.
+    assert!(!text.contains("ack=1 <TS>"), "{text}");
+    let o = tcpfsm(&["sim", "lost-final-ack", "--format", "json"]);
+    let json = stdout(&o);
+    assert!(json.contains(r#""analysis":["retransmission"]"#), "{json}");
+    assert!(json.contains(r#""options":{"ts":["#), "{json}");
+    // What only the sender knows: the SYN-ACKs that carry a SYN cookie.
+    let o = tcpfsm(&["sim", "syn-flood"]);
+    assert!(stdout(&o).contains("SYN,ACK [SYN cookie] cookie → spoofed"));
+    let o = tcpfsm(&["sim", "syn-flood", "--format", "json"]);
+    let json = stdout(&o);
+    assert_eq!(json.matches(r#""analysis":["syn_cookie"]"#).count(), 105);
+}
+
+#[test]
+fn sim_svg_wraps_the_diagnosis_once_inside_the_canvas_and_bands_the_flood() {
+    let o = tcpfsm(&["sim", "close-wait-leak", "--format", "svg"]);
+    assert!(o.status.success());
+    let svg = stdout(&o);
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed");
+    let width: f64 = doc
+        .root_element()
+        .attribute("width")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.children().filter_map(|c| c.text()).collect())
+        .collect();
+    let all = texts.join(" ");
+    assert_eq!(all.matches("3 CLOSE_WAIT and rising").count(), 1, "{all}");
+    // Wrapped: no text line is longer than the canvas holds.
+    let widest = texts.iter().map(|t| t.chars().count()).max().unwrap();
+    assert!(
+        (widest as f64) * 7.25 < width,
+        "{widest} chars in {width} px"
+    );
+    let o = tcpfsm(&["sim", "syn-flood", "--format", "svg"]);
+    let svg = stdout(&o);
+    assert_eq!(svg.matches(r#"<g class="band">"#).count(), 5);
+    assert!(svg.contains("120 SYN spoofed → plain"));
+}
+
+/// Runs `tcpfsm ARGS` with its output thrown away; its peak resident memory in KiB.
+// The child is reaped by wait4, which gives its rusage (std's wait does not).
+#[allow(clippy::zombie_processes)]
+fn peak_rss_kib(args: &[&str]) -> (i32, i64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_tcpfsm"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run tcpfsm");
+    let mut status = 0;
+    // SAFETY: wait4 on our own child with valid out-pointers; rusage is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+#[test]
+fn sim_a_million_syn_flood_streams_in_under_200_mb() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tcpfsm-sim/benches/syn-flood-1m.tcpfsm"
+    );
+    // JSON (every one of the ~2 million segments, half a gigabyte) is written as it happens,
+    // and the diagram is summarized as the run goes: neither keeps the run in memory.
+    for format in ["json", "ascii"] {
+        let (code, kib) = peak_rss_kib(&["sim", "--script", script, "--format", format]);
+        assert_eq!(code, 0, "{format}");
+        assert!(kib <= 200 * 1024, "{format}: {kib} KiB resident");
+    }
+}

@@ -2,9 +2,14 @@
 //! one line per event (segment arrow, state change, application call, note), then a table of
 //! the state path each connection took.
 
-use super::layout::{layout, path_groups, time_label, NoteStyle, RowKind};
+use super::layout::{time_label, Layout, LayoutBuilder};
+use super::rows::{NoteStyle, RowKind};
+use super::svg_text::truncate;
 use super::Options;
-use crate::trace::{Fate, NoteKind, Trace};
+use crate::trace::{Fate, Trace};
+
+/// Lines a band's summary may take.
+const BAND_LINES: usize = 6;
 
 const WIDTH: usize = 80;
 const TIME_COL: usize = 9;
@@ -36,16 +41,17 @@ impl Canvas {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
+/// Lines of text right of the time column, the time on the first.
+fn text_block(out: &mut String, time: &str, lines: &[String]) {
+    for (i, l) in lines.iter().enumerate() {
+        let mut c = Canvas::new(&[]);
+        if i == 0 {
+            c.put(0, time);
+        }
+        c.put(TIME_COL + 1, l);
+        out.push_str(&c.line());
+        out.push('\n');
     }
-    if max == 0 {
-        return String::new();
-    }
-    let mut t: String = s.chars().take(max - 1).collect();
-    t.push('…');
-    t
 }
 
 /// Word-wraps `text` to `width` columns; continuation lines are indented by `indent`.
@@ -97,10 +103,14 @@ fn lane_positions(n: usize) -> Vec<usize> {
 
 /// Renders the trace as a sequence diagram plus a per-connection table.
 pub fn ascii(trace: &Trace, opts: &Options) -> String {
-    let lay = layout(trace, opts);
+    ascii_layout(&LayoutBuilder::from_trace(trace, opts))
+}
+
+/// Draws a finished layout.
+pub fn ascii_layout(lay: &Layout) -> String {
     let xs = lane_positions(lay.lanes.names.len());
     let mut out = String::new();
-    let title = format!("tcpfsm sim {}  (seed {})", trace.title, trace.seed);
+    let title = format!("tcpfsm sim {}  (seed {})", lay.title, lay.seed);
     out.push_str(&title);
     out.push('\n');
 
@@ -149,6 +159,7 @@ pub fn ascii(trace: &Trace, opts: &Options) -> String {
                 label,
                 short,
                 fate,
+                ..
             } => {
                 let (a, b) = (xs[*from], xs[*to]);
                 if a == b {
@@ -223,12 +234,15 @@ pub fn ascii(trace: &Trace, opts: &Options) -> String {
             }
             RowKind::State {
                 lane,
+                from,
                 to,
                 cause,
-                tag,
-                ..
+                ports,
             } => {
                 let x = xs[*lane];
+                let listener =
+                    *from == tcpfsm_states::State::Closed && *to == tcpfsm_states::State::Listen;
+                let tag = lay.tag(*lane, *ports, listener);
                 let name = format!("{}{tag}", to.name());
                 let w = name.chars().count();
                 let start = x.saturating_sub(w / 2).max(TIME_COL).min(WIDTH - w);
@@ -248,14 +262,17 @@ pub fn ascii(trace: &Trace, opts: &Options) -> String {
                 let x = xs[*lane];
                 let mark = if *ok { '●' } else { '✘' };
                 let text = format!("{mark} {text}");
+                // Right of the lane, or left of it when only that side has room (always for
+                // the last lane, whose right is the margin).
+                let right = WIDTH.saturating_sub(x + 2);
+                let left = x.saturating_sub(TIME_COL + 1);
+                let len = text.chars().count();
                 let last = *lane + 1 == xs.len() && xs.len() > 1;
-                if last {
-                    let room = x.saturating_sub(TIME_COL + 1);
-                    let t = truncate(&text, room);
+                if last || (len > right && left > right) {
+                    let t = truncate(&text, left);
                     c.put(x - 1 - t.chars().count(), &t);
                 } else {
-                    let room = WIDTH.saturating_sub(x + 2);
-                    c.put(x + 2, &truncate(&text, room));
+                    c.put(x + 2, &truncate(&text, right));
                 }
             }
             RowKind::Note { style, text } => {
@@ -273,15 +290,17 @@ pub fn ascii(trace: &Trace, opts: &Options) -> String {
                     format!("{mark} {text}")
                 };
                 let lines = wrap(&full, WIDTH - TIME_COL - 1, 2);
-                for (i, l) in lines.iter().enumerate() {
-                    let mut c2 = Canvas::new(&[]);
-                    if i == 0 {
-                        c2.put(0, &time);
-                    }
-                    c2.put(TIME_COL + 1, l);
-                    out.push_str(&c2.line());
-                    out.push('\n');
+                text_block(&mut out, &time, &lines);
+                continue;
+            }
+            RowKind::Band { text, .. } => {
+                let mut lines = wrap(&format!("▒ {text}"), WIDTH - TIME_COL - 1, 2);
+                if lines.len() > BAND_LINES {
+                    lines.truncate(BAND_LINES);
+                    let last = truncate(&lines[BAND_LINES - 1], WIDTH - TIME_COL - 2);
+                    lines[BAND_LINES - 1] = format!("{last}…");
                 }
+                text_block(&mut out, &time, &lines);
                 continue;
             }
             RowKind::Collapsed { text } => {
@@ -299,10 +318,15 @@ pub fn ascii(trace: &Trace, opts: &Options) -> String {
     }
     out.push_str(&Canvas::new(&xs).line());
     out.push('\n');
+    if let Some(t) = &lay.tail {
+        for l in wrap(t, WIDTH - 2, 2) {
+            out.push_str(&format!("{l}\n"));
+        }
+    }
 
     // The path each connection took.
     out.push_str("\nState paths:\n");
-    for g in path_groups(trace) {
+    for g in &lay.groups {
         let who = if g.count > 1 {
             format!("{} ×{} (like {})", g.host, g.count, g.example)
         } else {
@@ -313,20 +337,18 @@ pub fn ascii(trace: &Trace, opts: &Options) -> String {
             out.push_str(&format!("    {l}\n"));
         }
     }
+    if lay.groups_hidden > 0 {
+        out.push_str(&format!(
+            "  … and {} connections of other paths\n",
+            lay.groups_hidden
+        ));
+    }
 
-    // Diagnoses, repeated at the end where they are easy to find.
-    let diags: Vec<_> = trace
-        .notes()
-        .filter(|n| matches!(n.kind, NoteKind::Diagnosis { .. }))
-        .collect();
-    if !diags.is_empty() {
+    // Diagnoses, in full, once: the diagram shows only where each was reached.
+    if !lay.diagnoses.is_empty() {
         out.push_str("\nDiagnosis:\n");
-        for d in diags {
-            let host = match &d.kind {
-                NoteKind::Diagnosis { host, .. } => trace.host_name(*host).to_string(),
-                _ => String::new(),
-            };
-            for (i, l) in wrap(&format!("{host}: {}", d.text), WIDTH - 4, 2)
+        for (host, text) in &lay.diagnoses {
+            for (i, l) in wrap(&format!("{host}: {text}"), WIDTH - 4, 2)
                 .iter()
                 .enumerate()
             {

@@ -1,326 +1,337 @@
-//! Turns a trace into display rows shared by the ASCII and SVG renderers: relative sequence
-//! numbers, lane assignment, and collapsing of long repetitions (middle iterations of a
-//! `repeat`, runs of alike segments such as a SYN flood) so diagrams stay readable.
+//! Turns a run's events, as they happen, into the display rows shared by the ASCII and SVG
+//! renderers, in bounded memory: middle iterations of long `repeat`s are hidden, runs of
+//! alike rows of one instant collapse, spoofed-source traffic becomes one band per burst,
+//! and past [`MAX_ROWS`] rows the rest of the run is only counted. The state path of each
+//! connection is kept while it lives and folded into a group when it closes.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use tcpfsm_states::State;
 
+use super::band::Band;
+use super::rows::{app_text, collapse_runs, labels, NoteStyle, Row, RowKind};
 use super::Options;
-use crate::trace::{Fate, NoteKind, SegmentRec, Trace, TraceEvent};
+use crate::sink::{Header, Sink};
+use crate::trace::{NoteKind, Trace, TraceEvent};
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum RowKind {
-    State {
-        lane: usize,
-        from: State,
-        to: State,
-        cause: String,
-        /// Which connection, when the host has several (`:50003`), else empty.
-        tag: String,
-    },
-    Segment {
-        from: usize,
-        to: usize,
-        /// Full label: `SYN,ACK seq=0 ack=1 len=5`.
-        label: String,
-        /// Compact label: `SYN,ACK 0/1 5B`.
-        short: String,
-        fate: Fate,
-    },
-    App {
-        lane: usize,
-        text: String,
-        ok: bool,
-    },
-    Note {
-        style: NoteStyle,
-        text: String,
-    },
-    /// Hidden rows, summarized.
-    Collapsed {
-        text: String,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoteStyle {
-    Say,
-    Repeat,
-    CheckOk,
-    CheckFail,
-    Diagnosis,
-    Warning,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub t_us: u64,
-    pub kind: RowKind,
-}
+/// Rows drawn at most; the rest of a longer run is summarized in one line.
+pub const MAX_ROWS: usize = 2_000;
+/// Rows of one instant collapsed together at most (a burst longer than this collapses in
+/// chunks).
+const CHUNK: usize = 1_024;
+/// Connections whose path is followed at once; distinct paths shown.
+const MAX_LIVE: usize = 200_000;
+const MAX_GROUPS: usize = 64;
 
 /// The lanes of a diagram: one per host, plus one for addresses outside every host.
 #[derive(Debug, Clone)]
 pub struct Lanes {
     pub names: Vec<String>,
     pub addrs: Vec<String>,
-    /// Index of the "(outside)" lane, if any segment needs it.
+    /// Index of the "(outside)" lane, if any row needs it.
     pub outside: Option<usize>,
 }
 
+/// Connections grouped by host and identical state path, in order of first appearance.
+#[derive(Debug, Clone)]
+pub struct PathGroup {
+    pub host: String,
+    pub example: String,
+    pub count: usize,
+    pub path: String,
+}
+
+/// How a host's connections are told apart in state rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tags {
+    first: Option<u64>,
+    several: bool,
+    first_local: Option<u16>,
+    locals_differ: bool,
+}
+
+/// Everything a renderer draws.
 pub struct Layout {
+    pub title: String,
+    pub seed: u64,
     pub lanes: Lanes,
     pub rows: Vec<Row>,
+    pub groups: Vec<PathGroup>,
+    /// More distinct paths than shown.
+    pub groups_hidden: usize,
+    /// `(host, full text)` of every diagnosis, for the section after the diagram.
+    pub diagnoses: Vec<(String, String)>,
+    /// What was not drawn past [`MAX_ROWS`].
+    pub tail: Option<String>,
+    tags: HashMap<usize, Tags>,
 }
 
-/// Tracks each direction's initial sequence number for relative display.
-#[derive(Default)]
-struct SeqBase {
-    isn: HashMap<(SocketAddr, SocketAddr), u32>,
-}
-
-impl SeqBase {
-    fn see(&mut self, s: &SegmentRec) {
-        if s.has_flag("SYN") {
-            self.isn.insert((s.src, s.dst), s.seq);
+impl Layout {
+    /// `:50003` for a state row of a host with several connections: the local port, or the
+    /// remote one when all of them share the local port (a server).
+    pub fn tag(&self, lane: usize, ports: (u16, u16), listener: bool) -> String {
+        match self.tags.get(&lane) {
+            Some(t) if t.several && !listener => {
+                if t.locals_differ {
+                    format!(":{}", ports.0)
+                } else {
+                    format!(":{}", ports.1)
+                }
+            }
+            _ => String::new(),
         }
-    }
-    fn rel_seq(&self, s: &SegmentRec) -> Option<u32> {
-        self.isn
-            .get(&(s.src, s.dst))
-            .map(|b| s.seq.wrapping_sub(*b))
-    }
-    fn rel_ack(&self, s: &SegmentRec) -> Option<u32> {
-        self.isn
-            .get(&(s.dst, s.src))
-            .map(|b| s.ack.wrapping_sub(*b))
-    }
-}
-
-fn labels(s: &SegmentRec, base: &SeqBase, relative: bool) -> (String, String) {
-    let (seq, ack) = if relative {
-        (
-            base.rel_seq(s).unwrap_or(s.seq),
-            base.rel_ack(s).unwrap_or(s.ack),
-        )
-    } else {
-        (s.seq, s.ack)
-    };
-    let has_ack = s.has_flag("ACK");
-    let mut long = format!("{} seq={seq}", s.flags);
-    let mut short = format!("{} {seq}", s.flags);
-    if has_ack {
-        long.push_str(&format!(" ack={ack}"));
-        short.push_str(&format!("/{ack}"));
-    }
-    if s.len > 0 {
-        long.push_str(&format!(" len={}", s.len));
-        short.push_str(&format!(" {}B", s.len));
-    }
-    match s.fate {
-        Fate::Duplicated => {
-            long.push_str(" ×2");
-            short.push_str(" ×2");
-        }
-        Fate::Corrupted => {
-            long.push_str(" (corrupt)");
-            short.push_str(" !");
-        }
-        Fate::Dropped if s.why == Some("no route") => {
-            long.push_str(" (no route)");
-        }
-        _ => {}
-    }
-    (long, short)
-}
-
-fn app_text(a: &crate::trace::AppRec) -> String {
-    let mut t = match a.call.as_str() {
-        "closed" if a.ok => format!("{}: connection over (closed)", a.sock),
-        "closed" => format!("{}: {}", a.sock, a.result),
-        _ => format!("{} {}: {}", a.call, a.sock, a.result),
-    };
-    if let Some(b) = a.bytes {
-        if a.call == "send" || b > 0 || a.result == "eof" {
-            t.push_str(&format!(" ({b} B)"));
-        }
-    }
-    if let Some(x) = &a.text {
-        let one_line: String = x.replace(['\n', '\r'], " ");
-        t.push_str(&format!(" {one_line:?}"));
-    }
-    t
-}
-
-/// A signature of a row for run detection: alike rows differ only in numbers and tuples.
-fn signature(r: &Row) -> String {
-    match &r.kind {
-        RowKind::State { lane, from, to, .. } => format!("s{lane}{from}{to}"),
-        RowKind::Segment {
-            from,
-            to,
-            label,
-            fate,
-            ..
-        } => format!(
-            "g{from}>{to}{}{fate}",
-            label.split(' ').next().unwrap_or("")
-        ),
-        RowKind::App { lane, text, ok } => {
-            // "connect c3: established" ~ "connect c4: established"
-            let mut w = text.split(' ');
-            let call = w.next().unwrap_or("");
-            format!(
-                "a{lane}{call}{ok}{}",
-                text.rsplit(": ").next().unwrap_or("")
-            )
-        }
-        RowKind::Note { text, .. } => format!("n{text}"),
-        RowKind::Collapsed { text } => format!("c{text}"),
     }
 }
 
-fn describe(r: &Row, lanes: &Lanes) -> String {
-    match &r.kind {
-        RowKind::State { lane, from, to, .. } => format!("{} {from}→{to}", lanes.names[*lane]),
-        RowKind::Segment {
-            from,
-            to,
-            label,
-            fate,
-            ..
-        } => {
-            let flags = label.split(' ').next().unwrap_or("");
-            if Some(*from) == lanes.outside {
-                format!("spoofed {flags}s → {} ({fate})", lanes.names[*to])
-            } else if Some(*to) == lanes.outside {
-                format!("{flags} {} → spoofed sources ({fate})", lanes.names[*from])
-            } else {
-                format!("{flags} {}→{} {fate}", lanes.names[*from], lanes.names[*to])
+/// Which repeat iterations are hidden: `(block, hidden counts by kind, first, last, t)`.
+type Hiding = (u32, [usize; 3], u32, u32, u64);
+
+/// A connection followed: host, endpoint id, whether a listener.
+type LiveKey = (usize, u64, bool);
+/// Its order of appearance, 4-tuple and states so far.
+type Live = (u64, String, Vec<State>);
+
+/// Builds a [`Layout`] from events as they come (a [`Sink`]).
+pub struct LayoutBuilder {
+    opts: Options,
+    title: String,
+    seed: u64,
+    names: Vec<String>,
+    addrs: Vec<String>,
+    host_ips: Vec<Vec<IpAddr>>,
+    outside: usize,
+    outside_used: bool,
+    rows: Vec<Row>,
+    instant: Vec<Row>,
+    band: Option<Band>,
+    hiding: Option<Hiding>,
+    /// Events not drawn past [`MAX_ROWS`]: segments, state changes, other rows; last time.
+    tail: Option<([u64; 3], u64)>,
+    live: HashMap<LiveKey, Live>,
+    order: u64,
+    groups: Vec<(u64, PathGroup)>,
+    groups_hidden: usize,
+    tags: HashMap<usize, Tags>,
+    diagnoses: Vec<(String, String)>,
+}
+
+impl LayoutBuilder {
+    pub fn new(opts: &Options) -> LayoutBuilder {
+        LayoutBuilder {
+            opts: opts.clone(),
+            title: String::new(),
+            seed: 0,
+            names: Vec::new(),
+            addrs: Vec::new(),
+            host_ips: Vec::new(),
+            outside: 0,
+            outside_used: false,
+            rows: Vec::new(),
+            instant: Vec::new(),
+            band: None,
+            hiding: None,
+            tail: None,
+            live: HashMap::new(),
+            order: 0,
+            groups: Vec::new(),
+            groups_hidden: 0,
+            tags: HashMap::new(),
+            diagnoses: Vec::new(),
+        }
+    }
+
+    /// Lays out a recorded trace.
+    pub fn from_trace(trace: &Trace, opts: &Options) -> Layout {
+        let mut b = LayoutBuilder::new(opts);
+        b.start(&Header {
+            title: trace.title.clone(),
+            seed: trace.seed,
+            hosts: trace.hosts.clone(),
+        });
+        for ev in &trace.events {
+            b.add(ev);
+        }
+        b.finish_layout()
+    }
+
+    fn start(&mut self, h: &Header) {
+        self.title = h.title.clone();
+        self.seed = h.seed;
+        self.names = h.hosts.iter().map(|x| x.name.clone()).collect();
+        self.addrs = h
+            .hosts
+            .iter()
+            .map(|x| {
+                x.addrs
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        self.host_ips = h.hosts.iter().map(|x| x.addrs.clone()).collect();
+        self.outside = self.names.len();
+    }
+
+    fn owned(&self, ip: IpAddr) -> bool {
+        self.host_ips.iter().any(|a| a.contains(&ip))
+    }
+
+    fn full(&self) -> bool {
+        self.opts.collapse_after >= usize::MAX / 4
+    }
+
+    /// Takes one event.
+    pub fn add(&mut self, ev: &TraceEvent) {
+        if let TraceEvent::State(s) = ev {
+            self.follow_path(s);
+        }
+        if let TraceEvent::Note(nr) = ev {
+            match nr.kind {
+                NoteKind::Iteration { block, n: k, of } => {
+                    self.iteration(block, k, of, nr.t_us, &nr.text);
+                    return;
+                }
+                NoteKind::RepeatEnd { block } => {
+                    if let Some(h) = self.hiding.filter(|h| h.0 == block) {
+                        self.end_hiding(h);
+                        self.hiding = None;
+                    }
+                    return;
+                }
+                NoteKind::Diagnosis { host, .. } => {
+                    let name = self.names.get(host).cloned().unwrap_or_default();
+                    self.diagnoses.push((name, nr.text.clone()));
+                }
+                _ => {}
             }
         }
-        RowKind::App { text, .. } => text.split(':').next().unwrap_or("").to_string(),
-        RowKind::Note { text, .. } | RowKind::Collapsed { text } => text.clone(),
-    }
-}
-
-/// Collapses runs of a repeating unit of 1–4 alike rows occurring more than `max` times.
-fn collapse_runs(rows: Vec<Row>, lanes: &Lanes, max: usize) -> Vec<Row> {
-    let sigs: Vec<String> = rows.iter().map(signature).collect();
-    let mut out = Vec::with_capacity(rows.len());
-    let mut i = 0;
-    while i < rows.len() {
-        let mut best: Option<(usize, usize)> = None; // (period, repetitions)
-        for p in 1..=4usize {
-            if i + p > rows.len() {
-                break;
+        if let Some(h) = self.hiding.as_mut() {
+            match ev {
+                TraceEvent::Segment(_) => h.1[0] += 1,
+                TraceEvent::State(_) => h.1[1] += 1,
+                TraceEvent::App(_) => h.1[2] += 1,
+                TraceEvent::Note(_) => {}
             }
-            let mut reps = 1;
-            while i + (reps + 1) * p <= rows.len()
-                && (0..p).all(|k| sigs[i + reps * p + k] == sigs[i + k])
-            {
-                reps += 1;
-            }
-            // Only rows of one instant: a burst (a flood, a window of data) collapses, while
-            // retransmissions spread over time (the backoff is the point) stay visible.
-            let same_instant = rows[i..i + reps * p].iter().all(|r| r.t_us == rows[i].t_us);
-            if same_instant
-                && reps > max.max(2) + 1
-                && best.is_none_or(|(bp, br)| reps * p > br * bp)
-            {
-                best = Some((p, reps));
-            }
+            return;
         }
-        match best {
-            Some((p, reps)) => {
-                // Show the first two units and the last, summarize the middle.
-                out.extend_from_slice(&rows[i..i + 2 * p]);
-                let hidden = reps - 3;
-                let unit: Vec<String> = rows[i..i + p].iter().map(|r| describe(r, lanes)).collect();
-                out.push(Row {
-                    t_us: rows[i + 2 * p].t_us,
-                    kind: RowKind::Collapsed {
-                        text: format!("×{hidden} more alike: {}", unit.join(" · ")),
-                    },
-                });
-                out.extend_from_slice(&rows[i + (reps - 1) * p..i + reps * p]);
-                i += reps * p;
-            }
-            None => {
-                out.push(rows[i].clone());
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-pub fn layout(trace: &Trace, opts: &Options) -> Layout {
-    let n = trace.hosts.len();
-    let needs_outside = trace
-        .segments()
-        .any(|s| s.src_host.is_none() || s.dst_host.is_none());
-    let mut names: Vec<String> = trace.hosts.iter().map(|h| h.name.clone()).collect();
-    let mut addrs: Vec<String> = trace
-        .hosts
-        .iter()
-        .map(|h| {
-            h.addrs
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
-    let outside = needs_outside.then(|| {
-        names.push("(outside)".into());
-        addrs.push("spoofed".into());
-        n
-    });
-    let lanes = Lanes {
-        names,
-        addrs,
-        outside,
-    };
-
-    // Hosts with several connections get a tag per state row to tell them apart: the local
-    // port, or the remote port when every connection shares the local one (a server).
-    let mut conns_per_host: HashMap<usize, std::collections::HashSet<(u64, String)>> =
-        HashMap::new();
-    for s in trace.states() {
-        if s.from != State::Closed || s.to != State::Listen {
-            conns_per_host
-                .entry(s.host)
-                .or_default()
-                .insert((s.id, s.conn.clone()));
-        }
-    }
-    let ports = |conn: &str| -> (String, String) {
-        let mut it = conn.splitn(2, '-');
-        let port = |a: Option<&str>| {
-            a.and_then(|x| x.rsplit(':').next())
-                .unwrap_or("")
-                .to_string()
+        let Some((row, spoofed)) = self.row_of(ev) else {
+            return;
         };
-        (port(it.next()), port(it.next()))
-    };
-    let use_remote: HashMap<usize, bool> = conns_per_host
-        .iter()
-        .map(|(h, set)| {
-            let locals: std::collections::HashSet<String> =
-                set.iter().map(|(_, c)| ports(c).0).collect();
-            (*h, locals.len() == 1)
-        })
-        .collect();
+        if spoofed && !self.full() {
+            match self.band.as_mut() {
+                Some(b) => b.add(row),
+                None => self.band = Some(Band::new(row)),
+            }
+            return;
+        }
+        self.close_band();
+        self.queue(row);
+    }
 
-    let mut base = SeqBase::default();
-    let mut rows = Vec::new();
-    // Hiding of middle repeat iterations: (block, hidden counts by kind, first t).
-    let mut hiding: Option<(u32, [usize; 3], u32, u32, u64)> = None;
-    let end_hiding = |rows: &mut Vec<Row>, h: (u32, [usize; 3], u32, u32, u64)| {
+    /// The row of an event, and whether it belongs to spoofed-source traffic.
+    fn row_of(&mut self, ev: &TraceEvent) -> Option<(Row, bool)> {
+        let t_us = ev.t_us();
+        let (kind, spoofed) = match ev {
+            TraceEvent::Segment(s) => {
+                let spoofed = s.src_host.is_none() || s.dst_host.is_none();
+                self.outside_used |= spoofed;
+                let (label, short) = labels(s, self.opts.relative_seq);
+                let kind = RowKind::Segment {
+                    from: s.src_host.unwrap_or(self.outside),
+                    to: s.dst_host.unwrap_or(self.outside),
+                    label,
+                    short,
+                    fate: s.fate,
+                    why: s.why,
+                    arrive_us: s.arrive_us,
+                    analysis: s.analysis,
+                };
+                (kind, spoofed)
+            }
+            TraceEvent::State(s) => {
+                let listener = s.remote.ip().is_unspecified();
+                let spoofed = !listener && !self.owned(s.remote.ip());
+                let local_port = s
+                    .conn
+                    .split('-')
+                    .next()
+                    .and_then(|l| l.rsplit(':').next())
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                let kind = RowKind::State {
+                    lane: s.host,
+                    from: s.from,
+                    to: s.to,
+                    cause: s.cause.clone(),
+                    ports: (local_port, s.remote.port()),
+                };
+                (kind, spoofed)
+            }
+            TraceEvent::App(a) => (
+                RowKind::App {
+                    lane: a.host,
+                    text: app_text(a),
+                    ok: a.ok,
+                },
+                false,
+            ),
+            TraceEvent::Note(nr) => {
+                let (style, text) = match &nr.kind {
+                    NoteKind::Say => (NoteStyle::Say, nr.text.clone()),
+                    NoteKind::Check { ok: true } => (NoteStyle::CheckOk, nr.text.clone()),
+                    NoteKind::Check { ok: false } => (NoteStyle::CheckFail, nr.text.clone()),
+                    // The verdict's headline only: the whole text (evidence and advice) is
+                    // printed once, in the Diagnosis section after the diagram.
+                    NoteKind::Diagnosis { host, .. } => (
+                        NoteStyle::Diagnosis,
+                        format!(
+                            "diagnosis of {}: {} (see Diagnosis below)",
+                            self.names.get(*host).map_or("?", String::as_str),
+                            diagnosis_headline(&nr.text)
+                        ),
+                    ),
+                    NoteKind::Warning => (NoteStyle::Warning, nr.text.clone()),
+                    NoteKind::Iteration { .. } | NoteKind::RepeatEnd { .. } => return None,
+                };
+                (RowKind::Note { style, text }, false)
+            }
+        };
+        Some((Row { t_us, kind }, spoofed))
+    }
+
+    fn iteration(&mut self, block: u32, k: u32, of: u32, t_us: u64, text: &str) {
+        let hide = of as usize > self.opts.collapse_after + 1 && k > 0 && k + 1 < of;
+        if let Some(h) = self.hiding {
+            if h.0 != block {
+                return; // a nested repeat inside a hidden iteration
+            }
+            if hide {
+                self.hiding = Some((h.0, h.1, h.2, k, h.4));
+                return;
+            }
+            self.end_hiding(h);
+            self.hiding = None;
+        }
+        if hide {
+            self.close_band();
+            self.hiding = Some((block, [0; 3], k, k, t_us));
+            return;
+        }
+        self.close_band();
+        self.queue(Row {
+            t_us,
+            kind: RowKind::Note {
+                style: NoteStyle::Repeat,
+                text: text.to_string(),
+            },
+        });
+    }
+
+    fn end_hiding(&mut self, h: Hiding) {
         let (_, c, first, last, t) = h;
-        rows.push(Row {
+        self.queue(Row {
             t_us: t,
             kind: RowKind::Collapsed {
                 text: format!(
@@ -333,148 +344,212 @@ pub fn layout(trace: &Trace, opts: &Options) -> Layout {
                 ),
             },
         });
-    };
-    for ev in &trace.events {
-        if let TraceEvent::Segment(s) = ev {
-            base.see(s);
+    }
+
+    fn close_band(&mut self) {
+        if let Some(b) = self.band.take() {
+            for r in b.into_rows(&self.lane_names()) {
+                self.queue(r);
+            }
         }
-        if let TraceEvent::Note(nr) = ev {
-            match nr.kind {
-                NoteKind::Iteration { block, n: k, of } => {
-                    let hide = of as usize > opts.collapse_after + 1 && k > 0 && k + 1 < of;
-                    if let Some(h) = hiding {
-                        if h.0 == block && hide {
-                            hiding = Some((h.0, h.1, h.2, k, h.4));
-                            continue;
-                        }
-                        if h.0 == block {
-                            end_hiding(&mut rows, h);
-                            hiding = None;
-                        } else {
-                            continue; // a nested repeat inside a hidden iteration
-                        }
-                    }
-                    if hide {
-                        hiding = Some((block, [0; 3], k, k, nr.t_us));
-                        continue;
-                    }
-                    rows.push(Row {
-                        t_us: nr.t_us,
-                        kind: RowKind::Note {
-                            style: NoteStyle::Repeat,
-                            text: nr.text.clone(),
-                        },
-                    });
-                    continue;
-                }
-                NoteKind::RepeatEnd { block } => {
-                    if let Some(h) = hiding {
-                        if h.0 == block {
-                            end_hiding(&mut rows, h);
-                            hiding = None;
-                        }
-                    }
-                    continue;
-                }
+    }
+
+    fn lane_names(&self) -> Vec<String> {
+        let mut n = self.names.clone();
+        n.push("spoofed".into());
+        n
+    }
+
+    fn queue(&mut self, row: Row) {
+        if self
+            .instant
+            .first()
+            .is_some_and(|f| f.t_us != row.t_us || self.instant.len() >= CHUNK)
+        {
+            self.flush_instant();
+        }
+        self.instant.push(row);
+    }
+
+    fn flush_instant(&mut self) {
+        let rows = std::mem::take(&mut self.instant);
+        let outside = self.outside_used.then_some(self.outside);
+        let names = self.lane_names();
+        for r in collapse_runs(rows, &names, outside, self.opts.collapse_after) {
+            self.emit(r);
+        }
+    }
+
+    fn emit(&mut self, r: Row) {
+        if self.rows.len() < MAX_ROWS && self.tail.is_none() {
+            self.rows.push(r);
+            return;
+        }
+        let (counts, last) = self.tail.get_or_insert(([0; 3], r.t_us));
+        *last = (*last).max(r.t_us);
+        match r.kind {
+            RowKind::Segment { .. } => counts[0] += 1,
+            RowKind::State { .. } => counts[1] += 1,
+            _ => counts[2] += 1,
+        }
+    }
+
+    fn follow_path(&mut self, s: &crate::trace::StateRec) {
+        let listener = s.remote.ip().is_unspecified();
+        if !listener {
+            let t = self.tags.entry(s.host).or_default();
+            match t.first {
+                None => t.first = Some(s.id),
+                Some(f) if f != s.id => t.several = true,
+                _ => {}
+            }
+            let local = s
+                .conn
+                .split('-')
+                .next()
+                .and_then(|l| l.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok());
+            match t.first_local {
+                None => t.first_local = local,
+                Some(l) if Some(l) != local => t.locals_differ = true,
                 _ => {}
             }
         }
-        if let Some(h) = hiding.as_mut() {
-            match ev {
-                TraceEvent::Segment(_) => h.1[0] += 1,
-                TraceEvent::State(_) => h.1[1] += 1,
-                TraceEvent::App(_) => h.1[2] += 1,
-                TraceEvent::Note(_) => {}
+        let key = (s.host, s.id, listener);
+        let room = self.live.len() < MAX_LIVE;
+        match self.live.get_mut(&key) {
+            Some(p) => p.2.push(s.to),
+            None if room => {
+                self.order += 1;
+                self.live
+                    .insert(key, (self.order, s.conn.clone(), vec![s.from, s.to]));
             }
-            continue;
+            None => self.groups_hidden += 1,
         }
-        let kind = match ev {
-            TraceEvent::Segment(s) => {
-                let (label, short) = labels(s, &base, opts.relative_seq);
-                RowKind::Segment {
-                    from: s.src_host.or(outside).unwrap_or(0),
-                    to: s.dst_host.or(outside).unwrap_or(0),
-                    label,
-                    short,
-                    fate: s.fate,
+        if s.to == State::Closed {
+            if let Some((order, conn, states)) = self.live.remove(&key) {
+                self.group(s.host, order, conn, states);
+            }
+        }
+    }
+
+    fn group(&mut self, host: usize, order: u64, conn: String, states: Vec<State>) {
+        let host = self.names.get(host).cloned().unwrap_or_default();
+        let path = states
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(" → ");
+        let room = self.groups.len() < MAX_GROUPS;
+        match self
+            .groups
+            .iter_mut()
+            .find(|(_, g)| g.host == host && g.path == path)
+        {
+            Some((o, g)) => {
+                g.count += 1;
+                if order < *o {
+                    *o = order;
+                    g.example = listener_label(&conn);
                 }
             }
-            TraceEvent::State(s) => {
-                let several = conns_per_host.get(&s.host).is_some_and(|c| c.len() > 1);
-                let tag = if several && !(s.from == State::Closed && s.to == State::Listen) {
-                    let (local, remote) = ports(&s.conn);
-                    if use_remote.get(&s.host).copied().unwrap_or(false) {
-                        format!(":{remote}")
-                    } else {
-                        format!(":{local}")
-                    }
-                } else {
-                    String::new()
-                };
-                RowKind::State {
-                    lane: s.host,
-                    from: s.from,
-                    to: s.to,
-                    cause: s.cause.clone(),
-                    tag,
-                }
-            }
-            TraceEvent::App(a) => RowKind::App {
-                lane: a.host,
-                text: app_text(a),
-                ok: a.ok,
-            },
-            TraceEvent::Note(nr) => {
-                let (style, text) = match &nr.kind {
-                    NoteKind::Say => (NoteStyle::Say, nr.text.clone()),
-                    NoteKind::Check { ok: true } => (NoteStyle::CheckOk, nr.text.clone()),
-                    NoteKind::Check { ok: false } => (NoteStyle::CheckFail, nr.text.clone()),
-                    NoteKind::Diagnosis { host, .. } => (
-                        NoteStyle::Diagnosis,
-                        format!("diagnosis of {}: {}", trace.host_name(*host), nr.text),
-                    ),
-                    NoteKind::Warning => (NoteStyle::Warning, nr.text.clone()),
-                    NoteKind::Iteration { .. } | NoteKind::RepeatEnd { .. } => continue,
-                };
-                RowKind::Note { style, text }
-            }
-        };
-        rows.push(Row {
-            t_us: ev.t_us(),
-            kind,
+            None if room => self.groups.push((
+                order,
+                PathGroup {
+                    host,
+                    example: listener_label(&conn),
+                    count: 1,
+                    path,
+                },
+            )),
+            None => self.groups_hidden += 1,
+        }
+    }
+
+    /// Everything laid out.
+    pub fn finish_layout(mut self) -> Layout {
+        if let Some(h) = self.hiding.take() {
+            self.end_hiding(h);
+        }
+        self.close_band();
+        self.flush_instant();
+        let mut live: Vec<_> = std::mem::take(&mut self.live).into_iter().collect();
+        live.sort_by_key(|(_, (order, _, _))| *order);
+        for ((host, _, _), (order, conn, states)) in live {
+            self.group(host, order, conn, states);
+        }
+        self.groups.sort_by_key(|(o, _)| *o);
+        let mut names = self.names.clone();
+        let mut addrs = self.addrs.clone();
+        let outside = self.outside_used.then(|| {
+            names.push("(outside)".into());
+            addrs.push("spoofed".into());
+            self.outside
         });
-    }
-    if let Some(h) = hiding {
-        end_hiding(&mut rows, h);
-    }
-    let rows = collapse_runs(rows, &lanes, opts.collapse_after);
-    Layout { lanes, rows }
-}
-
-/// Connections grouped by host and identical state path, in order of first appearance.
-pub struct PathGroup {
-    pub host: String,
-    pub example: String,
-    pub count: usize,
-    pub path: String,
-}
-
-pub fn path_groups(trace: &Trace) -> Vec<PathGroup> {
-    let mut groups: Vec<PathGroup> = Vec::new();
-    for p in trace.conn_paths() {
-        let host = trace.host_name(p.host).to_string();
-        let path = p.display();
-        match groups.iter_mut().find(|g| g.host == host && g.path == path) {
-            Some(g) => g.count += 1,
-            None => groups.push(PathGroup {
-                host,
-                example: listener_label(&p.conn),
-                count: 1,
-                path,
-            }),
+        let tail = self.tail.map(|(c, last)| {
+            format!(
+                "… the rest of the run, to {}, is not drawn: {} segments, {} state changes, \
+                 {} other events (--format json has every one)",
+                time_label(last),
+                c[0],
+                c[1],
+                c[2]
+            )
+        });
+        Layout {
+            title: self.title,
+            seed: self.seed,
+            lanes: Lanes {
+                names,
+                addrs,
+                outside,
+            },
+            rows: self.rows,
+            groups: self.groups.into_iter().map(|(_, g)| g).collect(),
+            groups_hidden: self.groups_hidden,
+            diagnoses: self.diagnoses,
+            tail,
+            tags: self.tags,
         }
     }
-    groups
+}
+
+/// A sink that lays out the run and hands the finished [`Layout`] to `draw` at the end.
+pub struct DiagramSink<F: FnMut(&Layout) -> std::io::Result<()>> {
+    builder: Option<LayoutBuilder>,
+    draw: F,
+}
+
+impl<F: FnMut(&Layout) -> std::io::Result<()>> DiagramSink<F> {
+    pub fn new(opts: &Options, draw: F) -> DiagramSink<F> {
+        DiagramSink {
+            builder: Some(LayoutBuilder::new(opts)),
+            draw,
+        }
+    }
+}
+
+impl<F: FnMut(&Layout) -> std::io::Result<()>> Sink for DiagramSink<F> {
+    fn begin(&mut self, h: &Header) -> std::io::Result<()> {
+        if let Some(b) = self.builder.as_mut() {
+            b.start(h);
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, ev: &TraceEvent) -> std::io::Result<()> {
+        if let Some(b) = self.builder.as_mut() {
+            b.add(ev);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        match self.builder.take() {
+            Some(b) => (self.draw)(&b.finish_layout()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `10.0.0.2:80 (listener)` for a listener's tuple (remote `0.0.0.0:0` / `[::]:0`).
@@ -485,6 +560,11 @@ fn listener_label(conn: &str) -> String {
         }
     }
     conn.to_string()
+}
+
+/// `CLOSE_WAIT leak: warning` of `CLOSE_WAIT leak: warning — 3 CLOSE_WAIT and rising …`.
+pub fn diagnosis_headline(text: &str) -> &str {
+    text.split(" — ").next().unwrap_or(text)
 }
 
 /// `12.345s` with millisecond precision.

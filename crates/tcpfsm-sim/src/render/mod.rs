@@ -1,13 +1,17 @@
 //! Renderers of a [`Trace`]: ASCII sequence diagram, JSON lines, SVG.
 
 mod ascii;
+mod band;
 mod json;
 mod layout;
+mod rows;
 mod svg;
+mod svg_text;
 
-pub use ascii::ascii;
-pub use json::{json, json_event};
-pub use svg::{phase_colour, svg};
+pub use ascii::{ascii, ascii_layout};
+pub use json::{json, json_event, JsonSink};
+pub use layout::{DiagramSink, Layout, LayoutBuilder, MAX_ROWS};
+pub use svg::{phase_colour, svg, svg_layout};
 
 /// Display options shared by the ASCII and SVG renderers (JSON always has everything).
 #[derive(Debug, Clone)]

@@ -5,6 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
+use tcpfsm_sim::sink::Sink;
 use tcpfsm_sim::{Network, TraceEvent};
 use tcpfsm_tun::core::{Config, Instant, State};
 
@@ -14,8 +17,31 @@ use crate::{pattern_check, RunOut, Spec};
 /// Virtual time a transfer may take before it counts as incomplete.
 const VIRTUAL_LIMIT: Duration = Duration::from_secs(3600);
 
+/// Counts the sender's retransmissions as the segments go by (a 64 MiB run's trace is not kept).
+struct MeterSink {
+    sender: std::net::IpAddr,
+    meter: Arc<Mutex<Meter>>,
+}
+
+impl Sink for MeterSink {
+    fn event(&mut self, ev: &TraceEvent) -> std::io::Result<()> {
+        if let TraceEvent::Segment(s) = ev {
+            if s.src.ip() == self.sender {
+                let mut m = self.meter.lock().unwrap();
+                m.observe(s.src, s.dst, s.seq, s.len as u32);
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn ours_ours(spec: &Spec, data: &[u8]) -> RunOut {
-    let mut net = Network::new(spec.seed);
+    let meter = Arc::new(Mutex::new(Meter::default()));
+    let sink = MeterSink {
+        sender: "10.0.0.1".parse().unwrap(),
+        meter: meter.clone(),
+    };
+    let mut net = Network::with_sink(spec.seed, Box::new(sink));
     let cfg = Config::default();
     let a = net.add_host("sender", vec!["10.0.0.1".parse().unwrap()], cfg.clone());
     let b = net.add_host("receiver", vec!["10.0.0.2".parse().unwrap()], cfg);
@@ -68,21 +94,13 @@ pub fn ours_ours(spec: &Spec, data: &[u8]) -> RunOut {
     });
     let start = t0.unwrap_or(Instant::ZERO);
     let end = t_end.unwrap_or_else(|| net.now());
-    let mut meter = Meter::default();
-    let sender: std::net::IpAddr = "10.0.0.1".parse().unwrap();
-    for ev in &net.trace().events {
-        if let TraceEvent::Segment(s) = ev {
-            if s.src.ip() == sender {
-                meter.observe(s.src, s.dst, s.seq, s.len as u32);
-            }
-        }
-    }
+    let retrans_bytes = meter.lock().unwrap().retrans_bytes;
     RunOut {
         bytes: got,
         complete: got == spec.size,
         intact,
         secs: (end - start).as_secs_f64(),
-        retrans_bytes: meter.retrans_bytes,
+        retrans_bytes,
         our_retrans_segs: Some(net.endpoint(a).stats().retrans_segs),
         ..RunOut::default()
     }

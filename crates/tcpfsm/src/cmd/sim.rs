@@ -1,11 +1,14 @@
 //! `tcpfsm sim`: run a lifecycle scenario on the simulated network and draw it.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use tcpfsm_sim::render::{self, Options};
+use tcpfsm_sim::pcap::PcapSink;
+use tcpfsm_sim::render::{self, JsonSink, Options};
+use tcpfsm_sim::sink::Tee;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -47,6 +50,10 @@ pub struct Args {
     /// Print the built-in scenario's script instead of running it
     #[arg(long)]
     pub show_script: bool,
+    /// Also write the traffic as a pcap capture (Wireshark, tcpdump, tshark), one record per
+    /// segment at its send time; record N is the segment with "frame": N in the JSON
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -60,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = if let Some(path) = &args.script {
+    let script = if let Some(path) = &args.script {
         let src = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read script {}", path.display()))?;
         let script = tcpfsm_sim::parse(&path.display().to_string(), &src)?;
@@ -68,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print!("{src}");
             return Ok(ExitCode::SUCCESS);
         }
-        tcpfsm_sim::run(&script, args.seed)?
+        script
     } else {
         let name = args.scenario.as_deref().unwrap_or_default();
         let Some(b) = tcpfsm_sim::builtin(name) else {
@@ -82,34 +89,73 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print!("{}", b.source);
             return Ok(ExitCode::SUCCESS);
         }
-        b.run(args.seed)?
+        b.script()?
     };
     let opts = Options {
         relative_seq: !args.absolute,
         collapse_after: if args.full { usize::MAX / 2 } else { 3 },
     };
-    let text = match args.format {
-        Format::Ascii => render::ascii(&outcome.trace, &opts),
-        Format::Json => render::json(&outcome.trace),
-        Format::Svg => render::svg(&outcome.trace, &opts),
+    let out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    match &args.out {
-        Some(path) => std::fs::write(path, &text)
+    let pcap = match &args.pcap {
+        Some(path) => Some(
+            PcapSink::new(BufWriter::new(
+                File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+            ))
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error worth a message.
-            if let Err(e) = stdout.write_all(text.as_bytes()) {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(e.into());
-                }
-            }
+        ),
+        None => None,
+    };
+    // JSON streams line by line as the run goes; the diagrams are drawn at the end.
+    let report = match args.format {
+        Format::Json => {
+            let mut sink = Tee(JsonSink::new(out), pcap);
+            tcpfsm_sim::run_with(&script, args.seed, &mut sink)?
         }
+        Format::Ascii | Format::Svg => {
+            // Laid out as the run goes, in bounded memory; drawn when it ends.
+            let svg = args.format == Format::Svg;
+            let mut out = out;
+            let draw = move |lay: &render::Layout| {
+                let text = if svg {
+                    render::svg_layout(lay)
+                } else {
+                    render::ascii_layout(lay)
+                };
+                out.write_all(text.as_bytes())?;
+                out.flush()
+            };
+            let mut sink = Tee(render::DiagramSink::new(&opts, draw), pcap);
+            tcpfsm_sim::run_with(&script, args.seed, &mut sink)?
+        }
+    };
+    let err = report
+        .output_error
+        .as_ref()
+        .map(|e| std::io::Error::new(e.kind(), e.to_string()));
+    finish(report, err)
+}
+
+/// The exit status: 0 when the scenario's expectations held, 1 when one failed; a closed
+/// output pipe (`| head`) is not an error worth a message.
+fn finish(
+    report: tcpfsm_sim::Report,
+    write_error: Option<std::io::Error>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(e) = write_error {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(anyhow::Error::new(e).context("cannot write the output"));
     }
-    if outcome.failures.is_empty() {
+    if report.failures.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        for f in &outcome.failures {
+        for f in &report.failures {
             eprintln!("tcpfsm sim: {f}");
         }
         Ok(ExitCode::from(1))

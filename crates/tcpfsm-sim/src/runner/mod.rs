@@ -14,12 +14,16 @@ use tcpfsm_core::{CloseReason, ConnHandle, Instant, InvalidHandle, ListenerHandl
 
 /// An engine call's failure, as the trace spells it (`connection reset`, `broken pipe`, …).
 type TcpError = String;
-use tcpfsm_observe::{Level, Snapshot};
-use tcpfsm_states::State;
+use tcpfsm_observe::Snapshot;
 
+use crate::inject::Injector;
 use crate::network::{address_for, AppNotice, Network};
-use crate::script::{Action, Cond, Data, RecvMode, Script, ScriptError, Stmt, Target};
+use crate::script::{Action, Data, Script, ScriptError, Stmt, Target};
 use crate::trace::{AppRec, NoteKind, Trace, TraceEvent};
+
+mod conds;
+mod diagnose;
+mod io;
 
 /// What a run produced.
 #[derive(Debug, Clone)]
@@ -53,7 +57,7 @@ struct Sock {
 
 struct Runner<'s> {
     script: &'s Script,
-    net: Network,
+    net: Network<'s>,
     socks: HashMap<String, Sock>,
     /// Which socket name a connection has, to report asynchronous closes.
     names: HashMap<(usize, ConnHandle), String>,
@@ -65,7 +69,7 @@ struct Runner<'s> {
     vars: Vec<(String, u32)>,
     /// Where the record of an immediate call goes: before the state changes and segments the
     /// call caused, so the diagram reads "close → FIN_WAIT_1 → FIN".
-    mark: Option<usize>,
+    marked: bool,
     /// The connection a blocking connect waits on: its failure is that call's result, not a
     /// separate notice.
     connecting: Option<(usize, ConnHandle)>,
@@ -93,11 +97,46 @@ enum Op {
 /// The longest excerpt of sent or received text put in the trace.
 const EXCERPT: usize = 40;
 
-/// Runs a script. `seed` overrides the script's own `seed` line (default 1).
+/// What a streamed run reports besides its events.
+#[derive(Debug)]
+pub struct Report {
+    /// Expectations that did not hold and waits that timed out, as `file:line: text`.
+    pub failures: Vec<String>,
+    /// Segments put on the wire.
+    pub frames: u64,
+    /// Events handed to the sink.
+    pub events: u64,
+    /// Writing to the sink failed (the run stopped there).
+    pub output_error: Option<std::io::Error>,
+    /// Virtual time at the end.
+    pub end_us: u64,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Runs a script and records its whole trace. `seed` overrides the script's own `seed`
+/// line (default 1). For long runs use [`run_with`], which keeps nothing.
 pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
+    let mut rec = crate::sink::Recorder::default();
+    let report = run_with(script, seed, &mut rec)?;
+    Ok(Outcome {
+        trace: rec.trace,
+        failures: report.failures,
+    })
+}
+
+/// Runs a script, handing every event to `sink` as it happens.
+pub fn run_with(
+    script: &Script,
+    seed: Option<u64>,
+    sink: &mut dyn crate::sink::Sink,
+) -> Result<Report, ScriptError> {
     let seed = seed.or(script.seed).unwrap_or(1);
-    let mut net = Network::new(seed);
-    net.trace_mut().title = script.name.clone();
+    let mut net = Network::with_sink(seed, Box::new(sink));
     net.set_default_link(script.default_link);
     for h in &script.hosts {
         net.add_host(&h.name, h.addrs.clone(), h.config.clone());
@@ -105,6 +144,7 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
     for (a, b, p) in &script.links {
         net.set_link(*a, *b, *p);
     }
+    net.begin(&script.name);
     let mut r = Runner {
         script,
         net,
@@ -116,7 +156,7 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5350_4f4f_4621),
         repeat_blocks: 0,
         vars: Vec::new(),
-        mark: None,
+        marked: false,
         connecting: None,
         outbox: BTreeMap::new(),
     };
@@ -160,9 +200,13 @@ pub fn run(script: &Script, seed: Option<u64>) -> Result<Outcome, ScriptError> {
     if let Some(msg) = r.net.stalled() {
         r.failures.push(format!("{}: {msg}", script.file));
     }
-    Ok(Outcome {
-        trace: r.net.into_trace(),
+    r.net.finish();
+    Ok(Report {
         failures: r.failures,
+        frames: r.net.frames(),
+        events: r.net.events(),
+        end_us: r.net.now().as_micros(),
+        output_error: r.net.take_output_error(),
     })
 }
 
@@ -181,13 +225,6 @@ fn text_excerpt(data: &[u8]) -> Option<String> {
 /// The bytes `send N bytes` sends: a printable repeating alphabet, so excerpts stay readable.
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-fn add_to_ip(ip: IpAddr, k: u32) -> IpAddr {
-    match ip {
-        IpAddr::V4(a) => IpAddr::V4(u32::from(a).wrapping_add(k).into()),
-        IpAddr::V6(a) => IpAddr::V6(u128::from(a).wrapping_add(u128::from(k)).into()),
-    }
 }
 
 impl Runner<'_> {
@@ -214,6 +251,16 @@ impl Runner<'_> {
             s = s.replace(&format!("${v}"), &val.to_string());
         }
         s
+    }
+
+    /// The name an `as NAME` binds; the parser rules out a name bound twice, this is the
+    /// last line of defence (a name held by a socket is never silently rebound).
+    fn claim(&self, line: usize, name: &crate::script::Name) -> Result<String, ScriptError> {
+        let n = self.resolve(name);
+        if self.socks.contains_key(&n) {
+            return Err(self.err(line, format!("socket name {n:?} is already in use")));
+        }
+        Ok(n)
     }
 
     fn sock(
@@ -285,18 +332,17 @@ impl Runner<'_> {
             bytes,
             text,
         });
-        let events = &mut self.net.trace_mut().events;
-        match self.mark.take() {
-            Some(at) if at <= events.len() && events[at..].iter().all(|e| e.t_us() == t_us) => {
-                events.insert(at, rec)
-            }
-            _ => events.push(rec),
+        if std::mem::take(&mut self.marked) {
+            self.net.push_call(rec);
+        } else {
+            self.net.push(rec);
         }
     }
 
-    /// Marks the trace position of an immediate call about to be made.
+    /// An immediate call is about to be made: its record goes before what it causes.
     fn mark(&mut self) {
-        self.mark = Some(self.net.trace().events.len());
+        self.marked = true;
+        self.net.mark_call();
     }
 
     /// Records what endpoints told applications since the last call.
@@ -337,115 +383,10 @@ impl Runner<'_> {
         }
     }
 
-    fn cond_holds(&self, c: &Cond) -> bool {
-        match c {
-            Cond::Quiet => self.net.in_flight() == 0,
-            Cond::Eof(name) => match self.socks.get(&self.resolve(name)) {
-                Some(Sock {
-                    host,
-                    kind: SockKind::Conn(Some(id)),
-                    ..
-                }) => {
-                    // The states a connection is in once the peer's FIN was received.
-                    matches!(
-                        self.net.conn_state(*host, *id),
-                        Some(State::CloseWait | State::LastAck | State::Closing | State::TimeWait)
-                    ) || self.closed.get(&(*host, *id)) == Some(&CloseReason::Graceful)
-                }
-                _ => false,
-            },
-            Cond::Closed(name) | Cond::Error(name) => {
-                let any = matches!(c, Cond::Closed(_));
-                match self.socks.get(&self.resolve(name)) {
-                    Some(Sock {
-                        host,
-                        kind: SockKind::Conn(Some(id)),
-                        ..
-                    }) => self
-                        .closed
-                        .get(&(*host, *id))
-                        .is_some_and(|r| any || *r != CloseReason::Graceful),
-                    // A connect that failed at once is closed, and an error.
-                    Some(Sock {
-                        kind: SockKind::Conn(None),
-                        ..
-                    }) => true,
-                    _ => false,
-                }
-            }
-            Cond::Count(h, st, n) => self.net.endpoint(*h).census().get(*st) == *n,
-            Cond::AtLeast(h, st, n) => self.net.endpoint(*h).census().get(*st) >= *n,
-            Cond::Result(name, text) => self
-                .socks
-                .get(&self.resolve(name))
-                .is_some_and(|s| &s.last_result == text),
-            Cond::InState(name, st) => match self.socks.get(&self.resolve(name)) {
-                None => false,
-                Some(s) => match s.kind {
-                    SockKind::Listener(_) => *st == State::Listen,
-                    SockKind::Conn(None) => *st == State::Closed,
-                    SockKind::Conn(Some(c)) => self.net.conn_state(s.host, c) == Some(*st),
-                },
-            },
-        }
-    }
-
-    fn cond_text(&self, c: &Cond) -> String {
-        let host = |h: &usize| self.net.hosts()[*h].name.clone();
-        match c {
-            Cond::Quiet => "quiet".into(),
-            Cond::Closed(name) => format!("{} closed", self.resolve(name)),
-            Cond::Eof(name) => format!("{} eof", self.resolve(name)),
-            Cond::Error(name) => format!("{} error", self.resolve(name)),
-            Cond::Count(h, st, n) => format!("{} has {n} {st}", host(h)),
-            Cond::AtLeast(h, st, n) => format!("{} has at least {n} {st}", host(h)),
-            Cond::Result(name, t) => format!("{} result {t:?}", self.resolve(name)),
-            Cond::InState(name, st) => format!("{} {st}", self.resolve(name)),
-        }
-    }
-
-    /// What a condition actually saw, for failure messages.
-    fn cond_actual(&self, c: &Cond) -> String {
-        match c {
-            Cond::Quiet => format!("{} segments in flight", self.net.in_flight()),
-            Cond::Eof(name) | Cond::Closed(name) | Cond::Error(name) => {
-                match self.socks.get(&self.resolve(name)) {
-                    Some(Sock {
-                        host,
-                        kind: SockKind::Conn(Some(id)),
-                        ..
-                    }) => match self.closed.get(&(*host, *id)) {
-                        Some(r) => format!("closed: {r}"),
-                        None => "still open".into(),
-                    },
-                    Some(_) => "not a connection".into(),
-                    None => "no such socket yet".into(),
-                }
-            }
-            Cond::Count(h, st, _) | Cond::AtLeast(h, st, _) => {
-                format!("{} {st}", self.net.endpoint(*h).census().get(*st))
-            }
-            Cond::Result(name, _) => match self.socks.get(&self.resolve(name)) {
-                Some(s) => format!("last result {:?}", s.last_result),
-                None => "no such socket yet".into(),
-            },
-            Cond::InState(name, _) => match self.socks.get(&self.resolve(name)) {
-                None => "no such socket yet".into(),
-                Some(s) => match s.kind {
-                    SockKind::Listener(_) => "a listener".into(),
-                    SockKind::Conn(None) => "never connected".into(),
-                    SockKind::Conn(Some(c)) => match self.net.conn_state(s.host, c) {
-                        Some(st) => format!("in {st}"),
-                        None => "no state reported yet".into(),
-                    },
-                },
-            },
-        }
-    }
-
     fn block(&mut self, stmts: &[Stmt]) -> Result<(), ScriptError> {
         for st in stmts {
-            if self.net.stalled().is_some() {
+            // A stalled network, or an output that cannot be written (a closed pipe): stop.
+            if self.net.stalled().is_some() || self.net.output_error().is_some() {
                 return Ok(());
             }
             self.stmt(st)?;
@@ -467,7 +408,7 @@ impl Runner<'_> {
                 backlog,
                 name,
             } => {
-                let n = self.resolve(name);
+                let n = self.claim(line, name)?;
                 let ip = match addr {
                     Some(a) => *a,
                     None => self.net.hosts()[*host].addrs[0],
@@ -504,7 +445,7 @@ impl Runner<'_> {
                 let SockKind::Listener(l) = s.kind else {
                     return Err(self.err(line, format!("{ln:?} is not a listener")));
                 };
-                let n = self.resolve(name);
+                let n = self.claim(line, name)?;
                 let deadline = self.deadline(if *wait { *timeout } else { Duration::ZERO });
                 let h = *host;
                 let mut got: Option<Result<ConnHandle, TcpError>> = None;
@@ -697,25 +638,25 @@ impl Runner<'_> {
                     format!("end of repeat ×{count}"),
                 );
             }
-            Action::InjectSyn { count, from, to } => {
+            Action::InjectSyn {
+                count,
+                from,
+                to,
+                over,
+            } => {
                 let dst = self.target_addr(to, Some(*from)).ok_or_else(|| {
                     self.err(
                         line,
                         "the target host has no address of the source's family",
                     )
                 })?;
-                for k in 0..*count {
-                    let src = SocketAddr::new(add_to_ip(*from, k), 1024 + (k % 60_000) as u16);
-                    let seq: u32 = self.rng.gen();
-                    match crate::decode::build_syn(src, dst, seq) {
-                        Some(d) => self.net.inject(d),
-                        None => {
-                            return Err(
-                                self.err(line, format!("cannot build a SYN from {src} to {dst}"))
-                            )
-                        }
-                    }
+                if crate::decode::build_syn(SocketAddr::new(*from, 1024), dst, 0).is_none() {
+                    return Err(self.err(line, format!("cannot build a SYN from {from} to {dst}")));
                 }
+                let seed: u64 = self.rng.gen();
+                let now = self.net.now().as_micros();
+                let inj = Injector::new(*from, dst, *count, now, over.as_micros() as u64, seed);
+                self.net.add_injector(inj);
             }
             Action::Sample { host } => {
                 let s = self.snapshot(*host);
@@ -788,7 +729,7 @@ impl Runner<'_> {
         wait: bool,
         timeout: Duration,
     ) -> Result<(), ScriptError> {
-        let n = self.resolve(name);
+        let n = self.claim(line, name)?;
         let local_ip_hint = from.and_then(|f| f.0);
         let remote = self
             .target_addr(to, local_ip_hint)
@@ -854,378 +795,5 @@ impl Runner<'_> {
         };
         self.app(host, "connect", &n, Some(c), ok, result, None, None);
         Ok(())
-    }
-
-    /// `send`: hands the data to the application's writer. What fits in the send buffer is
-    /// queued at once; the rest is written as space opens up while the script goes on (as a
-    /// writer thread would), so a sender does not deadlock against a receiver the script has
-    /// not reached yet. The call's result is recorded when the last byte was queued.
-    fn send(&mut self, host: usize, n: &str, c: Option<ConnHandle>, data: &[u8]) {
-        let Some(c) = c else {
-            self.app(
-                host,
-                "send",
-                n,
-                None,
-                false,
-                InvalidHandle.to_string(),
-                None,
-                None,
-            );
-            return;
-        };
-        self.mark();
-        self.outbox
-            .entry((host, c))
-            .or_default()
-            .push_back(Pending {
-                sock: n.to_string(),
-                conn: c,
-                op: Op::Write,
-                data: data.to_vec(),
-                written: 0,
-            });
-        self.pump_outbox();
-        if self.outbox.contains_key(&(host, c)) {
-            // Still writing: its result comes later, at its own time.
-            self.mark = None;
-        }
-    }
-
-    /// Writes pending `send` data wherever the send buffer has room, recording each call's
-    /// result once its last byte is queued (or an error stops it).
-    fn pump_outbox(&mut self) {
-        let keys: Vec<(usize, ConnHandle)> = self.outbox.keys().copied().collect();
-        for key in keys {
-            let host = key.0;
-            while let Some(p) = self.outbox.get_mut(&key).and_then(|q| q.front_mut()) {
-                let c = p.conn;
-                if p.op != Op::Write {
-                    // The writes before it are done: the deferred close or shutdown happens now.
-                    let (op, sock) = (p.op, p.sock.clone());
-                    self.outbox.get_mut(&key).and_then(|q| q.pop_front());
-                    let r = self.net.with_endpoint(host, |ep, now| match op {
-                        Op::Close => ep.close(now, c).map_err(|e| e.to_string()),
-                        _ => ep.shutdown_write(now, c).map_err(|e| e.to_string()),
-                    });
-                    let call = if op == Op::Close { "close" } else { "shutdown" };
-                    self.simple_result(host, call, &sock, Some(c), r);
-                    continue;
-                }
-                let mut result: Option<Result<(), TcpError>> = None;
-                while p.written < p.data.len() {
-                    let off = p.written;
-                    let r = self
-                        .net
-                        .with_endpoint(host, |ep, now| ep.send(now, c, &p.data[off..]));
-                    match r {
-                        Ok(k) if k > 0 => p.written += k,
-                        Ok(_) => break,
-                        Err(e) => {
-                            result = Some(Err(e.to_string()));
-                            break;
-                        }
-                    }
-                }
-                if result.is_none() && p.written == p.data.len() {
-                    result = Some(Ok(()));
-                }
-                let Some(result) = result else { break };
-                let Some(p) = self.outbox.get_mut(&key).and_then(|q| q.pop_front()) else {
-                    break;
-                };
-                let text = text_excerpt(&p.data);
-                let bytes = Some(p.written as u64);
-                match result {
-                    Ok(()) => self.app(
-                        host,
-                        "send",
-                        &p.sock,
-                        Some(c),
-                        true,
-                        "sent".into(),
-                        bytes,
-                        text,
-                    ),
-                    Err(e) => self.app(
-                        host,
-                        "send",
-                        &p.sock,
-                        Some(c),
-                        false,
-                        e.to_string(),
-                        bytes,
-                        text,
-                    ),
-                }
-            }
-            if self.outbox.get(&key).is_some_and(|q| q.is_empty()) {
-                self.outbox.remove(&key);
-            }
-        }
-    }
-
-    /// Queues a `close` or `shutdown` behind the connection's pending writes, as a writer
-    /// thread that writes then closes would; true if it was deferred.
-    fn defer_behind_writes(
-        &mut self,
-        host: usize,
-        sock: &str,
-        c: Option<ConnHandle>,
-        op: Op,
-    ) -> bool {
-        let Some(c) = c else { return false };
-        match self.outbox.get_mut(&(host, c)) {
-            Some(q) => {
-                q.push_back(Pending {
-                    sock: sock.to_string(),
-                    conn: c,
-                    op,
-                    data: Vec::new(),
-                    written: 0,
-                });
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// One step of the network, with everything the applications do in the background.
-    fn step(&mut self, deadline: Instant) -> bool {
-        let progressed = self.net.step(deadline);
-        self.drain_notices();
-        self.pump_outbox();
-        progressed
-    }
-
-    fn recv(
-        &mut self,
-        line: usize,
-        host: usize,
-        n: &str,
-        c: Option<ConnHandle>,
-        mode: RecvMode,
-        timeout: Duration,
-    ) {
-        let Some(c) = c else {
-            self.app(
-                host,
-                "recv",
-                n,
-                None,
-                false,
-                InvalidHandle.to_string(),
-                None,
-                None,
-            );
-            return;
-        };
-        let mut got: Vec<u8> = Vec::new();
-        let mut eof = false;
-        let mut error: Option<TcpError> = None;
-        let mut buf = vec![0u8; 64 * 1024];
-        let deadline = self.deadline(if mode == RecvMode::Available {
-            Duration::ZERO
-        } else {
-            timeout
-        });
-        let satisfied = |got: &Vec<u8>, eof: bool, error: &Option<TcpError>| {
-            eof || error.is_some()
-                || match mode {
-                    RecvMode::Available => true,
-                    RecvMode::Exactly(k) => got.len() >= k,
-                    RecvMode::UntilEof => false,
-                }
-        };
-        loop {
-            // Read everything there is now.
-            loop {
-                let want = match mode {
-                    RecvMode::Exactly(k) => (k - got.len().min(k)).min(buf.len()),
-                    _ => buf.len(),
-                };
-                if want == 0 {
-                    break;
-                }
-                match self
-                    .net
-                    .with_endpoint(host, |ep, now| ep.recv(now, c, &mut buf[..want]))
-                {
-                    Ok(Some(0)) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(Some(k)) => got.extend_from_slice(&buf[..k]),
-                    Ok(None) => break,
-                    Err(e) => {
-                        error = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
-            self.drain_notices();
-            if satisfied(&got, eof, &error) || !self.step(deadline) {
-                break;
-            }
-        }
-        if let Some(s) = self.socks.get_mut(n) {
-            s.received += got.len() as u64;
-        }
-        let text = text_excerpt(&got);
-        let bytes = Some(got.len() as u64);
-        if let Some(e) = error {
-            self.app(host, "recv", n, Some(c), false, e.to_string(), bytes, text);
-        } else if eof {
-            self.app(host, "recv", n, Some(c), true, "eof".into(), bytes, text);
-        } else if got.is_empty() && mode == RecvMode::Available {
-            self.app(
-                host,
-                "recv",
-                n,
-                Some(c),
-                true,
-                "would block".into(),
-                bytes,
-                text,
-            );
-        } else {
-            let complete = !matches!(mode, RecvMode::Exactly(k) if got.len() < k)
-                && mode != RecvMode::UntilEof;
-            self.app(
-                host,
-                "recv",
-                n,
-                Some(c),
-                complete,
-                "data".into(),
-                bytes,
-                text,
-            );
-            if !complete {
-                let what = match mode {
-                    RecvMode::UntilEof => "end-of-stream".to_string(),
-                    RecvMode::Exactly(k) => format!("{k} bytes"),
-                    RecvMode::Available => String::new(),
-                };
-                self.fail(
-                    line,
-                    format!("recv {n} did not get {what} within {timeout:?}"),
-                );
-            }
-        }
-    }
-
-    /// A census sample of a host for tcpfsm-observe, with the counters and settings it has.
-    fn snapshot(&self, host: usize) -> Snapshot {
-        let ep = self.net.endpoint(host);
-        let st = ep.stats();
-        let cfg = ep.config();
-        let census = ep.census();
-        let mut s = Snapshot {
-            time_ms: self.net.now().as_micros() / 1000,
-            census,
-            ..Snapshot::default()
-        };
-        s.counters = Some(tcpfsm_observe::Counters {
-            active_opens: st.active_opens,
-            passive_opens: st.passive_opens,
-            attempt_fails: st.attempt_fails,
-            estab_resets: st.estab_resets,
-            curr_estab: st.curr_estab,
-            in_segs: st.in_segs,
-            out_segs: st.out_segs,
-            retrans_segs: st.retrans_segs,
-            in_errs: st.in_errs,
-            out_rsts: st.out_rsts,
-            listen_overflows: st.listen_overflows,
-            listen_drops: st.listen_drops,
-            syncookies_sent: st.syncookies_sent,
-            syncookies_recv: st.syncookies_recv,
-            syncookies_failed: st.syncookies_failed,
-            time_wait: census.get(State::TimeWait),
-            ..tcpfsm_observe::Counters::default()
-        });
-        // TIME_WAIT grouped by remote, counting those holding a port of the ephemeral range
-        // (what runs out when one client talks to one server), when the endpoint lists them.
-        let mut by_remote: Vec<tcpfsm_observe::RemoteCount> = Vec::new();
-        for c in ep
-            .connections()
-            .iter()
-            .filter(|c| c.state == State::TimeWait)
-        {
-            let eph =
-                (cfg.ephemeral_ports.0..=cfg.ephemeral_ports.1).contains(&c.tuple.local.port());
-            match by_remote.iter_mut().find(|g| g.remote == c.tuple.remote) {
-                Some(g) => {
-                    g.count += 1;
-                    g.ephemeral_local += u64::from(eph);
-                }
-                None => by_remote.push(tcpfsm_observe::RemoteCount {
-                    remote: c.tuple.remote,
-                    count: 1,
-                    ephemeral_local: u64::from(eph),
-                }),
-            }
-        }
-        if !by_remote.is_empty() {
-            by_remote.sort_by(|a, b| b.count.cmp(&a.count).then(a.remote.cmp(&b.remote)));
-            s.time_wait_by_remote = Some(by_remote);
-        }
-        s.sysctls = tcpfsm_observe::Sysctls {
-            ephemeral_ports: Some(tcpfsm_observe::PortRange {
-                low: cfg.ephemeral_ports.0,
-                high: cfg.ephemeral_ports.1,
-            }),
-            max_tw_buckets: Some(u64::from(cfg.max_tw_buckets)),
-            fin_timeout_secs: Some(cfg.fin_timeout.as_secs()),
-            syncookies: Some(match cfg.syncookies {
-                tcpfsm_core::SynCookies::Off => 0,
-                tcpfsm_core::SynCookies::OnOverflow => 1,
-                tcpfsm_core::SynCookies::Always => 2,
-            }),
-            max_syn_backlog: Some(u64::from(cfg.max_syn_backlog)),
-            somaxconn: Some(u64::from(cfg.somaxconn)),
-            tw_reuse: Some(match cfg.tw_reuse {
-                tcpfsm_core::TwReuse::Off => 0,
-                tcpfsm_core::TwReuse::On => 1,
-                tcpfsm_core::TwReuse::LoopbackOnly => 2,
-            }),
-        };
-        s
-    }
-
-    fn diagnose(&mut self, host: usize) {
-        let mut samples = self.samples.get(&host).cloned().unwrap_or_default();
-        let now = self.snapshot(host);
-        if samples.last().map(|s| s.census) != Some(now.census) {
-            samples.push(now);
-        }
-        let verdicts = tcpfsm_observe::diagnose(&samples, &tcpfsm_observe::Thresholds::default());
-        let mut any = false;
-        for v in verdicts.iter().filter(|v| v.level != Level::Ok) {
-            any = true;
-            let mut text = format!("{}: {} — {}", v.rule.title(), v.level.name(), v.summary);
-            if !v.advice.is_empty() {
-                text.push_str(&format!(". {}", v.advice));
-            }
-            self.net.note(
-                NoteKind::Diagnosis {
-                    host,
-                    rule: v.rule.name().to_string(),
-                    severity: v.level.name().to_string(),
-                },
-                text,
-            );
-        }
-        if !any {
-            self.net.note(
-                NoteKind::Diagnosis {
-                    host,
-                    rule: "all".into(),
-                    severity: "ok".into(),
-                },
-                format!("all {} diagnosis rules ok", verdicts.len()),
-            );
-        }
     }
 }
