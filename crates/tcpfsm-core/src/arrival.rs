@@ -104,6 +104,10 @@ pub(crate) fn gate(seg: &TcpRepr<'_>, v: &RcvView, now: Instant, syn_allowed: bo
         if !zero_window_control {
             return if f.contains(Flags::RST) {
                 Gate::Drop
+            } else if f.contains(Flags::SYN) && !syn_allowed {
+                // RFC 5961 §4.2: a SYN gets a challenge ACK "irrespective of the sequence
+                // number" (Linux: syn_challenge, counted as TCPSYNChallenge).
+                Gate::Challenge
             } else {
                 Gate::Ack(Unacceptable::Seq)
             };
@@ -201,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn a_syn_in_window_is_challenged_out_of_window_acked_rfc5961_4_2() {
+    fn a_syn_is_challenged_whatever_its_sequence_number_rfc5961_4_2() {
         let v = view();
         assert_eq!(
             gate(&seg(Flags::SYN, 1200, 0, None), &v, NOW, false),
@@ -209,7 +213,7 @@ mod tests {
         );
         assert_eq!(
             gate(&seg(Flags::SYN, 5000, 0, None), &v, NOW, false),
-            Gate::Ack(Unacceptable::Seq)
+            Gate::Challenge
         );
     }
 

@@ -49,7 +49,7 @@ pub use error::{
     ConnError, ConnectError, InvalidHandle, ListenError, RecvError, SendError, ShutdownError,
 };
 pub use event::{Cause, CloseReason, Event};
-pub use stats::Stats;
+pub use stats::{Counter, Mib, Stats};
 pub use tcpfsm_states::{Census, Phase, State};
 pub use time::{Duration, Instant};
 

@@ -11,11 +11,21 @@
 use crate::secrets::Secrets;
 use crate::time::{Duration, Instant};
 
-/// Segments exempt from the per-connection limit, as Linux's `tcp_oow_rate_limited`: one that
-/// carries data and no SYN is not part of an ACK loop — it is a retransmission the sender
-/// needs an answer (and a D-SACK) for.
-pub(crate) fn exempt(seg: &tcpfsm_wire::TcpRepr<'_>) -> bool {
-    !seg.payload.is_empty() && !seg.flags.contains(tcpfsm_wire::Flags::SYN)
+/// Segments exempt from the per-connection limit: data (no SYN) that starts within `span`
+/// bytes below RCV.NXT — a retransmission of what we already hold, whose sender needs the
+/// answer (and its D-SACK) to recover. Linux exempts every data segment
+/// (`tcp_oow_rate_limited`); a blind attacker's random sequence numbers would then draw one
+/// ACK each (RFC 5961 §7), so only plausible duplicates are exempt here: a blind guess lands
+/// in that span with probability span / 2^32.
+pub(crate) fn exempt(
+    seg: &tcpfsm_wire::TcpRepr<'_>,
+    rcv_nxt: tcpfsm_wire::SeqNum,
+    span: u32,
+) -> bool {
+    !seg.payload.is_empty()
+        && !seg.flags.contains(tcpfsm_wire::Flags::SYN)
+        && seg.seq.lt(rcv_nxt)
+        && rcv_nxt.diff(seg.seq) as u32 <= span
 }
 
 /// When a connection last sent an out-of-window ACK, in milliseconds + 1 (0: never), modulo
@@ -64,7 +74,8 @@ impl TinyStamp {
 /// The endpoint-wide challenge ACK budget.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChallengeBudget {
-    second: u64,
+    /// The second the budget is for (`None` before the first challenge ACK).
+    second: Option<u64>,
     left: u32,
 }
 
@@ -72,8 +83,8 @@ impl ChallengeBudget {
     /// True if one more challenge ACK may go out this second.
     pub(crate) fn take(&mut self, now: Instant, limit: u32, secrets: &Secrets) -> bool {
         let second = now.as_micros() / 1_000_000;
-        if second != self.second || self.left == u32::MAX {
-            self.second = second;
+        if self.second != Some(second) {
+            self.second = Some(second);
             // limit/2 + a keyed-random share of limit: between half and one and a half times
             // the limit, unpredictable to an attacker who cannot see the secret.
             let r = secrets.mix(second) as u64;
@@ -109,6 +120,14 @@ mod tests {
         assert!(s.allow(t, lim));
         assert!(!s.allow(t + Duration::from_millis(300), lim));
         assert!(s.allow(t + Duration::from_millis(700), lim));
+    }
+
+    #[test]
+    fn the_first_challenge_ack_is_never_held_back() {
+        // Not even in the endpoint's first second (a budget must not start empty).
+        let secrets = Secrets::from_seed(1);
+        assert!(ChallengeBudget::default().take(Instant::from_micros(200_000), 1000, &secrets));
+        assert!(OowStamp::default().allow(Instant::ZERO, Duration::from_millis(500)));
     }
 
     #[test]

@@ -22,9 +22,9 @@ fn three_way_handshake_syn_synack_ack() {
     );
     assert_eq!(path_of(&n.ev_a, c), vec![Closed, SynSent, Established]);
     assert_eq!(path_of(&n.ev_b, s), vec![Listen, SynReceived, Established]);
-    assert_eq!(n.a.stats().active_opens, 1);
-    assert_eq!(n.b.stats().passive_opens, 1);
-    assert_eq!(n.a.stats().curr_estab, 1);
+    assert_eq!(n.a.stats()[tcpfsm_core::Counter::ActiveOpens], 1);
+    assert_eq!(n.b.stats()[tcpfsm_core::Counter::PassiveOpens], 1);
+    assert_eq!(n.a.stats()[tcpfsm_core::Counter::CurrEstab], 1);
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn connect_to_closed_port_is_refused() {
             tcpfsm_core::ConnError::Refused
         ))
     );
-    assert_eq!(n.a.stats().attempt_fails, 1);
+    assert_eq!(n.a.stats()[tcpfsm_core::Counter::AttemptFails], 1);
 }
 
 #[test]

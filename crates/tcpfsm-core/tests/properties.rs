@@ -122,7 +122,8 @@ fn exchange(seed: u64, imp: Impair, up: usize, down: usize) -> Result<u64, Strin
             n.b.connections()
         ));
     }
-    Ok(n.a.stats().retrans_segs + n.b.stats().retrans_segs)
+    Ok(n.a.stats()[tcpfsm_core::Counter::RetransSegs]
+        + n.b.stats()[tcpfsm_core::Counter::RetransSegs])
 }
 
 proptest! {
@@ -229,9 +230,9 @@ proptest! {
     fn arbitrary_bytes_are_counted_as_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut n = Net::default_pair();
         n.establish();
-        let before = n.b.stats().in_errs + n.b.stats().in_segs;
+        let before = n.b.stats()[tcpfsm_core::Counter::InErrs] + n.b.stats()[tcpfsm_core::Counter::InSegs];
         n.b.handle_packet(n.now, &bytes);
         n.run();
-        prop_assert!(n.b.stats().in_errs + n.b.stats().in_segs > before);
+        prop_assert!(n.b.stats()[tcpfsm_core::Counter::InErrs] + n.b.stats()[tcpfsm_core::Counter::InSegs] > before);
     }
 }

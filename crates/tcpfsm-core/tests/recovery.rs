@@ -213,10 +213,18 @@ fn a_single_lost_segment_is_repaired_by_fast_retransmit_not_rto_rfc6675_5() {
     let (got, _) = n.transfer(c, s, &data);
     assert!(got == data);
     let st = n.a.stats();
-    assert_eq!(st.timeouts, 0, "no retransmission timeout");
-    assert!(st.fast_retrans >= 1);
-    assert_eq!(st.retrans_segs, 1, "exactly the lost segment is sent again");
-    assert_eq!(st.sack_recovery, 1);
+    assert_eq!(
+        st[tcpfsm_core::Counter::TCPTimeouts],
+        0,
+        "no retransmission timeout"
+    );
+    assert!(st[tcpfsm_core::Counter::TCPFastRetrans] >= 1);
+    assert_eq!(
+        st[tcpfsm_core::Counter::RetransSegs],
+        1,
+        "exactly the lost segment is sent again"
+    );
+    assert_eq!(st[tcpfsm_core::Counter::TCPSackRecovery], 1);
 }
 
 #[test]
@@ -233,9 +241,13 @@ fn several_losses_in_one_window_are_repaired_in_one_recovery_episode_rfc6675_5()
     let (got, _) = n.transfer(c, s, &data);
     assert!(got == data);
     let st = n.a.stats();
-    assert_eq!(st.timeouts, 0);
-    assert_eq!(st.sack_recovery, 1, "one episode for three holes");
-    assert_eq!(st.retrans_segs, 3);
+    assert_eq!(st[tcpfsm_core::Counter::TCPTimeouts], 0);
+    assert_eq!(
+        st[tcpfsm_core::Counter::TCPSackRecovery],
+        1,
+        "one episode for three holes"
+    );
+    assert_eq!(st[tcpfsm_core::Counter::RetransSegs], 3);
 }
 
 #[test]
@@ -251,8 +263,12 @@ fn a_lost_tail_segment_is_repaired_by_a_loss_probe_in_about_two_rtt_rfc8985_7() 
     let (got, _) = n.transfer(c, s, &data);
     assert!(got == data);
     let st = n.a.stats();
-    assert_eq!(st.timeouts, 0, "repaired before the RTO");
-    assert!(st.loss_probes >= 1);
+    assert_eq!(
+        st[tcpfsm_core::Counter::TCPTimeouts],
+        0,
+        "repaired before the RTO"
+    );
+    assert!(st[tcpfsm_core::Counter::TCPLossProbes] >= 1);
     // The probe leaves PTO = 2·SRTT after the last ACK (plus the delayed-ACK allowance for a
     // single segment in flight): far sooner than the 1 s initial RTO.
     let last = n.sent.last().unwrap().0;
@@ -280,7 +296,7 @@ fn reordering_within_the_rack_window_causes_no_retransmission_rfc8985_6_2() {
     n.transfer(c, s, &payload(3 * 1448));
     // Let the ACKs reach the sender.
     n.run_until(RTT * 2, |_| false);
-    assert_eq!(n.a.stats().retrans_segs, 0);
+    assert_eq!(n.a.stats()[tcpfsm_core::Counter::RetransSegs], 0);
     assert!(
         n.a.info(c).unwrap().reordering,
         "RACK saw the first reordering"
@@ -289,9 +305,13 @@ fn reordering_within_the_rack_window_causes_no_retransmission_rfc8985_6_2() {
     let (got, _) = n.transfer(c, s, &data);
     assert!(got == data);
     let st = n.a.stats();
-    assert_eq!(st.retrans_segs, 0, "reordering is not loss");
-    assert_eq!(st.timeouts, 0);
-    assert_eq!(st.sack_recovery, 0);
+    assert_eq!(
+        st[tcpfsm_core::Counter::RetransSegs],
+        0,
+        "reordering is not loss"
+    );
+    assert_eq!(st[tcpfsm_core::Counter::TCPTimeouts], 0);
+    assert_eq!(st[tcpfsm_core::Counter::TCPSackRecovery], 0);
 }
 
 #[test]
@@ -312,11 +332,17 @@ fn a_dsack_undoes_a_spurious_window_reduction_rfc3708() {
     let (got, _) = n.transfer(c, s, &data);
     assert!(got == data);
     let st = n.a.stats();
-    assert!(st.retrans_segs >= 1, "the late segment looked lost");
-    assert!(n.b.stats().out_segs > 0);
-    assert!(st.dsack_recv >= 1, "the receiver reported the duplicate");
     assert!(
-        st.dsack_undo + st.loss_undo >= 1,
+        st[tcpfsm_core::Counter::RetransSegs] >= 1,
+        "the late segment looked lost"
+    );
+    assert!(n.b.stats()[tcpfsm_core::Counter::OutSegs] > 0);
+    assert!(
+        st[tcpfsm_core::Counter::TCPDSACKRecv] >= 1,
+        "the receiver reported the duplicate"
+    );
+    assert!(
+        st[tcpfsm_core::Counter::TCPDSACKUndo] + st[tcpfsm_core::Counter::TCPLossUndo] >= 1,
         "the reduction was undone: {st:?}"
     );
 }
@@ -335,8 +361,8 @@ fn prr_paces_retransmissions_and_leaves_recovery_at_ssthresh_rfc9937() {
     let (got, _) = n.transfer(c, s, &data);
     assert!(got == data);
     let st = n.a.stats();
-    assert_eq!(st.sack_recovery, 1);
-    assert_eq!(st.timeouts, 0);
+    assert_eq!(st[tcpfsm_core::Counter::TCPSackRecovery], 1);
+    assert_eq!(st[tcpfsm_core::Counter::TCPTimeouts], 0);
     let in_recovery: Vec<usize> = n
         .acks
         .iter()
@@ -398,7 +424,7 @@ fn cubic_grows_along_w_cubic_after_a_loss_rfc9438_4_2() {
         got == data.len()
     });
     let st = n.a.stats();
-    assert_eq!(st.sack_recovery, 1, "{st:?}");
+    assert_eq!(st[tcpfsm_core::Counter::TCPSackRecovery], 1, "{st:?}");
     // The first sample after recovery: cwnd = ssthresh = β·W_max.
     let exit = samples
         .iter()

@@ -79,7 +79,7 @@ fn rst_with_exact_sequence_resets_established() {
     let out = s.send(RST, s.p, 0, b"");
     assert!(out.is_empty());
     assert_eq!(s.ep.state(s.conn), Some(Closed));
-    assert_eq!(s.ep.stats().estab_resets, 1);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::EstabResets], 1);
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn rst_in_window_but_not_exact_gets_challenge_ack_rfc5961_3_2() {
     assert!(out[0].is(ACK));
     assert_eq!(out[0].ack, s.p);
     assert_eq!(s.ep.state(s.conn), Some(Established));
-    assert_eq!(s.ep.stats().challenge_acks, 1);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::TCPChallengeACK], 1);
 }
 
 #[test]
@@ -298,7 +298,7 @@ fn paws_drops_segment_with_old_timestamp_rfc7323_5() {
     assert!(out[0].is(ACK));
     let mut buf = [0u8; 8];
     assert_eq!(ep.recv(now, c, &mut buf), Ok(None));
-    assert_eq!(ep.stats().paws_rejected, 1);
+    assert_eq!(ep.stats()[tcpfsm_core::Counter::PAWSEstab], 1);
 }
 
 #[test]
@@ -400,7 +400,7 @@ fn tw_reuse_with_timestamps_takes_over_time_wait_ports() {
         n.a.close(n.now, c).unwrap();
         n.run_for(Duration::from_secs(2));
     }
-    assert!(n.a.stats().tw_recycled >= 12);
+    assert!(n.a.stats()[tcpfsm_core::Counter::TWRecycled] >= 12);
     assert!(n.ev_a.iter().any(|e| matches!(
         e,
         Event::StateChanged {
@@ -452,7 +452,7 @@ fn flood_server(
 fn syn_queue_overflow_without_cookies_drops_syns() {
     let (mut ep, me, now, _) = flood_server(SynCookies::Off);
     assert_eq!(ep.census().get(SynReceived), 8);
-    assert_eq!(ep.stats().listen_drops, 42);
+    assert_eq!(ep.stats()[tcpfsm_core::Counter::ListenDrops], 42);
     let real = addr(A_IP, 40_000);
     ep.handle_packet(now, &seg(real, me, SYN, 1, 0).bytes());
     assert!(
@@ -465,7 +465,7 @@ fn syn_queue_overflow_without_cookies_drops_syns() {
 fn syn_cookies_answer_when_syn_queue_overflows_and_accept_on_ack() {
     let (mut ep, me, now, l) = flood_server(SynCookies::OnOverflow);
     assert_eq!(ep.census().get(SynReceived), 8);
-    assert_eq!(ep.stats().syncookies_sent, 42);
+    assert_eq!(ep.stats()[tcpfsm_core::Counter::SyncookiesSent], 42);
     let real = addr(A_IP, 40_000);
     ep.handle_packet(now, &seg(real, me, SYN, 1, 0).bytes());
     let synack = drain(&mut ep, now).remove(0);
@@ -478,7 +478,7 @@ fn syn_cookies_answer_when_syn_queue_overflows_and_accept_on_ack() {
     let mut ack = seg(real, me, ACK | PSH, 2, synack.seq + 1);
     ack.payload = b"GET".to_vec();
     ep.handle_packet(now, &ack.bytes());
-    assert_eq!(ep.stats().syncookies_recv, 1);
+    assert_eq!(ep.stats()[tcpfsm_core::Counter::SyncookiesRecv], 1);
     let c = ep.accept(now, l).unwrap().unwrap();
     assert_eq!(ep.state(c), Some(Established));
     let mut buf = [0u8; 8];
@@ -492,7 +492,7 @@ fn forged_cookie_ack_gets_rst() {
     ep.handle_packet(now, &seg(real, me, ACK, 2, 123_456).bytes());
     let out = drain(&mut ep, now);
     assert!(out[0].is(RST));
-    assert_eq!(ep.stats().syncookies_failed, 1);
+    assert_eq!(ep.stats()[tcpfsm_core::Counter::SyncookiesFailed], 1);
 }
 
 #[test]
@@ -526,7 +526,7 @@ fn synack_retransmits_then_half_open_is_dropped() {
         "SYN-ACK retransmitted at 1 s then 2 s later"
     );
     assert_eq!(ep.census().get(SynReceived), 0);
-    assert_eq!(ep.stats().attempt_fails, 1);
+    assert_eq!(ep.stats()[tcpfsm_core::Counter::AttemptFails], 1);
 }
 
 #[test]
@@ -544,7 +544,7 @@ fn full_accept_queue_drops_the_final_ack() {
         }
     }
     assert_eq!(ep.census().get(Established), 1);
-    assert_eq!(ep.stats().listen_overflows, 1);
+    assert_eq!(ep.stats()[tcpfsm_core::Counter::ListenOverflows], 1);
 }
 
 #[test]
@@ -605,12 +605,12 @@ fn three_duplicate_acks_trigger_fast_retransmit_rfc5681() {
     s.ep.send(s.now, s.conn, &[1u8; 1460 * 6]).unwrap();
     let out = drain(&mut s.ep, s.now);
     assert_eq!(out.len(), 6);
-    let before = s.ep.stats().retrans_segs;
+    let before = s.ep.stats()[tcpfsm_core::Counter::RetransSegs];
     let mut rtx = Vec::new();
     for _ in 0..3 {
         rtx.extend(s.send(ACK, s.p, s.y, b""));
     }
-    assert_eq!(s.ep.stats().retrans_segs, before + 1);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::RetransSegs], before + 1);
     assert_eq!(
         rtx.iter()
             .filter(|r| r.seq == s.y && r.payload.len() == 1460)
@@ -644,8 +644,8 @@ fn bad_checksum_is_counted_and_dropped() {
     bytes[last] ^= 0x40;
     s.ep.handle_packet(s.now, &bytes);
     s.ep.handle_packet(s.now, &bytes[..10]);
-    assert_eq!(s.ep.stats().in_csum_errors, 1);
-    assert_eq!(s.ep.stats().in_errs, 2);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::InCsumErrors], 1);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::InErrs], 2);
     assert!(drain(&mut s.ep, s.now).is_empty());
 }
 
@@ -791,7 +791,7 @@ fn ipv4_mapped_ipv6_addresses_are_refused() {
     let mapped = addr("::ffff:10.0.0.1", 4000);
     ep.handle_packet(now, &seg(mapped, addr("fd00::2", 80), SYN, 1, 0).bytes());
     assert!(drain(&mut ep, now).is_empty());
-    assert_eq!(ep.stats().in_errs, 1);
+    assert_eq!(ep.stats()[tcpfsm_core::Counter::InErrs], 1);
     assert_eq!(
         ep.connect(now, addr("fd00::2", 0), mapped),
         Err(ConnectError::InvalidAddr)

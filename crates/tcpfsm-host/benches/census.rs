@@ -9,6 +9,10 @@
 //!   against a scrape of the node exporter's tcpstat collector (`prometheus-node-exporter`);
 //! - `tcpfsm states --process tcpfsm-leaker` against `ss -tanp` (what `ss -tanp | grep` costs).
 //!
+//! - `tcpfsm states -o/-i/-m` against `ss -tano/-tani/-tanm` over the established sockets;
+//! - with `TCPFSM_BIN_BASELINE=<older tcpfsm binary>`: the same `states` commands from that
+//!   build and this one, interleaved (A B, B A, …), with the median of the paired ratios.
+//!
 //! Run: `cargo build --release -p tcpfsm && cargo bench -p tcpfsm-host --bench census -- --sockets 100000`
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -253,6 +257,55 @@ fn main() {
         c.row("every socket with owners: tcpfsm states --list");
         ssp.ratio("ss -tanp / tcpfsm states --list", c);
     }
+    // --- the ss -o / -i / -m views: asked of the kernel only with the flag ---
+    if let Some(bin) = &bin {
+        println!();
+        println!("ss-style detail over the ESTABLISHED sockets (no owners on either side):");
+        for (ours, theirs) in [
+            (
+                vec!["states", "-s", "established", "--no-process"],
+                vec!["-tan", "state", "established"],
+            ),
+            (
+                vec!["states", "-o", "-s", "established", "--no-process"],
+                vec!["-tano", "state", "established"],
+            ),
+            (
+                vec!["states", "-i", "-s", "established", "--no-process"],
+                vec!["-tani", "state", "established"],
+            ),
+            (
+                vec!["states", "-m", "-s", "established", "--no-process"],
+                vec!["-tanm", "state", "established"],
+            ),
+        ] {
+            let o = measure(Cpu::Children, || run_quiet(bin, &ours));
+            let t = measure(Cpu::Children, || {
+                run_quiet(std::path::Path::new("ss"), &theirs)
+            });
+            o.row(&format!("tcpfsm {}", ours.join(" ")));
+            t.row(&format!("ss {}", theirs.join(" ")));
+            t.ratio("ss / tcpfsm", &o);
+        }
+    }
+    // --- before/after: the same commands from a baseline build, interleaved ---
+    if let (Some(bin), Some(base)) = (&bin, std::env::var_os("TCPFSM_BIN_BASELINE")) {
+        let base = PathBuf::from(base);
+        println!();
+        println!(
+            "this build against {} ({} interleaved pairs, CPU; ratio = this / baseline):",
+            base.display(),
+            2 * REPEAT
+        );
+        for args in [
+            vec!["states", "--json"],
+            vec!["states", "-s", "close-wait", "--json"],
+            vec!["states", "--process", LEAKER_COMM, "--json"],
+            vec!["states", "--list"],
+        ] {
+            paired(&args, &base, bin);
+        }
+    }
     println!();
     println!("one diagnose sample (tcpfsm_host::Sampler::sample):");
     snap_full.row("with per-process open-file scan");
@@ -361,6 +414,54 @@ fn measure(cpu: Cpu, mut f: impl FnMut()) -> Measured {
         wall: walls[REPEAT / 2],
         cpu: cpus[REPEAT / 2],
     }
+}
+
+/// Runs a command with its output discarded; it must succeed.
+fn run_quiet(prog: &std::path::Path, args: &[&str]) {
+    let st = Command::new(prog)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{} {args:?}", prog.display());
+}
+
+/// CPU time of one run of a command (reaped children's rusage).
+fn cpu_of(prog: &std::path::Path, args: &[&str]) -> Duration {
+    let c0 = cpu_now(&Cpu::Children);
+    run_quiet(prog, args);
+    cpu_now(&Cpu::Children).saturating_sub(c0)
+}
+
+/// Baseline and current build of one command in A B, B A, … order: medians of each and the
+/// median of the per-pair ratios (current / baseline).
+fn paired(args: &[&str], base: &std::path::Path, cur: &std::path::Path) {
+    run_quiet(base, args);
+    run_quiet(cur, args);
+    let (mut b, mut c, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..2 * REPEAT {
+        let (x, y) = if i % 2 == 0 {
+            let x = cpu_of(base, args);
+            (x, cpu_of(cur, args))
+        } else {
+            let y = cpu_of(cur, args);
+            (cpu_of(base, args), y)
+        };
+        b.push(x);
+        c.push(y);
+        r.push(y.as_secs_f64() / x.as_secs_f64().max(1e-9));
+    }
+    b.sort();
+    c.sort();
+    r.sort_by(f64::total_cmp);
+    let mid = REPEAT;
+    println!(
+        "  tcpfsm {:<44} baseline {:>8.2} ms, this {:>8.2} ms, ratio {:.2}",
+        args.join(" "),
+        b[mid].as_secs_f64() * 1e3,
+        c[mid].as_secs_f64() * 1e3,
+        r[mid]
+    );
 }
 
 /// `ss <args>` with its output counted per state (first column), as the texts' one-liner does.

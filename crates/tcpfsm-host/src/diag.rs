@@ -11,6 +11,7 @@
 //! kernel's own work. The hand parser reads the fixed 72-byte header in place; a unit test checks
 //! it against the crate's parse of the same bytes.
 
+use crate::sockinfo::{Extensions, Extras, SocketTimer};
 use crate::HostError;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
@@ -146,6 +147,8 @@ pub struct SocketRow {
     /// (TIME_WAIT, request sockets, orphans).
     pub inode: u64,
     pub uid: u32,
+    /// The pending timer (retransmit, keepalive, TIME_WAIT, persist), if any.
+    pub timer: Option<SocketTimer>,
 }
 
 /// The fixed part of one `inet_diag_msg`, read in place.
@@ -153,10 +156,14 @@ pub struct SocketRow {
 pub struct RawDiagMsg {
     pub family: u8,
     pub state: u8,
+    pub timer: u8,
+    pub retrans: u8,
     pub sport: u16,
     pub dport: u16,
     pub src: IpAddr,
     pub dst: IpAddr,
+    /// Milliseconds until `timer` fires.
+    pub expires: u32,
     pub rqueue: u32,
     pub wqueue: u32,
     pub uid: u32,
@@ -191,10 +198,13 @@ pub fn parse_inet_diag_msg(p: &[u8]) -> Option<RawDiagMsg> {
     Some(RawDiagMsg {
         family,
         state: p[1],
+        timer: p[2],
+        retrans: p[3],
         sport: u16::from_be_bytes([p[4], p[5]]),
         dport: u16::from_be_bytes([p[6], p[7]]),
         src: addr(8, family)?,
         dst: addr(24, family)?,
+        expires: ne32(52),
         rqueue: ne32(56),
         wqueue: ne32(60),
         uid: ne32(64),
@@ -213,6 +223,7 @@ impl RawDiagMsg {
             tx_queue: self.wqueue,
             inode: self.inode as u64,
             uid: self.uid,
+            timer: SocketTimer::from_header(self.timer, self.expires, self.retrans),
         })
     }
 }
@@ -227,6 +238,8 @@ pub struct SockDiag {
     netns: Option<u64>,
     /// The kernel accepts the legacy both-families request.
     compat_ok: bool,
+    /// `idiag_ext` of the next request (set only for the duration of a for_each_ext dump).
+    ext: u8,
 }
 
 fn census_of(counts: &[u64; 11]) -> Census {
@@ -277,6 +290,7 @@ impl SockDiag {
             seq: 0,
             netns: current_netns(),
             compat_ok: true,
+            ext: 0,
         })
     }
 
@@ -367,6 +381,29 @@ impl SockDiag {
         })
     }
 
+    /// [`SockDiag::for_each`] with INET_DIAG extensions: `f` also gets the `tcp_info`,
+    /// congestion control and socket memory the kernel attached. Minisockets (TIME_WAIT,
+    /// request sockets) carry none. Ask only for what is shown: each extension is kernel work
+    /// and reply bytes per socket.
+    pub fn for_each_ext(
+        &mut self,
+        filter: &Filter,
+        ext: Extensions,
+        mut f: impl FnMut(&SocketRow, &Extras<'_>),
+    ) -> Result<(), HostError> {
+        let port = filter.port;
+        self.ext = ext.mask();
+        let r = self.dump(filter.states.kernel_mask(), filter.family, |p| {
+            if let Some(row) = parse_inet_diag_msg(p).and_then(|m| m.row()) {
+                if port.is_none_or(|pt| row.local.port() == pt || row.remote.port() == pt) {
+                    f(&row, &Extras::parse(&p[INET_DIAG_MSG_LEN..]));
+                }
+            }
+        });
+        self.ext = 0;
+        r
+    }
+
     /// The selected sockets as rows.
     pub fn sockets(&mut self, filter: &Filter) -> Result<Vec<SocketRow>, HostError> {
         let mut v = Vec::new();
@@ -394,8 +431,8 @@ impl SockDiag {
             NetlinkPayload::from(SockDiagMessage::InetRequest(InetRequest {
                 family,
                 protocol: IPPROTO_TCP,
-                // No extensions: tcp_info, meminfo, congestion info are not needed to count or list.
-                extensions: ExtensionFlags::empty(),
+                // Only what for_each_ext asked for: counting and listing need none.
+                extensions: ExtensionFlags::from_bits_retain(self.ext),
                 states: StateFlags::from_bits_retain(states),
                 socket_id,
             })),
@@ -421,9 +458,10 @@ impl SockDiag {
         r[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
         r[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
         r[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        // Payload: family, src_len, dst_len, ext (all 0: no extensions), sockid (48 zero bytes:
-        // wildcard), idiag_states, idiag_dbs.
+        // Payload: family, src_len, dst_len (0), ext (what for_each_ext asked for; 0 otherwise),
+        // sockid (48 zero bytes: wildcard), idiag_states, idiag_dbs.
         let p = NLMSG_HDRLEN;
+        r[p + 3] = self.ext;
         r[p + 52..p + 56].copy_from_slice(&states.to_ne_bytes());
     }
 
@@ -553,7 +591,10 @@ mod tests {
                 header: InetResponseHeader {
                     family: if src.is_ipv4() { AF_INET } else { AF_INET6 },
                     state: 8,
-                    timer: None,
+                    timer: Some(netlink_packet_sock_diag::inet::Timer::Retransmit(
+                        std::time::Duration::from_millis(1234),
+                        3,
+                    )),
                     socket_id: SocketId {
                         source_port: src.port(),
                         destination_port: dst.port(),
@@ -583,6 +624,11 @@ mod tests {
             assert_eq!(raw.uid, typed.header.uid);
             assert_eq!(raw.inode, typed.header.inode);
             let row = raw.row().unwrap();
+            assert_eq!(
+                row.timer,
+                SocketTimer::from_header(1, 1234, 3),
+                "timer, expires and retrans at the crate's offsets"
+            );
             assert_eq!(row.state, State::CloseWait);
             assert_eq!(row.local, src);
             assert_eq!(row.remote, dst);

@@ -5,35 +5,27 @@
 //! scan is done once per request, only for the inodes asked about, and stops as soon as all are
 //! found. Sockets with inode 0 (TIME_WAIT, half-open request sockets, orphans) have no file and
 //! so no owner; sockets of other users' processes are invisible without root (their fd
-//! directories cannot be read) — both are reported as such rather than silently dropped.
+//! directories cannot be read) — both are reported as such ([`NoOwner`], one spelling for every
+//! command) rather than silently dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
-use tcpfsm_observe::{FdUsage, ProcessRef};
+use tcpfsm_observe::{FdUsage, NoOwner, ProcessRef};
 
-/// Why a socket has no owner in an [`Attribution`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unattributed {
-    /// Inode 0: no file refers to the socket (TIME_WAIT, SYN_RECEIVED request sockets, orphans
-    /// after close()). No process owns it.
-    NoOwner,
-    /// No readable fd directory holds it, and some could not be read (permission denied: other
-    /// users' processes need root).
-    PermissionDenied,
-    /// No process holds it (it was closed between the dump and the scan).
-    NotFound,
+/// One descriptor that refers to a socket: `ss -p`'s `("nginx",pid=12,fd=7)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Holder {
+    pub pid: u32,
+    pub comm: String,
+    pub fd: u32,
 }
 
-impl Unattributed {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Unattributed::NoOwner => "no owner (kernel-held: TIME_WAIT, half-open or orphaned)",
-            Unattributed::PermissionDenied => {
-                "owner hidden (other users' processes need root to inspect)"
-            }
-            Unattributed::NotFound => "no process found (closed meanwhile)",
+impl Holder {
+    pub fn process(&self) -> ProcessRef {
+        ProcessRef {
+            pid: self.pid,
+            comm: self.comm.clone(),
         }
     }
 }
@@ -41,15 +33,15 @@ impl Unattributed {
 /// The owner of one socket, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner<'a> {
-    /// Holders, in pid order; a socket inherited over fork() has several.
-    Processes(&'a [ProcessRef]),
-    None(Unattributed),
+    /// Holders, in pid then fd order; a socket inherited over fork() or dup()ed has several.
+    Processes(&'a [Holder]),
+    None(NoOwner),
 }
 
 /// Socket inodes mapped to processes; the result of one /proc scan.
 #[derive(Debug, Clone, Default)]
 pub struct Attribution {
-    owners: HashMap<u64, Vec<ProcessRef>>,
+    owners: HashMap<u64, Vec<Holder>>,
     /// Pids whose fd directory could not be read.
     pub denied_pids: Vec<u32>,
     /// Processes looked at.
@@ -63,18 +55,33 @@ impl Attribution {
     /// The owner of the socket with this inode.
     pub fn owner(&self, inode: u64) -> Owner<'_> {
         if inode == 0 {
-            return Owner::None(Unattributed::NoOwner);
+            return Owner::None(NoOwner::Kernel);
         }
         match self.owners.get(&inode) {
             Some(v) => Owner::Processes(v),
-            None if !self.denied_pids.is_empty() => Owner::None(Unattributed::PermissionDenied),
-            None => Owner::None(Unattributed::NotFound),
+            None if !self.denied_pids.is_empty() => Owner::None(NoOwner::Hidden),
+            None => Owner::None(NoOwner::Gone),
         }
     }
 
-    /// The first (lowest-pid) holder, if any.
-    pub fn first_owner(&self, inode: u64) -> Option<&ProcessRef> {
-        self.owners.get(&inode).and_then(|v| v.first())
+    /// The first (lowest-pid) holder's process, if any.
+    pub fn first_owner(&self, inode: u64) -> Option<ProcessRef> {
+        self.owners
+            .get(&inode)
+            .and_then(|v| v.first())
+            .map(Holder::process)
+    }
+
+    /// Records one process's `(fd, inode)` hits.
+    fn add(&mut self, pid: u32, comm: String, mut hits: Vec<(u32, u64)>) {
+        hits.sort_unstable();
+        for (fd, ino) in hits {
+            self.owners.entry(ino).or_default().push(Holder {
+                pid,
+                comm: comm.clone(),
+                fd,
+            });
+        }
     }
 
     /// Number of inodes attributed.
@@ -107,8 +114,9 @@ pub fn socket_inode(link: &[u8]) -> Option<u64> {
     std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
-/// Walks one process's fd directory; `f` gets each socket inode. Returns (open fds, readable).
-fn walk_fds(pid: u32, mut f: impl FnMut(u64) -> bool) -> (u64, bool) {
+/// Walks one process's fd directory; `f` gets each socket's fd number and inode. Returns
+/// (open fds, readable).
+fn walk_fds(pid: u32, mut f: impl FnMut(u32, u64) -> bool) -> (u64, bool) {
     use std::os::unix::ffi::OsStrExt;
     let dir = format!("/proc/{pid}/fd");
     let rd = match fs::read_dir(&dir) {
@@ -122,7 +130,8 @@ fn walk_fds(pid: u32, mut f: impl FnMut(u64) -> bool) -> (u64, bool) {
         path.push(e.file_name());
         if let Ok(target) = fs::read_link(&path) {
             if let Some(ino) = socket_inode(target.as_os_str().as_bytes()) {
-                if !f(ino) {
+                let fd = e.file_name().to_str().and_then(|n| n.parse().ok());
+                if !f(fd.unwrap_or(u32::MAX), ino) {
                     return (open, true);
                 }
             }
@@ -143,11 +152,10 @@ pub fn attribute(inodes: &HashSet<u64>) -> Attribution {
     }
     for pid in pids() {
         a.scanned_pids += 1;
-        let mut comm: Option<String> = None;
-        let mut hits: Vec<u64> = Vec::new();
-        let (_, readable) = walk_fds(pid, |ino| {
+        let mut hits: Vec<(u32, u64)> = Vec::new();
+        let (_, readable) = walk_fds(pid, |fd, ino| {
             if inodes.contains(&ino) {
-                hits.push(ino);
+                hits.push((fd, ino));
                 missing.remove(&ino);
             }
             true
@@ -159,14 +167,7 @@ pub fn attribute(inodes: &HashSet<u64>) -> Attribution {
             continue;
         }
         if !hits.is_empty() {
-            let c = comm.get_or_insert_with(|| comm_of(pid).unwrap_or_else(|| "?".into()));
-            let p = ProcessRef {
-                pid,
-                comm: c.clone(),
-            };
-            for ino in hits {
-                a.owners.entry(ino).or_default().push(p.clone());
-            }
+            a.add(pid, comm_of(pid).unwrap_or_else(|| "?".into()), hits);
         }
         if missing.is_empty() {
             break;
@@ -198,13 +199,15 @@ pub fn sockets_of(select: impl Fn(&ProcessRef) -> bool) -> Attribution {
         if !select(&p) {
             continue;
         }
-        let (_, readable) = walk_fds(pid, |ino| {
-            a.owners.entry(ino).or_default().push(p.clone());
+        let mut hits: Vec<(u32, u64)> = Vec::new();
+        let (_, readable) = walk_fds(pid, |fd, ino| {
+            hits.push((fd, ino));
             true
         });
         if !readable {
             a.denied_pids.push(pid);
         }
+        a.add(p.pid, p.comm, hits);
     }
     a
 }
@@ -215,10 +218,10 @@ pub fn attribute_all(inodes: &HashSet<u64>) -> Attribution {
     let mut a = Attribution::default();
     for pid in pids() {
         a.scanned_pids += 1;
-        let mut hits: Vec<u64> = Vec::new();
-        let (open, readable) = walk_fds(pid, |ino| {
+        let mut hits: Vec<(u32, u64)> = Vec::new();
+        let (open, readable) = walk_fds(pid, |fd, ino| {
             if inodes.contains(&ino) {
-                hits.push(ino);
+                hits.push((fd, ino));
             }
             true
         });
@@ -237,9 +240,7 @@ pub fn attribute_all(inodes: &HashSet<u64>) -> Attribution {
         };
         a.fd_counts
             .insert(pid, (p.clone(), open, hits.len() as u64));
-        for ino in hits {
-            a.owners.entry(ino).or_default().push(p.clone());
-        }
+        a.add(pid, p.comm, hits);
     }
     a
 }
@@ -309,10 +310,15 @@ Max locked memory         8388608              8388608              bytes     \n
         let a = attribute(&HashSet::from([ino]));
         let me = std::process::id();
         match a.owner(ino) {
-            Owner::Processes(ps) => assert!(ps.iter().any(|p| p.pid == me)),
+            Owner::Processes(ps) => {
+                assert!(
+                    ps.iter().any(|p| p.pid == me && p.fd == fd as u32),
+                    "{ps:?}"
+                )
+            }
             other => panic!("not attributed: {other:?}"),
         }
-        assert_eq!(a.owner(0), Owner::None(Unattributed::NoOwner));
+        assert_eq!(a.owner(0), Owner::None(NoOwner::Kernel));
         let all = attribute_all(&HashSet::from([ino]));
         let (_, open, tcp) = all.fd_counts.get(&me).unwrap();
         assert!(*open >= 1 && *tcp == 1);

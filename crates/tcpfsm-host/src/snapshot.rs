@@ -1,15 +1,17 @@
 //! One [`Snapshot`] of the host: a single sock_diag dump of all states feeding the census,
 //! TIME_WAIT by remote, listener queues and CLOSE_WAIT owners, plus /proc counters and sysctls.
 
-use crate::counters::{read_counters, read_sysctls};
+use crate::counters::{read_sysctls, RawCounters};
 use crate::diag::{Filter, SockDiag, StateSet};
-use crate::procs::{attribute, attribute_all, fd_usage, Attribution, Owner, Unattributed};
+use crate::procs::{attribute, attribute_all, fd_usage, Attribution, Owner};
+use crate::sockinfo::TimerKind;
 use crate::HostError;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tcpfsm_observe::{
-    ListenerQueue, ProcessBreakdown, ProcessCount, QueuedBytes, RemoteCount, Snapshot,
+    ListenerCount, ListenerQueue, NoOwner, Orphans, ProcessBreakdown, ProcessCount, QueuedBytes,
+    RemoteCount, Snapshot,
 };
 use tcpfsm_states::{Census, State};
 
@@ -52,6 +54,12 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
     let mut close_wait_inodes: Vec<u64> = Vec::new();
     let mut listeners: Vec<(SocketAddr, u32, u32, u64)> = Vec::new();
     let mut tw: HashMap<SocketAddr, (u64, u64)> = HashMap::new();
+    let mut fw2: HashMap<SocketAddr, (u64, u64)> = HashMap::new();
+    let mut fw2_owned: Vec<u64> = Vec::new();
+    let mut syn_recv: HashMap<SocketAddr, u64> = HashMap::new();
+    // Inodes of live connections per remote, to name who talks to the busiest TIME_WAIT remote.
+    let mut live_by_remote: HashMap<SocketAddr, Vec<u64>> = HashMap::new();
+    let mut orphans = Orphans::default();
     let mut all_inodes: HashSet<u64> = HashSet::new();
     let eph = sysctls.ephemeral_ports;
     // TIME_WAIT sockets have no owner and no descriptor: when they are not grouped, they need
@@ -78,23 +86,47 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
         if r.state != State::Listen {
             queued.tx += r.tx_queue as u64;
         }
+        let ephemeral = eph.is_some_and(|p| p.contains(r.local.port()));
+        // A closing socket no file refers to is an orphan (see Orphans).
+        if r.inode == 0 && Orphans::STATES.contains(&r.state) {
+            orphans.by_state.add(r.state, 1);
+            if r.state == State::FinWait2 && r.timer.is_some_and(|t| t.kind == TimerKind::TimeWait)
+            {
+                orphans.fin_wait2_minisocks += 1;
+            }
+        }
         match r.state {
             State::CloseWait => close_wait_inodes.push(r.inode),
             State::Listen => listeners.push((r.local, r.rx_queue, r.tx_queue, r.inode)),
             State::TimeWait => {
                 let e = tw.entry(r.remote).or_default();
                 e.0 += 1;
-                if eph.is_some_and(|p| p.contains(r.local.port())) {
-                    e.1 += 1;
+                e.1 += u64::from(ephemeral);
+            }
+            State::FinWait2 => {
+                let e = fw2.entry(r.remote).or_default();
+                e.0 += 1;
+                e.1 += u64::from(ephemeral);
+                if r.inode != 0 {
+                    fw2_owned.push(r.inode);
                 }
             }
+            State::SynReceived => *syn_recv.entry(r.local).or_default() += 1,
             _ => {}
+        }
+        if r.inode != 0 && matches!(r.state, State::Established | State::SynSent) {
+            live_by_remote.entry(r.remote).or_default().push(r.inode);
         }
         if opts.fd_usage && r.inode != 0 {
             all_inodes.insert(r.inode);
         }
     })?;
-    let counters = read_counters().ok();
+    let raw = RawCounters::read().ok();
+    let time_wait_by_remote = group(tw, opts.top_remotes);
+    let top_tw_remote = time_wait_by_remote.first().map(|g| g.remote);
+    let tw_holders: Vec<u64> = top_tw_remote
+        .and_then(|r| live_by_remote.remove(&r))
+        .unwrap_or_default();
 
     let attribution: Option<Attribution> = if opts.fd_usage {
         Some(attribute_all(&all_inodes))
@@ -103,6 +135,8 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
             .iter()
             .copied()
             .chain(listeners.iter().map(|l| l.3))
+            .chain(fw2_owned.iter().copied())
+            .chain(tw_holders.iter().copied())
             .collect();
         Some(attribute(&wanted))
     } else {
@@ -112,18 +146,62 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
     let close_wait_by_process = attribution
         .as_ref()
         .map(|a| breakdown(a, &close_wait_inodes));
-    let listeners = listeners
+    let listeners: Vec<ListenerQueue> = listeners
         .into_iter()
         .map(|(local, q, b, ino)| ListenerQueue {
             local,
             queue_len: q,
             backlog: b,
-            owner: attribution
-                .as_ref()
-                .and_then(|a| a.first_owner(ino).cloned()),
+            owner: attribution.as_ref().and_then(|a| a.first_owner(ino)),
         })
         .collect();
-    let mut remotes: Vec<RemoteCount> = tw
+    // Half-open connections per listener: a request socket's local address is the one the
+    // SYN was sent to; its listener has that port and that address or the wildcard.
+    let mut per_listener: HashMap<SocketAddr, u64> = HashMap::new();
+    for (local, n) in syn_recv {
+        let l = listeners
+            .iter()
+            .filter(|l| l.local.port() == local.port())
+            .find(|l| l.local.ip() == local.ip() || l.local.ip().is_unspecified());
+        *per_listener
+            .entry(l.map_or(local, |l| l.local))
+            .or_default() += n;
+    }
+    let mut syn_recv_by_listener: Vec<ListenerCount> = per_listener
+        .into_iter()
+        .map(|(listener, count)| ListenerCount {
+            listener,
+            count,
+            owner: listeners
+                .iter()
+                .find(|l| l.local == listener)
+                .and_then(|l| l.owner.clone()),
+        })
+        .collect();
+    syn_recv_by_listener.sort_by(|a, b| b.count.cmp(&a.count).then(a.listener.cmp(&b.listener)));
+    let holders = |inodes: &[u64]| attribution.as_ref().map(|a| breakdown(a, inodes));
+    Ok(Snapshot {
+        time_ms,
+        census,
+        close_wait_by_process,
+        time_wait_by_remote: group_tw.then_some(time_wait_by_remote),
+        listeners: Some(listeners),
+        counters: raw.as_ref().map(|r| r.mib),
+        sockstat: raw.as_ref().map(RawCounters::sockstat),
+        sysctls,
+        fd_usage: attribution.as_ref().filter(|_| opts.fd_usage).map(fd_usage),
+        queued_bytes: Some(queued),
+        orphans: Some(orphans),
+        fin_wait2_by_remote: Some(group(fw2, opts.top_remotes.max(5))),
+        fin_wait2_by_process: holders(&fw2_owned),
+        syn_recv_by_listener: Some(syn_recv_by_listener),
+        time_wait_remote_holders: top_tw_remote.and(holders(&tw_holders)).map(|b| b.processes),
+    })
+}
+
+/// Sockets counted per remote, the most ephemeral-port holders first, at most `top`.
+fn group(m: HashMap<SocketAddr, (u64, u64)>, top: usize) -> Vec<RemoteCount> {
+    let mut remotes: Vec<RemoteCount> = m
         .into_iter()
         .map(|(remote, (count, ephemeral_local))| RemoteCount {
             remote,
@@ -137,26 +215,15 @@ pub fn snapshot(diag: &mut SockDiag, opts: &SnapshotOptions) -> Result<Snapshot,
             .then(b.count.cmp(&a.count))
             .then(a.remote.cmp(&b.remote))
     });
-    remotes.truncate(opts.top_remotes);
-    let remotes = group_tw.then_some(remotes);
-    Ok(Snapshot {
-        time_ms,
-        census,
-        close_wait_by_process,
-        time_wait_by_remote: remotes,
-        listeners: Some(listeners),
-        counters,
-        sysctls,
-        fd_usage: attribution.as_ref().filter(|_| opts.fd_usage).map(fd_usage),
-        queued_bytes: Some(queued),
-    })
+    remotes.truncate(top);
+    remotes
 }
 
 /// Counts sockets per owning process (each socket counted once, for its first holder).
 pub fn breakdown(a: &Attribution, inodes: &[u64]) -> ProcessBreakdown {
     let mut per: HashMap<(u32, String), u64> = HashMap::new();
     let mut unattributed = 0;
-    let mut reasons: HashSet<Unattributed> = HashSet::new();
+    let mut reasons: HashSet<NoOwner> = HashSet::new();
     for &ino in inodes {
         match a.owner(ino) {
             Owner::Processes(ps) if !ps.is_empty() => {
@@ -174,8 +241,9 @@ pub fn breakdown(a: &Attribution, inodes: &[u64]) -> ProcessBreakdown {
         .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
         .collect();
     processes.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
-    let mut rs: Vec<&str> = reasons.iter().map(|r| r.describe()).collect();
+    let mut rs: Vec<NoOwner> = reasons.into_iter().collect();
     rs.sort();
+    let rs: Vec<&str> = rs.into_iter().map(NoOwner::label).collect();
     ProcessBreakdown {
         processes,
         unattributed,

@@ -8,6 +8,7 @@ use support::*;
 use tcpfsm_host::{
     attribute, snapshot, Family, Filter, Owner, SnapshotOptions, SockDiag, State, StateSet,
 };
+use tcpfsm_states::Counter;
 
 const N: usize = 5;
 const M: usize = 4;
@@ -164,8 +165,8 @@ fn listeners_report_accept_queue_length_and_backlog() {
     assert!(ok, "accept queue never reached {OVERFLOW_ADMITTED}: {r:?}");
     assert_eq!(r.tx_queue, 1, "backlog given to listen()");
     // The kernel counted the dropped handshakes in this namespace's counters.
-    let c = ns.run(|| tcpfsm_host::read_counters().unwrap());
-    assert!(c.listen_overflows > 0, "{c:?}");
+    let c = ns.run(|| tcpfsm_host::RawCounters::read().unwrap().mib);
+    assert!(c[Counter::ListenOverflows] > 0, "{c:?}");
     // And the diagnosis calls the full queue critical.
     let snap = ns.run(|| {
         snapshot(
@@ -212,7 +213,7 @@ fn close_wait_sockets_are_attributed_to_the_holding_process() {
                 assert!(ps.iter().any(|p| p.pid == holder.pid()), "{ps:?}")
             }
             (State::TimeWait, Owner::None(why)) => {
-                assert_eq!(why, tcpfsm_host::Unattributed::NoOwner)
+                assert_eq!(why, tcpfsm_host::NoOwner::Kernel)
             }
             other => panic!("unexpected attribution {other:?} for {r:?}"),
         }
@@ -303,7 +304,7 @@ fn census_time_wait_from_kernel_counter_matches_a_full_dump() {
     assert_eq!(fast.get(State::TimeWait), ns.ss_count("time-wait"));
     assert_eq!(fast.get(State::FinWait2), ns.ss_count("fin-wait-2"));
     // The kernel's own counter really does include the orphaned FIN_WAIT_2 minisocks.
-    let tw_counter = ns.run(|| tcpfsm_host::read_counters().unwrap().time_wait);
+    let tw_counter = ns.run(|| tcpfsm_host::RawCounters::read().unwrap().sockstat().tw);
     assert_eq!(tw_counter, (K + ORPHANS) as u64);
     // Only TIME_WAIT asked for: the subtraction still happens.
     let only_tw = ns.run(|| {

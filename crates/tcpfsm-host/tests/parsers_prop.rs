@@ -2,7 +2,7 @@
 //! an error and never panic.
 
 use proptest::prelude::*;
-use tcpfsm_host::counters::{parse_paired, parse_port_range, parse_sockstat, RawCounters};
+use tcpfsm_host::counters::{parse_port_range, parse_sockstat, parse_tables, RawCounters};
 use tcpfsm_host::diag::{parse_batch, parse_inet_diag_msg};
 use tcpfsm_host::procs::{parse_nofile_limit, socket_inode};
 
@@ -28,11 +28,13 @@ proptest! {
 
     #[test]
     fn proc_text_of_any_content_does_not_panic(text in "\\PC{0,400}") {
-        let _ = parse_paired(&text, "Tcp");
+        let _ = parse_tables(&text);
         let _ = parse_sockstat(&text, "TCP");
         let _ = parse_port_range(&text);
         let _ = parse_nofile_limit(&text);
-        let _ = RawCounters::parse(&text, &text, &text, &text).counters();
+        let r = RawCounters::parse(&text, &text, &text, &text);
+        let _ = r.sockstat();
+        let _ = r.fields(tcpfsm_states::mib::Group::TcpExt).count();
         let _ = socket_inode(text.as_bytes());
     }
 
@@ -44,9 +46,12 @@ proptest! {
             names.join(" "),
             vals.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
         );
-        let m = parse_paired(&text, "Tcp");
-        for (n, v) in names.iter().zip(&vals) {
-            prop_assert_eq!(m[n], *v);
+        let t = parse_tables(&text);
+        prop_assert_eq!(t.len(), 1);
+        prop_assert_eq!(t[0].fields.len(), vals.len());
+        for ((n, v), (name, got)) in names.iter().zip(&vals).zip(&t[0].fields) {
+            prop_assert_eq!(n, name);
+            prop_assert_eq!(*got, *v as u64, "negative values keep their two's complement");
         }
     }
 }

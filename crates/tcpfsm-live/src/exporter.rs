@@ -141,7 +141,7 @@ fn fill_owners(
                 local: r.local,
                 queue_len: r.rx_queue,
                 backlog: r.tx_queue,
-                owner: a.first_owner(r.inode).cloned(),
+                owner: a.first_owner(r.inode),
             })
             .collect(),
     );

@@ -10,6 +10,7 @@
 use crate::expo::{Exposition, Kind};
 use tcpfsm_host::RawCounters;
 use tcpfsm_observe::{Snapshot, Verdict};
+use tcpfsm_states::mib::Group;
 use tcpfsm_states::State;
 
 /// The node exporter's spelling of each state in `node_tcp_connection_states{state=…}`
@@ -109,15 +110,16 @@ pub fn render(inp: &Input<'_>) -> String {
     }
 
     // --- node exporter: netstat (TCP fields of its default set), names from the kernel ---
-    for (proto, map) in [("Tcp", &inp.tables.tcp), ("TcpExt", &inp.tables.tcp_ext)] {
-        for (field, v) in map {
+    for group in [Group::Tcp, Group::TcpExt] {
+        let proto = group.name();
+        for (field, v) in inp.tables.fields(group) {
             if node_netstat_default(proto, field) {
                 e.family(
                     &format!("node_netstat_{proto}_{field}"),
                     &format!("Statistic {proto}{field}."),
                     Kind::Untyped,
                 )
-                .value(*v as f64);
+                .value(v as f64);
             }
         }
     }

@@ -21,21 +21,28 @@
 //! ```
 //!
 //! Public API (stable for the CLI, `watch` and `export`):
-//! - snapshot data: [`Snapshot`], [`Counters`], [`Rates`], [`Sysctls`], [`PortRange`],
+//! - snapshot data: [`Snapshot`], [`Mib`] (the TCP MIB, shared with the engine), [`Sockstat`],
+//!   [`Rates`], [`Sysctls`], [`PortRange`],
 //!   [`ProcessRef`], [`ProcessCount`], [`ProcessBreakdown`], [`RemoteCount`], [`ListenerQueue`],
 //!   [`FdUsage`], [`QueuedBytes`]; [`rates`] computes per-second rates between two snapshots.
 //! - thresholds: [`Thresholds`] (defaults from the reference table; [`Thresholds::from_toml_str`],
 //!   [`Thresholds::load`], [`Thresholds::validate`]).
 //! - verdicts: [`Rule`], [`Level`], [`Verdict`], [`diagnose`], [`worst`].
+//! - owners: [`NoOwner`] — the one spelling, everywhere, of why a socket has no process.
 
+mod advice;
+mod culprits;
+mod owner;
 mod rules;
 mod snapshot;
 mod thresholds;
 
+pub use culprits::{ListenerCount, Orphans};
+pub use owner::NoOwner;
 pub use rules::{diagnose, worst, Level, Rule, Verdict};
 pub use snapshot::{
-    rates, Counters, FdUsage, ListenerQueue, PortRange, ProcessBreakdown, ProcessCount, ProcessRef,
-    QueuedBytes, Rates, RemoteCount, Snapshot, Sysctls,
+    rates, retrans_ratio, FdUsage, ListenerQueue, PortRange, ProcessBreakdown, ProcessCount,
+    ProcessRef, QueuedBytes, Rates, RemoteCount, Snapshot, Sockstat, Sysctls,
 };
-pub use tcpfsm_states::{Census, State};
+pub use tcpfsm_states::{Census, Counter, Mib, State};
 pub use thresholds::{ConfigError, Thresholds};

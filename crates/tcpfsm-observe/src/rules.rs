@@ -1,10 +1,11 @@
 //! The diagnosis rules: one verdict per rule over a series of snapshots.
 
+use crate::advice;
 use crate::snapshot::{rates, retrans_ratio, Snapshot};
 use crate::thresholds::Thresholds;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use tcpfsm_states::State;
+use tcpfsm_states::{Counter, State};
 
 /// A diagnosis rule. Each looks at one way TCP state goes wrong on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -142,7 +143,7 @@ pub fn diagnose(samples: &[Snapshot], th: &Thresholds) -> Vec<Verdict> {
                 level: Level::Ok,
                 summary: "no samples".into(),
                 evidence: vec![],
-                advice: advice(rule, Level::Ok).into(),
+                advice: advice::generic(rule, Level::Ok).into(),
                 value: None,
             },
             Some(last) => {
@@ -155,7 +156,7 @@ pub fn diagnose(samples: &[Snapshot], th: &Thresholds) -> Vec<Verdict> {
                     Rule::RetransmitRate => retransmit(samples, last, th),
                     Rule::FdExhaustion => fd(last, th),
                 };
-                v.advice = advice(rule, v.level).into();
+                v.advice = advice::advice(rule, v.level, last);
                 v
             }
         })
@@ -265,11 +266,7 @@ fn close_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict
 
 fn time_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
     let census_tw = last.census.get(State::TimeWait);
-    let kernel_tw = last
-        .counters
-        .map(|c| c.time_wait)
-        .unwrap_or(0)
-        .max(census_tw);
+    let kernel_tw = last.sockstat.map(|c| c.tw).unwrap_or(0).max(census_tw);
     let mut ev = vec![format!("{census_tw} sockets in TIME_WAIT")];
     let mut level = Level::Ok;
     let mut worst_ratio: Option<f64> = None;
@@ -314,23 +311,44 @@ fn time_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict 
     }
 
     if let Some(max) = last.sysctls.max_tw_buckets.filter(|m| *m > 0) {
+        // The kernel's table holds every timewait minisocket: TIME_WAIT and orphaned
+        // FIN_WAIT_2 alike, so that is what fills tcp_max_tw_buckets (and what sockstat's tw
+        // counts), not TIME_WAIT alone.
         let ratio = kernel_tw as f64 / max as f64;
+        let others = kernel_tw.saturating_sub(census_tw);
+        let made_of = match (others, last.orphans) {
+            (0, _) => String::new(),
+            (n, Some(o)) if o.fin_wait2_minisocks == n => format!(
+                ": {census_tw} TIME_WAIT + {n} orphaned FIN_WAIT_2 (Linux keeps both in this table; sockstat's tw counts both)"
+            ),
+            (n, _) => format!(
+                ": {census_tw} TIME_WAIT + {n} other timewait entries (orphaned FIN_WAIT_2, which Linux keeps in the same table)"
+            ),
+        };
         ev.push(format!(
-            "{kernel_tw} TIME_WAIT entries of tcp_max_tw_buckets {max} ({:.1}%)",
+            "{kernel_tw} of tcp_max_tw_buckets {max} in use ({:.1}%){made_of}",
             ratio * 100.0
         ));
         level = level.max(Level::of(ratio, warn, crit));
         worst_ratio = Some(worst_ratio.map_or(ratio, |w| w.max(ratio)));
-        summary_parts.push(format!("{:.1}% of tcp_max_tw_buckets", ratio * 100.0));
+        summary_parts.push(format!(
+            "{:.1}% of tcp_max_tw_buckets{}",
+            ratio * 100.0,
+            if others > 0 {
+                format!(" ({kernel_tw} entries with FIN_WAIT_2)")
+            } else {
+                String::new()
+            }
+        ));
     }
 
     if let Some(r) = interval_rates(samples) {
-        if r.tw_overflow > 0.0 {
+        let tw_overflow = r.per_sec(Counter::TCPTimeWaitOverflow);
+        if tw_overflow > 0.0 {
             // The kernel already refused to create TIME_WAIT entries: connections closed without
             // the 2MSL protection (RFC 9293 §3.6.1 purpose of TIME_WAIT is lost).
             ev.push(format!(
-                "TIME_WAIT bucket table overflowed {:.1}/s (TCPTimeWaitOverflow)",
-                r.tw_overflow
+                "TIME_WAIT bucket table overflowed {tw_overflow:.1}/s (TCPTimeWaitOverflow)"
             ));
             level = Level::Critical;
         }
@@ -373,12 +391,17 @@ fn syn_recv(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
     if let Some(r) = interval_rates(samples) {
         ev.push(format!(
             "SYN cookies sent {:.1}/s, validated {:.1}/s, failed {:.1}/s over {:.1}s",
-            r.syncookies_sent, r.syncookies_recv, r.syncookies_failed, r.secs
+            r.per_sec(Counter::SyncookiesSent),
+            r.per_sec(Counter::SyncookiesRecv),
+            r.per_sec(Counter::SyncookiesFailed),
+            r.secs
         ));
     } else if let Some(c) = last.counters {
         ev.push(format!(
             "since boot: SYN cookies sent {}, validated {}, failed {}",
-            c.syncookies_sent, c.syncookies_recv, c.syncookies_failed
+            c[Counter::SyncookiesSent],
+            c[Counter::SyncookiesRecv],
+            c[Counter::SyncookiesFailed]
         ));
     }
     verdict(
@@ -431,21 +454,24 @@ fn listen_overflow(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Ve
         ev.push("per-listener accept queues unknown".into());
     }
     if let Some(r) = interval_rates(samples) {
+        let overflows = r.per_sec(Counter::ListenOverflows);
         ev.push(format!(
-            "ListenOverflows {:.2}/s, ListenDrops {:.2}/s over {:.1}s",
-            r.listen_overflows, r.listen_drops, r.secs
+            "ListenOverflows {overflows:.2}/s, ListenDrops {:.2}/s over {:.1}s",
+            r.per_sec(Counter::ListenDrops),
+            r.secs
         ));
-        if r.listen_overflows > th.listen_overflow_warn_per_sec {
+        if overflows > th.listen_overflow_warn_per_sec {
             level = level.max(Level::Warning);
         }
-        if r.listen_overflows >= th.listen_overflow_crit_per_sec && r.listen_overflows > 0.0 {
+        if overflows >= th.listen_overflow_crit_per_sec && overflows > 0.0 {
             level = Level::Critical;
         }
-        summary.push(format!("{:.2} overflows/s", r.listen_overflows));
+        summary.push(format!("{overflows:.2} overflows/s"));
     } else if let Some(c) = last.counters {
         ev.push(format!(
             "since boot: ListenOverflows {}, ListenDrops {} (one sample: no rate)",
-            c.listen_overflows, c.listen_drops
+            c[Counter::ListenOverflows],
+            c[Counter::ListenDrops]
         ));
     }
     if let Some(s) = last.sysctls.somaxconn {
@@ -466,21 +492,70 @@ fn fin_wait2(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict 
         let shown: Vec<String> = v.iter().map(u64::to_string).collect();
         ev.push(format!("FIN_WAIT_2 over samples: {}", shown.join(" → ")));
     }
-    if let Some(t) = last.sysctls.fin_timeout_secs {
+    let timeout = last
+        .sysctls
+        .fin_timeout_secs
+        .map(|t| format!(" after net.ipv4.tcp_fin_timeout = {t}s"))
+        .unwrap_or_default();
+    let mut summary = format!("{n} FIN_WAIT_2");
+    if let Some(o) = last.orphans {
+        let orphaned = o.by_state.get(State::FinWait2);
+        let held = n.saturating_sub(orphaned);
+        summary.push_str(&format!(": {orphaned} orphaned, {held} held by a program"));
         ev.push(format!(
-            "net.ipv4.tcp_fin_timeout = {t}s (bounds orphaned FIN_WAIT_2 only)"
+            "{orphaned} orphaned: closed by their program, waiting for the peer's FIN; the kernel drops them{timeout}"
         ));
+        ev.push(format!(
+            "{held} half-closed by a program that still holds them (shutdown of its sending side): no timeout applies"
+        ));
+        if o.total() > 0 {
+            ev.push(format!(
+                "{} orphaned sockets in all ({})",
+                o.total(),
+                o.describe()
+            ));
+        }
+        if let Some(c) = last.sockstat {
+            // The kernel's counter is another number (see Orphans): say why, so the two
+            // never read as a contradiction.
+            let minisocks = if o.fin_wait2_minisocks > 0 {
+                format!(
+                    ", and leaves out the {} orphaned FIN_WAIT_2 it already turned into timewait minisockets (sockstat counts those under tw)",
+                    o.fin_wait2_minisocks
+                )
+            } else {
+                String::new()
+            };
+            ev.push(format!(
+                "the kernel's orphan count (sockstat orphan) is {}: it counts full orphaned sockets of the whole host, every network namespace{minisocks}",
+                c.orphan
+            ));
+        }
+    } else {
+        if !timeout.is_empty() {
+            ev.push(format!("orphaned FIN_WAIT_2 are dropped{timeout}"));
+        }
+        if let Some(c) = last.sockstat {
+            ev.push(format!(
+                "the kernel's orphan count (sockstat orphan) is {}: host-wide, and without orphaned FIN_WAIT_2 minisockets",
+                c.orphan
+            ));
+        }
     }
-    if let Some(c) = last.counters {
-        ev.push(format!("{} orphaned sockets", c.orphans));
+    if let Some(rs) = &last.fin_wait2_by_remote {
+        for r in rs.iter().take(3) {
+            ev.push(format!("towards {}: {} FIN_WAIT_2", r.remote, r.count));
+        }
     }
-    verdict(
-        Rule::FinWait2PileUp,
-        level,
-        format!("{n} FIN_WAIT_2"),
-        ev,
-        Some(n as f64),
-    )
+    if let Some(b) = &last.fin_wait2_by_process {
+        for p in b.processes.iter().take(3) {
+            ev.push(format!(
+                "{} (pid {}) holds {} half-closed FIN_WAIT_2",
+                p.comm, p.pid, p.count
+            ));
+        }
+    }
+    verdict(Rule::FinWait2PileUp, level, summary, ev, Some(n as f64))
 }
 
 fn retransmit(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict {
@@ -488,14 +563,19 @@ fn retransmit(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict
         (Some(first), n) if n > 1 && first.counters.is_some() && last.counters.is_some() => {
             let (a, b) = (first.counters.unwrap(), last.counters.unwrap());
             let secs = last.time_ms.saturating_sub(first.time_ms) as f64 / 1000.0;
+            let d = b.since(&a);
             (
-                b.retrans_segs.saturating_sub(a.retrans_segs),
-                b.out_segs.saturating_sub(a.out_segs),
+                d[Counter::RetransSegs],
+                d[Counter::OutSegs],
                 format!("over {secs:.1}s"),
             )
         }
         _ => match last.counters {
-            Some(c) => (c.retrans_segs, c.out_segs, "since boot".to_string()),
+            Some(c) => (
+                c[Counter::RetransSegs],
+                c[Counter::OutSegs],
+                "since boot".to_string(),
+            ),
             None => {
                 return verdict(
                     Rule::RetransmitRate,
@@ -589,53 +669,5 @@ fn fd(last: &Snapshot, th: &Thresholds) -> Verdict {
             ev,
             None,
         ),
-    }
-}
-
-/// Advice, paraphrasing the reference texts' causes and fixes per state.
-fn advice(rule: Rule, level: Level) -> &'static str {
-    match (rule, level) {
-        (Rule::CloseWaitLeak, Level::Ok) => {
-            "CLOSE_WAIT should stay near zero; a count that keeps rising means a program is not closing sockets."
-        }
-        (Rule::CloseWaitLeak, _) => {
-            "The peer has closed and the kernel is waiting on the local program, which never calls close() after reading end-of-file; the kernel has no timeout for this. Fix the named program: close the socket on EOF and on every error path (finally blocks, context managers, RAII). Restarting it only frees the descriptors until the leak refills them; tuning the kernel does not help."
-        }
-        (Rule::TimeWaitPressure, Level::Ok) => {
-            "Many TIME_WAIT sockets can be normal on a busy active closer; they matter when they eat the ephemeral ports towards one destination."
-        }
-        (Rule::TimeWaitPressure, _) => {
-            "TIME_WAIT belongs to whichever side closes first and holds its local port for 2×MSL. Reuse connections (keep-alive, pools) so fewer are opened; let clients close first where the protocol allows; for outgoing connections enable net.ipv4.tcp_tw_reuse (safe with timestamps) or widen net.ipv4.ip_local_port_range. Do not shorten TIME_WAIT or abort with SO_LINGER 0: that gives up the protection against stale segments."
-        }
-        (Rule::SynRecvFlood, Level::Ok) => {
-            "SYN_RECEIVED is normally brief (one round trip); a large count suggests a SYN flood or ACKs that never come back."
-        }
-        (Rule::SynRecvFlood, _) => {
-            "Half-open connections are piling up: likely a SYN flood or a path that loses the final ACKs. Turn on SYN cookies (net.ipv4.tcp_syncookies=1), raise net.ipv4.tcp_max_syn_backlog, lower net.ipv4.tcp_synack_retries so half-open entries die sooner, and rate-limit or filter SYNs upstream."
-        }
-        (Rule::ListenOverflow, Level::Ok) => {
-            "Accept queues have room; overflows would mean the server accepts more slowly than clients connect."
-        }
-        (Rule::ListenOverflow, _) => {
-            "Completed handshakes are waiting longer than the backlog allows and the kernel is dropping them: the server calls accept() too slowly. Accept faster (more acceptor threads, less work before accept), and raise the backlog passed to listen() together with net.core.somaxconn, which caps it."
-        }
-        (Rule::FinWait2PileUp, Level::Ok) => {
-            "FIN_WAIT_2 is normally short; sockets stay there while the peer has not closed its side."
-        }
-        (Rule::FinWait2PileUp, _) => {
-            "These connections were closed locally and acknowledged, but the peer application has not sent its FIN (a slow or leaking peer, or an intended half-close). Look at the remote side; for orphaned sockets lower net.ipv4.tcp_fin_timeout so the kernel gives up sooner."
-        }
-        (Rule::RetransmitRate, Level::Ok) => {
-            "Retransmissions are within the normal share of segments sent."
-        }
-        (Rule::RetransmitRate, _) => {
-            "A high share of segments is being sent again: packet loss or heavy reordering on the path, or an overloaded receiver. Check the network path (interfaces, drops, congestion) rather than the applications."
-        }
-        (Rule::FdExhaustion, Level::Ok) => {
-            "Processes holding TCP sockets are well inside their open-file limits."
-        }
-        (Rule::FdExhaustion, _) => {
-            "Sockets are files: a process at its open-file limit gets EMFILE and can no longer accept or connect. Look for leaked sockets (often CLOSE_WAIT) in the named process first; raise RLIMIT_NOFILE (ulimit -n, LimitNOFILE=) only if the usage is legitimate."
-        }
     }
 }

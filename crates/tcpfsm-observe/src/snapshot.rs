@@ -1,8 +1,9 @@
 //! A point-in-time sample of a TCP stack, from whatever source can fill it.
 
+use crate::culprits::{ListenerCount, Orphans};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use tcpfsm_states::Census;
+use tcpfsm_states::{Census, Counter, Mib};
 
 /// One sample of a TCP stack. Everything but `time_ms` and `census` is optional: our simulated
 /// stack has no processes, file descriptors or sysctls, and an unprivileged host reader cannot
@@ -20,8 +21,10 @@ pub struct Snapshot {
     pub time_wait_by_remote: Option<Vec<RemoteCount>>,
     /// Every LISTEN socket with its accept queue.
     pub listeners: Option<Vec<ListenerQueue>>,
-    /// Cumulative counters in the manner of /proc/net/snmp, /proc/net/netstat, /proc/net/sockstat.
-    pub counters: Option<Counters>,
+    /// The TCP MIB (/proc/net/snmp `Tcp:`, /proc/net/netstat `TcpExt:`, or our engine's).
+    pub counters: Option<Mib>,
+    /// The kernel's socket gauges (/proc/net/sockstat); our engine has none.
+    pub sockstat: Option<Sockstat>,
     /// Kernel settings the rules compare against (each may be unknown).
     pub sysctls: Sysctls,
     /// Open file descriptors against RLIMIT_NOFILE, for processes holding TCP sockets.
@@ -29,6 +32,17 @@ pub struct Snapshot {
     /// Bytes waiting in socket queues, summed over all sockets (as the node exporter's tcpstat
     /// `rx_queued_bytes` / `tx_queued_bytes`).
     pub queued_bytes: Option<QueuedBytes>,
+    /// Orphaned sockets counted one by one (the kernel's sockstat `orphan` misses most).
+    pub orphans: Option<Orphans>,
+    /// FIN_WAIT_2 sockets by remote, largest first: the peers that do not close.
+    pub fin_wait2_by_remote: Option<Vec<RemoteCount>>,
+    /// Who holds the FIN_WAIT_2 sockets that are not orphans (half-closed with shutdown()).
+    pub fin_wait2_by_process: Option<ProcessBreakdown>,
+    /// SYN_RECEIVED connections per listener, largest first, with the listener's owner.
+    pub syn_recv_by_listener: Option<Vec<ListenerCount>>,
+    /// Programs holding open connections towards the remote with the most TIME_WAIT: they
+    /// are the ones opening and closing connections there.
+    pub time_wait_remote_holders: Option<Vec<ProcessCount>>,
 }
 
 /// Queued bytes over all sockets. Listeners are left out of `tx` (sock_diag reports their
@@ -118,114 +132,67 @@ impl ListenerQueue {
     }
 }
 
-/// Cumulative TCP counters. Names follow /proc/net/snmp (`Tcp:`), /proc/net/netstat (`TcpExt:`)
-/// and /proc/net/sockstat. `orphans`, `time_wait`, `sockets_inuse`, `curr_estab` and
-/// `mem_pages` are gauges; everything else only grows (until reboot).
+/// The kernel's socket gauges from /proc/net/sockstat(6) `TCP:` lines — levels, not MIB
+/// counters. `inuse` and `tw` are the network namespace's; `orphan`, `alloc` and `mem` are the
+/// whole host's (Linux keeps one counter for all namespaces). `tw` counts every timewait
+/// minisock, and orphaned FIN_WAIT_2 sockets are parked as such minisocks too, so `tw` is
+/// TIME_WAIT *plus* those FIN_WAIT_2; `orphan` counts only full orphaned sockets (FIN_WAIT_1,
+/// CLOSING, LAST_ACK, and FIN_WAIT_2 not yet turned into a minisock), never the minisocks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Tcp: ActiveOpens — connect() calls that sent a SYN.
-    pub active_opens: u64,
-    /// Tcp: PassiveOpens — connections accepted from LISTEN.
-    pub passive_opens: u64,
-    /// Tcp: AttemptFails.
-    pub attempt_fails: u64,
-    /// Tcp: EstabResets — resets received/sent in ESTABLISHED or CLOSE_WAIT.
-    pub estab_resets: u64,
-    /// Tcp: CurrEstab (gauge).
-    pub curr_estab: u64,
-    /// Tcp: InSegs.
-    pub in_segs: u64,
-    /// Tcp: OutSegs (excludes retransmitted segments on Linux).
-    pub out_segs: u64,
-    /// Tcp: RetransSegs.
-    pub retrans_segs: u64,
-    /// Tcp: InErrs.
-    pub in_errs: u64,
-    /// Tcp: OutRsts — segments sent with RST.
-    pub out_rsts: u64,
-    /// TcpExt: ListenOverflows — accept queue full when a handshake completed.
-    pub listen_overflows: u64,
-    /// TcpExt: ListenDrops — all SYNs/ACKs dropped at a listener (overflows included).
-    pub listen_drops: u64,
-    /// TcpExt: SyncookiesSent.
-    pub syncookies_sent: u64,
-    /// TcpExt: SyncookiesRecv.
-    pub syncookies_recv: u64,
-    /// TcpExt: SyncookiesFailed.
-    pub syncookies_failed: u64,
-    /// TcpExt: TCPTimeWaitOverflow — TIME_WAIT entries not created because tcp_max_tw_buckets was hit.
-    pub tw_overflow: u64,
-    /// sockstat TCP: orphan (gauge) — sockets no process holds any more (FIN_WAIT_*, LAST_ACK, CLOSING).
-    pub orphans: u64,
-    /// sockstat TCP: tw (gauge) — TIME_WAIT entries.
-    pub time_wait: u64,
-    /// sockstat(+6) TCP: inuse (gauge), IPv4 plus IPv6.
-    pub sockets_inuse: u64,
-    /// sockstat TCP: alloc (gauge).
-    pub sockets_alloc: u64,
-    /// sockstat TCP: mem (gauge), in pages.
+pub struct Sockstat {
+    /// `inuse`: TCP sockets in use (IPv4 plus sockstat6's IPv6), minisocks excluded.
+    pub inuse: u64,
+    /// `orphan`: full sockets no process holds any more, host-wide.
+    pub orphan: u64,
+    /// `tw`: timewait minisocks (TIME_WAIT and orphaned FIN_WAIT_2).
+    pub tw: u64,
+    /// `alloc`: TCP sockets allocated, host-wide.
+    pub alloc: u64,
+    /// `mem`: pages used by TCP buffers, host-wide.
     pub mem_pages: u64,
 }
 
-/// Per-second rates between two snapshots' counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// What changed between two snapshots' counters, and over how long.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rates {
     /// Seconds between the two samples.
     pub secs: f64,
-    pub active_opens: f64,
-    pub passive_opens: f64,
-    pub attempt_fails: f64,
-    pub estab_resets: f64,
-    pub out_rsts: f64,
-    pub in_segs: f64,
-    pub out_segs: f64,
-    pub retrans_segs: f64,
-    pub listen_overflows: f64,
-    pub listen_drops: f64,
-    pub syncookies_sent: f64,
-    pub syncookies_recv: f64,
-    pub syncookies_failed: f64,
-    pub tw_overflow: f64,
+    /// Per counter: the increase (see [`Mib::since`]; gauges hold their latest value).
+    pub delta: Mib,
+}
+
+impl Rates {
+    /// Increase per second of a counter over the interval.
+    pub fn per_sec(&self, c: Counter) -> f64 {
+        self.delta[c] as f64 / self.secs
+    }
+
     /// Retransmitted segments over segments sent in the interval (None when nothing was sent).
-    pub retrans_ratio: Option<f64>,
+    pub fn retrans_ratio(&self) -> Option<f64> {
+        retrans_ratio(
+            self.delta[Counter::RetransSegs],
+            self.delta[Counter::OutSegs],
+        )
+    }
 }
 
 /// Rates between `prev` and `cur` (None if either lacks counters or no time passed). A counter
-/// that went backwards (reboot, namespace change) counts as zero rather than a huge wrap.
+/// that went backwards (reboot, namespace change) counts from its reset, never as a huge wrap.
 pub fn rates(prev: &Snapshot, cur: &Snapshot) -> Option<Rates> {
     let (a, b) = (prev.counters?, cur.counters?);
     let ms = cur.time_ms.checked_sub(prev.time_ms)?;
     if ms == 0 {
         return None;
     }
-    let secs = ms as f64 / 1000.0;
-    let d = |x: u64, y: u64| y.saturating_sub(x);
-    let r = |x: u64, y: u64| d(x, y) as f64 / secs;
-    let out = d(a.out_segs, b.out_segs);
-    let retr = d(a.retrans_segs, b.retrans_segs);
     Some(Rates {
-        secs,
-        active_opens: r(a.active_opens, b.active_opens),
-        passive_opens: r(a.passive_opens, b.passive_opens),
-        attempt_fails: r(a.attempt_fails, b.attempt_fails),
-        estab_resets: r(a.estab_resets, b.estab_resets),
-        out_rsts: r(a.out_rsts, b.out_rsts),
-        in_segs: r(a.in_segs, b.in_segs),
-        out_segs: r(a.out_segs, b.out_segs),
-        retrans_segs: r(a.retrans_segs, b.retrans_segs),
-        listen_overflows: r(a.listen_overflows, b.listen_overflows),
-        listen_drops: r(a.listen_drops, b.listen_drops),
-        syncookies_sent: r(a.syncookies_sent, b.syncookies_sent),
-        syncookies_recv: r(a.syncookies_recv, b.syncookies_recv),
-        syncookies_failed: r(a.syncookies_failed, b.syncookies_failed),
-        tw_overflow: r(a.tw_overflow, b.tw_overflow),
-        retrans_ratio: retrans_ratio(retr, out),
+        secs: ms as f64 / 1000.0,
+        delta: b.since(&a),
     })
 }
 
 /// Linux's OutSegs excludes retransmissions, so the share of retransmitted segments among all
 /// segments sent is retrans / (out + retrans).
-pub(crate) fn retrans_ratio(retrans: u64, out: u64) -> Option<f64> {
+pub fn retrans_ratio(retrans: u64, out: u64) -> Option<f64> {
     let total = out + retrans;
     (total > 0).then(|| retrans as f64 / total as f64)
 }
@@ -296,13 +263,12 @@ mod tests {
     use super::*;
 
     fn snap(t: u64, out: u64, retr: u64) -> Snapshot {
+        let mut m = Mib::new();
+        m[Counter::OutSegs] = out;
+        m[Counter::RetransSegs] = retr;
         Snapshot {
             time_ms: t,
-            counters: Some(Counters {
-                out_segs: out,
-                retrans_segs: retr,
-                ..Counters::default()
-            }),
+            counters: Some(m),
             ..Snapshot::default()
         }
     }
@@ -311,17 +277,17 @@ mod tests {
     fn rates_are_per_second_between_samples() {
         let r = rates(&snap(1000, 100, 0), &snap(3000, 1100, 10)).unwrap();
         assert_eq!(r.secs, 2.0);
-        assert_eq!(r.out_segs, 500.0);
-        assert_eq!(r.retrans_segs, 5.0);
-        let ratio = r.retrans_ratio.unwrap();
+        assert_eq!(r.per_sec(Counter::OutSegs), 500.0);
+        assert_eq!(r.per_sec(Counter::RetransSegs), 5.0);
+        let ratio = r.retrans_ratio().unwrap();
         assert!((ratio - 10.0 / 1010.0).abs() < 1e-12);
     }
 
     #[test]
-    fn rates_treat_counter_reset_as_zero_not_wrap() {
-        let r = rates(&snap(0, 1000, 50), &snap(1000, 10, 1)).unwrap();
-        assert_eq!(r.out_segs, 0.0);
-        assert_eq!(r.retrans_ratio, None);
+    fn rates_count_from_a_counter_reset_not_wrap() {
+        let r = rates(&snap(0, 1000, 50), &snap(1000, 10, 0)).unwrap();
+        assert_eq!(r.per_sec(Counter::OutSegs), 10.0);
+        assert_eq!(r.retrans_ratio(), Some(0.0));
     }
 
     #[test]

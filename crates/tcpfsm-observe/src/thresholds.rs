@@ -73,35 +73,184 @@ impl Default for Thresholds {
     }
 }
 
-/// A threshold file that cannot be used.
-#[derive(Debug, thiserror::Error)]
+/// Thresholds that cannot be used, said once, in plain words, naming the key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read threshold file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
+    #[error("cannot read threshold file {path}: {why}")]
+    Read { path: String, why: String },
+    /// Not TOML at all.
+    #[error("{where_}: not valid TOML: {why}")]
+    Syntax { where_: String, why: String },
+    #[error("{where_}: unknown threshold {key:?}{hint} (known: {known})")]
+    Unknown {
+        where_: String,
+        key: String,
+        hint: String,
+        known: String,
     },
-    #[error("invalid threshold file: {0}")]
-    Parse(#[from] toml::de::Error),
-    #[error("invalid thresholds: {0}")]
-    Invalid(String),
+    /// A known key with a value of the wrong type.
+    #[error("{where_}: {key} must be {expected}, not {got}")]
+    Type {
+        where_: String,
+        key: String,
+        expected: &'static str,
+        got: String,
+    },
+    /// Values that do not fit together (a warning above its critical level).
+    #[error("{where_}: {why}")]
+    Invalid { where_: String, why: String },
+}
+
+/// What a key's value must be, in words.
+fn expected(key: &str, default: &toml::Value) -> &'static str {
+    match default {
+        toml::Value::Integer(_) if key.ends_with("_samples") => "a whole number (how many samples)",
+        toml::Value::Integer(_) if key.ends_with("_segments") => {
+            "a whole number (a count of segments)"
+        }
+        toml::Value::Integer(_) => "a whole number (a count of sockets)",
+        _ if key.ends_with("_ratio") => "a number (a share: 0.5 means 50%)",
+        _ if key.ends_with("_per_sec") => "a number (events per second)",
+        _ => "a number",
+    }
+}
+
+/// A value as the user wrote it, for messages: `"many"` (a string), `1.5`, `true`.
+fn shown(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("the text {s:?}"),
+        toml::Value::Float(f) => format!("{f}"),
+        toml::Value::Integer(i) => format!("{i}"),
+        toml::Value::Boolean(b) => format!("{b}"),
+        toml::Value::Array(_) => "a list".into(),
+        toml::Value::Table(_) => "a table".into(),
+        toml::Value::Datetime(d) => format!("the date {d}"),
+    }
+}
+
+/// The known key closest to a misspelled one, if it is close.
+fn closest<'a>(key: &str, known: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    known
+        .map(|k| (distance(key, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
 }
 
 impl Thresholds {
+    fn table(&self) -> toml::Table {
+        toml::Table::try_from(self).expect("thresholds serialize as a table")
+    }
+
+    /// Checks one key and value against the defaults' types; returns the value to store
+    /// (a whole number given for a ratio becomes a float).
+    fn checked(
+        &self,
+        where_: &str,
+        key: &str,
+        value: toml::Value,
+    ) -> Result<toml::Value, ConfigError> {
+        let table = self.table();
+        let Some(default) = table.get(key) else {
+            let hint = closest(key, table.keys())
+                .map(|k| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
+            return Err(ConfigError::Unknown {
+                where_: where_.to_string(),
+                key: key.to_string(),
+                hint,
+                known: table.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        };
+        let wrong = || ConfigError::Type {
+            where_: where_.to_string(),
+            key: key.to_string(),
+            expected: expected(key, default),
+            got: shown(&value),
+        };
+        match (default, &value) {
+            (toml::Value::Integer(_), toml::Value::Integer(i)) if *i >= 0 => Ok(value),
+            (toml::Value::Float(_), toml::Value::Float(_)) => Ok(value),
+            (toml::Value::Float(_), toml::Value::Integer(i)) => Ok(toml::Value::Float(*i as f64)),
+            _ => Err(wrong()),
+        }
+    }
+
+    fn from_table(table: toml::Table, where_: &str) -> Result<Thresholds, ConfigError> {
+        // Every key and type was checked, so this cannot fail on the user's input.
+        let t: Thresholds =
+            table
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    where_: where_.to_string(),
+                    why: e.message().to_string(),
+                })?;
+        t.check().map_err(|why| ConfigError::Invalid {
+            where_: where_.to_string(),
+            why,
+        })?;
+        Ok(t)
+    }
+
+    /// Parses TOML; missing keys keep their defaults. `name` is what messages call the source
+    /// (the file's path). The result is validated.
+    pub fn from_toml_named(s: &str, name: &str) -> Result<Thresholds, ConfigError> {
+        let doc: toml::Table = toml::from_str(s).map_err(|e| {
+            let line = e
+                .span()
+                .map(|sp| s[..sp.start.min(s.len())].matches('\n').count() + 1);
+            ConfigError::Syntax {
+                where_: match line {
+                    Some(l) => format!("{name} line {l}"),
+                    None => name.to_string(),
+                },
+                why: e.message().trim().to_string(),
+            }
+        })?;
+        let base = Thresholds::default();
+        let mut table = base.table();
+        for (key, value) in doc {
+            let line = s
+                .lines()
+                .position(|l| {
+                    l.trim_start()
+                        .strip_prefix(key.as_str())
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+                })
+                .map(|i| format!("{name} line {}", i + 1))
+                .unwrap_or_else(|| name.to_string());
+            let v = base.checked(&line, &key, value)?;
+            table.insert(key, v);
+        }
+        Thresholds::from_table(table, name)
+    }
+
     /// Parses TOML; missing keys keep their defaults. The result is validated.
     pub fn from_toml_str(s: &str) -> Result<Thresholds, ConfigError> {
-        let t: Thresholds = toml::from_str(s)?;
-        t.validate()?;
-        Ok(t)
+        Thresholds::from_toml_named(s, "thresholds")
     }
 
     /// Reads and parses a TOML threshold file.
     pub fn load(path: &Path) -> Result<Thresholds, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            why: e.to_string(),
         })?;
-        Thresholds::from_toml_str(&text)
+        Thresholds::from_toml_named(&text, &path.display().to_string())
     }
 
     /// The same thresholds as TOML (a starting point for a config file).
@@ -109,74 +258,96 @@ impl Thresholds {
         toml::to_string(self).unwrap_or_default()
     }
 
-    /// Sets one threshold by its TOML key from a TOML value text (`"250"`, `"0.7"`), as given on
-    /// a command line (`--set close_wait_warn=250`). The result is validated.
+    /// Sets one threshold by its TOML key from a value as typed on a command line
+    /// (`--set close_wait_warn=250`, `--set fd_warn_ratio=0.7`). The result is validated.
     pub fn with_override(&self, key: &str, value: &str) -> Result<Thresholds, ConfigError> {
-        let mut table: toml::Table = toml::from_str(&self.to_toml_string())?;
-        if !table.contains_key(key) {
-            return Err(ConfigError::Invalid(format!(
-                "unknown threshold {key:?} (known: {})",
-                table.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
-        }
-        let v: toml::Table = toml::from_str(&format!("v = {value}"))?;
-        table.insert(key.to_string(), v["v"].clone());
-        let t: Thresholds = table.try_into()?;
-        t.validate()?;
-        Ok(t)
+        let where_ = format!("--set {key}={value}");
+        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
+            // Not a TOML value (a bare word): it is text, and text is never a threshold.
+            Err(_) => toml::Value::String(value.to_string()),
+        };
+        let v = self.checked(&where_, key, parsed)?;
+        let mut table = self.table();
+        table.insert(key.to_string(), v);
+        Thresholds::from_table(table, &where_)
     }
 
     /// Checks that every warning threshold is at most its critical one and ratios are sane.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(|why| ConfigError::Invalid {
+            where_: "thresholds".into(),
+            why,
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
         let mut bad = Vec::new();
-        let mut ord = |name: &str, w: f64, c: f64| {
-            if !(w.is_finite() && c.is_finite() && w >= 0.0 && w <= c) {
-                bad.push(format!("{name}: warn {w} must be >= 0 and <= crit {c}"));
+        let mut ord = |warn: &str, crit: &str, w: f64, c: f64| {
+            if !(w.is_finite() && c.is_finite() && w >= 0.0) {
+                bad.push(format!("{warn} ({w}) must be a number of 0 or more"));
+            } else if w > c {
+                bad.push(format!("{warn} ({w}) must not be above {crit} ({c})"));
             }
         };
         ord(
-            "close_wait",
+            "close_wait_warn",
+            "close_wait_crit",
             self.close_wait_warn as f64,
             self.close_wait_crit as f64,
         );
         ord(
-            "time_wait_ratio",
+            "time_wait_warn_ratio",
+            "time_wait_crit_ratio",
             self.time_wait_warn_ratio,
             self.time_wait_crit_ratio,
         );
         ord(
-            "syn_recv",
+            "syn_recv_warn",
+            "syn_recv_crit",
             self.syn_recv_warn as f64,
             self.syn_recv_crit as f64,
         );
         ord(
-            "listen_queue_ratio",
+            "listen_queue_warn_ratio",
+            "listen_queue_crit_ratio",
             self.listen_queue_warn_ratio,
             self.listen_queue_crit_ratio,
         );
         ord(
-            "listen_overflow_per_sec",
+            "listen_overflow_warn_per_sec",
+            "listen_overflow_crit_per_sec",
             self.listen_overflow_warn_per_sec,
             self.listen_overflow_crit_per_sec,
         );
         ord(
-            "fin_wait2",
+            "fin_wait2_warn",
+            "fin_wait2_crit",
             self.fin_wait2_warn as f64,
             self.fin_wait2_crit as f64,
         );
         ord(
-            "retrans_ratio",
+            "retrans_warn_ratio",
+            "retrans_crit_ratio",
             self.retrans_warn_ratio,
             self.retrans_crit_ratio,
         );
-        ord("fd_ratio", self.fd_warn_ratio, self.fd_crit_ratio);
+        ord(
+            "fd_warn_ratio",
+            "fd_crit_ratio",
+            self.fd_warn_ratio,
+            self.fd_crit_ratio,
+        );
         if self.close_wait_growth_samples < 2 {
-            bad.push("close_wait_growth_samples must be at least 2".into());
+            bad.push(format!(
+                "close_wait_growth_samples ({}) must be at least 2",
+                self.close_wait_growth_samples
+            ));
         }
         if bad.is_empty() {
             Ok(())
         } else {
-            Err(ConfigError::Invalid(bad.join("; ")))
+            Err(bad.join("; "))
         }
     }
 }
@@ -204,19 +375,64 @@ mod tests {
     }
 
     #[test]
-    fn toml_rejects_unknown_keys() {
-        assert!(matches!(
-            Thresholds::from_toml_str("close_wiat_warn = 5"),
-            Err(ConfigError::Parse(_))
-        ));
+    fn toml_rejects_unknown_keys_and_suggests_the_near_one() {
+        let e = Thresholds::from_toml_named("fd_warn_ratio = 0.7\nclose_wiat_warn = 5\n", "t.toml")
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Unknown { .. }));
+        assert!(
+            e.to_string()
+                .starts_with("t.toml line 2: unknown threshold \"close_wiat_warn\" (did you mean close_wait_warn?) (known: "),
+            "{e}"
+        );
     }
 
     #[test]
-    fn toml_rejects_warn_above_crit() {
-        assert!(matches!(
-            Thresholds::from_toml_str("syn_recv_warn = 9000"),
-            Err(ConfigError::Invalid(_))
-        ));
+    fn wrong_types_name_the_key_and_the_expected_type() {
+        let e = |toml: &str| {
+            Thresholds::from_toml_named(toml, "t.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e("close_wait_warn = \"many\""),
+            "t.toml line 1: close_wait_warn must be a whole number (a count of sockets), not the text \"many\""
+        );
+        assert_eq!(
+            e("\n  syn_recv_crit = 2.5"),
+            "t.toml line 2: syn_recv_crit must be a whole number (a count of sockets), not 2.5"
+        );
+        assert_eq!(
+            e("fd_warn_ratio = true"),
+            "t.toml line 1: fd_warn_ratio must be a number (a share: 0.5 means 50%), not true"
+        );
+        assert_eq!(
+            e("close_wait_warn = -3"),
+            "t.toml line 1: close_wait_warn must be a whole number (a count of sockets), not -3"
+        );
+        assert!(e("close_wait_warn = = 3").starts_with("t.toml line 1: not valid TOML: "));
+        // A whole number is a fine ratio.
+        assert_eq!(
+            Thresholds::from_toml_str("fd_crit_ratio = 1")
+                .unwrap()
+                .fd_crit_ratio,
+            1.0
+        );
+    }
+
+    #[test]
+    fn toml_rejects_warn_above_crit_naming_both_keys() {
+        let e = Thresholds::from_toml_named("syn_recv_warn = 9000", "t.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.toml: syn_recv_warn (9000) must not be above syn_recv_crit (5000)"
+        );
+        assert_eq!(
+            Thresholds::default()
+                .with_override("close_wait_warn", "5000")
+                .unwrap_err()
+                .to_string(),
+            "--set close_wait_warn=5000: close_wait_warn (5000) must not be above close_wait_crit (1000)"
+        );
     }
 
     #[test]
@@ -232,8 +448,21 @@ mod tests {
         assert_eq!(u.close_wait_warn, 250);
         assert_eq!(u.close_wait_crit, 1000);
         assert!(t.with_override("nope", "1").is_err());
-        assert!(t.with_override("close_wait_warn", "\"x\"").is_err());
+        assert_eq!(
+            t.with_override("close_wait_warn", "lots").unwrap_err().to_string(),
+            "--set close_wait_warn=lots: close_wait_warn must be a whole number (a count of sockets), not the text \"lots\""
+        );
+        assert_eq!(
+            t.with_override("retrans_warn_ratio", "1%").unwrap_err().to_string(),
+            "--set retrans_warn_ratio=1%: retrans_warn_ratio must be a number (a share: 0.5 means 50%), not the text \"1%\""
+        );
         assert!(t.with_override("close_wait_warn", "5000").is_err());
+        assert_eq!(
+            t.with_override("fd_warn_ratio", "0.5")
+                .unwrap()
+                .fd_warn_ratio,
+            0.5
+        );
     }
 
     #[test]

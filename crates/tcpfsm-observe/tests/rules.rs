@@ -7,6 +7,14 @@ fn th() -> Thresholds {
     Thresholds::default()
 }
 
+fn mib(values: &[(Counter, u64)]) -> Mib {
+    let mut m = Mib::new();
+    for (c, v) in values {
+        m[*c] = *v;
+    }
+    m
+}
+
 fn with_state(s: State, n: u64) -> Snapshot {
     let mut x = Snapshot::default();
     x.census.set(s, n);
@@ -182,10 +190,7 @@ fn time_wait_pressure_against_max_tw_buckets() {
 fn time_wait_pressure_bucket_overflow_is_critical() {
     let mk = |t: u64, ovf: u64| Snapshot {
         time_ms: t,
-        counters: Some(Counters {
-            tw_overflow: ovf,
-            ..Counters::default()
-        }),
+        counters: Some(mib(&[(Counter::TCPTimeWaitOverflow, ovf)])),
         ..Snapshot::default()
     };
     assert_eq!(
@@ -265,10 +270,7 @@ fn listen_overflow_accept_queue_boundaries() {
 fn listen_overflow_counter_rate_boundaries() {
     let mk = |t: u64, ovf: u64| Snapshot {
         time_ms: t,
-        counters: Some(Counters {
-            listen_overflows: ovf,
-            ..Counters::default()
-        }),
+        counters: Some(mib(&[(Counter::ListenOverflows, ovf)])),
         ..Snapshot::default()
     };
     let r = Rule::ListenOverflow;
@@ -297,11 +299,10 @@ fn fin_wait2_pile_up_boundaries() {
 fn segs(t: u64, out: u64, retr: u64) -> Snapshot {
     Snapshot {
         time_ms: t,
-        counters: Some(Counters {
-            out_segs: out,
-            retrans_segs: retr,
-            ..Counters::default()
-        }),
+        counters: Some(mib(&[
+            (Counter::OutSegs, out),
+            (Counter::RetransSegs, retr),
+        ])),
         ..Snapshot::default()
     }
 }

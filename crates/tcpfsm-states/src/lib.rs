@@ -3,6 +3,13 @@
 //! RFC 9293 §3.3.2 names eleven connection states. Our own TCP, the simulator, the live-host
 //! monitor, the exporter and the diagrams all speak of connections with this one enum, so a
 //! count from the Linux kernel and a count from our stack can be put side by side.
+//!
+//! [`mib`] is the counter vocabulary in the same spirit: one [`Mib`] of Linux-named
+//! [`Counter`]s shared by our engine, the host reader, the diagnosis and the exporter.
+
+pub mod mib;
+
+pub use mib::{Counter, CounterSet, Mib};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -99,7 +99,12 @@ fn main() {
             let ds = stack.driver_stats();
             println!(
                 "      our segments out {} in {} retransmitted {}; driver wakeups {} rx {} tx {}",
-                st.out_segs, st.in_segs, st.retrans_segs, ds.wakeups, ds.rx_packets, ds.tx_packets
+                st[tcpfsm_core::Counter::OutSegs],
+                st[tcpfsm_core::Counter::InSegs],
+                st[tcpfsm_core::Counter::RetransSegs],
+                ds.wakeups,
+                ds.rx_packets,
+                ds.tx_packets
             );
             drop(stack);
             drop(ns);

@@ -23,6 +23,8 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Count this host's TCP connections by state (netlink sock_diag), list and group them
     States(cmd::states::Args),
+    /// The kernel's TCP counters (snmp Tcp, netstat TcpExt) like nstat: increments since the last run, over an interval, or absolute
+    Counters(cmd::counters::Args),
     /// Sample this host and give a verdict per diagnosis rule
     Diagnose(cmd::diagnose::Args),
     /// Stream the kernel's TCP state transitions as they happen
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(a) => cmd::sim::run(a),
         Command::States(a) => cmd::states::run(a),
+        Command::Counters(a) => cmd::counters::run(a),
         Command::Diagnose(a) => cmd::diagnose::run(a),
         Command::Trace(a) => cmd::trace::run(a),
         Command::Watch(a) => cmd::watch::run(a),

@@ -1,9 +1,12 @@
 //! `tcpfsm diagnose` against live namespaces: TIME_WAIT against a narrowed ephemeral range, and
 //! a process near its open-file limit (needs root).
 
+#[path = "cli/mod.rs"]
+mod cli;
 #[path = "../../tcpfsm-host/tests/support/mod.rs"]
 mod support;
 
+use cli::verdict;
 use serde_json::Value;
 use std::time::Duration;
 use support::*;
@@ -24,15 +27,6 @@ fn diagnose(ns: &Netns, extra: &[&str]) -> (Option<i32>, Value) {
     let v =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"));
     (out.status.code(), v)
-}
-
-fn verdict<'a>(v: &'a Value, rule: &str) -> &'a Value {
-    v["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["rule"] == rule)
-        .unwrap_or_else(|| panic!("no verdict {rule}: {v}"))
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! `tcpfsm states` and `tcpfsm diagnose` (the built binary) against real kernel sockets in a
 //! private network namespace (needs root).
 
+#[path = "cli/mod.rs"]
+mod cli;
 #[path = "../../tcpfsm-host/tests/support/mod.rs"]
 mod support;
 
+use cli::{json, tcpfsm};
 use serde_json::Value;
 use std::time::Duration;
 use support::*;
@@ -17,23 +20,6 @@ const OVF: usize = 5;
 #[ignore = "helper process for the netns tests, started by them"]
 fn holder_process() {
     holder_main();
-}
-
-fn tcpfsm(ns: &Netns, args: &[&str]) -> std::process::Output {
-    run_bounded(
-        ns.command(env!("CARGO_BIN_EXE_tcpfsm"), args),
-        Duration::from_secs(30),
-    )
-}
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): stdout {:?} stderr {:?}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 #[test]
@@ -123,7 +109,7 @@ fn states_filters_list_sockets_with_owning_process() {
         .filter(|s| s["state"] == "TIME_WAIT")
         .collect();
     assert_eq!(tw.len(), 2);
-    assert!(tw.iter().all(|s| s["unattributed"] == "no_owner"));
+    assert!(tw.iter().all(|s| s["unattributed"] == "kernel"));
 
     // --port: the holder's listener, its CLOSE_WAITs and our FIN_WAIT_2s.
     let v = json(&tcpfsm(
@@ -159,17 +145,18 @@ fn states_filters_list_sockets_with_owning_process() {
     assert!(v.get("sockets").is_none(), "{v}");
     assert_eq!(v["total"], (M + 1) as u64);
 
-    // Text listing looks like ss -tanp: state, queues, addresses, command[pid].
+    // Text listing looks like ss -tanp: state, queues, addresses, users:(("comm",pid=N,fd=N)).
     let out = tcpfsm(&ns, &["states", "--state", "close-wait"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let owner = format!("{}[{}]", holder.comm(), holder.pid());
+    let users = format!("users:((\"{}\",pid={},fd=", holder.comm(), holder.pid());
     assert_eq!(
         text.lines()
-            .filter(|l| l.starts_with("CLOSE_WAIT") && l.contains(&owner))
+            .filter(|l| l.starts_with("CLOSE_WAIT") && l.contains(&users))
             .count(),
         M,
         "{text}"
     );
+    let owner = format!("{}[{}]", holder.comm(), holder.pid());
 
     // --by process groups the holder's sockets together.
     let v = json(&tcpfsm(&ns, &["states", "--by", "process", "--json"]));
@@ -391,7 +378,7 @@ fn states_says_when_owners_are_hidden_from_an_unprivileged_user() {
     assert_eq!(socks.len(), M);
     for s in socks {
         assert_eq!(s["processes"], serde_json::json!([]), "{s}");
-        assert_eq!(s["unattributed"], "permission_denied", "{s}");
+        assert_eq!(s["unattributed"], "hidden", "{s}");
     }
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unreadable (not root)"), "{err}");

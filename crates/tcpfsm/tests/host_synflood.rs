@@ -14,9 +14,12 @@
 //! 4 s … for `tcp_synack_retries` = 5, about a minute in all), so no half-open entry expires
 //! while they count.
 
+#[path = "cli/mod.rs"]
+mod cli;
 #[path = "../../tcpfsm-host/tests/support/mod.rs"]
 mod support;
 
+use cli::{json, tcpfsm, verdict};
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
 use std::collections::HashSet;
@@ -141,32 +144,6 @@ fn collect_syn_acks(t: &Target) -> HashSet<Ipv4Addr> {
         answered.len() == FLOOD
     });
     answered
-}
-
-fn tcpfsm(ns: &Netns, args: &[&str]) -> std::process::Output {
-    run_bounded(
-        ns.command(env!("CARGO_BIN_EXE_tcpfsm"), args),
-        Duration::from_secs(30),
-    )
-}
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): stdout {:?} stderr {:?}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn verdict<'a>(diag: &'a Value, rule: &str) -> &'a Value {
-    diag["verdicts"]
-        .as_array()
-        .expect("verdicts array")
-        .iter()
-        .find(|v| v["rule"] == rule)
-        .unwrap_or_else(|| panic!("no {rule} verdict in {diag}"))
 }
 
 /// Rules whose level is not "ok".

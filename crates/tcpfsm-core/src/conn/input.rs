@@ -7,6 +7,7 @@ use crate::builder::{ts_clock, CtlSegment, PeerSyn};
 use crate::ratelimit::exempt;
 use crate::recovery::sack::SackBlock;
 use crate::recovery::sender::AckInput;
+use crate::stats::Counter;
 use crate::time::Duration;
 use crate::timers::Timer;
 use crate::{Cause, ConnError, Event, State, TxKind};
@@ -27,7 +28,7 @@ impl Conn {
         // First: check the ACK bit.
         if f.contains(Flags::ACK) && (seg.ack.le(iss) || seg.ack.gt(self.snd.snd_nxt)) {
             if !f.contains(Flags::RST) && ctx.ctl.push(CtlSegment::rst(self.tuple, seg.ack)) {
-                ctx.stats.out_rsts += 1;
+                ctx.stats[Counter::OutRsts] += 1;
             }
             return;
         }
@@ -130,6 +131,9 @@ impl Conn {
                 return;
             }
             Gate::Challenge => {
+                if f.contains(Flags::SYN) {
+                    ctx.stats[Counter::TCPSYNChallenge] += 1;
+                }
                 self.challenge_ack(ctx);
                 return;
             }
@@ -167,7 +171,7 @@ impl Conn {
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>
                 if ctx.ctl.push(CtlSegment::rst(self.tuple, seg.ack)) {
-                    ctx.stats.out_rsts += 1;
+                    ctx.stats[Counter::OutRsts] += 1;
                 }
                 return;
             }
@@ -185,17 +189,19 @@ impl Conn {
     /// per `invalid_ratelimit` (RFC 5961 §7).
     pub(crate) fn oow_ack(&mut self, why: Unacceptable, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         if why == Unacceptable::Paws {
-            ctx.stats.paws_rejected += 1;
+            ctx.stats[Counter::PAWSEstab] += 1;
         }
-        if exempt(seg) || self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit) {
+        let span = self.rcv.buffer() as u32;
+        if exempt(seg, self.rcv.rcv_nxt, span) || self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit)
+        {
             self.rcv.ack_at_once(TxKind::Normal);
         } else {
             match why {
-                Unacceptable::Paws => ctx.stats.ack_skipped_paws += 1,
+                Unacceptable::Paws => ctx.stats[Counter::TCPACKSkippedPAWS] += 1,
                 Unacceptable::Seq if self.state == State::FinWait2 => {
-                    ctx.stats.ack_skipped_fin_wait2 += 1
+                    ctx.stats[Counter::TCPACKSkippedFinWait2] += 1
                 }
-                Unacceptable::Seq => ctx.stats.ack_skipped_seq += 1,
+                Unacceptable::Seq => ctx.stats[Counter::TCPACKSkippedSeq] += 1,
             }
         }
     }
@@ -203,17 +209,17 @@ impl Conn {
     /// RFC 5961 §3.2, §4.2, §5.2 challenge ACK, limited per connection and endpoint-wide (§7).
     pub(crate) fn challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
         if !self.oow.allow(ctx.now, ctx.cfg.invalid_ratelimit) {
-            ctx.stats.ack_skipped_challenge += 1;
+            ctx.stats[Counter::TCPACKSkippedChallenge] += 1;
             return;
         }
         if !ctx
             .challenge
             .take(ctx.now, ctx.cfg.challenge_ack_limit, ctx.secrets)
         {
-            ctx.stats.challenge_ack_limited += 1;
+            ctx.stats[Counter::TcpfsmChallengeACKLimited] += 1;
             return;
         }
-        ctx.stats.challenge_acks += 1;
+        ctx.stats[Counter::TCPChallengeACK] += 1;
         self.rcv.ack_at_once(TxKind::ChallengeAck);
     }
 
@@ -412,7 +418,7 @@ impl Conn {
             if self.owner == Owner::Orphan && self.snd.fin_seq.is_some() && end.gt(self.rcv.rcv_nxt)
             {
                 // Linux (TCPAbortOnData): the application closed and can never read this.
-                ctx.stats.abort_on_data += 1;
+                ctx.stats[Counter::TCPAbortOnData] += 1;
                 self.reset_and_close(Cause::ClosedWithUnreadData, ctx);
                 return;
             }
@@ -445,13 +451,13 @@ impl Conn {
         let was_empty = self.rcv.unread() == 0;
         let t = self.rcv.on_text(seq, data, self.sack);
         if t.refused {
-            ctx.stats.ofo_drop += 1;
+            ctx.stats[Counter::TCPOFODrop] += 1;
         }
         if t.out_of_order && !t.duplicate && !t.refused {
-            ctx.stats.ofo_queue += 1;
+            ctx.stats[Counter::TCPOFOQueue] += 1;
         }
         if t.trimmed && self.rcv.rcv_wnd() == 0 {
-            ctx.stats.zero_window_drop += 1;
+            ctx.stats[Counter::TCPZeroWindowDrop] += 1;
         }
         if t.in_order > 0 && was_empty && self.owner != Owner::Orphan {
             ctx.events.push_back(Event::Readable { conn: self.id });

@@ -20,6 +20,7 @@ use crate::ratelimit::{ChallengeBudget, OowStamp};
 use crate::recovery::sender::{LossRecovery, RecoveryConfig};
 use crate::rtt::RttEstimator;
 use crate::secrets::Secrets;
+use crate::stats::Counter;
 use crate::time::{Duration, Instant};
 use crate::timers::{Timer, Timers};
 use crate::{
@@ -361,19 +362,19 @@ impl Conn {
         let s = &mut *ctx.stats;
         let counted = |st: State| matches!(st, State::Established | State::CloseWait);
         if counted(from) && !counted(to) {
-            s.curr_estab = s.curr_estab.saturating_sub(1);
+            s[Counter::CurrEstab] = s[Counter::CurrEstab].saturating_sub(1);
         }
         if !counted(from) && counted(to) {
-            s.curr_estab += 1;
+            s[Counter::CurrEstab] += 1;
         }
         // RFC 4022 tcpEstabResets / tcpAttemptFails.
         if counted(from) && to == State::Closed {
-            s.estab_resets += 1;
+            s[Counter::EstabResets] += 1;
         }
         if matches!(from, State::SynSent | State::SynReceived)
             && matches!(to, State::Closed | State::Listen)
         {
-            s.attempt_fails += 1;
+            s[Counter::AttemptFails] += 1;
         }
         self.state = to;
         self.since = ctx.now;
@@ -442,7 +443,7 @@ impl Conn {
         if self.state != State::SynSent
             && ctx.ctl.push(CtlSegment::rst(self.tuple, self.snd.snd_nxt))
         {
-            ctx.stats.out_rsts += 1;
+            ctx.stats[Counter::OutRsts] += 1;
         }
         if cause == Cause::AppAbort || cause == Cause::ClosedWithUnreadData {
             // Linux discards what the application had not read: it asked for the abort.
@@ -573,7 +574,7 @@ impl Conn {
         // Linux (tcp_close): unread received data means the peer's data was lost, so say so
         // with RST instead of a graceful FIN (RFC 2525 §2.17).
         if self.rcv.unread() > 0 && self.state.is_synchronized() && self.state != State::TimeWait {
-            ctx.stats.abort_on_close += 1;
+            ctx.stats[Counter::TCPAbortOnClose] += 1;
             self.reset_and_close(Cause::ClosedWithUnreadData, ctx);
             return;
         }

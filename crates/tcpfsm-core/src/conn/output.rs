@@ -7,6 +7,7 @@ use super::Conn;
 use crate::builder::{syn_options, ts_clock};
 use crate::recovery::scoreboard::{Retransmit, Rule};
 use crate::recovery::sender::Phase;
+use crate::stats::Counter;
 use crate::time::Instant;
 use crate::timers::Timer;
 use crate::{Config, State, Stats, TxKind};
@@ -210,7 +211,7 @@ impl Conn {
         scratch: &'b mut Vec<u8>,
     ) -> (TcpRepr<'b>, TxKind) {
         if plan.kind == TxKind::Retransmission {
-            stats.retrans_segs += 1;
+            stats[Counter::RetransSegs] += 1;
         }
         let mut flags = Flags::ACK;
         if plan.fin {
@@ -261,7 +262,7 @@ impl Conn {
             tsecr,
         );
         if retransmit {
-            stats.retrans_segs += 1;
+            stats[Counter::RetransSegs] += 1;
             self.snd
                 .retransmitting(self.snd.iss, self.snd.iss.wrapping_add(1));
         } else if self.ts.is_none() {
@@ -275,7 +276,7 @@ impl Conn {
         let window = self.rcv.syn_window();
         self.rcv.acked();
         self.timers.clear(Timer::DelAck);
-        stats.out_segs += 1;
+        stats[Counter::OutSegs] += 1;
         let repr = TcpRepr {
             src_port: self.tuple.local.port(),
             dst_port: self.tuple.remote.port(),
@@ -326,7 +327,7 @@ impl Conn {
         }
         self.rcv.acked();
         self.timers.clear(Timer::DelAck);
-        stats.out_segs += 1;
+        stats[Counter::OutSegs] += 1;
         TcpRepr {
             src_port: self.tuple.local.port(),
             dst_port: self.tuple.remote.port(),

@@ -4,6 +4,7 @@
 use crate::cc::CongestionControl;
 use crate::recovery::scoreboard::ScoreboardCounters;
 use crate::recovery::sender::{LossRecovery, RecoveryCounters};
+use crate::stats::Counter;
 use crate::Stats;
 use std::ops::{Deref, DerefMut};
 
@@ -47,23 +48,23 @@ impl Recovery {
         let before = std::mem::take(&mut self.reported);
         let d = |a: u64, b: u64| a.saturating_sub(b);
         let (n, b) = (&now.rec, &before.rec);
-        stats.sack_recovery += d(n.sack_recovery, b.sack_recovery);
-        stats.reno_recovery += d(n.reno_recovery, b.reno_recovery);
-        stats.loss_probes += d(n.loss_probes, b.loss_probes);
-        stats.loss_probe_recovery += d(n.loss_probe_recovery, b.loss_probe_recovery);
-        stats.dsack_undo += d(n.dsack_undo, b.dsack_undo);
-        stats.ts_undo += d(n.ts_undo, b.ts_undo);
-        stats.loss_undo += d(n.loss_undo, b.loss_undo);
-        stats.spurious_rtos += d(n.loss_undo, b.loss_undo);
-        stats.fast_retrans += d(n.fast_retrans, b.fast_retrans);
-        stats.slow_start_retrans += d(n.timeout_retrans, b.timeout_retrans);
-        stats.sack_reorder += d(n.reordering, b.reordering);
+        stats[Counter::TCPSackRecovery] += d(n.sack_recovery, b.sack_recovery);
+        stats[Counter::TCPRenoRecovery] += d(n.reno_recovery, b.reno_recovery);
+        stats[Counter::TCPLossProbes] += d(n.loss_probes, b.loss_probes);
+        stats[Counter::TCPLossProbeRecovery] += d(n.loss_probe_recovery, b.loss_probe_recovery);
+        stats[Counter::TCPDSACKUndo] += d(n.dsack_undo, b.dsack_undo);
+        stats[Counter::TCPFullUndo] += d(n.ts_undo, b.ts_undo);
+        stats[Counter::TCPLossUndo] += d(n.loss_undo, b.loss_undo);
+        stats[Counter::TCPSpuriousRTOs] += d(n.loss_undo, b.loss_undo);
+        stats[Counter::TCPFastRetrans] += d(n.fast_retrans, b.fast_retrans);
+        stats[Counter::TCPSlowStartRetrans] += d(n.timeout_retrans, b.timeout_retrans);
+        stats[Counter::TCPSACKReorder] += d(n.reordering, b.reordering);
         let (n, b) = (&now.sb, &before.sb);
-        stats.dsack_recv += d(n.dsack_recv, b.dsack_recv);
-        stats.dsack_ignored_old += d(n.dsack_ignored_old, b.dsack_ignored_old);
-        stats.sack_discard += d(n.sack_discard, b.sack_discard);
-        stats.hystart_delay_detect += d(now.hystart_delay, before.hystart_delay);
-        stats.hystart_delay_cwnd += d(now.hystart_cwnd, before.hystart_cwnd);
+        stats[Counter::TCPDSACKRecv] += d(n.dsack_recv, b.dsack_recv);
+        stats[Counter::TCPDSACKIgnoredOld] += d(n.dsack_ignored_old, b.dsack_ignored_old);
+        stats[Counter::TCPSACKDiscard] += d(n.sack_discard, b.sack_discard);
+        stats[Counter::TCPHystartDelayDetect] += d(now.hystart_delay, before.hystart_delay);
+        stats[Counter::TCPHystartDelayCwnd] += d(now.hystart_cwnd, before.hystart_cwnd);
         self.reported = now;
     }
 }

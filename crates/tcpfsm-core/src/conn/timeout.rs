@@ -4,6 +4,7 @@
 use super::{Conn, Ctx, Owner};
 use crate::builder::ts_clock;
 use crate::recovery::tlp::Probe;
+use crate::stats::Counter;
 use crate::timers::Timer;
 use crate::{Cause, Config, ConnError, State};
 
@@ -12,14 +13,14 @@ impl Conn {
         let now = ctx.now;
         if self.timers.expired(Timer::FinWait2, now) {
             self.timers.clear(Timer::FinWait2);
-            ctx.stats.fin_wait2_timeouts += 1;
+            ctx.stats[Counter::TcpfsmFinWait2Timeouts] += 1;
             self.set_state(State::Closed, Cause::FinWait2Timeout, ctx);
             return;
         }
         if self.timers.expired(Timer::DelAck, now) {
             self.timers.clear(Timer::DelAck);
             self.rcv.ack_at_once(crate::TxKind::Normal);
-            ctx.stats.delayed_acks += 1;
+            ctx.stats[Counter::DelayedACKs] += 1;
         }
         if self.timers.expired(Timer::Persist, now) {
             self.timers.clear(Timer::Persist);
@@ -70,7 +71,7 @@ impl Conn {
             }
             self.snd.probes += 1;
             self.probe_due = true;
-            ctx.stats.window_probes += 1;
+            ctx.stats[Counter::TCPWinProbe] += 1;
         }
         let at = ctx.now + self.persist_interval();
         self.timers.set(Timer::Persist, at);
@@ -146,10 +147,10 @@ impl Conn {
         if !self.snd.outstanding() && !self.snd.syn_pending {
             return;
         }
-        ctx.stats.timeouts += 1;
+        ctx.stats[Counter::TCPTimeouts] += 1;
         if self.snd.retries >= self.retry_limit(ctx.cfg) {
             if self.owner == Owner::Orphan {
-                ctx.stats.abort_on_timeout += 1;
+                ctx.stats[Counter::TCPAbortOnTimeout] += 1;
             }
             self.fail(ConnError::TimedOut, Cause::RetransmitLimit, ctx);
             return;

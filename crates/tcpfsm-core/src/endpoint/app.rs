@@ -5,6 +5,7 @@ use super::{is_non_unicast, Endpoint};
 use crate::config::ConfigError;
 use crate::conn::{Conn, Owner};
 use crate::listener::Listener;
+use crate::stats::Counter;
 use crate::table::Entry;
 use crate::tuple::{unspecified_like, CompactTuple};
 use crate::{
@@ -76,6 +77,7 @@ impl Endpoint {
         let c = table.conn_mut(slot).ok_or(InvalidHandle)?;
         let r = f(c, &mut ctx);
         self.after_conn(slot);
+        self.sync_ctl_drops();
         Ok(r)
     }
 
@@ -259,7 +261,7 @@ impl Endpoint {
         };
         let key = CompactTuple::new(&tuple);
         if let Some(rec) = reused {
-            self.stats.tw_recycled += 1;
+            self.stats[Counter::TWRecycled] += 1;
             self.events.push_back(Event::StateChanged {
                 socket: SocketHandle::Conn(rec.id()),
                 tuple,
@@ -281,7 +283,7 @@ impl Endpoint {
                 id, tuple, iss, opts, ts_offset, &mut ctx,
             )))
         });
-        self.stats.active_opens += 1;
+        self.stats[Counter::ActiveOpens] += 1;
         let slot = self.table.slot_of(id).expect("just inserted");
         self.after_conn(slot);
         Ok(id)

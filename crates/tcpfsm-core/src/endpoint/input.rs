@@ -9,6 +9,7 @@ use crate::builder::{
 };
 use crate::conn::Conn;
 use crate::listener::HalfOpen;
+use crate::stats::Counter;
 use crate::table::Entry;
 use crate::tuple::CompactTuple;
 use crate::{
@@ -25,14 +26,14 @@ impl Endpoint {
         let parsed = match wire::parse_ip_tcp(datagram) {
             Ok(p) => p,
             Err(e) => {
-                self.stats.in_errs += 1;
+                self.stats[Counter::InErrs] += 1;
                 if e == wire::Error::BadTcpChecksum {
-                    self.stats.in_csum_errors += 1;
+                    self.stats[Counter::InCsumErrors] += 1;
                 }
                 return;
             }
         };
-        self.stats.in_segs += 1;
+        self.stats[Counter::InSegs] += 1;
         let seg = parsed.tcp;
         let tuple = FourTuple {
             local: SocketAddr::new(parsed.dst, seg.dst_port),
@@ -45,42 +46,52 @@ impl Endpoint {
             || is_non_unicast(parsed.src)
             || is_non_unicast(parsed.dst)
         {
-            self.stats.in_errs += 1;
+            self.stats[Counter::InErrs] += 1;
             return;
         }
+        self.dispatch(now, tuple, &seg);
+        self.sync_ctl_drops();
+    }
+
+    fn dispatch(&mut self, now: Instant, tuple: FourTuple, seg: &TcpRepr<'_>) {
         let key = CompactTuple::new(&tuple);
         if let Some(slot) = self.table.find(&key) {
             match &self.table.slot(slot).entry {
                 Entry::Conn(_) => {
                     let (mut ctx, table) = self.ctx(now);
                     if let Some(c) = table.conn_mut(slot) {
-                        c.on_segment(&seg, &mut ctx);
+                        c.on_segment(seg, &mut ctx);
                     }
                     self.after_conn(slot);
                 }
-                Entry::HalfOpen(_) => self.on_half_open_segment(now, slot, tuple, &seg),
+                Entry::HalfOpen(_) => self.on_half_open_segment(now, slot, tuple, seg),
                 Entry::Free => {}
             }
             return;
         }
         let mut isn_floor = None;
         if let Some(slot) = self.time_wait.find(&key) {
-            match self.on_time_wait_segment(now, slot, tuple, &seg) {
+            match self.on_time_wait_segment(now, slot, tuple, seg) {
                 Some(floor) => isn_floor = Some(floor),
                 None => return,
             }
         }
         if let Some(li) = self.listeners.iter().position(|l| l.matches(tuple.local)) {
-            self.on_listen_segment(now, li, key, tuple, &seg, isn_floor);
+            self.on_listen_segment(now, li, key, tuple, seg, isn_floor);
             return;
         }
-        self.reply_reset(tuple, &seg);
+        self.reply_reset(tuple, seg);
+    }
+
+    /// The control queue counts what it had to drop; the MIB says so.
+    pub(super) fn sync_ctl_drops(&mut self) {
+        self.stats[Counter::TcpfsmCtlQueueDrops] = self.ctl.dropped;
     }
 
     /// RFC 9293 §3.10.7.1: a segment for no connection is answered with RST (unless it is one).
     pub(super) fn reply_reset(&mut self, tuple: FourTuple, seg: &TcpRepr<'_>) {
         if !seg.flags.contains(Flags::RST) && self.ctl.push(CtlSegment::reset_for(tuple, seg)) {
-            self.stats.out_rsts += 1;
+            self.stats[Counter::OutRsts] += 1;
         }
     }
 
@@ -103,7 +114,7 @@ impl Endpoint {
                 if self.try_syn_cookie(now, li, key, tuple, seg) {
                     return;
                 }
-                self.stats.syncookies_failed += 1;
+                self.stats[Counter::SyncookiesFailed] += 1;
             }
             self.reply_reset(tuple, seg);
             return;
@@ -123,8 +134,8 @@ impl Endpoint {
         let lid = l.id;
         if l.accept_queue_full() {
             // Linux drops SYNs while the accept queue is full (ListenOverflows).
-            self.stats.listen_overflows += 1;
-            self.stats.listen_drops += 1;
+            self.stats[Counter::ListenOverflows] += 1;
+            self.stats[Counter::ListenDrops] += 1;
             return;
         }
         let use_cookie = match self.config.syncookies {
@@ -145,15 +156,15 @@ impl Endpoint {
                 &tuple,
             ));
             let cookie = syncookie::encode(&self.secrets, &key, seg.seq.0, mss, now);
-            self.stats.syncookies_sent += 1;
-            self.stats.req_q_full_do_cookies += l.syn_queue_full() as u64;
+            self.stats[Counter::SyncookiesSent] += 1;
+            self.stats[Counter::TCPReqQFullDoCookies] += l.syn_queue_full() as u64;
             let h = HalfOpen::new(lid, cookie, seg.seq.0, peer);
             self.send_synack(now, tuple, &key, li, &h, TxKind::SynCookie);
             return;
         }
         if l.syn_queue_full() {
-            self.stats.listen_drops += 1;
-            self.stats.req_q_full_drop += 1;
+            self.stats[Counter::ListenDrops] += 1;
+            self.stats[Counter::TCPReqQFullDrop] += 1;
             return;
         }
         let iss = match isn_floor {
@@ -163,7 +174,7 @@ impl Endpoint {
         let h = HalfOpen::new(lid, iss, seg.seq.0, peer);
         let id = self.table.insert_with(key, |_| Entry::HalfOpen(h));
         self.listeners[li].syn_queue_len += 1;
-        self.stats.passive_opens += 1;
+        self.stats[Counter::PassiveOpens] += 1;
         self.events.push_back(Event::StateChanged {
             socket: SocketHandle::Conn(id),
             tuple,
@@ -230,11 +241,11 @@ impl Endpoint {
             return false;
         };
         if self.listeners[li].accept_queue_full() {
-            self.stats.listen_overflows += 1;
-            self.stats.listen_drops += 1;
+            self.stats[Counter::ListenOverflows] += 1;
+            self.stats[Counter::ListenDrops] += 1;
             return true;
         }
-        self.stats.syncookies_recv += 1;
+        self.stats[Counter::SyncookiesRecv] += 1;
         let (wscale, sack, tsval) = match seg.options.timestamps {
             Some(ts) if self.config.timestamps => {
                 let (ws, sack) = syncookie::decode_ts_options(ts.tsecr);
@@ -249,7 +260,7 @@ impl Endpoint {
             tsval,
         };
         let h = HalfOpen::new(self.listeners[li].id, iss.0, irs.0, peer);
-        self.stats.passive_opens += 1;
+        self.stats[Counter::PassiveOpens] += 1;
         self.promote(now, li, key, tuple, h, seg, None);
         true
     }
@@ -372,9 +383,9 @@ impl Endpoint {
             if hm.oow.allow(now, limit) {
                 let h = *hm;
                 self.send_synack(now, tuple, &key, li, &h, TxKind::Retransmission);
-                self.stats.retrans_segs += 1;
+                self.stats[Counter::RetransSegs] += 1;
             } else {
-                self.stats.ack_skipped_syn_recv += 1;
+                self.stats[Counter::TCPACKSkippedSynRecv] += 1;
             }
             return;
         }
@@ -388,23 +399,23 @@ impl Endpoint {
             Gate::Drop => return,
             Gate::Ack(why) => {
                 if why == crate::arrival::Unacceptable::Paws {
-                    self.stats.paws_rejected += 1;
+                    self.stats[Counter::PAWSEstab] += 1;
                 }
-                self.half_open_ack(now, slot, tuple, TxKind::Normal, seg);
+                self.half_open_ack(now, slot, tuple, TxKind::Normal);
                 return;
             }
             Gate::Challenge => {
                 if f.contains(Flags::SYN) {
-                    self.stats.syn_challenges += 1;
+                    self.stats[Counter::TCPSYNChallenge] += 1;
                 }
                 if self
                     .challenge
                     .take(now, self.config.challenge_ack_limit, &self.secrets)
                 {
-                    self.stats.challenge_acks += 1;
-                    self.half_open_ack(now, slot, tuple, TxKind::ChallengeAck, seg);
+                    self.stats[Counter::TCPChallengeACK] += 1;
+                    self.half_open_ack(now, slot, tuple, TxKind::ChallengeAck);
                 } else {
-                    self.stats.challenge_ack_limited += 1;
+                    self.stats[Counter::TcpfsmChallengeACKLimited] += 1;
                 }
                 return;
             }
@@ -421,30 +432,23 @@ impl Endpoint {
         }
         if self.listeners[li].accept_queue_full() {
             // Linux drops the ACK and lets the SYN-ACK retransmission try again.
-            self.stats.listen_overflows += 1;
-            self.stats.listen_drops += 1;
+            self.stats[Counter::ListenOverflows] += 1;
+            self.stats[Counter::ListenDrops] += 1;
             return;
         }
         self.promote(now, li, key, tuple, h, seg, Some(slot));
     }
 
     /// `<SEQ=ISS+1><ACK=IRS+1><CTL=ACK>` from a half-open entry, rate limited per entry.
-    fn half_open_ack(
-        &mut self,
-        now: Instant,
-        slot: u32,
-        tuple: FourTuple,
-        kind: TxKind,
-        seg: &TcpRepr<'_>,
-    ) {
+    fn half_open_ack(&mut self, now: Instant, slot: u32, tuple: FourTuple, kind: TxKind) {
         let limit = self.config.invalid_ratelimit;
         let key = self.table.slot(slot).key;
         let Some(h) = self.table.half_open_mut(slot) else {
             return;
         };
-        let exempt = kind != TxKind::ChallengeAck && crate::ratelimit::exempt(seg);
-        if !exempt && !h.oow.allow(now, limit) {
-            self.stats.ack_skipped_syn_recv += 1;
+        // Nothing lies below a half-open entry's RCV.NXT but the SYN: no segment is exempt.
+        if !h.oow.allow(now, limit) {
+            self.stats[Counter::TCPACKSkippedSynRecv] += 1;
             return;
         }
         let h = *h;
@@ -474,7 +478,7 @@ impl Endpoint {
         if let Some(l) = self.listeners.iter_mut().find(|l| l.id == h.listener) {
             l.syn_queue_len = l.syn_queue_len.saturating_sub(1);
         }
-        self.stats.attempt_fails += 1;
+        self.stats[Counter::AttemptFails] += 1;
         self.events.push_back(Event::StateChanged {
             socket: SocketHandle::Conn(id),
             tuple: key.expand(),

@@ -3,6 +3,7 @@
 
 use super::{Endpoint, Transmit, TxKind};
 use crate::conn::Owner;
+use crate::stats::Counter;
 use crate::table::Entry;
 use crate::{wire, Cause, FourTuple, Instant, State};
 use tcpfsm_wire::TcpRepr;
@@ -133,6 +134,7 @@ impl Endpoint {
         for rec in expired {
             self.time_wait_closed(rec, Cause::TimeWaitExpired);
         }
+        self.sync_ctl_drops();
     }
 
     /// SYN-ACK retransmission for a half-open entry, with the backoff of RFC 6298 §5.5 and the
@@ -157,9 +159,9 @@ impl Endpoint {
         let key = self.table.slot(slot).key;
         if let Some(li) = self.listeners.iter().position(|l| l.id == h.listener) {
             self.send_synack(now, key.expand(), &key, li, &h, TxKind::Retransmission);
-            self.stats.retrans_segs += 1;
+            self.stats[Counter::RetransSegs] += 1;
         }
-        self.stats.timeouts += 1;
+        self.stats[Counter::TCPTimeouts] += 1;
     }
 }
 

@@ -6,6 +6,7 @@ use super::Endpoint;
 use crate::arrival::{gate, ts_before, Gate, RcvView, Unacceptable};
 use crate::builder::{ts_clock, CtlSegment};
 use crate::conn::Owner;
+use crate::stats::Counter;
 use crate::time_wait::TimeWaitRecord;
 use crate::{Cause, Event, FourTuple, Instant, SocketHandle, State, TxKind};
 use tcpfsm_wire::{Flags, SeqNum, TcpRepr, Timestamps};
@@ -51,12 +52,12 @@ impl Endpoint {
             // The ACK of the FIN that brought us here.
             let ack = self.time_wait_ack(now, &rec, TxKind::Normal);
             if self.ctl.push(ack) {
-                self.stats.out_segs += 1;
+                self.stats[Counter::OutSegs] += 1;
             }
         }
         if self.time_wait.len() as u64 >= self.config.max_tw_buckets as u64 {
-            self.stats.tw_killed += 1;
-            self.stats.tw_overflow += 1;
+            self.stats[Counter::TWKilled] += 1;
+            self.stats[Counter::TCPTimeWaitOverflow] += 1;
             self.time_wait_closed(rec, Cause::TimeWaitOverflow);
         } else {
             self.time_wait.insert(rec);
@@ -118,7 +119,7 @@ impl Endpoint {
             Gate::Reset => {
                 // Linux without tcp_rfc1337: an exact RST ends TIME_WAIT ("assassination").
                 self.time_wait.remove(slot);
-                self.stats.tw_killed += 1;
+                self.stats[Counter::TWKilled] += 1;
                 self.time_wait_closed(rec, Cause::ResetReceived);
             }
             // Linux answers every other non-RST segment in TIME_WAIT with an ACK (rate
@@ -127,7 +128,7 @@ impl Endpoint {
             Gate::Drop => {}
             Gate::Challenge => {
                 if f.contains(Flags::SYN) {
-                    self.stats.syn_challenges += 1;
+                    self.stats[Counter::TCPSYNChallenge] += 1;
                 }
                 let limited = !self
                     .time_wait
@@ -135,21 +136,21 @@ impl Endpoint {
                     .oow
                     .allow(now, self.config.invalid_ratelimit);
                 if limited {
-                    self.stats.ack_skipped_time_wait += 1;
+                    self.stats[Counter::TCPACKSkippedTimeWait] += 1;
                 } else if self
                     .challenge
                     .take(now, self.config.challenge_ack_limit, &self.secrets)
                 {
-                    self.stats.challenge_acks += 1;
+                    self.stats[Counter::TCPChallengeACK] += 1;
                     let ack = self.time_wait_ack(now, &rec, TxKind::ChallengeAck);
                     self.ctl.push(ack);
                 } else {
-                    self.stats.challenge_ack_limited += 1;
+                    self.stats[Counter::TcpfsmChallengeACKLimited] += 1;
                 }
             }
             Gate::Ack(why) => {
                 if why == Unacceptable::Paws {
-                    self.stats.paws_rejected += 1;
+                    self.stats[Counter::PAWSEstab] += 1;
                 }
                 let end = seg.seq.wrapping_add(seg.segment_len());
                 if f.contains(Flags::FIN) && end == rcv_nxt && why == Unacceptable::Seq {
@@ -176,8 +177,12 @@ impl Endpoint {
     /// `TCPACKSkippedTimeWait`).
     fn time_wait_oow_ack(&mut self, now: Instant, slot: u32, seg: &TcpRepr<'_>) {
         let limit = self.config.invalid_ratelimit;
-        if !crate::ratelimit::exempt(seg) && !self.time_wait.get_mut(slot).oow.allow(now, limit) {
-            self.stats.ack_skipped_time_wait += 1;
+        let rec = self.time_wait.get(slot);
+        let (rcv_nxt, span) = (SeqNum(rec.rcv_nxt), rec.window as u32);
+        if !crate::ratelimit::exempt(seg, rcv_nxt, span)
+            && !self.time_wait.get_mut(slot).oow.allow(now, limit)
+        {
+            self.stats[Counter::TCPACKSkippedTimeWait] += 1;
             return;
         }
         let rec = *self.time_wait.get(slot);

@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
-use tcpfsm_core::{Config, ConnHandle, Duration, Endpoint, Event, Instant, SocketHandle, State};
+use tcpfsm_core::{
+    Config, ConnHandle, ConnOptions, Duration, Endpoint, Event, Instant, ListenOptions,
+    ListenerHandle, RecvError, SocketHandle, State, TxKind,
+};
 use tcpfsm_wire::{emit_ip_tcp, parse_ip_tcp, Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
 /// Timestamps, SACK and window scaling off and every segment ACKed at once, so hand-built
@@ -165,6 +168,12 @@ pub struct Net {
     pub log: Vec<Logged>,
     pub ev_a: Vec<Event>,
     pub ev_b: Vec<Event>,
+    /// Every event of both endpoints with the virtual time it was polled (`true`: A's).
+    pub timed: Vec<(Instant, bool, Event)>,
+    /// With `record_deliveries` set: every datagram handed to an endpoint that parses, with
+    /// its arrival time (`true`: delivered to A).
+    pub deliveries: Vec<(Instant, bool, Seg)>,
+    pub record_deliveries: bool,
     drop_rule: Option<DropRule>,
     impair: Impair,
     rng: rand::rngs::SmallRng,
@@ -172,15 +181,23 @@ pub struct Net {
 
 impl Net {
     pub fn new(ca: Config, cb: Config) -> Net {
+        Net::with_seeds(ca, cb, 1, 2)
+    }
+
+    /// Endpoints with chosen seeds (their ISNs, ports and timestamp offsets follow from them).
+    pub fn with_seeds(ca: Config, cb: Config, seed_a: u64, seed_b: u64) -> Net {
         Net {
-            a: Endpoint::new(ca, 1),
-            b: Endpoint::new(cb, 2),
+            a: Endpoint::new(ca, seed_a),
+            b: Endpoint::new(cb, seed_b),
             now: Instant::from_micros(1_000_000),
             delay: Duration::from_millis(10),
             flight: Vec::new(),
             log: Vec::new(),
             ev_a: Vec::new(),
             ev_b: Vec::new(),
+            timed: Vec::new(),
+            deliveries: Vec::new(),
+            record_deliveries: false,
             drop_rule: None,
             impair: Impair::default(),
             rng: rand::SeedableRng::seed_from_u64(0),
@@ -242,8 +259,14 @@ impl Net {
                 }
             }
         }
-        self.ev_a.extend(std::iter::from_fn(|| self.a.poll_event()));
-        self.ev_b.extend(std::iter::from_fn(|| self.b.poll_event()));
+        while let Some(e) = self.a.poll_event() {
+            self.timed.push((self.now, true, e.clone()));
+            self.ev_a.push(e);
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.timed.push((self.now, false, e.clone()));
+            self.ev_b.push(e);
+        }
     }
 
     /// Runs the network until nothing is scheduled before `now + d`.
@@ -270,6 +293,10 @@ impl Net {
             };
             // One datagram at a time, each answered before the next, as on a real link.
             for (_, from_a, bytes) in due {
+                if self.record_deliveries && parse_ip_tcp(&bytes).is_ok() {
+                    self.deliveries
+                        .push((self.now, !from_a, Seg::parse(&bytes)));
+                }
                 if from_a {
                     self.b.handle_packet(self.now, &bytes);
                 } else {
@@ -330,4 +357,271 @@ pub fn set_nodelay(ep: &mut Endpoint, now: Instant, c: ConnHandle) {
     let mut o = ep.options(c).expect("live connection");
     o.nodelay = true;
     ep.set_options(now, c, o).unwrap();
+}
+
+/// Everything an endpoint wants to send now, with the kind the engine gave each.
+pub fn drain_kinds(ep: &mut Endpoint, now: Instant) -> Vec<(Seg, TxKind)> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(tx) = ep.poll_transmit(now, &mut buf) {
+        out.push((Seg::parse(&buf[..tx.len]), tx.kind));
+    }
+    out
+}
+
+/// What a scripted peer offers in its SYN or SYN-ACK.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerOpts {
+    pub isn: u32,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack: bool,
+    /// Timestamps, with the peer's clock at `ts_base` + milliseconds of virtual time.
+    pub ts: bool,
+    pub ts_base: u32,
+    pub window: u16,
+}
+
+impl Default for PeerOpts {
+    fn default() -> PeerOpts {
+        PeerOpts {
+            isn: 1000,
+            mss: Some(1460),
+            wscale: None,
+            sack: false,
+            ts: false,
+            ts_base: 7_000_000,
+            window: 65535,
+        }
+    }
+}
+
+/// One endpoint with one connection to a hand-written peer: every segment the peer sends is
+/// built here as real bytes, with the options the handshake agreed.
+pub struct Scripted {
+    pub ep: Endpoint,
+    pub now: Instant,
+    /// The endpoint's address.
+    pub me: SocketAddr,
+    /// The scripted peer's address.
+    pub peer: SocketAddr,
+    pub conn: ConnHandle,
+    pub listener: Option<ListenerHandle>,
+    /// The peer's next sequence number (the endpoint's RCV.NXT once it has taken it all).
+    pub p: u32,
+    /// The endpoint's highest sequence number seen (its SND.NXT).
+    pub y: u32,
+    pub opts: PeerOpts,
+    /// The endpoint's last TSval, echoed by the peer.
+    pub echo: u32,
+    /// The window the peer advertises.
+    pub window: u16,
+}
+
+impl Scripted {
+    /// The endpoint listens and the peer connects to it.
+    pub fn server(cfg: Config, opts: PeerOpts) -> Scripted {
+        Scripted::server_with(cfg, opts, None)
+    }
+
+    /// As `server`, with the listener's options for the accepted connection.
+    pub fn server_with(cfg: Config, opts: PeerOpts, conn: Option<ConnOptions>) -> Scripted {
+        let mut ep = Endpoint::new(cfg, 9);
+        let now = Instant::from_micros(10_000_000);
+        let me = addr(B_IP, 80);
+        let peer = addr(A_IP, 40_000);
+        let mut lo = ListenOptions::new(ep.config(), 64);
+        if let Some(c) = conn {
+            lo.conn = c;
+        }
+        let l = ep.listen_with(now, me, lo).unwrap();
+        let mut syn = seg(peer, me, Flags::SYN, opts.isn, 0);
+        syn.window = opts.window;
+        syn.options.mss = opts.mss;
+        syn.options.window_scale = opts.wscale;
+        syn.options.sack_permitted = opts.sack;
+        if opts.ts {
+            let tsval = opts.ts_base.wrapping_add((now.as_micros() / 1000) as u32);
+            syn = with_ts(syn, tsval, 0);
+        }
+        ep.handle_packet(now, &syn.bytes());
+        let synack = drain(&mut ep, now)
+            .into_iter()
+            .find(|o| o.is(Flags::SYN | Flags::ACK))
+            .expect("SYN-ACK");
+        let echo = synack.options.timestamps.map_or(0, |t| t.tsval);
+        let y = synack.seq.wrapping_add(1);
+        let mut ack = seg(peer, me, Flags::ACK, opts.isn.wrapping_add(1), y);
+        ack.window = opts.window;
+        if opts.ts {
+            let tsval = opts.ts_base.wrapping_add((now.as_micros() / 1000) as u32);
+            ack = with_ts(ack, tsval, echo);
+        }
+        ep.handle_packet(now, &ack.bytes());
+        let conn = ep.accept(now, l).unwrap().expect("accepted");
+        drain(&mut ep, now);
+        events(&mut ep);
+        Scripted {
+            ep,
+            now,
+            me,
+            peer,
+            conn,
+            listener: Some(l),
+            p: opts.isn.wrapping_add(1),
+            y,
+            opts,
+            echo,
+            window: opts.window,
+        }
+    }
+
+    /// The endpoint connects (with `conn` options, if given) and the peer answers.
+    pub fn client(cfg: Config, opts: PeerOpts, conn: Option<ConnOptions>) -> Scripted {
+        let mut ep = Endpoint::new(cfg, 9);
+        let now = Instant::from_micros(10_000_000);
+        let me = addr(A_IP, 40_000);
+        let peer = addr(B_IP, 80);
+        let co = conn.unwrap_or_else(|| ep.config().conn_options());
+        let c = ep.connect_with(now, me, peer, co).unwrap();
+        let mut s = Scripted {
+            ep,
+            now,
+            me,
+            peer,
+            conn: c,
+            listener: None,
+            p: opts.isn,
+            y: 0,
+            opts,
+            echo: 0,
+            window: opts.window,
+        };
+        let syn = s.drain().into_iter().find(|o| o.is(Flags::SYN)).unwrap();
+        s.y = syn.seq.wrapping_add(1);
+        let mut synack = s.seg(Flags::SYN | Flags::ACK, opts.isn, s.y, &[]);
+        s.syn_options(&mut synack);
+        s.p = opts.isn.wrapping_add(1);
+        s.inject(synack);
+        assert_eq!(s.ep.state(c), Some(State::Established));
+        events(&mut s.ep);
+        s
+    }
+
+    fn syn_options(&self, s: &mut Seg) {
+        s.options.mss = self.opts.mss;
+        s.options.window_scale = self.opts.wscale;
+        s.options.sack_permitted = self.opts.sack;
+    }
+
+    /// The peer's TSval now.
+    pub fn tsval(&self) -> u32 {
+        self.opts
+            .ts_base
+            .wrapping_add((self.now.as_micros() / 1000) as u32)
+    }
+
+    /// A segment from the peer, with its window and (if agreed) timestamps.
+    pub fn seg(&self, flags: Flags, seq: u32, ack: u32, payload: &[u8]) -> Seg {
+        let mut s = seg(self.peer, self.me, flags, seq, ack);
+        s.window = self.window;
+        s.payload = payload.to_vec();
+        if self.opts.ts {
+            s = with_ts(s, self.tsval(), self.echo);
+        }
+        s
+    }
+
+    /// Everything the endpoint sends now; remembers its SND.NXT and TSval.
+    pub fn drain(&mut self) -> Vec<Seg> {
+        let out = drain(&mut self.ep, self.now);
+        self.note(&out);
+        out
+    }
+
+    fn note(&mut self, out: &[Seg]) {
+        for o in out {
+            if o.dst != self.peer || o.has(Flags::RST) {
+                continue;
+            }
+            if let Some(ts) = o.options.timestamps {
+                self.echo = ts.tsval;
+            }
+            let end = o.seq.wrapping_add(o.len());
+            if self.y == 0 || (end.wrapping_sub(self.y) as i32) > 0 {
+                self.y = end;
+            }
+        }
+    }
+
+    /// Delivers `s` and returns what the endpoint answers.
+    pub fn inject(&mut self, s: Seg) -> Vec<Seg> {
+        self.ep.handle_packet(self.now, &s.bytes());
+        self.drain()
+    }
+
+    /// In-order data from the peer (ACKing everything the endpoint sent).
+    pub fn data(&mut self, payload: &[u8]) -> Vec<Seg> {
+        let s = self.seg(Flags::ACK | Flags::PSH, self.p, self.y, payload);
+        self.p = self.p.wrapping_add(payload.len() as u32);
+        self.inject(s)
+    }
+
+    /// A pure ACK of everything the endpoint sent, with the peer's current window.
+    pub fn ack(&mut self) -> Vec<Seg> {
+        let s = self.seg(Flags::ACK, self.p, self.y, &[]);
+        self.inject(s)
+    }
+
+    /// Lets virtual time pass to `now + d`, firing every timer on the way; returns what the
+    /// endpoint sent, each with its time.
+    pub fn advance(&mut self, d: Duration) -> Vec<(Instant, Seg)> {
+        let end = self.now + d;
+        let mut out = Vec::new();
+        while let Some(t) = self.ep.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            self.ep.handle_timeout(self.now);
+            let segs = self.drain();
+            out.extend(segs.into_iter().map(|s| (self.now, s)));
+        }
+        self.now = end;
+        out
+    }
+
+    /// Lets virtual time pass to `now + d` with a silent peer, firing every timer on the way;
+    /// returns how many segments of `kind` the endpoint sent.
+    pub fn count_sent(&mut self, d: Duration, kind: TxKind) -> usize {
+        let end = self.now + d;
+        let mut n = 0;
+        while let Some(t) = self.ep.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            self.ep.handle_timeout(self.now);
+            n += drain_kinds(&mut self.ep, self.now)
+                .iter()
+                .filter(|(_, k)| *k == kind)
+                .count();
+        }
+        self.now = end;
+        n
+    }
+
+    /// Reads everything readable now: (bytes, what the last call returned).
+    pub fn read_all(&mut self) -> (Vec<u8>, Result<Option<usize>, RecvError>) {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match self.ep.recv(self.now, self.conn, &mut buf) {
+                Ok(Some(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                r => return (got, r),
+            }
+        }
+    }
+}
+
+/// Random bytes (not a repeating pattern), reproducible from `seed`.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut v = vec![0u8; len];
+    rand::rngs::SmallRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
 }

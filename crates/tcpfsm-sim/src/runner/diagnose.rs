@@ -18,25 +18,8 @@ impl Runner<'_> {
             census,
             ..Snapshot::default()
         };
-        s.counters = Some(tcpfsm_observe::Counters {
-            active_opens: st.active_opens,
-            passive_opens: st.passive_opens,
-            attempt_fails: st.attempt_fails,
-            estab_resets: st.estab_resets,
-            curr_estab: st.curr_estab,
-            in_segs: st.in_segs,
-            out_segs: st.out_segs,
-            retrans_segs: st.retrans_segs,
-            in_errs: st.in_errs,
-            out_rsts: st.out_rsts,
-            listen_overflows: st.listen_overflows,
-            listen_drops: st.listen_drops,
-            syncookies_sent: st.syncookies_sent,
-            syncookies_recv: st.syncookies_recv,
-            syncookies_failed: st.syncookies_failed,
-            time_wait: census.get(State::TimeWait),
-            ..tcpfsm_observe::Counters::default()
-        });
+        // The engine's counters are the same MIB the live host parses /proc into.
+        s.counters = Some(*st);
         // TIME_WAIT grouped by remote, counting those holding a port of the ephemeral range
         // (what runs out when one client talks to one server), when the endpoint lists them.
         let mut by_remote: Vec<tcpfsm_observe::RemoteCount> = Vec::new();

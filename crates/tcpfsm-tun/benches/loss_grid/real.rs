@@ -233,7 +233,7 @@ pub fn ours_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
             Ok(c)
         },
     )?;
-    o.our_retrans_segs = Some(st.stats().retrans_segs);
+    o.our_retrans_segs = Some(st.stats()[tcpfsm_tun::core::Counter::RetransSegs]);
     o.late = st.relay.stats().late;
     tx.abort();
     Ok(o)

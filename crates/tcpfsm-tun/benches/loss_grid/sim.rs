@@ -101,7 +101,7 @@ pub fn ours_ours(spec: &Spec, data: &[u8]) -> RunOut {
         intact,
         secs: (end - start).as_secs_f64(),
         retrans_bytes,
-        our_retrans_segs: Some(net.endpoint(a).stats().retrans_segs),
+        our_retrans_segs: Some(net.endpoint(a).stats()[tcpfsm_tun::core::Counter::RetransSegs]),
         ..RunOut::default()
     }
 }

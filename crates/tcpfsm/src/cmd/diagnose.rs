@@ -17,7 +17,12 @@ const EXIT_ERROR: u8 = 3;
 #[derive(clap::Args)]
 #[command(
     after_help = "Exit status: 0 OK, 1 warning, 2 critical, 3 error (host unreadable, bad thresholds).\n\
-Threshold file: TOML, keys as printed by --print-config; flags and --set override it."
+Threshold file: TOML, keys as printed by --print-config; flags and --set override it.\n\n\
+Examples:\n  \
+tcpfsm diagnose                                   one sample, a verdict per rule\n  \
+tcpfsm diagnose --samples 3 --interval 5s         rates and growth over 10 s\n  \
+tcpfsm diagnose --set fin_wait2_warn=200 --config thresholds.toml\n  \
+tcpfsm diagnose --netns blue --json               another network namespace, for scripts"
 )]
 pub struct Args {
     /// Time between samples (e.g. 5s, 500ms, 1m)
@@ -71,6 +76,9 @@ pub struct Args {
     /// Skip the per-process open-file check (avoids reading every process's descriptors)
     #[arg(long)]
     pub no_fd: bool,
+    /// Diagnose the network namespace NAME (/run/netns/NAME, or a path such as /proc/PID/ns/net)
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
     /// Print the effective thresholds as TOML and exit
     #[arg(long)]
     pub print_config: bool,
@@ -96,9 +104,9 @@ fn thresholds(args: &Args) -> anyhow::Result<Thresholds> {
           retrans_warn => retrans_warn_ratio, retrans_crit => retrans_crit_ratio,
           fd_warn => fd_warn_ratio, fd_crit => fd_crit_ratio);
     for kv in &args.set {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--set expects KEY=VALUE, got {kv:?}"))?;
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("--set {kv}: expected KEY=VALUE, e.g. --set close_wait_warn=200")
+        })?;
         t = t.with_override(k.trim(), v.trim())?;
     }
     t.validate()?;
@@ -121,6 +129,9 @@ fn run_inner(args: &Args) -> anyhow::Result<ExitCode> {
     if args.print_config {
         print!("{}", th.to_toml_string());
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(ns) = &args.netns {
+        tcpfsm_host::netns::enter(ns)?;
     }
     let mut sampler = Sampler::new(SnapshotOptions {
         fd_usage: !args.no_fd,

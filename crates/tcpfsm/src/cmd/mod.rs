@@ -1,4 +1,5 @@
 //! One module per subcommand.
+pub mod counters;
 pub mod diagnose;
 pub mod export;
 pub mod link;

@@ -1,33 +1,45 @@
 //! `tcpfsm states`: this host's TCP connections by state, from netlink sock_diag.
 //!
 //! Without filters it prints the eleven counts (zeros included) from the counting fast path.
-//! With `--state`, `--port`, `--process` or `--list` it lists the matching sockets like
-//! `ss -tanp` (owners resolved from /proc only for the listed sockets). `--by` groups counts.
+//! With `--state`, `--port`, `--process`, a filter expression, `--list`, or any of `-o`, `-i`,
+//! `-m`, it lists the matching sockets like `ss -tanp` (owners resolved from /proc only for the
+//! listed sockets). `--by` groups counts.
+
+mod group;
+mod json;
+mod listing;
+
+pub(crate) use json::{census_json, v, J};
 
 use anyhow::Context;
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
+use group::{ephemeral_key, GroupBy, PortContext};
+use listing::{Ext, Listed, Show};
+use std::collections::HashSet;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use tcpfsm_host::{
-    attribute, sockets_of, Attribution, Family, Filter, Owner, SockDiag, SocketRow, StateSet,
+    attribute, read_sysctls, sockets_of, Attribution, Expr, Extensions, Family, Filter, Owner,
+    SockDiag, StateSet,
 };
 use tcpfsm_states::{Census, State};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum GroupBy {
-    /// Owning process (pid and command)
-    Process,
-    /// Local port
-    LocalPort,
-    /// Remote address and port
-    Remote,
-    /// Remote address only
-    RemoteHost,
-}
-
 #[derive(clap::Args)]
+#[command(
+    after_help = "FILTER is ss's: [state STATE]... [exclude STATE]... [EXPRESSION]
+  EXPRESSION: sport/dport OP PORT (OP: = != < > <= >=, or eq ne lt gt le ge; PORT: :443, :https,
+  :8000-8080), src/dst [=|!=] ADDR (10.0.0.1, 10.0.0.0/8, 10.0.0.1:80, [2001:db8::]/32),
+  joined by and, or, not and ( ); side by side means and. Quote it for the shell.
+  State groups as in ss: all, connected, synchronized, bucket, big.
+
+Examples:
+  tcpfsm states                                   counts of all 11 states, zeros included
+  tcpfsm states -o state time-wait                TIME_WAIT sockets with the time each has left
+  tcpfsm states -i dport = :443                   rtt, cwnd, retransmits… of connections to 443
+  tcpfsm states -m -s established                 socket memory (skmem) of established sockets
+  tcpfsm states '( sport = :80 or sport = :443 ) and dst 10.0.0.0/8'
+  tcpfsm states --by local-port                   service ports; ephemeral ports as one row
+  tcpfsm states --netns blue --state close-wait   another network namespace (ip netns add blue)"
+)]
 pub struct Args {
     /// Only these states (repeatable or comma-separated; ss spellings work: close-wait, syn-recv, estab)
     #[arg(long, short = 's', value_delimiter = ',')]
@@ -45,8 +57,23 @@ pub struct Args {
     #[arg(long, short = 'l')]
     pub list: bool,
     /// With filters, print only the counts (no socket list)
-    #[arg(long, short = 'c', conflicts_with_all = ["list", "by"])]
+    #[arg(long, short = 'c', conflicts_with_all = ["list", "by", "timers", "info", "memory"])]
     pub count: bool,
+    /// Show each socket's timer, like ss -o: timer:(timewait,59sec,0) is TIME_WAIT's time left;
+    /// on (retransmit), keepalive, persist (zero-window probe)
+    #[arg(long = "timers", short = 'o')]
+    pub timers: bool,
+    /// Show TCP internals from the kernel's tcp_info, like ss -i: rtt/rttvar, cwnd, ssthresh,
+    /// retransmits, mss, delivery rate, … (asked from the kernel only with this flag)
+    #[arg(long = "info", short = 'i')]
+    pub info: bool,
+    /// Show socket memory, like ss -m: skmem:(r,rb,t,tb,f,w,o,bl,d)
+    #[arg(long = "memory", short = 'm')]
+    pub memory: bool,
+    /// Read the network namespace NAME (/run/netns/NAME, as ip netns names it, or a path such
+    /// as /proc/PID/ns/net)
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
     /// Count TIME_WAIT by dumping every socket instead of reading the kernel's own TIME_WAIT
     /// counter (slower; the two agree)
     #[arg(long)]
@@ -63,58 +90,62 @@ pub struct Args {
     /// JSON output (state names as in the simulator: "TIME_WAIT", ...)
     #[arg(long)]
     pub json: bool,
+    /// ss-style filter: [state STATE]... [EXPRESSION] (see below)
+    #[arg(value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
-/// JSON whose objects keep their keys in the order written (the states in lifecycle order,
-/// socket fields in `ss` column order); serde_json's own `Value` would sort them.
-enum J {
-    V(Value),
-    O(Vec<(&'static str, J)>),
-    A(Vec<J>),
-    /// An object with computed keys (group names, state names).
-    K(Vec<(String, J)>),
+/// `ss`'s state groups.
+fn state_group(name: &str) -> Option<StateSet> {
+    use State::*;
+    let all: Vec<State> = State::ALL.to_vec();
+    let without =
+        |xs: &[State]| -> StateSet { all.iter().copied().filter(|s| !xs.contains(s)).collect() };
+    Some(match name {
+        "all" => StateSet::ALL,
+        "connected" => without(&[Listen, Closed]),
+        "synchronized" => without(&[Listen, Closed, SynSent]),
+        "bucket" => StateSet::of(&[SynReceived, TimeWait]),
+        "big" => without(&[SynReceived, TimeWait]),
+        _ => return None,
+    })
 }
 
-impl serde::Serialize for J {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
-        match self {
-            J::V(v) => v.serialize(s),
-            J::O(kv) => {
-                let mut m = s.serialize_map(Some(kv.len()))?;
-                for (k, v) in kv {
-                    m.serialize_entry(k, v)?;
-                }
-                m.end()
-            }
-            J::K(kv) => {
-                let mut m = s.serialize_map(Some(kv.len()))?;
-                for (k, v) in kv {
-                    m.serialize_entry(k, v)?;
-                }
-                m.end()
-            }
-            J::A(items) => {
-                let mut q = s.serialize_seq(Some(items.len()))?;
-                for i in items {
-                    q.serialize_element(i)?;
-                }
-                q.end()
-            }
-        }
+/// The positional filter: leading `state X` / `exclude X` words, then an expression.
+struct Positional {
+    include: StateSet,
+    exclude: StateSet,
+    expr: Option<Expr>,
+}
+
+fn positional(words: &[String]) -> anyhow::Result<Positional> {
+    let joined = words.join(" ");
+    let mut toks: Vec<&str> = joined.split_whitespace().collect();
+    let mut p = Positional {
+        include: StateSet::EMPTY,
+        exclude: StateSet::EMPTY,
+        expr: None,
+    };
+    while let Some(kw @ ("state" | "exclude")) = toks.first().copied() {
+        let name = toks
+            .get(1)
+            .ok_or_else(|| anyhow::anyhow!("bad filter: {kw} needs a state name"))?;
+        let set = match state_group(name) {
+            Some(g) => g,
+            None => StateSet::of(&[name.parse::<State>()?]),
+        };
+        let target = if kw == "state" {
+            &mut p.include
+        } else {
+            &mut p.exclude
+        };
+        *target = set.iter().fold(*target, StateSet::with);
+        toks.drain(..2);
     }
-}
-
-fn v(x: impl Into<Value>) -> J {
-    J::V(x.into())
-}
-
-fn census_json(c: &Census) -> J {
-    J::K(
-        c.iter()
-            .map(|(s, n)| (s.name().to_string(), v(n)))
-            .collect(),
-    )
+    if !toks.is_empty() {
+        p.expr = Some(toks.join(" ").parse::<Expr>()?);
+    }
+    Ok(p)
 }
 
 fn print_census(out: &mut impl Write, c: &Census) -> io::Result<()> {
@@ -125,50 +156,17 @@ fn print_census(out: &mut impl Write, c: &Census) -> io::Result<()> {
     writeln!(out, "{:<13} {:>9}", "TOTAL", c.total())
 }
 
-/// Formats an address like ss: `127.0.0.1:80`, `[::1]:80`, `*:*` for the unspecified remote.
-fn addr(a: &SocketAddr) -> String {
-    if a.ip().is_unspecified() && a.port() == 0 {
-        "*:*".into()
-    } else if a.ip().is_unspecified() {
-        format!("*:{}", a.port())
+fn write_counts(out: &mut impl Write, c: &Census, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        serde_json::to_writer(
+            &mut *out,
+            &J::O(vec![("states", census_json(c)), ("total", v(c.total()))]),
+        )?;
+        writeln!(out)?;
     } else {
-        a.to_string()
+        print_census(out, c)?;
     }
-}
-
-fn owner_text(a: Option<&Attribution>, inode: u64) -> String {
-    match a.map(|a| a.owner(inode)) {
-        None => String::new(),
-        Some(Owner::Processes(ps)) => ps
-            .iter()
-            .map(|p| format!("{}[{}]", p.comm, p.pid))
-            .collect::<Vec<_>>()
-            .join(","),
-        Some(Owner::None(why)) => format!("-({})", short_reason(why)),
-    }
-}
-
-fn short_reason(u: tcpfsm_host::Unattributed) -> &'static str {
-    match u {
-        tcpfsm_host::Unattributed::NoOwner => "no owner",
-        tcpfsm_host::Unattributed::PermissionDenied => "hidden: need root",
-        tcpfsm_host::Unattributed::NotFound => "not found",
-    }
-}
-
-fn owner_json(a: Option<&Attribution>, inode: u64) -> (J, J) {
-    match a.map(|a| a.owner(inode)) {
-        None => (v(Value::Null), v(Value::Null)),
-        Some(Owner::Processes(ps)) => (
-            J::A(
-                ps.iter()
-                    .map(|p| J::O(vec![("pid", v(p.pid)), ("comm", v(p.comm.clone()))]))
-                    .collect(),
-            ),
-            v(Value::Null),
-        ),
-        Some(Owner::None(why)) => (J::A(vec![]), v(json!(why))),
-    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -192,11 +190,16 @@ pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
-    let states = if args.state.is_empty() {
-        StateSet::ALL
-    } else {
-        args.state.iter().copied().collect()
-    };
+    let pos = positional(&args.filter)?;
+    let mut states: StateSet = args.state.iter().copied().collect();
+    states = pos.include.iter().fold(states, StateSet::with);
+    if states.is_empty() {
+        states = StateSet::ALL;
+    }
+    states = states
+        .iter()
+        .filter(|s| !pos.exclude.contains(*s))
+        .collect();
     let family = match (args.ipv4, args.ipv6) {
         (true, _) => Family::V4,
         (_, true) => Family::V6,
@@ -207,27 +210,37 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         port: args.port,
         family,
     };
+    if let Some(ns) = &args.netns {
+        tcpfsm_host::netns::enter(ns)?;
+    }
     let mut diag = SockDiag::new().context("cannot read the socket table")?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
+    let show = Show {
+        timers: args.timers,
+        info: args.info,
+        memory: args.memory,
+    };
 
-    let filtered = !args.state.is_empty() || args.port.is_some() || args.process.is_some();
-    if args.by.is_none() && (!filtered || args.count) && !args.list && args.process.is_none() {
+    let filtered = states != StateSet::ALL
+        || args.port.is_some()
+        || args.process.is_some()
+        || pos.expr.is_some();
+    let detail = show.timers || show.info || show.memory;
+    if args.by.is_none()
+        && (!filtered || args.count)
+        && !args.list
+        && !detail
+        && args.process.is_none()
+        && pos.expr.is_none()
+    {
         // The fast path: counts only, one dump for both families, no per-socket work.
         let c = if args.exact {
             diag.census_exact(&filter)?
         } else {
             diag.census(&filter)?
         };
-        if args.json {
-            serde_json::to_writer(
-                &mut out,
-                &J::O(vec![("states", census_json(&c)), ("total", v(c.total()))]),
-            )?;
-            writeln!(out)?;
-        } else {
-            print_census(&mut out, &c)?;
-        }
+        write_counts(&mut out, &c, args.json)?;
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -257,31 +270,49 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         filter
     };
-    let mut rows: Vec<SocketRow> = Vec::new();
-    diag.for_each(&dump_filter, |r| {
-        if let Some(a) = &by_name {
-            if !matches!(a.owner(r.inode), Owner::Processes(_)) {
-                return;
+    let keep = |r: &tcpfsm_host::SocketRow| {
+        by_name
+            .as_ref()
+            .is_none_or(|a| matches!(a.owner(r.inode), Owner::Processes(_)))
+            && pos
+                .expr
+                .as_ref()
+                .is_none_or(|e| e.matches(r.local, r.remote))
+    };
+    let mut rows: Vec<Listed> = Vec::new();
+    let ext = Extensions {
+        info: show.info,
+        memory: show.memory,
+    };
+    if ext == Extensions::NONE {
+        // No extensions asked for: the plain dump, no attribute parsing per socket.
+        diag.for_each(&dump_filter, |r| {
+            if keep(r) {
+                rows.push(Listed { row: *r, ext: None });
             }
-        }
-        rows.push(*r);
-    })?;
-    rows.sort_by_key(|r| (r.state, r.local, r.remote));
-    let census: Census = rows.iter().map(|r| r.state).collect();
+        })?;
+    } else {
+        diag.for_each_ext(&dump_filter, ext, |r, x| {
+            if keep(r) {
+                let has = x.info.is_some() || x.skmem.is_some();
+                rows.push(Listed {
+                    row: *r,
+                    ext: has.then(|| {
+                        Box::new(Ext {
+                            info: x.info,
+                            cong: x.cong.map(str::to_string),
+                            skmem: x.skmem,
+                        })
+                    }),
+                });
+            }
+        })?;
+    }
+    rows.sort_by_key(|l| (l.row.state, l.row.local, l.row.remote));
+    let census: Census = rows.iter().map(|l| l.row.state).collect();
     if args.count {
-        // --process with --count: the counts of that process's sockets, no listing.
-        if args.json {
-            serde_json::to_writer(
-                &mut out,
-                &J::O(vec![
-                    ("states", census_json(&census)),
-                    ("total", v(census.total())),
-                ]),
-            )?;
-            writeln!(out)?;
-        } else {
-            print_census(&mut out, &census)?;
-        }
+        // --process or a filter expression with --count: the counts of the matching sockets.
+        write_counts(&mut out, &census, args.json)?;
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -290,7 +321,11 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     let attribution: Option<Attribution> = if let Some(a) = by_name {
         Some(a)
     } else if want_owner {
-        let inodes: HashSet<u64> = rows.iter().map(|r| r.inode).filter(|i| *i != 0).collect();
+        let inodes: HashSet<u64> = rows
+            .iter()
+            .map(|l| l.row.inode)
+            .filter(|i| *i != 0)
+            .collect();
         Some(attribute(&inodes))
     } else {
         None
@@ -298,14 +333,17 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(a) = &attribution {
         if !a.denied_pids.is_empty() {
             eprintln!(
-                "tcpfsm: {} processes' descriptors are unreadable (not root): their sockets show as hidden",
-                a.denied_pids.len()
+                "tcpfsm: {} processes' descriptors are unreadable (not root): their sockets show as \"{}\"",
+                a.denied_pids.len(),
+                tcpfsm_observe::NoOwner::Hidden.label()
             );
         }
     }
 
     if let Some(by) = args.by {
-        let groups = group(&rows, by, attribution.as_ref());
+        let plain: Vec<tcpfsm_host::SocketRow> = rows.iter().map(|l| l.row).collect();
+        let ports = port_context(&mut diag, &plain, by)?;
+        let groups = group::group(&plain, by, attribution.as_ref(), &ports);
         if args.json {
             let gs: Vec<J> = groups
                 .iter()
@@ -317,21 +355,16 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
                     ])
                 })
                 .collect();
-            let by_name = match by {
-                GroupBy::Process => "process",
-                GroupBy::LocalPort => "local-port",
-                GroupBy::Remote => "remote",
-                GroupBy::RemoteHost => "remote-host",
-            };
-            serde_json::to_writer(
-                &mut out,
-                &J::O(vec![
-                    ("by", v(by_name)),
-                    ("groups", J::A(gs)),
-                    ("states", census_json(&census)),
-                    ("total", v(census.total())),
-                ]),
-            )?;
+            let mut o = vec![("by", v(by.name()))];
+            if let (GroupBy::LocalPort, Some(r)) = (by, ports.ephemeral) {
+                o.push(("ephemeral_key", v(ephemeral_key(r))));
+            }
+            o.extend([
+                ("groups", J::A(gs)),
+                ("states", census_json(&census)),
+                ("total", v(census.total())),
+            ]);
+            serde_json::to_writer(&mut out, &J::O(o))?;
             writeln!(out)?;
         } else {
             writeln!(out, "{:<32} {:>8}  STATES", "GROUP", "TOTAL")?;
@@ -351,20 +384,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         let socks: Vec<J> = rows
             .iter()
-            .map(|r| {
-                let (procs, why) = owner_json(attribution.as_ref(), r.inode);
-                J::O(vec![
-                    ("state", v(r.state.name())),
-                    ("recv_q", v(r.rx_queue)),
-                    ("send_q", v(r.tx_queue)),
-                    ("local", v(r.local.to_string())),
-                    ("remote", v(r.remote.to_string())),
-                    ("processes", procs),
-                    ("unattributed", why),
-                    ("inode", v(r.inode)),
-                    ("uid", v(r.uid)),
-                ])
-            })
+            .map(|l| listing::json(l, attribution.as_ref(), show))
             .collect();
         serde_json::to_writer(
             &mut out,
@@ -376,52 +396,50 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         )?;
         writeln!(out)?;
     } else {
-        writeln!(
-            out,
-            "{:<13} {:>7} {:>7} {:<40} {:<40} PROCESS",
-            "STATE", "RECV-Q", "SEND-Q", "LOCAL", "REMOTE"
-        )?;
-        for r in &rows {
-            writeln!(
-                out,
-                "{:<13} {:>7} {:>7} {:<40} {:<40} {}",
-                r.state.name(),
-                r.rx_queue,
-                r.tx_queue,
-                addr(&r.local),
-                addr(&r.remote),
-                owner_text(attribution.as_ref(), r.inode)
-            )?;
+        listing::header(&mut out)?;
+        let mut buf = String::with_capacity(256);
+        for l in &rows {
+            listing::text(&mut out, l, attribution.as_ref(), show, &mut buf)?;
         }
         let parts: Vec<String> = census
             .iter()
             .filter(|(_, n)| *n > 0)
             .map(|(s, n)| format!("{}={n}", s.name()))
             .collect();
-        writeln!(out, "{} sockets {}", census.total(), parts.join(" "))?;
+        let n = census.total();
+        if parts.is_empty() {
+            writeln!(out, "{n} sockets")?;
+        } else {
+            writeln!(out, "{n} sockets {}", parts.join(" "))?;
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn group(rows: &[SocketRow], by: GroupBy, a: Option<&Attribution>) -> Vec<(String, Census)> {
-    let mut m: BTreeMap<String, Census> = BTreeMap::new();
-    for r in rows {
-        let key = match by {
-            GroupBy::Process => match a.map(|a| a.owner(r.inode)) {
-                Some(Owner::Processes(ps)) if !ps.is_empty() => {
-                    format!("{}[{}]", ps[0].comm, ps[0].pid)
-                }
-                Some(Owner::None(why)) => format!("({})", short_reason(why)),
-                _ => "(unknown)".into(),
-            },
-            GroupBy::LocalPort => r.local.port().to_string(),
-            GroupBy::Remote => addr(&r.remote),
-            GroupBy::RemoteHost => r.remote.ip().to_string(),
-        };
-        m.entry(key).or_default().add(r.state, 1);
+/// The ephemeral range and the listening ports, for `--by local-port` (the listeners are
+/// dumped separately when the listing itself left them out).
+fn port_context(
+    diag: &mut SockDiag,
+    rows: &[tcpfsm_host::SocketRow],
+    by: GroupBy,
+) -> anyhow::Result<PortContext> {
+    if by != GroupBy::LocalPort {
+        return Ok(PortContext {
+            ephemeral: None,
+            listening: HashSet::new(),
+        });
     }
-    let mut v: Vec<(String, Census)> = m.into_iter().collect();
-    v.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then(a.0.cmp(&b.0)));
-    v
+    let mut listening: HashSet<u16> = rows
+        .iter()
+        .filter(|r| r.state == State::Listen)
+        .map(|r| r.local.port())
+        .collect();
+    if !rows.iter().any(|r| r.state == State::Listen) {
+        listening.extend(diag.listeners()?.iter().map(|r| r.local.port()));
+    }
+    Ok(PortContext {
+        ephemeral: read_sysctls().ephemeral_ports,
+        listening,
+    })
 }

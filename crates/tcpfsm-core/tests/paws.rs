@@ -1,0 +1,121 @@
+//! PAWS (issue 8, defect 9): RFC 7323 §5.3 — the timestamp check comes before the sequence
+//! check, RSTs are exempt, and §5.5 — TS.Recent is invalid after 24 days of idleness, and
+//! the segment that finds it so replaces it (rule R3).
+
+mod common;
+use common::*;
+use tcpfsm_core::{Config, ConnError, Duration, RecvError, State};
+use tcpfsm_wire::Flags;
+
+const ACK: Flags = Flags::ACK;
+
+fn ts_server() -> Scripted {
+    let cfg = Config {
+        delayed_ack: None,
+        ..Config::default()
+    };
+    Scripted::server(
+        cfg,
+        PeerOpts {
+            ts: true,
+            ..PeerOpts::default()
+        },
+    )
+}
+
+/// A data segment from the peer at `seq` with TSval `tsval`.
+fn at(s: &Scripted, seq: u32, tsval: u32, payload: &[u8]) -> Seg {
+    let mut g = s.seg(ACK | Flags::PSH, seq, s.y, payload);
+    g.options.timestamps.as_mut().unwrap().tsval = tsval;
+    g
+}
+
+#[test]
+fn paws_rejects_an_old_timestamp_before_the_sequence_check_rfc7323_5_3() {
+    let mut s = ts_server();
+    s.data(b"fresh");
+    let recent = s.tsval();
+    s.now += Duration::from_millis(5);
+    // In window, old TSval: not acceptable (R1), ACKed and dropped.
+    let stale = at(&s, s.p, recent - 100, b"stale");
+    let out = s.inject(stale);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].ack, s.p, "the stale bytes are not taken");
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::PAWSEstab], 1);
+    // Out of window *and* old: PAWS decides first, so it is counted as PAWS, not sequence.
+    s.now += Duration::from_secs(1);
+    let both = at(&s, s.p.wrapping_add(1 << 30), recent - 100, b"x");
+    s.inject(both);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::PAWSEstab], 2);
+    // Within the rate-limit interval the ACK is skipped, and counted as a PAWS skip.
+    let again = at(&s, s.p, recent - 100, b"stale");
+    assert!(s.inject(again).is_empty());
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::TCPACKSkippedPAWS], 1);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::TCPACKSkippedSeq], 0);
+    let (got, _) = s.read_all();
+    assert_eq!(got, b"fresh");
+}
+
+#[test]
+fn rst_is_exempt_from_paws_rfc7323_5_3() {
+    let mut s = ts_server();
+    s.data(b"abc");
+    let recent = s.tsval();
+    let mut rst = s.seg(Flags::RST, s.p, 0, &[]);
+    rst.options.timestamps.as_mut().unwrap().tsval = recent - 1000;
+    s.inject(rst);
+    assert_eq!(s.ep.state(s.conn), Some(State::Closed));
+    let (got, last) = s.read_all();
+    assert_eq!(got, b"abc");
+    assert_eq!(last, Err(RecvError::Conn(ConnError::Reset)));
+}
+
+#[test]
+fn paws_ts_recent_expires_after_24_days_idle_rfc7323_5_5() {
+    let mut s = ts_server();
+    s.data(b"day one");
+    let recent = s.tsval();
+    // 23 days idle: an older TSval is still refused.
+    s.now += Duration::from_secs(23 * 24 * 3600);
+    let old = at(&s, s.p, recent - 1, b"old");
+    s.inject(old);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::PAWSEstab], 1);
+    // 25 days idle: the peer's millisecond clock has wrapped its sign bit, so its TSval now
+    // compares as older than TS.Recent. TS.Recent is invalid: the segment is accepted.
+    s.now += Duration::from_secs(2 * 24 * 3600);
+    let wrapped = s.tsval();
+    assert!(
+        (wrapped.wrapping_sub(recent) as i32) < 0,
+        "the test needs a TSval that compares as older"
+    );
+    s.data(b" and day twenty-five");
+    assert_eq!(
+        s.ep.stats()[tcpfsm_core::Counter::PAWSEstab],
+        1,
+        "accepted after 24 days idle"
+    );
+    let (got, _) = s.read_all();
+    assert_eq!(got, b"day one and day twenty-five");
+}
+
+#[test]
+#[ignore = "engine bug: arrival::ts_recent_update never moves TS.Recent back, so after 24 days idle the accepted (older-looking) TSval does not replace TS.Recent and PAWS stays off for the rest of the connection"]
+fn paws_segment_accepted_after_24_days_becomes_ts_recent_rfc7323_5_5() {
+    let mut s = ts_server();
+    s.data(b"a");
+    s.now += Duration::from_secs(25 * 24 * 3600);
+    s.data(b"b");
+    let fresh = s.tsval();
+    // R3: the accepted segment's TSval is TS.Recent now, so a segment older than it is a
+    // PAWS reject again — protection resumes.
+    s.now += Duration::from_millis(10);
+    let older = at(&s, s.p, fresh - 5, b"c");
+    s.inject(older);
+    assert_eq!(
+        s.ep.stats()[tcpfsm_core::Counter::PAWSEstab],
+        1,
+        "TS.Recent was not replaced by the segment that found it invalid"
+    );
+    let (got, _) = s.read_all();
+    assert_eq!(got, b"ab");
+}

@@ -1,0 +1,81 @@
+//! Why a socket shows no owning process: one spelling for every command and the exporter.
+//!
+//! `ss -p` prints nothing for a socket without an owner, which leaves the reader guessing
+//! between two very different facts: the kernel holds the socket alone (no process could be
+//! named, whoever runs the tool), or a process holds it that we may not look at. tcpfsm always
+//! says which, with the words of [`NoOwner::label`].
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why no process is named for a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NoOwner {
+    /// No file refers to the socket (sock_diag inode 0): the kernel keeps it alone. TIME_WAIT
+    /// and FIN_WAIT_2 minisockets, half-open SYN_RECEIVED request sockets and orphans (closed
+    /// by their program, still finishing the close) are all like this. No process owns it.
+    Kernel,
+    /// A process may hold it, but some processes' `/proc/<pid>/fd` could not be read: they
+    /// belong to another user and we are not root.
+    Hidden,
+    /// It had a file when the socket table was read, but no process held it by the time the
+    /// descriptors were scanned: it was closed in between.
+    Gone,
+}
+
+impl NoOwner {
+    pub const ALL: [NoOwner; 3] = [NoOwner::Kernel, NoOwner::Hidden, NoOwner::Gone];
+
+    /// What every table, listing and metric label prints in the owner's place.
+    pub const fn label(self) -> &'static str {
+        match self {
+            NoOwner::Kernel => "no owner (kernel)",
+            NoOwner::Hidden => "owner hidden (not root)",
+            NoOwner::Gone => "no owner (closed meanwhile)",
+        }
+    }
+
+    /// The machine spelling (JSON, metric label values): `kernel`, `hidden`, `gone`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            NoOwner::Kernel => "kernel",
+            NoOwner::Hidden => "hidden",
+            NoOwner::Gone => "gone",
+        }
+    }
+
+    /// One sentence for a reader who wonders why.
+    pub const fn explain(self) -> &'static str {
+        match self {
+            NoOwner::Kernel => {
+                "no process holds it: the kernel keeps it alone (TIME_WAIT, half-open SYN_RECEIVED, or orphaned after close())"
+            }
+            NoOwner::Hidden => {
+                "its owner may be another user's process, whose descriptors only root can read"
+            }
+            NoOwner::Gone => "it was closed between reading the socket table and the descriptors",
+        }
+    }
+}
+
+impl fmt::Display for NoOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_keys_and_json_agree() {
+        for n in NoOwner::ALL {
+            assert_eq!(serde_json::to_value(n).unwrap(), n.key());
+            assert!(n.label().contains("owner"), "{}", n.label());
+        }
+        assert_ne!(NoOwner::Kernel.label(), NoOwner::Hidden.label());
+    }
+}
