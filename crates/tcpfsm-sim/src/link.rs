@@ -1,71 +1,48 @@
-//! One direction of a link: a fixed delay plus impairments drawn from a seeded RNG.
+//! One direction of a simulated link: the [`tcpfsm_impair`] engine on the virtual clock.
 //!
 //! Each direction owns its own ChaCha stream, seeded from the run's seed and the two host
 //! names, so adding a host or a link elsewhere never changes what happens on this one. Every
-//! segment consumes exactly the same number of random draws whatever the probabilities are,
-//! so turning loss up does not reshuffle the jitter of the segments that survive.
+//! segment consumes exactly the same number of random draws whatever the impairments are, so
+//! turning loss up does not reshuffle the jitter of the segments that survive. The engine is
+//! the same one `tcpfsm link` runs on real packets.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use std::time::Duration;
+use tcpfsm_impair::{Delivery, DropCause, Impairer, Payload, Time, Verdict};
 
 use crate::trace::Fate;
 
-/// Impairments of one link direction. Probabilities are in `0.0..=1.0`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinkParams {
-    /// One-way propagation delay.
-    pub delay: Duration,
-    /// Up to this much extra delay, uniformly drawn per segment. Jitter alone never reorders:
-    /// a segment is not delivered before the one sent before it (a FIFO queue).
-    pub jitter: Duration,
-    /// Probability a segment is lost.
-    pub loss: f64,
-    /// Probability a segment arrives twice.
-    pub duplicate: f64,
-    /// Probability a segment is held back by up to one extra delay, letting later ones
-    /// overtake it.
-    pub reorder: f64,
-    /// Probability one random bit of the TCP header or payload is flipped.
-    pub corrupt: f64,
+/// Impairments of one link direction (delay, jitter, loss or Gilbert–Elliott loss,
+/// duplication, reordering, corruption, rate and queue): the engine's configuration.
+pub use tcpfsm_impair::Impairment as LinkParams;
+
+/// The simulator's link when a script says nothing: 10 ms one way, nothing lost.
+pub fn default_params() -> LinkParams {
+    let mut p = LinkParams::default();
+    p.delay = std::time::Duration::from_millis(10);
+    p
 }
 
-impl Default for LinkParams {
-    fn default() -> LinkParams {
-        LinkParams {
-            delay: Duration::from_millis(10),
-            jitter: Duration::ZERO,
-            loss: 0.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-            corrupt: 0.0,
-        }
+/// A datagram on a simulated link, with what the network needs to put it back in order.
+#[derive(Debug, Clone)]
+pub(crate) struct SimPacket {
+    /// The network's send order, to break ties between links deterministically.
+    pub(crate) order: u64,
+    /// Destination host.
+    pub(crate) dst: usize,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Payload for SimPacket {
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
     }
 }
 
-/// Where and when a copy of a segment arrives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// Microseconds after the send time.
-    pub after_us: u64,
-    pub bytes: Vec<u8>,
-}
-
-/// What the link did with one segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub fate: Fate,
-    /// Copies that will arrive, in arrival order (empty when lost, two when duplicated).
-    pub deliveries: Vec<Delivery>,
-}
-
 /// One direction of a link between two hosts.
-#[derive(Debug, Clone)]
-pub struct Link {
-    pub params: LinkParams,
-    rng: ChaCha8Rng,
-    /// Latest arrival time (absolute µs) of an in-order segment, to keep jitter FIFO.
-    last_arrival_us: u64,
+pub(crate) struct Link {
+    engine: Impairer<SimPacket>,
 }
 
 /// FNV-1a, to derive a stable per-link stream number from host names (std's hasher is not
@@ -83,211 +60,96 @@ fn fnv1a(parts: &[&str]) -> u64 {
 
 impl Link {
     /// A link direction `from → to` whose random stream depends only on `seed` and the names.
-    pub fn new(params: LinkParams, seed: u64, from: &str, to: &str) -> Link {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(fnv1a(&[from, to]));
-        Link {
-            params,
-            rng,
-            last_arrival_us: 0,
-        }
+    /// `params` must be valid ([`LinkParams::validate`]); invalid ones are replaced by the
+    /// default link, which the network reports.
+    pub(crate) fn new(params: LinkParams, seed: u64, from: &str, to: &str) -> Link {
+        let stream = fnv1a(&[from, to]);
+        let engine = Impairer::new(params, seed, stream)
+            .or_else(|_| Impairer::new(default_params(), seed, stream))
+            .expect("the default link is valid");
+        Link { engine }
     }
 
-    /// Decides the fate of `datagram` (a whole IP datagram) sent at `now_us`.
-    pub fn transmit(&mut self, now_us: u64, datagram: &[u8]) -> Outcome {
-        // Fixed number of draws per segment, in a fixed order (see module docs).
-        let p_loss: f64 = self.rng.gen();
-        let p_dup: f64 = self.rng.gen();
-        let p_corrupt: f64 = self.rng.gen();
-        let p_reorder: f64 = self.rng.gen();
-        let jitter_frac: f64 = self.rng.gen();
-        let reorder_frac: f64 = self.rng.gen();
-        let dup_frac: f64 = self.rng.gen();
-        let bit_pick: u64 = self.rng.gen();
+    /// Changes the impairments; the random stream and the packets inside carry on.
+    pub(crate) fn set_params(&mut self, params: LinkParams) {
+        // Validated by the caller; a refused change keeps the old parameters.
+        let _ = self.engine.set_config(params);
+    }
 
-        let p = self.params;
-        if p_loss < p.loss {
-            return Outcome {
-                fate: Fate::Dropped,
-                deliveries: Vec::new(),
-            };
-        }
-        let delay_us = p.delay.as_micros() as u64;
-        let jitter_us = (p.jitter.as_micros() as f64 * jitter_frac) as u64;
-        let mut arrival = now_us + delay_us + jitter_us;
-        if p_reorder < p.reorder {
-            // Held back: later segments may overtake it. It does not move the FIFO mark.
-            arrival += 1 + (delay_us.max(1_000) as f64 * reorder_frac) as u64;
-        } else {
-            arrival = arrival.max(self.last_arrival_us);
-            self.last_arrival_us = arrival;
-        }
-        let mut bytes = datagram.to_vec();
-        let mut fate = Fate::Delivered;
-        if p_corrupt < p.corrupt && flip_tcp_bit(&mut bytes, bit_pick) {
-            fate = Fate::Corrupted;
-        }
-        let mut deliveries = vec![Delivery {
-            after_us: arrival - now_us,
-            bytes,
-        }];
-        if fate == Fate::Delivered && p_dup < p.duplicate {
-            fate = Fate::Duplicated;
-            let extra = 1 + (p.jitter.as_micros().max(100) as f64 * dup_frac) as u64;
-            deliveries.push(Delivery {
-                after_us: arrival + extra - now_us,
-                bytes: datagram.to_vec(),
-            });
-        }
-        Outcome { fate, deliveries }
+    /// Puts a datagram on the link at `now_us`; returns what the trace records of it: its
+    /// fate, why it was dropped, and its first arrival (µs) — unknown (`None`) for one held
+    /// back until later ones pass (`reorder-packets`): trace records go out as they happen.
+    pub(crate) fn send(
+        &mut self,
+        now_us: u64,
+        order: u64,
+        dst: usize,
+        bytes: Vec<u8>,
+    ) -> (Fate, Option<&'static str>, Option<u64>) {
+        let packet = SimPacket { order, dst, bytes };
+        trace_view(&self.engine.push(Time::from_micros(now_us), packet))
+    }
+
+    /// When the next datagram arrives, in whole microseconds (rounded up).
+    pub(crate) fn next_due_us(&self) -> Option<u64> {
+        self.engine.next_deadline().map(Time::as_micros_ceil)
+    }
+
+    /// The next datagram that has arrived by `now_us`.
+    pub(crate) fn poll(&mut self, now_us: u64) -> Option<Delivery<SimPacket>> {
+        self.engine.poll(Time::from_micros(now_us))
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.engine.in_flight()
     }
 }
 
-/// Flips one bit of the TCP header or payload (not the IP header: a flipped TTL would pass
-/// unnoticed, while every single-bit error inside the TCP checksum's coverage is caught by
-/// the one's-complement sum, RFC 1071). Returns false if the datagram is too short to tell.
-fn flip_tcp_bit(bytes: &mut [u8], pick: u64) -> bool {
-    let ip_header = match bytes.first().map(|b| b >> 4) {
-        Some(4) => usize::from(bytes[0] & 0x0f) * 4,
-        Some(6) => 40,
-        _ => return false,
+/// The trace's view of what the link decided.
+fn trace_view(v: &Verdict) -> (Fate, Option<&'static str>, Option<u64>) {
+    let fate = match v.dropped {
+        Some(_) => Fate::Dropped,
+        None if v.corrupted => Fate::Corrupted,
+        None if v.duplicated => Fate::Duplicated,
+        None => Fate::Delivered,
     };
-    if bytes.len() <= ip_header {
-        return false;
-    }
-    let span = (bytes.len() - ip_header) as u64 * 8;
-    let bit = pick % span;
-    let idx = ip_header + (bit / 8) as usize;
-    bytes[idx] ^= 1 << (bit % 8);
-    true
+    let arrive = v.arrives.map(Time::as_micros_ceil);
+    (fate, v.dropped.map(DropCause::name), arrive)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn v4_packet(payload: usize) -> Vec<u8> {
-        let mut p = vec![0u8; 20 + 20 + payload];
-        p[0] = 0x45;
-        p
+    fn send(l: &mut Link, now_us: u64) -> Fate {
+        let mut bytes = vec![0u8; 40];
+        bytes[0] = 0x45;
+        l.send(now_us, now_us, 1, bytes).0
+    }
+
+    fn fates(seed: u64, from: &str, to: &str) -> Vec<bool> {
+        let mut p = default_params();
+        p.loss = tcpfsm_impair::Loss::Bernoulli(0.5);
+        let mut l = Link::new(p, seed, from, to);
+        (0..64).map(|i| send(&mut l, i) == Fate::Dropped).collect()
     }
 
     #[test]
-    fn same_seed_and_names_give_the_same_fates() {
-        let params = LinkParams {
-            loss: 0.3,
-            duplicate: 0.2,
-            reorder: 0.2,
-            corrupt: 0.1,
-            jitter: Duration::from_millis(5),
-            ..LinkParams::default()
-        };
-        let run = |seed| {
-            let mut l = Link::new(params, seed, "a", "b");
-            (0..200)
-                .map(|i| l.transmit(i * 1000, &v4_packet(10)))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(run(7), run(7));
-        assert_ne!(run(7), run(8));
+    fn a_direction_stream_depends_only_on_the_seed_and_the_two_names() {
+        assert_eq!(fates(7, "a", "b"), fates(7, "a", "b"));
+        assert_ne!(fates(7, "a", "b"), fates(8, "a", "b"));
+        assert_ne!(fates(7, "a", "b"), fates(7, "b", "a"));
     }
 
     #[test]
-    fn each_direction_has_its_own_stream() {
-        let params = LinkParams {
-            loss: 0.5,
-            ..LinkParams::default()
-        };
-        let mut ab = Link::new(params, 1, "a", "b");
-        let mut ba = Link::new(params, 1, "b", "a");
-        let fa: Vec<_> = (0..64)
-            .map(|i| ab.transmit(i, &v4_packet(0)).fate)
-            .collect();
-        let fb: Vec<_> = (0..64)
-            .map(|i| ba.transmit(i, &v4_packet(0)).fate)
-            .collect();
-        assert_ne!(fa, fb);
-    }
-
-    #[test]
-    fn loss_rate_is_roughly_the_probability() {
-        let mut l = Link::new(
-            LinkParams {
-                loss: 0.25,
-                ..LinkParams::default()
-            },
-            3,
-            "a",
-            "b",
-        );
-        let lost = (0..4000)
-            .filter(|i| l.transmit(*i, &v4_packet(0)).fate == Fate::Dropped)
-            .count();
-        assert!((800..1200).contains(&lost), "lost {lost} of 4000");
-    }
-
-    #[test]
-    fn jitter_without_reorder_keeps_fifo_order() {
-        let mut l = Link::new(
-            LinkParams {
-                jitter: Duration::from_millis(50),
-                ..LinkParams::default()
-            },
-            9,
-            "a",
-            "b",
-        );
-        let mut last = 0;
-        for i in 0..500u64 {
-            let t = i * 100;
-            let o = l.transmit(t, &v4_packet(0));
-            let at = t + o.deliveries[0].after_us;
-            assert!(at >= last, "segment {i} overtook its predecessor");
-            last = at;
-        }
-    }
-
-    #[test]
-    fn corruption_flips_exactly_one_bit_outside_the_ip_header() {
-        let mut l = Link::new(
-            LinkParams {
-                corrupt: 1.0,
-                ..LinkParams::default()
-            },
-            5,
-            "a",
-            "b",
-        );
-        for _ in 0..100 {
-            let orig = v4_packet(30);
-            let o = l.transmit(0, &orig);
-            assert_eq!(o.fate, Fate::Corrupted);
-            let got = &o.deliveries[0].bytes;
-            assert_eq!(&got[..20], &orig[..20]);
-            let flipped: u32 = got
-                .iter()
-                .zip(&orig)
-                .map(|(a, b)| (a ^ b).count_ones())
-                .sum();
-            assert_eq!(flipped, 1);
-        }
-    }
-
-    #[test]
-    fn duplicate_arrives_twice_after_the_first() {
-        let mut l = Link::new(
-            LinkParams {
-                duplicate: 1.0,
-                ..LinkParams::default()
-            },
-            5,
-            "a",
-            "b",
-        );
-        let o = l.transmit(0, &v4_packet(1));
-        assert_eq!(o.fate, Fate::Duplicated);
-        assert_eq!(o.deliveries.len(), 2);
-        assert!(o.deliveries[1].after_us > o.deliveries[0].after_us);
-        assert_eq!(o.deliveries[0].after_us, 10_000);
+    fn arrival_times_round_up_to_the_virtual_clock_microsecond() {
+        let mut p = default_params();
+        // 1 Gbit/s: a 40-byte datagram takes 320 ns, so it is due at 10 000.32 µs.
+        p.rate = Some(1_000_000_000);
+        let mut l = Link::new(p, 1, "a", "b");
+        send(&mut l, 0);
+        assert_eq!(l.next_due_us(), Some(10_001));
+        assert!(l.poll(10_000).is_none());
+        assert!(l.poll(10_001).is_some());
     }
 }

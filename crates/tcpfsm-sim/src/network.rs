@@ -13,7 +13,7 @@ use tcpfsm_states::State;
 use crate::analysis::{Analyser, Analysis, SegView};
 use crate::decode::{self, Seg};
 use crate::inject::Injector;
-use crate::link::{Link, LinkParams};
+use crate::link::{default_params, Link, LinkParams};
 use crate::script::DropRule;
 use crate::sink::{Emitter, Header, Recorder, Sink};
 use crate::trace::{Fate, HostInfo, NoteKind, NoteRec, SegmentRec, StateRec, Trace, TraceEvent};
@@ -98,7 +98,7 @@ impl<'s> Network<'s> {
             seed,
             hosts: Vec::new(),
             links: BTreeMap::new(),
-            default_link: LinkParams::default(),
+            default_link: default_params(),
             outside: BTreeMap::new(),
             inflight: BinaryHeap::new(),
             order: 0,
@@ -137,22 +137,37 @@ impl<'s> Network<'s> {
         idx
     }
 
-    /// Sets the parameters of direction `from → to`, keeping its random stream if it exists.
+    /// Sets the parameters of direction `from → to`, keeping its random stream and the
+    /// segments on it if it exists. Invalid parameters are refused with a warning in the trace.
     pub fn set_link(&mut self, from: usize, to: usize, params: LinkParams) {
         let (seed, a, b) = (
             self.seed,
             self.hosts[from].name.clone(),
             self.hosts[to].name.clone(),
         );
+        if let Err(e) = params.validate() {
+            self.note(
+                NoteKind::Warning,
+                format!("link {a} -> {b}: {e}; parameters unchanged"),
+            );
+            return;
+        }
         self.links
             .entry((from, to))
             .or_insert_with(|| Link::new(params, seed, &a, &b))
-            .params = params;
+            .set_params(params);
     }
 
-    /// Parameters for directions never set explicitly.
+    /// Parameters for directions never set explicitly (invalid ones are refused with a
+    /// warning in the trace).
     pub fn set_default_link(&mut self, params: LinkParams) {
-        self.default_link = params;
+        match params.validate() {
+            Ok(()) => self.default_link = params,
+            Err(e) => self.note(
+                NoteKind::Warning,
+                format!("default link: {e}; parameters unchanged"),
+            ),
+        }
     }
 
     pub fn now(&self) -> Instant {
@@ -229,22 +244,19 @@ impl<'s> Network<'s> {
             .entry(dst)
             .or_insert_with(|| Link::new(params, seed, "(outside)", &name));
         let now_us = self.now.as_micros();
-        let out = link.transmit(now_us, &datagram);
-        let arrive = out.deliveries.first().map(|d| now_us + d.after_us);
+        self.order += 1;
+        let (fate, why, arrive) = link.send(now_us, self.order, dst, datagram.clone());
         let rec = Rec {
             src_host: None,
             dst_host: Some(dst),
-            fate: out.fate,
-            why: None,
+            fate,
+            why,
             arrive_us: arrive,
             injected: true,
             marks: 0,
             kind: None,
         };
         self.record_segment(&seg, &datagram, rec);
-        for d in out.deliveries {
-            self.enqueue(now_us + d.after_us, dst, d.bytes);
-        }
     }
 
     /// Starts sending an `inject` statement's SYNs: those due now at once, the rest as the
@@ -271,7 +283,13 @@ impl<'s> Network<'s> {
 
     /// Segments in flight (SYNs still to be injected count too).
     pub fn in_flight(&self) -> usize {
-        self.inflight.len() + self.injectors.len()
+        self.inflight.len()
+            + self.injectors.len()
+            + self.all_links().map(Link::in_flight).sum::<usize>()
+    }
+
+    fn all_links(&self) -> impl Iterator<Item = &Link> {
+        self.links.values().chain(self.outside.values())
     }
 
     /// The last state an endpoint reported for a connection.
@@ -365,10 +383,13 @@ impl<'s> Network<'s> {
 
     /// The next instant something is due: a delivery or an endpoint timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let mut next = self
-            .inflight
-            .peek()
-            .map(|Reverse(f)| Instant::from_micros(f.at_us));
+        let queued = self.inflight.peek().map(|Reverse(f)| f.at_us);
+        let on_links = self.all_links().filter_map(Link::next_due_us).min();
+        let mut next = match (queued, on_links) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(Instant::from_micros);
         for h in &self.hosts {
             if let Some(t) = h.ep.poll_timeout() {
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -414,17 +435,26 @@ impl<'s> Network<'s> {
         let now_us = next.as_micros();
         self.out.advance(now_us);
         self.run_injectors();
-        while let Some(Reverse(f)) = self.inflight.peek() {
-            if f.at_us > now_us {
-                break;
+        // What the links release now joins the queue in send order; a delivery can make a
+        // host send on a zero-delay link, so release and deliver until nothing more is due.
+        while self.release_links(now_us)
+            || self
+                .inflight
+                .peek()
+                .is_some_and(|Reverse(f)| f.at_us <= now_us)
+        {
+            while let Some(Reverse(f)) = self.inflight.peek() {
+                if f.at_us > now_us {
+                    break;
+                }
+                let Some(Reverse(f)) = self.inflight.pop() else {
+                    break;
+                };
+                let now = self.now;
+                let dst = f.dst as usize;
+                self.hosts[dst].ep.handle_packet(now, &f.bytes);
+                self.flush_host(dst);
             }
-            let Some(Reverse(f)) = self.inflight.pop() else {
-                break;
-            };
-            let now = self.now;
-            let dst = f.dst as usize;
-            self.hosts[dst].ep.handle_packet(now, &f.bytes);
-            self.flush_host(dst);
         }
         for h in 0..self.hosts.len() {
             if self.hosts[h].ep.poll_timeout().is_some_and(|t| t <= next) {
@@ -457,14 +487,22 @@ impl<'s> Network<'s> {
         }
     }
 
-    fn enqueue(&mut self, at_us: u64, dst: usize, bytes: Vec<u8>) {
-        self.order += 1;
-        self.inflight.push(Reverse(InFlight {
-            at_us,
-            order: self.order,
-            dst: dst as u32,
-            bytes: bytes.into_boxed_slice(),
-        }));
+    /// Moves every datagram the links have let through by `now_us` into the delivery queue,
+    /// keeping its send order for ties. Returns whether there was any.
+    fn release_links(&mut self, now_us: u64) -> bool {
+        let mut any = false;
+        for link in self.links.values_mut().chain(self.outside.values_mut()) {
+            while let Some(d) = link.poll(now_us) {
+                any = true;
+                self.inflight.push(Reverse(InFlight {
+                    at_us: d.due.as_micros_ceil(),
+                    order: d.packet.order,
+                    dst: d.packet.dst as u32,
+                    bytes: d.packet.bytes.into_boxed_slice(),
+                }));
+            }
+        }
+        any
     }
 
     /// Collects a host's transmissions (onto the links) and events (into the trace).
@@ -589,13 +627,12 @@ impl<'s> Network<'s> {
             .links
             .entry((src, dst))
             .or_insert_with(|| Link::new(params, seed, &a, &b));
-        let out = link.transmit(now_us, datagram);
-        let arrive = out.deliveries.first().map(|d| now_us + d.after_us);
-        let why = (out.fate == Fate::Dropped).then_some("loss");
+        self.order += 1;
+        let (fate, why, arrive) = link.send(now_us, self.order, dst, datagram.to_vec());
         let rec = Rec {
             src_host: Some(src),
             dst_host: Some(dst),
-            fate: out.fate,
+            fate,
             why,
             arrive_us: arrive,
             injected: false,
@@ -603,9 +640,6 @@ impl<'s> Network<'s> {
             kind,
         };
         self.record_segment(&seg, datagram, rec);
-        for d in out.deliveries {
-            self.enqueue(now_us + d.after_us, dst, d.bytes);
-        }
     }
 
     /// Numbers the segment, captures it, judges it and hands it to the sink.

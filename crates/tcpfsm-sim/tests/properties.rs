@@ -24,6 +24,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use rand::{RngCore, SeedableRng};
 use tcpfsm_core::{Config, ConnError, ConnHandle, Instant, ListenerHandle, RecvError};
+use tcpfsm_impair::Loss;
 use tcpfsm_sim::{is_rfc_transition, LinkParams, Network};
 use tcpfsm_states::State;
 
@@ -43,16 +44,16 @@ fn params() -> impl Strategy<Value = LinkParams> {
         0.0..0.2f64,
         0.0..0.05f64,
     )
-        .prop_map(
-            |(delay, jitter, loss, duplicate, reorder, corrupt)| LinkParams {
-                delay: Duration::from_millis(delay),
-                jitter: Duration::from_millis(jitter),
-                loss,
-                duplicate,
-                reorder,
-                corrupt,
-            },
-        )
+        .prop_map(|(delay, jitter, loss, duplicate, reorder, corrupt)| {
+            let mut p = LinkParams::default();
+            p.delay = Duration::from_millis(delay);
+            p.jitter = Duration::from_millis(jitter);
+            p.loss = Loss::Bernoulli(loss);
+            p.duplicate = duplicate;
+            p.reorder = reorder;
+            p.corrupt = corrupt;
+            p
+        })
 }
 
 /// One connection's state changes, with their causes.
@@ -375,10 +376,8 @@ proptest! {
 
 #[test]
 fn corrupted_segments_are_rejected_and_repaired_by_retransmission() {
-    let p = LinkParams {
-        corrupt: 0.2,
-        ..LinkParams::default()
-    };
+    let mut p = tcpfsm_sim::link::default_params();
+    p.corrupt = 0.2;
     let (data, reply, run) = transfer(7, 50_000, 20_000, p, p);
     assert!(run.corrupted > 0, "the link corrupted nothing");
     check(&data, &reply, &run).unwrap();
@@ -391,7 +390,7 @@ fn an_orphan_that_gives_up_leaves_its_peer_an_error_not_a_short_stream() {
     // The client closes with most of its request unacknowledged and the link then drops
     // everything it sends: its orphan gives up after `orphan_retries`, and the server, which
     // read a prefix, must learn of it through an error (keep-alive, then the RST).
-    let ab = LinkParams::default();
+    let ab = tcpfsm_sim::link::default_params();
     // The orphan gives up after three retransmissions, long before the server's keep-alive.
     let client_cfg = Config {
         orphan_retries: 3,
@@ -409,14 +408,9 @@ fn an_orphan_that_gives_up_leaves_its_peer_an_error_not_a_short_stream() {
         .unwrap();
     net.run_until(Instant::ZERO + Duration::from_millis(400));
     // From now on the client's segments are lost: the rest of the request never arrives.
-    net.set_link(
-        c,
-        s,
-        LinkParams {
-            loss: 1.0,
-            ..LinkParams::default()
-        },
-    );
+    let mut lossy = tcpfsm_sim::link::default_params();
+    lossy.loss = Loss::Bernoulli(1.0);
+    net.set_link(c, s, lossy);
     net.with_endpoint(c, |ep, now| ep.send(now, cc, &payload[1000..]))
         .unwrap();
     net.with_endpoint(c, |ep, now| ep.close(now, cc)).unwrap();

@@ -104,6 +104,15 @@ impl TunDevice {
         Ok(TunDevice { fd, name })
     }
 
+    /// Wraps a descriptor that already carries one datagram per read and write (a
+    /// `SOCK_SEQPACKET` socketpair end, see [`crate::relay`]), non-blocking.
+    pub(crate) fn from_fd(fd: OwnedFd, name: &str) -> TunDevice {
+        TunDevice {
+            fd,
+            name: name.to_string(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

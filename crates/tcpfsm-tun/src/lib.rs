@@ -19,6 +19,11 @@
 //! …). A [`PacketFilter`] on the stack sees every TCP datagram crossing the TUN and may drop
 //! it, for loss tests.
 //!
+//! Impaired links ([`tcpfsm_impair`] on real packets): [`Relay`] moves datagrams between two
+//! devices through the engine, [`TestBed`] joins two network namespaces with it (kernel ↔
+//! relay ↔ kernel), and [`ImpairedStack`] puts it between our stack and its TUN (ours ↔ relay
+//! ↔ kernel).
+//!
 //! ```no_run
 //! use std::io::{Read, Write};
 //! use tcpfsm_tun::{Stack, StackConfig, TcpListener, TcpStream};
@@ -43,11 +48,15 @@
 //! ```
 
 mod device;
+mod impaired;
 mod listener;
 pub mod netns;
 mod ops;
+pub mod relay;
 mod socket;
 mod stack;
+mod tcpinfo;
+mod testbed;
 
 #[cfg(feature = "tokio")]
 mod async_io;
@@ -61,11 +70,16 @@ pub mod tcp {
 #[cfg(feature = "tokio")]
 pub use async_io::{AsyncTcpListener, AsyncTcpStream};
 pub use device::{TunAddrs, TunDevice};
+pub use impaired::ImpairedStack;
 pub use listener::{Incoming, TcpListener};
+pub use relay::{Relay, RelayConfig, RelayStats, Way};
 pub use socket::TcpStream;
 pub use stack::{Direction, DriverStats, Packet, PacketFilter, Stack, StackConfig, Verdict};
 pub use tcpfsm_core::{self as core, Config, ConnOptions, ListenOptions, State};
+pub use tcpfsm_impair as impair;
 pub use tcpfsm_wire as wire;
+pub use tcpinfo::{kernel_tcp_info, KernelTcpInfo};
+pub use testbed::{LinkAddrs, TestBed, TestBedConfig};
 
 /// Whether this process can create TUN devices and namespaces (effective uid 0).
 pub fn is_root() -> bool {

@@ -430,28 +430,8 @@ pub struct Stack {
 impl Stack {
     /// Opens and configures the TUN device (inside `cfg.netns` if set) and starts the driver.
     pub fn new(cfg: StackConfig) -> io::Result<Stack> {
-        if !(576..=65535).contains(&cfg.mtu) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("MTU {} out of range 576..=65535", cfg.mtu),
-            ));
-        }
-        let open = || -> io::Result<TunDevice> {
-            let dev = TunDevice::open(&cfg.tun_name)?;
-            dev.configure(cfg.mtu, &cfg.addrs)?;
-            Ok(dev)
-        };
-        let dev = match &cfg.netns {
-            Some(ns) => crate::netns::run_in(ns, open)??,
-            None => open()?,
-        };
-        let mut tcp = cfg.tcp;
-        tcp.mss = (cfg.mtu - 40).min(u16::MAX as u32) as u16;
-        let seed = cfg.seed.unwrap_or_else(|| {
-            let mut h = RandomState::new().build_hasher();
-            h.write_u64(std::process::id() as u64);
-            h.finish()
-        });
+        let dev = open_device(&cfg)?;
+        let (tcp, seed) = tcp_config(&cfg);
         Stack::with_device(dev, cfg.mtu, cfg.addrs, tcp, seed)
     }
 
@@ -629,6 +609,37 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Opens and configures the TUN device `cfg` describes (inside `cfg.netns` if set).
+pub(crate) fn open_device(cfg: &StackConfig) -> io::Result<TunDevice> {
+    if !(576..=65535).contains(&cfg.mtu) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("MTU {} out of range 576..=65535", cfg.mtu),
+        ));
+    }
+    let open = || -> io::Result<TunDevice> {
+        let dev = TunDevice::open(&cfg.tun_name)?;
+        dev.configure(cfg.mtu, &cfg.addrs)?;
+        Ok(dev)
+    };
+    match &cfg.netns {
+        Some(ns) => crate::netns::run_in(ns, open)?,
+        None => open(),
+    }
+}
+
+/// The endpoint's configuration (MSS from the MTU) and seed (random unless set).
+pub(crate) fn tcp_config(cfg: &StackConfig) -> (Config, u64) {
+    let mut tcp = cfg.tcp.clone();
+    tcp.mss = (cfg.mtu - 40).min(u16::MAX as u32) as u16;
+    let seed = cfg.seed.unwrap_or_else(|| {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(std::process::id() as u64);
+        h.finish()
+    });
+    (tcp, seed)
 }
 
 pub(crate) fn local_ip(a: &TunAddrs, v6: bool) -> Option<IpAddr> {

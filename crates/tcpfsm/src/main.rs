@@ -39,6 +39,8 @@ enum Command {
     Connect(cmd::net::ConnectArgs),
     /// Run packetdrill scripts on our engine, our TCP over TUN, or the Linux kernel
     Drill(cmd::drill::Args),
+    /// An impaired link (loss, delay, reordering, rate, ...) between two network namespaces
+    Link(Box<cmd::link::Args>),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Listen(a) => cmd::net::listen(a),
         Command::Connect(a) => cmd::net::connect(a),
         Command::Drill(a) => cmd::drill::run(a),
+        Command::Link(a) => cmd::link::run(*a),
     };
     match result {
         Ok(code) => code,

@@ -10,7 +10,7 @@ use super::lex::{tokenize, Line, Tok};
 use super::names;
 use super::settings::apply_setting;
 use super::values::{
-    parse_duration, parse_flags, parse_local, parse_num, parse_port, parse_prob, parse_socket_addr,
+    parse_duration, parse_flags, parse_local, parse_num, parse_port, parse_socket_addr,
 };
 use super::*;
 use crate::link::LinkParams;
@@ -66,7 +66,7 @@ pub fn parse(file: &str, src: &str) -> Result<Script, ScriptError> {
             seed: None,
             hosts: Vec::new(),
             links: Vec::new(),
-            default_link: LinkParams::default(),
+            default_link: crate::link::default_params(),
             stmts: Vec::new(),
         },
         started: false,
@@ -249,25 +249,15 @@ impl Parser<'_> {
         }
     }
 
+    /// Link properties are the impairment engine's spec language (`SCRIPT.md`, "Links").
     fn link_params(&self, l: &mut Line, base: LinkParams) -> Result<LinkParams, String> {
         let mut p = base;
         while let Some(k) = l.peek() {
             l.pos += 1;
             let v = l.word(&format!("value for {k}"))?;
-            match k {
-                "delay" => p.delay = parse_duration(v)?,
-                "jitter" => p.jitter = parse_duration(v)?,
-                "loss" => p.loss = parse_prob(v)?,
-                "dup" | "duplicate" => p.duplicate = parse_prob(v)?,
-                "reorder" => p.reorder = parse_prob(v)?,
-                "corrupt" => p.corrupt = parse_prob(v)?,
-                _ => {
-                    return Err(format!(
-                        "unknown link property {k:?} (delay, jitter, loss, dup, reorder, corrupt)"
-                    ))
-                }
-            }
+            p.set(k, v).map_err(|e| e.to_string())?;
         }
+        p.validate().map_err(|e| e.to_string())?;
         Ok(p)
     }
 

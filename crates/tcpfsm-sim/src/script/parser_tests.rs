@@ -43,7 +43,7 @@ fn a_full_script_parses() {
     assert_eq!(s.hosts[1].config.syncookies, SynCookies::Off);
     assert_eq!(s.hosts[0].config.ephemeral_ports, (50000, 50015));
     assert_eq!(s.links.len(), 2);
-    assert_eq!(s.links[0].2.loss, 0.01);
+    assert_eq!(s.links[0].2.loss, tcpfsm_impair::Loss::Bernoulli(0.01));
     assert_eq!(s.stmts.len(), 9);
     assert!(matches!(
         s.stmts[5].action,

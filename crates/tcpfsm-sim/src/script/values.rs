@@ -5,46 +5,9 @@ use std::time::Duration;
 
 use super::flag;
 
-/// `250us`, `10ms`, `1.5s`, `2m`, `1h`.
+/// `250us`, `10ms`, `1.5s`, `2m`, `1h` (the impairment language's durations).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {s:?} needs a unit (us, ms, s, m, h)"))?;
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (expected e.g. 10ms, 1.5s)"))?;
-    let mult = match unit {
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown duration unit {unit:?} in {s:?} (us, ms, s, m, h)"
-            ))
-        }
-    };
-    let secs = v * mult;
-    if !secs.is_finite() || secs > 1e9 {
-        return Err(format!("duration {s:?} is out of range"));
-    }
-    Ok(Duration::from_micros((secs * 1e6).round() as u64))
-}
-
-/// `0.05` or `5%`.
-pub(super) fn parse_prob(s: &str) -> Result<f64, String> {
-    let v = if let Some(p) = s.strip_suffix('%') {
-        p.parse::<f64>().map(|v| v / 100.0)
-    } else {
-        s.parse::<f64>()
-    }
-    .map_err(|_| format!("bad probability {s:?} (expected e.g. 0.1 or 10%)"))?;
-    if !(0.0..=1.0).contains(&v) {
-        return Err(format!("probability {s:?} is outside 0..1"));
-    }
-    Ok(v)
+    tcpfsm_impair::spec::parse_duration(s)
 }
 
 pub(super) fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
