@@ -222,16 +222,16 @@ fn group(m: HashMap<SocketAddr, (u64, u64)>, top: usize) -> Vec<RemoteCount> {
 /// Counts sockets per owning process (each socket counted once, for its first holder).
 pub fn breakdown(a: &Attribution, inodes: &[u64]) -> ProcessBreakdown {
     let mut per: HashMap<(u32, String), u64> = HashMap::new();
-    let mut unattributed = 0;
+    let mut no_owner = 0;
     let mut reasons: HashSet<NoOwner> = HashSet::new();
     for &ino in inodes {
         match a.owner(ino) {
             Owner::Processes(ps) if !ps.is_empty() => {
                 *per.entry((ps[0].pid, ps[0].comm.clone())).or_default() += 1;
             }
-            Owner::Processes(_) => unattributed += 1,
+            Owner::Processes(_) => no_owner += 1,
             Owner::None(why) => {
-                unattributed += 1;
+                no_owner += 1;
                 reasons.insert(why);
             }
         }
@@ -246,8 +246,8 @@ pub fn breakdown(a: &Attribution, inodes: &[u64]) -> ProcessBreakdown {
     let rs: Vec<&str> = rs.into_iter().map(NoOwner::label).collect();
     ProcessBreakdown {
         processes,
-        unattributed,
-        unattributed_reason: (!rs.is_empty()).then(|| rs.join("; ")),
+        no_owner,
+        no_owner_reason: (!rs.is_empty()).then(|| rs.join("; ")),
     }
 }
 

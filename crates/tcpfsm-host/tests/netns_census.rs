@@ -226,7 +226,7 @@ fn close_wait_sockets_are_attributed_to_the_holding_process() {
     assert_eq!(b.processes[0].pid, holder.pid());
     assert_eq!(b.processes[0].comm, holder.comm());
     assert_eq!(b.processes[0].count, M as u64);
-    assert_eq!(b.unattributed, 0);
+    assert_eq!(b.no_owner, 0);
     let fds = snap.fd_usage.unwrap();
     let h = fds
         .iter()

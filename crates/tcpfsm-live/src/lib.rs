@@ -24,8 +24,3 @@ pub mod trace;
 pub mod tracefs;
 pub mod traceout;
 pub mod watch;
-
-/// How every view spells a socket no process could be found for (a CLOSE_WAIT whose owner
-/// exited or is unreadable, a listener of another user). One place, so the exporter's label
-/// values, `watch` and `trace` agree.
-pub const NO_OWNER: &str = "unattributed";

@@ -159,7 +159,7 @@ pub fn render(inp: &Input<'_>) -> String {
                 l.owner
                     .as_ref()
                     .map(|o| o.comm.clone())
-                    .unwrap_or_else(|| crate::NO_OWNER.into()),
+                    .unwrap_or_else(|| tcpfsm_observe::NO_OWNER.into()),
             )
         };
         let labels: Vec<(String, String)> = ls.iter().map(|l| label(l)).collect();
@@ -200,10 +200,10 @@ pub fn render(inp: &Input<'_>) -> String {
         if rest > 0 {
             f.sample(&[("process", "other"), ("pid", "")], rest as f64);
         }
-        if b.unattributed > 0 {
+        if b.no_owner > 0 {
             f.sample(
-                &[("process", crate::NO_OWNER), ("pid", "")],
-                b.unattributed as f64,
+                &[("process", tcpfsm_observe::NO_OWNER), ("pid", "")],
+                b.no_owner as f64,
             );
         }
     }
@@ -457,8 +457,8 @@ TcpExt: 0 0 0 4 4 9 1 33\n";
                     count: i as u64,
                 })
                 .collect(),
-            unattributed: 4,
-            unattributed_reason: None,
+            no_owner: 4,
+            no_owner_reason: None,
         });
         snap.time_wait_by_remote = Some(
             (1..=4)
@@ -474,7 +474,7 @@ TcpExt: 0 0 0 4 4 9 1 33\n";
         assert!(page.contains("tcpfsm_close_wait_sockets{process=\"p4\",pid=\"104\"} 4\n"));
         assert!(!page.contains("process=\"p3\""));
         assert!(page.contains("tcpfsm_close_wait_sockets{process=\"other\",pid=\"\"} 6\n"));
-        assert!(page.contains("tcpfsm_close_wait_sockets{process=\"unattributed\",pid=\"\"} 4\n"));
+        assert!(page.contains("tcpfsm_close_wait_sockets{process=\"no owner\",pid=\"\"} 4\n"));
         assert!(page.contains("tcpfsm_time_wait_sockets{remote=\"10.0.0.4:80\"} 40\n"));
         assert!(page.contains("tcpfsm_time_wait_sockets{remote=\"other\"} 30\n"));
         assert!(page.contains("tcpfsm_time_wait_ephemeral_sockets{remote=\"other\"} 3\n"));
@@ -499,11 +499,11 @@ TcpExt: 0 0 0 4 4 9 1 33\n";
         }];
         let page = render_snap(&snap, &verdicts, 10);
         assert!(page.contains(
-            "tcpfsm_listen_queue_length{local=\"0.0.0.0:8080\",process=\"unattributed\"} 3\n"
+            "tcpfsm_listen_queue_length{local=\"0.0.0.0:8080\",process=\"no owner\"} 3\n"
         ));
-        assert!(page.contains(
-            "tcpfsm_listen_backlog{local=\"0.0.0.0:8080\",process=\"unattributed\"} 4\n"
-        ));
+        assert!(
+            page.contains("tcpfsm_listen_backlog{local=\"0.0.0.0:8080\",process=\"no owner\"} 4\n")
+        );
         assert!(page.contains("tcpfsm_diagnosis_status{rule=\"close_wait_leak\"} 2\n"));
         assert!(page.contains("tcpfsm_diagnosis_value{rule=\"close_wait_leak\"} 1500\n"));
         assert!(

@@ -8,7 +8,7 @@
 //! a CLOSE_WAIT or LISTEN socket the last walk did not see, but never more than once every
 //! [`MIN_RESCAN`]); scrapes read the latest walk's map. CLOSE_WAIT leaks and listeners live
 //! long, so a map seconds old names them correctly; a socket younger than the walk counts as
-//! unattributed until the next one. [`OwnerMode::Full`] walks on every scrape (exact, slow on
+//! `no owner` (`tcpfsm_observe::NO_OWNER`) until the next one. [`OwnerMode::Full`] walks on every scrape (exact, slow on
 //! big hosts); [`OwnerMode::Off`] never walks.
 
 use std::collections::HashSet;

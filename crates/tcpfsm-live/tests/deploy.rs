@@ -98,8 +98,8 @@ fn full_page() -> String {
                 comm: "a".into(),
                 count: 1,
             }],
-            unattributed: 0,
-            unattributed_reason: None,
+            no_owner: 0,
+            no_owner_reason: None,
         }),
         time_wait_by_remote: Some(vec![RemoteCount {
             remote: "10.0.0.2:80".parse().unwrap(),
@@ -277,4 +277,62 @@ fn no_panel_mixes_counts_rates_bytes_or_ratios_on_one_axis_and_only_counts_of_so
             }
         }
     }
+}
+
+/// "No owner" has one spelling, `tcpfsm_observe::NO_OWNER`: the exporter's label value for
+/// CLOSE_WAIT sockets and listeners without a process, the alert that must not page anyone
+/// about them, and the dashboard's explanation all use it, so no matcher silently misses.
+#[test]
+fn exporter_alerts_and_dashboard_spell_no_owner_from_the_one_definition() {
+    use tcpfsm_observe::NO_OWNER;
+    let snap = Snapshot {
+        close_wait_by_process: Some(ProcessBreakdown {
+            processes: vec![],
+            no_owner: 3,
+            no_owner_reason: Some(tcpfsm_observe::NoOwner::Gone.label().into()),
+        }),
+        listeners: Some(vec![ListenerQueue {
+            local: "0.0.0.0:80".parse().unwrap(),
+            queue_len: 0,
+            backlog: 128,
+            owner: None,
+        }]),
+        ..Snapshot::default()
+    };
+    let raw = RawCounters::parse("", "", "", "");
+    let page = render(&Input {
+        snapshot: &snap,
+        verdicts: &[],
+        tables: &raw,
+        top_n: 10,
+        scrape_seconds: 0.0,
+        owner_scan: None,
+    });
+    let want_cw = format!("tcpfsm_close_wait_sockets{{process=\"{NO_OWNER}\",pid=\"\"}} 3\n");
+    assert!(page.contains(&want_cw), "{page}");
+    let want_l = format!("tcpfsm_listen_backlog{{local=\"0.0.0.0:80\",process=\"{NO_OWNER}\"}}");
+    assert!(page.contains(&want_l), "{page}");
+
+    // The per-process alert excludes exactly the two placeholders the exporter emits.
+    let alerts = deploy("prometheus/alerts.yml");
+    let expr = alerts
+        .lines()
+        .find(|l| l.contains("tcpfsm_close_wait_sockets{process!~"))
+        .expect("the per-process CLOSE_WAIT alert");
+    let matcher = expr.split("process!~\"").nth(1).unwrap();
+    let alts: BTreeSet<&str> = matcher[..matcher.find('"').unwrap()].split('|').collect();
+    assert_eq!(alts, BTreeSet::from(["other", NO_OWNER]), "{expr}");
+
+    for (file, text) in [
+        ("alerts.yml", alerts.as_str()),
+        ("rules.yml", &deploy("prometheus/rules.yml")),
+        ("tcpfsm.json", &deploy("grafana/tcpfsm.json")),
+        ("README.md", &deploy("README.md")),
+    ] {
+        assert!(
+            !text.contains("unattributed"),
+            "{file} spells no owner another way"
+        );
+    }
+    assert!(deploy("grafana/tcpfsm.json").contains(&format!("`{NO_OWNER}`")));
 }

@@ -23,9 +23,9 @@ fn named(rule: Rule, level: Level, s: &Snapshot) -> Option<String> {
         Rule::CloseWaitLeak => {
             let b = s.close_wait_by_process.as_ref()?;
             match b.processes.as_slice() {
-                [] if b.unattributed > 0 => Some(format!(
+                [] if b.no_owner > 0 => Some(format!(
                     "The programs holding them are not known ({}).",
-                    b.unattributed_reason.as_deref().unwrap_or("no owner found")
+                    b.no_owner_reason.as_deref().unwrap_or(crate::NO_OWNER)
                 )),
                 [] => None,
                 [top, rest @ ..] => {

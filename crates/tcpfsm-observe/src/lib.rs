@@ -28,7 +28,8 @@
 //! - thresholds: [`Thresholds`] (defaults from the reference table; [`Thresholds::from_toml_str`],
 //!   [`Thresholds::load`], [`Thresholds::validate`]).
 //! - verdicts: [`Rule`], [`Level`], [`Verdict`], [`diagnose`], [`worst`].
-//! - owners: [`NoOwner`] — the one spelling, everywhere, of why a socket has no process.
+//! - owners: [`NO_OWNER`] and [`NoOwner`] — the one spelling, everywhere, of a socket with no
+//!   process, and why.
 
 mod advice;
 mod culprits;
@@ -38,7 +39,7 @@ mod snapshot;
 mod thresholds;
 
 pub use culprits::{ListenerCount, Orphans};
-pub use owner::NoOwner;
+pub use owner::{NoOwner, NO_OWNER};
 pub use rules::{diagnose, worst, Level, Rule, Verdict};
 pub use snapshot::{
     rates, retrans_ratio, FdUsage, ListenerQueue, PortRange, ProcessBreakdown, ProcessCount,

@@ -4,9 +4,30 @@
 //! between two very different facts: the kernel holds the socket alone (no process could be
 //! named, whoever runs the tool), or a process holds it that we may not look at. tcpfsm always
 //! says which, with the words of [`NoOwner::label`].
+//!
+//! [`NO_OWNER`] is the one spelling of "no process holds this socket": every table row, JSON
+//! field (`no_owner`), exporter label value (`process="no owner"`), `watch` panel, alert
+//! matcher and dashboard text uses it; [`NoOwner::label`] adds the reason after it, and
+//! [`NoOwner::key`] is the reason alone for machines.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// The literal behind [`NO_OWNER`], so that [`NoOwner::label`]'s texts are built from it at
+/// compile time (`concat!` takes only literals) rather than spelled again.
+macro_rules! no_owner {
+    () => {
+        "no owner"
+    };
+    ($why:literal) => {
+        concat!(no_owner!(), " (", $why, ")")
+    };
+}
+
+/// How every command and the exporter spell a socket for which no process is named. Where the
+/// reason is known, tables print [`NoOwner::label`] (this text, then the reason in brackets);
+/// where several reasons are summed (the exporter's per-process series, `watch`), this alone.
+pub const NO_OWNER: &str = no_owner!();
 
 /// Why no process is named for a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -31,9 +52,9 @@ impl NoOwner {
     /// What every table, listing and metric label prints in the owner's place.
     pub const fn label(self) -> &'static str {
         match self {
-            NoOwner::Kernel => "no owner (kernel)",
-            NoOwner::Hidden => "owner hidden (not root)",
-            NoOwner::Gone => "no owner (closed meanwhile)",
+            NoOwner::Kernel => no_owner!("kernel"),
+            NoOwner::Hidden => no_owner!("hidden: not root"),
+            NoOwner::Gone => no_owner!("gone: closed meanwhile"),
         }
     }
 
@@ -74,8 +95,10 @@ mod tests {
     fn labels_keys_and_json_agree() {
         for n in NoOwner::ALL {
             assert_eq!(serde_json::to_value(n).unwrap(), n.key());
-            assert!(n.label().contains("owner"), "{}", n.label());
+            assert!(n.label().starts_with(NO_OWNER), "{}", n.label());
+            assert!(n.label().contains(n.key()), "{}", n.label());
         }
+        assert_eq!(NO_OWNER, "no owner");
         assert_ne!(NoOwner::Kernel.label(), NoOwner::Hidden.label());
     }
 }

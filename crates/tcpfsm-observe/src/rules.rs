@@ -236,14 +236,12 @@ fn close_wait(samples: &[Snapshot], last: &Snapshot, th: &Thresholds) -> Verdict
         if b.processes.len() > 5 {
             ev.push(format!("… and {} more processes", b.processes.len() - 5));
         }
-        if b.unattributed > 0 {
+        if b.no_owner > 0 {
             ev.push(format!(
-                "{} CLOSE_WAIT sockets unattributed{}",
-                b.unattributed,
-                b.unattributed_reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
+                "{} CLOSE_WAIT sockets with {}",
+                b.no_owner,
+                // The reasons are NoOwner labels, which begin with NO_OWNER themselves.
+                b.no_owner_reason.as_deref().unwrap_or(crate::NO_OWNER)
             ));
         }
         let top: Vec<String> = b

@@ -89,10 +89,11 @@ pub struct ProcessBreakdown {
     /// Largest count first.
     pub processes: Vec<ProcessCount>,
     /// Sockets with no owner found (no process holds them any more, or the owner's `/proc/<pid>/fd`
-    /// was unreadable because it belongs to another user and we are not root).
-    pub unattributed: u64,
-    /// Why some were unattributed, in words, if known.
-    pub unattributed_reason: Option<String>,
+    /// was unreadable because it belongs to another user and we are not root), shown as
+    /// [`crate::NO_OWNER`].
+    pub no_owner: u64,
+    /// Why some had no owner: the [`crate::NoOwner::label`]s found, joined by "; ", if known.
+    pub no_owner_reason: Option<String>,
 }
 
 /// TIME_WAIT sockets towards one remote address and port.

@@ -79,8 +79,8 @@ fn advice_names_the_leaking_program_first() {
     s.census.set(State::CloseWait, 300);
     s.close_wait_by_process = Some(ProcessBreakdown {
         processes: vec![proc_count(4242, "nginx", 290), proc_count(7, "php-fpm", 10)],
-        unattributed: 0,
-        unattributed_reason: None,
+        no_owner: 0,
+        no_owner_reason: None,
     });
     let v = verdict(&s, &Thresholds::default(), Rule::CloseWaitLeak);
     assert!(

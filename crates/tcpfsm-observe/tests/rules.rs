@@ -121,8 +121,8 @@ fn close_wait_leak_names_the_processes() {
                 count: 8,
             },
         ],
-        unattributed: 2,
-        unattributed_reason: Some("owner hidden".into()),
+        no_owner: 2,
+        no_owner_reason: Some(tcpfsm_observe::NoOwner::Hidden.label().into()),
     });
     let v = verdict(&[s], &th(), Rule::CloseWaitLeak);
     assert_eq!(v.level, Level::Warning);
@@ -134,7 +134,7 @@ fn close_wait_leak_names_the_processes() {
     assert!(v
         .evidence
         .iter()
-        .any(|e| e.contains("2 CLOSE_WAIT sockets unattributed")));
+        .any(|e| e.contains("2 CLOSE_WAIT sockets with no owner (hidden: not root)")));
     assert!(v.advice.contains("close()"));
 }
 

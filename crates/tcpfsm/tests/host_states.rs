@@ -109,7 +109,7 @@ fn states_filters_list_sockets_with_owning_process() {
         .filter(|s| s["state"] == "TIME_WAIT")
         .collect();
     assert_eq!(tw.len(), 2);
-    assert!(tw.iter().all(|s| s["unattributed"] == "kernel"));
+    assert!(tw.iter().all(|s| s["no_owner"] == "kernel"));
 
     // --port: the holder's listener, its CLOSE_WAITs and our FIN_WAIT_2s.
     let v = json(&tcpfsm(
@@ -378,7 +378,7 @@ fn states_says_when_owners_are_hidden_from_an_unprivileged_user() {
     assert_eq!(socks.len(), M);
     for s in socks {
         assert_eq!(s["processes"], serde_json::json!([]), "{s}");
-        assert_eq!(s["unattributed"], "hidden", "{s}");
+        assert_eq!(s["no_owner"], "hidden", "{s}");
     }
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unreadable (not root)"), "{err}");

@@ -329,7 +329,7 @@ fn export_names_the_owner_of_a_close_wait_that_appears_after_the_last_owner_walk
     );
     let t = Instant::now();
     let mut m = BTreeMap::new();
-    // Until a walk sees them they are unattributed; meeting them asks for a walk, which may
+    // Until a walk sees them they have no owner; meeting them asks for a walk, which may
     // come 5 s after the previous one at the earliest.
     let named = wait_until(Duration::from_secs(15), || {
         m = parse_exposition(&scrape(&ns, exp.addr));

@@ -119,3 +119,100 @@ fn watch_without_a_terminal_says_to_use_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--once"), "{err}");
 }
+
+/// Every box in a frame is whole: each `┌` has its `┐` on the same row and its `└`/`┘`
+/// below, with `│` on both sides in between. A panel cut by the terminal's edge fails this.
+fn assert_every_panel_closed(frame: &str) {
+    let g: Vec<Vec<char>> = frame.lines().map(|l| l.chars().collect()).collect();
+    let mut panels = 0;
+    for (y, row) in g.iter().enumerate() {
+        for (x, _) in row.iter().enumerate().filter(|(_, c)| **c == '┌') {
+            let right = (x + 1..row.len())
+                .find(|&r| row[r] == '┐')
+                .unwrap_or_else(|| panic!("box at {x},{y} has no ┐:\n{frame}"));
+            let bottom = (y + 1..g.len())
+                .find(|&b| g[b].get(x) == Some(&'└'))
+                .unwrap_or_else(|| panic!("box at {x},{y} has no bottom:\n{frame}"));
+            assert_eq!(g[bottom].get(right), Some(&'┘'), "box at {x},{y}:\n{frame}");
+            for r in &g[y + 1..bottom] {
+                assert_eq!(r.get(x), Some(&'│'), "box at {x},{y}:\n{frame}");
+                assert_eq!(r.get(right), Some(&'│'), "box at {x},{y}:\n{frame}");
+            }
+            panels += 1;
+        }
+    }
+    assert!(panels >= 4, "{panels} panels:\n{frame}");
+}
+
+/// Issue 12 item 12, as a user runs it: `tcpfsm watch --netns NS` at 80×24 draws 24 lines of
+/// at most 80 columns, every panel closed, with all eleven states and their counts, the
+/// CLOSE_WAIT owner and the no-owner row (a CLOSE_WAIT still in an accept queue has no file).
+#[test]
+fn watch_80x24_with_netns_fits_every_panel_whole_with_counts_owner_and_no_owner_row() {
+    let Some(ns) = Netns::new("watch_80x24_with_netns_fits_every_panel") else {
+        return;
+    };
+    let _sockets = close_wait_sockets(&ns);
+    // One more CLOSE_WAIT nobody accepted: the kernel alone holds it.
+    let _queued = ns.run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        (l, c)
+    });
+    assert!(
+        wait_until(Duration::from_secs(5), || ns.ss_count("close-wait") == 4),
+        "no 4 CLOSE_WAIT"
+    );
+    let out = run_bounded(
+        {
+            // From the host's namespace: --netns alone must reach the sockets.
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tcpfsm"));
+            c.args(["watch", "--once", "--width", "80", "--height", "24"])
+                .args(["--netns", &ns.name]);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let frame = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = frame.lines().collect();
+    assert_eq!(lines.len(), 24, "{frame}");
+    for l in &lines {
+        assert!(l.chars().count() <= 80, "wider than 80: {l:?}");
+    }
+    assert_every_panel_closed(&frame);
+    let count_after = |name: &str| -> Option<u64> {
+        lines.iter().find_map(|l| {
+            let at = l.find(&format!(" {name} "))?;
+            l[at + name.len() + 1..]
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    };
+    for name in ALL_NAMES {
+        assert!(count_after(name).is_some(), "{name} has no count:\n{frame}");
+    }
+    assert_eq!(count_after("CLOSE_WAIT"), Some(4), "{frame}");
+    assert_eq!(count_after("LISTEN"), Some(2), "{frame}");
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let row = |who: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("│{who} ")))
+            .copied()
+    };
+    let mine = row(me.trim()).unwrap_or_else(|| panic!("no owner row for {me:?}:\n{frame}"));
+    assert!(mine.contains(&std::process::id().to_string()), "{mine}");
+    assert!(
+        mine.split('│').nth(1).unwrap().trim_end().ends_with(" 3"),
+        "{mine}"
+    );
+    let none = row(tcpfsm_observe::NO_OWNER).unwrap_or_else(|| panic!("no no-owner row:\n{frame}"));
+    assert!(
+        none.split('│').nth(1).unwrap().trim_end().ends_with(" 1"),
+        "{none}"
+    );
+}

@@ -34,7 +34,7 @@ pub struct View {
     /// Oldest first; the last one is "now".
     pub history: VecDeque<Census>,
     pub close_wait_top: Vec<ProcessCount>,
-    pub close_wait_unattributed: u64,
+    pub close_wait_no_owner: u64,
     pub verdicts: Vec<Verdict>,
     pub error: Option<String>,
 }
@@ -51,11 +51,11 @@ impl View {
                 let mut ps = b.processes.clone();
                 ps.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
                 self.close_wait_top = ps;
-                self.close_wait_unattributed = b.unattributed;
+                self.close_wait_no_owner = b.no_owner;
             }
             None => {
                 self.close_wait_top.clear();
-                self.close_wait_unattributed = 0;
+                self.close_wait_no_owner = 0;
             }
         }
         self.verdicts = verdicts;

@@ -106,8 +106,7 @@ pub fn trend(f: &mut Frame, area: Rect, v: &View, two_rows: bool) {
 
 /// Rows the CLOSE_WAIT panel needs for `v` (borders and header included).
 pub fn close_wait_height(v: &View) -> u16 {
-    let rows =
-        v.close_wait_top.len().min(CLOSE_WAIT_ROWS) + usize::from(v.close_wait_unattributed > 0);
+    let rows = v.close_wait_top.len().min(CLOSE_WAIT_ROWS) + usize::from(v.close_wait_no_owner > 0);
     3 + rows.max(1) as u16
 }
 
@@ -115,8 +114,8 @@ pub fn close_wait_height(v: &View) -> u16 {
 /// the last row sums the rest (`+N more`), so the column always adds up.
 pub fn close_wait(f: &mut Frame, area: Rect, v: &View) {
     let room = (area.height.saturating_sub(3) as usize).min(CLOSE_WAIT_ROWS + 1);
-    let unattributed = usize::from(v.close_wait_unattributed > 0);
-    let for_procs = room.saturating_sub(unattributed);
+    let no_owner = usize::from(v.close_wait_no_owner > 0);
+    let for_procs = room.saturating_sub(no_owner);
     let procs = &v.close_wait_top;
     let shown = if procs.len() > for_procs {
         for_procs.saturating_sub(1)
@@ -135,12 +134,12 @@ pub fn close_wait(f: &mut Frame, area: Rect, v: &View) {
             rest.iter().map(|p| p.count).sum::<u64>().to_string(),
         ]));
     }
-    if unattributed > 0 {
+    if no_owner > 0 {
         rows.push(Row::new(vec![
             // The one spelling of a socket whose owner is unknown, shared with the exporter.
-            format!("({})", crate::NO_OWNER),
+            tcpfsm_observe::NO_OWNER.to_string(),
             String::new(),
-            v.close_wait_unattributed.to_string(),
+            v.close_wait_no_owner.to_string(),
         ]));
     }
     if rows.is_empty() {

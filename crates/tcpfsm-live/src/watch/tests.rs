@@ -16,7 +16,7 @@ fn verdict(rule: Rule, level: Level, summary: &str) -> Verdict {
 }
 
 /// Counts of 8 digits (the widest a cell promises), distinct per state; `procs` CLOSE_WAIT
-/// owners and 17 unattributed sockets; the given verdicts.
+/// owners and 17 sockets with no owner; the given verdicts.
 fn view_with(procs: usize, verdicts: Vec<Verdict>) -> View {
     let mut v = View {
         host: "h".into(),
@@ -38,8 +38,8 @@ fn view_with(procs: usize, verdicts: Vec<Verdict>) -> View {
                     count: 100 - i as u64,
                 })
                 .collect(),
-            unattributed: 17,
-            unattributed_reason: None,
+            no_owner: 17,
+            no_owner_reason: None,
         });
         v.push(&s, verdicts.clone());
     }
@@ -147,7 +147,7 @@ fn frame_80x24_shows_now_and_max_of_every_tracked_state_over_time() {
 
 #[test]
 fn frame_80x24_lists_close_wait_owners_and_sums_those_that_do_not_fit() {
-    // Three owners fit with the unattributed row.
+    // Three owners fit with the no-owner row.
     let f = render_text(&view_with(3, vec![]), 80, 24);
     let t = panel(&f, "top CLOSE_WAIT processes");
     let text = t.join("\n");
@@ -156,7 +156,7 @@ fn frame_80x24_lists_close_wait_owners_and_sums_those_that_do_not_fit() {
         assert!(text.contains(&format!("{}", 4000 + i)), "{f}");
     }
     let row = |name: &str| t.iter().find(|l| l.contains(name)).cloned();
-    let unattr = row(&format!("({})", crate::NO_OWNER)).expect("unattributed row");
+    let unattr = row(tcpfsm_observe::NO_OWNER).expect("no-owner row");
     assert!(unattr.trim_end().ends_with("17"), "{unattr:?}");
 
     // Nine owners: the first shown by name, the rest summed on one line, counts adding up.
@@ -179,7 +179,10 @@ fn frame_80x24_lists_close_wait_owners_and_sums_those_that_do_not_fit() {
     assert_eq!(named.len() + n_more, 9, "{f}");
     let total: u64 = named.iter().map(|l| last_col(l)).sum::<u64>() + last_col(more);
     assert_eq!(total, (0..9).map(|i| 100 - i).sum::<u64>(), "{f}");
-    assert!(t.iter().any(|l| l.contains(crate::NO_OWNER)), "{f}");
+    assert!(
+        t.iter().any(|l| l.contains(tcpfsm_observe::NO_OWNER)),
+        "{f}"
+    );
 }
 
 #[test]
@@ -241,7 +244,7 @@ fn frame_80x24_title_fits_even_with_a_long_host_name() {
 }
 
 #[test]
-fn wide_frame_draws_the_boxed_diagram_and_keeps_the_unattributed_row() {
+fn wide_frame_draws_the_boxed_diagram_and_keeps_the_no_owner_row() {
     let f = render_text(&view_with(5, vec![]), 120, 40);
     for s in State::ALL {
         assert!(
@@ -252,7 +255,10 @@ fn wide_frame_draws_the_boxed_diagram_and_keeps_the_unattributed_row() {
         assert!(f.contains(&count(s).to_string()), "{f}");
     }
     let t = panel(&f, "top CLOSE_WAIT processes");
-    assert!(t.iter().any(|l| l.contains(crate::NO_OWNER)), "{f}");
+    assert!(
+        t.iter().any(|l| l.contains(tcpfsm_observe::NO_OWNER)),
+        "{f}"
+    );
     assert_eq!(
         t.iter().filter(|l| l.contains("leaky-server-")).count(),
         5,

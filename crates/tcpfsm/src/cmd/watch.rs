@@ -18,7 +18,8 @@ boxed diagram needs 102x27. Panels show all they hold or say what they left out 
 Examples:
   tcpfsm watch                                   # interactive (q, Esc or Ctrl-C quits)
   tcpfsm watch --once --width 80 --height 24     # one frame as text, no terminal needed
-  tcpfsm watch --frames 5 --interval 500ms       # five frames, form-feed separated")]
+  tcpfsm watch --frames 5 --interval 500ms       # five frames, form-feed separated
+  tcpfsm watch --netns blue                      # another network namespace (ip netns add blue)")]
 pub struct Args {
     /// Time between samples (e.g. 1s, 500ms)
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
@@ -38,6 +39,10 @@ pub struct Args {
     /// Diagnosis thresholds (TOML; keys as in `tcpfsm diagnose`)
     #[arg(long)]
     pub thresholds: Option<std::path::PathBuf>,
+    /// Watch the network namespace NAME (/run/netns/NAME, or a path such as /proc/PID/ns/net),
+    /// as `states`, `counters`, `diagnose` and `trace` do
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
 }
 
 /// Snapshots kept for the diagnosis (growth needs a series).
@@ -84,6 +89,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         !args.interval.is_zero(),
         "--interval must be more than zero"
     );
+    // Before the first sample: the sampler's netlink socket and /proc/thread-self/net follow
+    // the thread's namespace from then on (tcpfsm_host::netns).
+    if let Some(ns) = &args.netns {
+        tcpfsm_host::netns::enter(ns)?;
+    }
     let thresholds = match &args.thresholds {
         Some(p) => Thresholds::load(p)?,
         None => Thresholds::default(),

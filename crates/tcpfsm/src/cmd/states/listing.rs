@@ -177,7 +177,7 @@ pub fn json(l: &Listed, a: Option<&Attribution>, show: Show) -> J {
         ("local", v(r.local.to_string())),
         ("remote", v(r.remote.to_string())),
         ("processes", procs),
-        ("unattributed", why),
+        ("no_owner", why),
         ("inode", v(r.inode)),
         ("uid", v(r.uid)),
     ];
