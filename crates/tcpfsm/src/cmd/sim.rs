@@ -21,7 +21,24 @@ pub enum Format {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Run `tcpfsm sim --list` to see the built-in scenarios.")]
+#[command(after_help = "\
+Run `tcpfsm sim --list` to see the built-in scenarios.
+
+Segments are marked as Wireshark's tcp.analysis flags mark them: [retransmission], \
+[dup ACK 12#2] (the second duplicate of frame 12), [zero window], [window update], \
+[window probe], [keep-alive], [challenge ACK], [SYN cookie]; where a label is tight, the short \
+forms [rtx], [dup#2], [zwin], [wupd], [probe], [ka], [chal], [cookie]. SYN options are shown \
+as <mss 1460,sackOK,TS,wscale 7>; JSON has every segment's options and \"analysis\".
+
+Examples:
+  tcpfsm sim client-close                          # the diagram and each state path
+  tcpfsm sim syn-flood --format svg --out f.svg    # the flood as one band, cookies marked
+  tcpfsm sim lost-final-ack --pcap l.pcap          # also a capture for Wireshark/tshark
+  tcpfsm sim abort --format json | jq .            # one JSON object per line
+  tcpfsm sim client-close --absolute --seed 7      # raw sequence numbers, other ISNs
+  tcpfsm sim syn-flood --full                      # every segment, no summarised band
+  tcpfsm sim --show-script abort > my.tcpfsm       # a built-in as a starting point
+  tcpfsm sim --script my.tcpfsm                    # run your own (crates/tcpfsm-sim/SCRIPT.md)")]
 pub struct Args {
     /// Built-in scenario to run (see --list)
     #[arg(required_unless_present_any = ["list", "script"], conflicts_with = "script")]
