@@ -21,6 +21,10 @@ use tcpfsm_states::mib::Kind;
   tcpfsm counters '*Retrans*' 'TcpExtTCPSack*' -z
   tcpfsm counters --interval 5s           increments and rates every 5 s, until interrupted
   tcpfsm counters --all-protocols --json  also Ip, Icmp, Udp, IPv6…, as nstat --json
+  tcpfsm counters --interval 1s --count 3 three one-second reports, then exit
+  tcpfsm counters -s                      since the last run, without moving the mark
+  tcpfsm counters -r                      since boot, and start the history afresh
+  tcpfsm counters --netns blue            another namespace (its own history)
 
 History: $TCPFSM_COUNTERS_HISTORY, else $XDG_RUNTIME_DIR/tcpfsm-counters.json, else
 /tmp/tcpfsm-counters.<uid>; kept per network namespace.")]

@@ -22,7 +22,9 @@ Examples:\n  \
 tcpfsm diagnose                                   one sample, a verdict per rule\n  \
 tcpfsm diagnose --samples 3 --interval 5s         rates and growth over 10 s\n  \
 tcpfsm diagnose --set fin_wait2_warn=200 --config thresholds.toml\n  \
-tcpfsm diagnose --netns blue --json               another network namespace, for scripts"
+tcpfsm diagnose --netns blue --json               another network namespace, for scripts\n  \
+tcpfsm diagnose --close-wait-warn 10 --no-fd      one threshold by its flag; skip the /proc walk\n  \
+tcpfsm diagnose --print-config > thresholds.toml  the effective thresholds, to edit"
 )]
 pub struct Args {
     /// Time between samples (e.g. 5s, 500ms, 1m)

@@ -25,6 +25,7 @@ Examples:
   tcpfsm export --listen 127.0.0.1:9184                    # Prometheus scrapes /metrics here
   tcpfsm export --owners full                              # owners exact in every scrape
   tcpfsm export --owners off                               # no /proc walk at all
+  tcpfsm export --top 5 --thresholds thresholds.toml       # fewer series; your thresholds
   tcpfsm export --owners-interval 10s                      # background walk every 10 s
   tcpfsm export --max-connections 256 --max-per-client 32  # a smaller connection table
   tcpfsm export --header-timeout 2s --idle-timeout 30s     # drop slow and idle clients sooner

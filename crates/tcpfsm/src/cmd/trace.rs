@@ -43,6 +43,7 @@ Examples:
   tcpfsm trace --events retransmit,reset          # what tcpretrans shows, with the states
   tcpfsm trace --netns demo --port 80             # TIME_WAIT looked up in netns \"demo\"
   tcpfsm trace --lookup-rate 0                    # no sock_diag: the kernel's CLOSED as is
+  tcpfsm trace --duration 30s --count 1000        # stop after 30 s or 1000 events
 
 Needs root (tracefs): reads the tracepoints through a private tracefs instance \
 (instances/tcpfsm-<pid>-<n>, removed on exit, Ctrl-C or SIGTERM); mounts tracefs at \

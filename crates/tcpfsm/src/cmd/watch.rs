@@ -19,7 +19,8 @@ Examples:
   tcpfsm watch                                   # interactive (q, Esc or Ctrl-C quits)
   tcpfsm watch --once --width 80 --height 24     # one frame as text, no terminal needed
   tcpfsm watch --frames 5 --interval 500ms       # five frames, form-feed separated
-  tcpfsm watch --netns blue                      # another network namespace (ip netns add blue)")]
+  tcpfsm watch --netns blue                      # another network namespace (ip netns add blue)
+  tcpfsm watch --thresholds thresholds.toml      # alerts at your thresholds (as diagnose)")]
 pub struct Args {
     /// Time between samples (e.g. 1s, 500ms)
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
