@@ -270,3 +270,30 @@ fn a_host_connecting_to_itself_is_drawn_as_a_loop() {
     let svg = render::svg(&out.trace, &Options::default());
     assert!(roxmltree::Document::parse(&svg).is_ok());
 }
+
+/// At 80 columns nothing a reader needs is cut short: a state's cause, an application call's
+/// result ("listening on 10.0.0.2:80"), a summary's counts. The only ellipses left are the
+/// deliberate ones in a quoted data preview ("abcdefgh…).
+#[test]
+fn ascii_at_80_columns_cuts_only_data_previews() {
+    for b in builtins() {
+        let out = run_builtin(b.name, Some(1)).unwrap().unwrap();
+        let text = render::ascii(&out.trace, &Options::default());
+        for line in text.lines().filter(|l| l.contains('…')) {
+            let before = &line[..line.find('…').unwrap()];
+            assert!(
+                before.matches('"').count() % 2 == 1,
+                "{}: cut short: {line:?}",
+                b.name
+            );
+        }
+    }
+    let out = run_builtin("time-wait-exhaustion", Some(1))
+        .unwrap()
+        .unwrap();
+    let text = render::ascii(&out.trace, &Options::default());
+    assert!(text.contains("listening on 10.0.0.2:80"), "{text}");
+    let out = run_builtin("syn-flood", Some(1)).unwrap().unwrap();
+    let text = render::ascii(&out.trace, &Options::default());
+    assert!(text.contains("(SYN cookie acked)"), "{text}");
+}

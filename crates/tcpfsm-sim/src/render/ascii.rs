@@ -251,7 +251,13 @@ pub fn ascii_layout(lay: &Layout) -> String {
                 let right_room = WIDTH.saturating_sub(start + w + 1);
                 let left_room = start.saturating_sub(TIME_COL + 1);
                 let nl = note.chars().count();
-                if *lane + 1 < xs.len() || right_room >= nl {
+                // Right of the name where it fits, else left of it where it fits whole (a
+                // middle lane near the right edge: syn-flood's cookie server), else cut.
+                if right_room >= nl {
+                    c.put(start + w + 1, &note);
+                } else if left_room > nl {
+                    c.put(start - 1 - nl, &note);
+                } else if *lane + 1 < xs.len() {
                     c.put(start + w + 1, &truncate(&note, right_room));
                 } else if left_room >= 6 {
                     let t = truncate(&note, left_room);
@@ -268,7 +274,16 @@ pub fn ascii_layout(lay: &Layout) -> String {
                 let left = x.saturating_sub(TIME_COL + 1);
                 let len = text.chars().count();
                 let last = *lane + 1 == xs.len() && xs.len() > 1;
-                if last || (len > right && left > right) {
+                let across = WIDTH - TIME_COL - 1;
+                if len <= right && !last {
+                    c.put(x + 2, &text);
+                } else if len <= left {
+                    c.put(x - 1 - len, &text);
+                } else if len <= across {
+                    // Whole on neither side: end it at the margin, across the lane (its mark
+                    // then sits on or near the lane), rather than cut "10.0.0.2:80" short.
+                    c.put(WIDTH - len, &text);
+                } else if last || left > right {
                     let t = truncate(&text, left);
                     c.put(x - 1 - t.chars().count(), &t);
                 } else {
@@ -304,12 +319,9 @@ pub fn ascii_layout(lay: &Layout) -> String {
                 continue;
             }
             RowKind::Collapsed { text } => {
-                let mut c2 = Canvas::new(&xs);
-                c2.put(0, &time);
-                let t = truncate(&format!("⋮ {text}"), WIDTH - TIME_COL - 1);
-                c2.put(TIME_COL + 1, &t);
-                out.push_str(&c2.line());
-                out.push('\n');
+                // Wrapped like a note: the counts at the end ("… 154 app calls") are the point.
+                let lines = wrap(&format!("⋮ {text}"), WIDTH - TIME_COL - 1, 2);
+                text_block(&mut out, &time, &lines);
                 continue;
             }
         }
