@@ -311,3 +311,47 @@ fn sim_a_million_syn_flood_streams_in_under_200_mb() {
         assert!(kib <= 200 * 1024, "{format}: {kib} KiB resident");
     }
 }
+
+/// Issue 12 item 7 through the command: one run with a closed window, its probes and its
+/// reopening, keep-alives, and a challenge ACK (a SYN spoofed onto the established 4-tuple,
+/// RFC 5961 §4) is marked the same in all three formats — ASCII labels, SVG `data-analysis`
+/// and JSON `analysis`/`sent_as`.
+#[test]
+fn sim_marks_zero_window_probes_updates_keepalives_and_challenge_acks_in_every_format() {
+    let src = "host a 10.0.0.1\nhost b 10.0.0.2\nlink a <-> b delay 10ms\n\
+               set b recv_buffer 4096\nset a mss 1024\nset b mss 1024\n\
+               set a timestamps off\nset b timestamps off\n\
+               set a keepalive 20s\nset b keepalive 20s\n\
+               b listen 80 as l\na connect b:80 from 1024 as c\nb accept l as s\n\
+               a send c 20000 bytes\nwait 5s\nb recv s 20000 timeout 1m\n\
+               wait 2m\ninject 1 syn from 10.0.0.1 to b:80\nwait 1s\n\
+               a close c\nb recv-until-eof s\nb close s\nwait until c CLOSED and s CLOSED\n";
+    let path = std::env::temp_dir().join(format!("tcpfsm-marks-{}.tcpfsm", std::process::id()));
+    std::fs::write(&path, src).unwrap();
+    let p = path.to_str().unwrap();
+    let ascii = stdout(&tcpfsm(&["sim", "--script", p, "--full"]));
+    let svg = stdout(&tcpfsm(&[
+        "sim", "--script", p, "--full", "--format", "svg",
+    ]));
+    let json = stdout(&tcpfsm(&["sim", "--script", p, "--format", "json"]));
+    std::fs::remove_file(&path).ok();
+    // (JSON analysis name, the diagram's label: the short form in a lane this narrow, as
+    // `tcpfsm sim --help` lists them)
+    for (name, label) in [
+        ("zero_window", "[zwin]"),
+        ("window_update", "[wupd]"),
+        ("keep_alive", "[ka]"),
+        ("challenge_ack", "[chal]"),
+    ] {
+        assert!(json.contains(&format!("\"{name}\"")), "JSON lacks {name}");
+        assert!(
+            svg.contains(&format!("data-analysis=\"{name}\"")),
+            "SVG lacks {name}"
+        );
+        assert!(ascii.contains(label), "ASCII lacks {label}:\n{ascii}");
+    }
+    // The sender's own word where a capture reads a segment otherwise (a Linux-style window
+    // probe is a keep-alive to Wireshark).
+    assert!(json.contains("\"sent_as\":\"window_probe\""), "{json}");
+    assert!(ascii.contains("(probe)"), "{ascii}");
+}
