@@ -3,15 +3,57 @@
 //! The [`Endpoint`] owns every connection of one host. It never reads a clock, never does I/O
 //! and never spawns: the driver (simulator, TUN device, tests) passes time in and moves bytes.
 //!
-//! ```text
-//! let mut ep = Endpoint::new(config, seed);
-//! ep.listen(local_addr, backlog)?;
-//! let id = ep.connect(now, local_addr, remote_addr)?;
-//! ep.handle_packet(now, &ip_datagram);
-//! while let Some(tx) = ep.poll_transmit(now, &mut buf) { /* send buf[..tx.len] */ }
-//! ep.poll_timeout(); ep.handle_timeout(now);
-//! while let Some(ev) = ep.poll_event() { /* StateChanged, Acceptable, Readable, … */ }
+//! Two endpoints, a client and a server, joined by a "link" that moves datagrams between them:
+//!
 //! ```
+//! use tcpfsm_core::{Config, Endpoint, Event, Instant, State};
+//!
+//! let mut client = Endpoint::new(Config::default(), 1); // Linux's defaults
+//! let mut server = Endpoint::new(Config::default(), 2);
+//! let mut now = Instant::ZERO;
+//! let listener = server.listen(now, "10.0.0.2:80".parse()?, 128)?;
+//! // Port 0 picks an ephemeral port (RFC 6056).
+//! let conn = client.connect(now, "10.0.0.1:0".parse()?, "10.0.0.2:80".parse()?)?;
+//! client.send(now, conn, b"hello")?; // queued until the handshake completes
+//!
+//! let (mut buf, mut accepted, mut got) = (Vec::new(), None, Vec::new());
+//! for _ in 0..20 {
+//!     // The link: every datagram one endpoint transmits is handed to the other.
+//!     while let Some(tx) = client.poll_transmit(now, &mut buf) {
+//!         server.handle_packet(now, &buf[..tx.len]);
+//!     }
+//!     while let Some(tx) = server.poll_transmit(now, &mut buf) {
+//!         client.handle_packet(now, &buf[..tx.len]);
+//!     }
+//!     while let Some(ev) = server.poll_event() {
+//!         match ev {
+//!             // Every state change, with its cause: SYN_RECEIVED -> ESTABLISHED, "ACK of SYN".
+//!             Event::StateChanged { from, to, cause, .. } => println!("{from} -> {to} ({cause})"),
+//!             Event::Acceptable { .. } => accepted = server.accept(now, listener)?,
+//!             _ => {}
+//!         }
+//!     }
+//!     if let Some(c) = accepted {
+//!         let mut chunk = [0u8; 64];
+//!         // Some(n): n bytes; Some(0): end of stream; None: nothing yet (would block).
+//!         while let Some(n) = server.recv(now, c, &mut chunk)?.filter(|&n| n > 0) {
+//!             got.extend_from_slice(&chunk[..n]);
+//!         }
+//!     }
+//!     // The driver owns the clock: sleep until the next deadline, then hand it in.
+//!     if let Some(t) = client.poll_timeout().into_iter().chain(server.poll_timeout()).min() {
+//!         now = t.max(now);
+//!         client.handle_timeout(now);
+//!         server.handle_timeout(now);
+//!     }
+//! }
+//! assert_eq!(got, b"hello");
+//! assert_eq!(client.state(conn), Some(State::Established));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Handles are opaque, every operation has its own error type (would-block is `Ok(0)` or
+//! `Ok(None)`, never an error), and every call that can arm a timer takes `now`.
 
 pub mod cc;
 pub mod config;
