@@ -338,3 +338,38 @@ fn export_names_the_owner_of_a_close_wait_that_appears_after_the_last_owner_walk
     assert!(named, "owner never named: {m:#?}");
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
 }
+
+/// A CLOSE_WAIT still in an accept queue has no file, so no process: the exporter labels it
+/// `process="no owner"` — `tcpfsm_observe::NO_OWNER`, the spelling `states`, `watch` and the
+/// per-process alert's matcher (`process!~"other|no owner"`) use.
+#[test]
+fn export_labels_a_close_wait_nobody_accepted_with_the_one_no_owner_spelling() {
+    let Some(ns) = Netns::new("export_labels_a_close_wait_nobody_accepted") else {
+        return;
+    };
+    let _queued = ns.run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        (l, c)
+    });
+    assert!(
+        wait_until(Duration::from_secs(5), || ns.ss_count("close-wait") == 1),
+        "no CLOSE_WAIT"
+    );
+    let exp = start_exporter(&ns);
+    let key = format!(
+        "tcpfsm_close_wait_sockets{{process=\"{}\",pid=\"\"}}",
+        tcpfsm_observe::NO_OWNER
+    );
+    let mut m = BTreeMap::new();
+    let seen = wait_until(Duration::from_secs(10), || {
+        m = parse_exposition(&scrape(&ns, exp.addr));
+        m.get(&key) == Some(&1.0)
+    });
+    assert!(seen, "{key} not 1: {m:#?}");
+    assert!(
+        !m.keys().any(|k| k.contains("unattributed")),
+        "another spelling: {m:#?}"
+    );
+}
