@@ -544,3 +544,24 @@ fn by_local_port_puts_ephemeral_ports_in_one_row_but_keeps_listening_ones() {
     );
     assert_eq!(keys.len(), 3, "{v}");
 }
+
+/// `states --help` explains the owner column with the very words the listing prints
+/// (`tcpfsm_observe::NoOwner::label`) and the JSON keys (`NoOwner::key`). No root needed.
+#[test]
+fn states_help_spells_each_no_owner_reason_as_the_listing_does() {
+    let out = tcpfsm_here(&["states", "--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for why in tcpfsm_observe::NoOwner::ALL {
+        assert!(
+            help.contains(why.label()),
+            "{} missing:\n{help}",
+            why.label()
+        );
+        assert!(
+            help.contains(&format!("\"{}\"", why.key())),
+            "{}",
+            why.key()
+        );
+    }
+}

@@ -31,6 +31,12 @@ use tcpfsm_states::{Census, State};
   joined by and, or, not and ( ); side by side means and. Quote it for the shell.
   State groups as in ss: all, connected, synchronized, bucket, big.
 
+PROCESS is ss -p's users:((\"nginx\",pid=812,fd=6)), or why no process holds the socket:
+  no owner (kernel)             TIME_WAIT, half-open and orphaned sockets, an unaccepted connection
+  no owner (hidden: not root)   another user's process; run as root to see it
+  no owner (gone: closed meanwhile)
+JSON: \"no_owner\": \"kernel\" | \"hidden\" | \"gone\" | null.
+
 Examples:
   tcpfsm states                                   counts of all 11 states, zeros included
   tcpfsm states -o state time-wait                TIME_WAIT sockets with the time each has left
