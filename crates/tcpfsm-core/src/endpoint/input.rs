@@ -23,7 +23,7 @@ impl Endpoint {
     /// InCsumErrors) and dropped.
     pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]) {
         self.last_now = now;
-        let parsed = match wire::parse_ip_tcp(datagram) {
+        let parsed = match wire::parse_ip_tcp_with(datagram, self.config.checksum_offload) {
             Ok(p) => p,
             Err(e) => {
                 self.stats[Counter::InErrs] += 1;
