@@ -1,5 +1,6 @@
-//! `Config::checksum_offload`: what the engine leaves to the device (ethtool `rx`/`tx`
-//! checksumming). Segments are real bytes.
+//! TCP checksums at the endpoint: verification of received text (fused with the copy into the
+//! receive buffer) and `Config::checksum_offload`, what the engine leaves to the device
+//! (ethtool `rx`/`tx` checksumming). Segments are real bytes.
 
 mod common;
 use common::*;
@@ -81,4 +82,54 @@ fn without_rx_offload_a_bad_checksum_is_dropped() {
     ep.handle_packet(now, &corrupt_data(y));
     assert_eq!(ep.stats()[Counter::InCsumErrors], 1);
     assert_eq!(ep.recv(now, c, &mut [0u8; 16]).unwrap(), None);
+}
+
+/// In-order text is verified inside the copy into the receive buffer: a segment whose payload
+/// was damaged in flight must leave nothing readable, and the intact retransmission that
+/// follows must deliver its own bytes, not the damaged copy (RFC 9293 §3.1: a segment with a
+/// bad checksum is discarded).
+#[test]
+fn damaged_in_order_payload_is_dropped_and_the_retransmission_delivered_rfc9293_3_1() {
+    let (mut ep, now, c, y) = server(ChecksumOffload::NONE);
+    let mut d = seg(addr(A_IP, 40_000), addr(B_IP, 80), Flags::ACK, 101, y);
+    d.payload = (0..1000u32).map(|i| (i * 7) as u8).collect();
+    let good = d.bytes();
+    for at in [40, 41, good.len() / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x81;
+        ep.handle_packet(now, &bad);
+        assert_eq!(
+            ep.recv(now, c, &mut [0u8; 2000]).unwrap(),
+            None,
+            "damage at {at}"
+        );
+    }
+    assert_eq!(ep.stats()[Counter::InCsumErrors], 4);
+    ep.handle_packet(now, &good);
+    let mut got = vec![0u8; 2000];
+    assert_eq!(ep.recv(now, c, &mut got).unwrap(), Some(1000));
+    assert_eq!(&got[..1000], &d.payload[..]);
+}
+
+/// The same through reassembly: text after a hole is verified separately, and a damaged copy
+/// of the segment that fills the hole changes nothing.
+#[test]
+fn damaged_hole_filler_is_dropped_and_reassembly_stays_intact() {
+    let (mut ep, now, c, y) = server(ChecksumOffload::NONE);
+    let (peer, me) = (addr(A_IP, 40_000), addr(B_IP, 80));
+    let mut first = seg(peer, me, Flags::ACK, 101, y);
+    first.payload = vec![b'a'; 500];
+    let mut second = seg(peer, me, Flags::ACK, 601, y);
+    second.payload = vec![b'b'; 500];
+    ep.handle_packet(now, &second.bytes());
+    let mut bad = first.bytes();
+    let last = bad.len() - 1;
+    bad[last] = b'x';
+    ep.handle_packet(now, &bad);
+    assert_eq!(ep.recv(now, c, &mut [0u8; 2000]).unwrap(), None);
+    ep.handle_packet(now, &first.bytes());
+    let mut got = vec![0u8; 2000];
+    assert_eq!(ep.recv(now, c, &mut got).unwrap(), Some(1000));
+    assert!(got[..500].iter().all(|&b| b == b'a'));
+    assert!(got[500..1000].iter().all(|&b| b == b'b'));
 }
