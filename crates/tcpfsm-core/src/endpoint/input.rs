@@ -36,15 +36,15 @@ impl Endpoint {
         // The payload's share of the checksum: summed in the copy into the receive buffer when
         // the text goes straight in at RCV.NXT (one pass over the bytes, not two), else here.
         // Either way nothing acts on the segment before it verifies.
+        // One lookup serves both this and `dispatch`: nothing changes the table in between.
+        let key = CompactTuple::new(&tuple);
+        let found = self.table.find(&key);
         let mut staged = None;
         if let Some(mut sum) = sum {
-            let key = CompactTuple::new(&tuple);
-            if !seg.payload.is_empty() {
-                if let Some(slot) = self.table.find(&key) {
-                    if let Some(c) = self.table.conn_mut(slot) {
-                        if c.stage_text(&seg, &mut sum) {
-                            staged = Some(slot);
-                        }
+            if let Some(slot) = found.filter(|_| !seg.payload.is_empty()) {
+                if let Some(c) = self.table.conn_mut(slot) {
+                    if c.stage_text(&seg, &mut sum) {
+                        staged = Some(slot);
                     }
                 }
             }
@@ -72,7 +72,7 @@ impl Endpoint {
             }
             return;
         }
-        self.dispatch(now, tuple, &seg);
+        self.dispatch(now, tuple, key, found, &seg);
         if let Some(c) = staged.and_then(|s| self.table.conn_mut(s)) {
             // A segment the connection did not take (out of window, a bad ACK) leaves its
             // staged copy beyond the tail; it must not stand for a later segment.
@@ -89,9 +89,16 @@ impl Endpoint {
         }
     }
 
-    fn dispatch(&mut self, now: Instant, tuple: FourTuple, seg: &TcpRepr<'_>) {
-        let key = CompactTuple::new(&tuple);
-        if let Some(slot) = self.table.find(&key) {
+    /// Hands the segment to what owns its tuple; `found` is the table's slot for `key`.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        key: CompactTuple,
+        found: Option<u32>,
+        seg: &TcpRepr<'_>,
+    ) {
+        if let Some(slot) = found {
             match &self.table.slot(slot).entry {
                 Entry::Conn(_) => {
                     let (mut ctx, table) = self.ctx(now);
