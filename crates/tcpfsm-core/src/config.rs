@@ -145,6 +145,10 @@ pub struct Config {
     /// Most control segments (RSTs, challenge ACKs, SYN-ACKs, TIME_WAIT ACKs) waiting for
     /// `poll_transmit`; beyond it they are dropped and counted.
     pub max_ctl_queue: usize,
+    /// Which TCP checksums the device computes or verifies (ethtool's `rx`/`tx` checksumming),
+    /// so the engine skips them. Default: none, every checksum in software. Turn it on only
+    /// for links that really check (a TUN with offload, an in-memory link in a benchmark).
+    pub checksum_offload: crate::wire::ChecksumOffload,
 }
 
 impl Default for Config {
@@ -184,6 +188,7 @@ impl Default for Config {
             invalid_ratelimit: Duration::from_millis(500),
             challenge_ack_limit: 1000,
             max_ctl_queue: 4096,
+            checksum_offload: crate::wire::ChecksumOffload::NONE,
         }
     }
 }

@@ -82,6 +82,7 @@ mod timers;
 mod tuple;
 
 pub(crate) use tcpfsm_wire as wire;
+pub use tcpfsm_wire::ChecksumOffload;
 
 pub use config::{
     CcFactory, Config, ConfigError, CongestionAlgorithm, ConnOptions, SynCookies, TwReuse,

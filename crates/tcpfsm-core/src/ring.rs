@@ -6,6 +6,8 @@
 //! "segment text" kept until the hole fills) and later made part of the filled region by
 //! [`Ring::extend_filled`] — the reassembler keeps track of which ranges are there.
 
+use crate::wire::checksum::Checksum;
+
 #[derive(Debug, Default)]
 pub(crate) struct Ring {
     buf: Vec<u8>,
@@ -96,6 +98,20 @@ impl Ring {
         self.buf[p..p + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
         n
+    }
+
+    /// Copies `data` just beyond the tail, adding it to `sum` as it goes (one pass over the
+    /// bytes for the copy and the checksum), without filling it: commit with
+    /// [`Ring::extend_filled`]. The caller makes sure it fits (`data.len() <= free()`).
+    pub(crate) fn stage_summed(&mut self, data: &[u8], sum: &mut Checksum) {
+        let n = data.len();
+        debug_assert!(n <= self.free());
+        self.reserve(self.len as usize + n);
+        let cap = self.buf.len();
+        let p = self.pos(self.len as usize);
+        let first = n.min(cap - p);
+        sum.copy_from(&mut self.buf[p..p + first], &data[..first]);
+        sum.copy_from(&mut self.buf[..n - first], &data[first..]);
     }
 
     /// Appends at the tail; returns how much fitted.

@@ -7,7 +7,7 @@
 use crate::FourTuple;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct CompactTuple {
     local_ip: [u8; 16],
     remote_ip: [u8; 16],
@@ -54,6 +54,17 @@ impl CompactTuple {
         b[32..34].copy_from_slice(&self.local_port.to_be_bytes());
         b[34..36].copy_from_slice(&self.remote_port.to_be_bytes());
         b
+    }
+}
+
+/// Three words instead of the derived field-by-field hash (two length-prefixed byte arrays
+/// and two ports): the key is hashed on every lookup that misses `Table`'s last-hit cache and
+/// in the TIME_WAIT table.
+impl std::hash::Hash for CompactTuple {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u128(u128::from_ne_bytes(self.local_ip));
+        h.write_u128(u128::from_ne_bytes(self.remote_ip));
+        h.write_u32((self.local_port as u32) << 16 | self.remote_port as u32);
     }
 }
 

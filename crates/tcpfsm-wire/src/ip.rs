@@ -349,15 +349,64 @@ pub fn parse_ip_tcp(datagram: &[u8]) -> Result<IpTcp<'_>, Error> {
 
 /// [`parse_ip_tcp`], skipping the TCP checksum when `offload.rx` says the device verified it.
 pub fn parse_ip_tcp_with(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
+    parse_any(datagram, offload, false).map(|(p, _)| p)
+}
+
+/// [`parse_ip_tcp_with`], leaving the payload's share of the TCP checksum to the caller, who
+/// can then sum the payload while copying it where it goes ([`Checksum::copy_from`]) instead
+/// of reading it twice. The returned sum covers the pseudo-header and the TCP header; add the
+/// payload (`ip.tcp.payload`, which starts at an even offset) and accept the segment only if
+/// [`Checksum::sum`] is then `0xffff`. `None` when `offload.rx` says there is nothing to check.
+/// Everything else (IP header checksum, lengths, options) is checked as by `parse_ip_tcp`.
+pub fn parse_ip_tcp_deferred(
+    datagram: &[u8],
+    offload: ChecksumOffload,
+) -> Result<(IpTcp<'_>, Option<Checksum>), Error> {
+    parse_any(datagram, offload, true)
+}
+
+type Parsed<'a> = (IpTcp<'a>, Option<Checksum>);
+
+fn parse_any(datagram: &[u8], offload: ChecksumOffload, defer: bool) -> Result<Parsed<'_>, Error> {
     let first = *datagram.first().ok_or(Error::Truncated)?;
     match first >> 4 {
-        4 => parse_v4(datagram, offload),
-        6 => parse_v6(datagram, offload),
+        4 => parse_v4(datagram, offload, defer),
+        6 => parse_v6(datagram, offload, defer),
         v => Err(Error::BadIpVersion(v)),
     }
 }
 
-fn parse_v4(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
+/// The TCP segment `bytes`, verified whole, or (`defer`) with the sum over everything but the
+/// payload returned.
+fn parse_tcp<'a>(
+    bytes: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    offload: ChecksumOffload,
+    defer: bool,
+) -> Result<(TcpRepr<'a>, Option<Checksum>), Error> {
+    let packet = TcpPacket::new_checked(bytes)?;
+    if !defer || offload.rx {
+        return Ok((TcpRepr::parse_with(&packet, src, dst, offload)?, None));
+    }
+    let skip = ChecksumOffload {
+        rx: true,
+        ..offload
+    };
+    let tcp = match TcpRepr::parse_with(&packet, src, dst, skip) {
+        Ok(t) => t,
+        // The same error `parse_ip_tcp` would give: a bad checksum is reported first.
+        Err(_) if packet.check_len().is_ok() && !packet.verify_checksum(src, dst) => {
+            return Err(Error::BadTcpChecksum);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut c = checksum::pseudo_header(src, dst, PROTO_TCP, bytes.len() as u32);
+    c.add(&bytes[..bytes.len() - tcp.payload.len()]);
+    Ok((tcp, Some(c)))
+}
+
+fn parse_v4(datagram: &[u8], offload: ChecksumOffload, defer: bool) -> Result<Parsed<'_>, Error> {
     let ip = Ipv4Packet::new_checked(datagram)?;
     if !ip.verify_checksum() {
         return Err(Error::BadIpChecksum);
@@ -372,21 +421,17 @@ fn parse_v4(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Erro
     }
     let src = IpAddr::V4(ip.src_addr());
     let dst = IpAddr::V4(ip.dst_addr());
-    let tcp = TcpRepr::parse_with(
-        &TcpPacket::new_checked(ip.payload_slice())?,
-        src,
-        dst,
-        offload,
-    )?;
-    Ok(IpTcp {
+    let (tcp, sum) = parse_tcp(ip.payload_slice(), src, dst, offload, defer)?;
+    let p = IpTcp {
         src,
         dst,
         ttl: ip.ttl(),
         tcp,
-    })
+    };
+    Ok((p, sum))
 }
 
-fn parse_v6(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Error> {
+fn parse_v6(datagram: &[u8], offload: ChecksumOffload, defer: bool) -> Result<Parsed<'_>, Error> {
     let ip = Ipv6Packet::new_checked(datagram)?;
     let payload = ip.payload_slice();
     let mut dst = ip.dst_addr();
@@ -415,13 +460,14 @@ fn parse_v6(datagram: &[u8], offload: ChecksumOffload) -> Result<IpTcp<'_>, Erro
     }
     let src = IpAddr::V6(ip.src_addr());
     let dst = IpAddr::V6(dst);
-    let tcp = TcpRepr::parse_with(&TcpPacket::new_checked(&payload[off..])?, src, dst, offload)?;
-    Ok(IpTcp {
+    let (tcp, sum) = parse_tcp(&payload[off..], src, dst, offload, defer)?;
+    let p = IpTcp {
         src,
         dst,
         ttl: ip.hop_limit(),
         tcp,
-    })
+    };
+    Ok((p, sum))
 }
 
 /// RFC 8200 §8.1: with a routing header, the pseudo-header carries the final

@@ -222,6 +222,47 @@ proptest! {
         }
     }
 
+    /// `parse_ip_tcp_deferred` plus the payload summed (whole, or copied in two pieces split
+    /// anywhere, as the receive ring does) accepts exactly what `parse_ip_tcp` accepts, with
+    /// the same segment and the same error, on intact and bit-flipped datagrams.
+    #[test]
+    fn deferred_checksum_agrees_with_parse_ip_tcp(
+        (src, dst) in arb_addrs(),
+        parts in arb_fitting_parts(),
+        flip in proptest::option::of((any::<Index>(), 0u8..8)),
+        split in any::<Index>(),
+    ) {
+        let mut d = Vec::new();
+        emit_ip_tcp(src, dst, &parts.repr(), &mut d).unwrap();
+        if let Some((at, bit)) = flip {
+            let i = at.index(d.len());
+            d[i] ^= 1 << bit;
+        }
+        let whole = parse_ip_tcp(&d);
+        match parse_ip_tcp_deferred(&d, ChecksumOffload::NONE) {
+            Err(e) => prop_assert_eq!(Err(e), whole),
+            Ok((p, sum)) => {
+                let mut sum = sum.expect("nothing offloaded: a sum to finish");
+                let payload = p.tcp.payload;
+                let mut copy = vec![0u8; payload.len()];
+                let k = split.index(payload.len() + 1);
+                let (a, b) = copy.split_at_mut(k);
+                sum.copy_from(a, &payload[..k]);
+                sum.copy_from(b, &payload[k..]);
+                prop_assert_eq!(&copy[..], payload);
+                if sum.sum() == 0xffff {
+                    prop_assert_eq!(Ok(p), whole);
+                } else {
+                    prop_assert_eq!(Err(Error::BadTcpChecksum), whole);
+                }
+            }
+        }
+        if flip.is_none() {
+            let (_, none) = parse_ip_tcp_deferred(&d, ChecksumOffload::ALL).unwrap();
+            prop_assert!(none.is_none(), "rx offloaded: nothing left to verify");
+        }
+    }
+
     #[test]
     fn options_parse_of_arbitrary_area_reemits_identically(area in proptest::collection::vec(any::<u8>(), 0..=40)) {
         if let Ok(o) = TcpOptions::parse(&area) {

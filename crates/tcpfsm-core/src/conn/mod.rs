@@ -30,7 +30,8 @@ use crate::{
 use recv::RecvSide;
 use send::SendSide;
 use std::collections::VecDeque;
-use tcpfsm_wire::SeqNum;
+use tcpfsm_wire::checksum::Checksum;
+use tcpfsm_wire::{Flags, SeqNum, TcpRepr};
 
 /// What a connection needs from its endpoint while it handles an input.
 pub(crate) struct Ctx<'a> {
@@ -304,6 +305,18 @@ impl Conn {
             self.snd.snd_una,
             self.snd.mss as u32,
         ))));
+    }
+
+    /// Copies an arriving segment's text into the receive buffer while `sum` takes it in, if
+    /// it is the plain in-order kind this connection will take as it stands (see
+    /// [`RecvSide::stage`]): only the states that process segment text (RFC 9293 §3.10.7.4,
+    /// "seventh"), never with SYN or RST.
+    pub(crate) fn stage_text(&mut self, seg: &TcpRepr<'_>, sum: &mut Checksum) -> bool {
+        matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) && !seg.flags.intersects(Flags::SYN | Flags::RST)
+            && self.rcv.stage(seg.seq, seg.payload, sum)
     }
 
     // ----- views -----

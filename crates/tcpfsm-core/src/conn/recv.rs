@@ -10,6 +10,7 @@ use crate::intervals::IntervalSet;
 use crate::ring::Ring;
 use crate::sack::SackGen;
 use crate::TxKind;
+use tcpfsm_wire::checksum::Checksum;
 use tcpfsm_wire::{SackBlock, SeqNum};
 
 #[derive(Debug)]
@@ -35,6 +36,9 @@ pub(crate) struct RecvSide {
     ack_kind: TxKind,
     /// Full-sized segments received since our last ACK.
     unacked_segs: u8,
+    /// The segment (SEG.SEQ, length) whose text `stage` already copied beyond the ring's tail
+    /// while its checksum was verified; valid only while that one segment is processed.
+    staged: Option<(SeqNum, u32)>,
 }
 
 /// What arriving text did.
@@ -71,6 +75,7 @@ impl RecvSide {
             ack_now: false,
             ack_kind: TxKind::Normal,
             unacked_segs: 0,
+            staged: None,
         }
     }
 
@@ -154,8 +159,37 @@ impl RecvSide {
 
     /// RFC 9293 §3.10.7.4 sixth and seventh steps: text of an acceptable segment starting at
     /// `seq`. `sack` says whether the peer gets SACK and D-SACK blocks.
+    /// The fast path for verifying a received checksum (Linux folds it into the copy to user
+    /// space, `skb_copy_and_csum_datagram`): text that will go straight in at RCV.NXT — in
+    /// order, nothing out of order beyond the tail for it to overwrite, all of it inside the
+    /// window and the buffer — is copied just beyond the ring's tail while `sum` takes it in,
+    /// instead of summed first and copied later. The copy only becomes data when `on_text`
+    /// sees this same segment; a segment whose sum fails leaves the ring as it was. Returns
+    /// whether it took the text (if not, the caller sums it).
+    pub(crate) fn stage(&mut self, seq: SeqNum, data: &[u8], sum: &mut Checksum) -> bool {
+        self.staged = None;
+        let n = data.len();
+        if n == 0 || seq != self.rcv_nxt || !self.ooo.is_empty() {
+            return false;
+        }
+        if n as u64 > (self.rcv_wnd() as u64).min(self.space() as u64) {
+            return false;
+        }
+        self.ring.stage_summed(data, sum);
+        self.staged = Some((seq, n as u32));
+        true
+    }
+
+    /// Forgets a staged copy (its segment failed verification or has been processed).
+    pub(crate) fn unstage(&mut self) {
+        self.staged = None;
+    }
+
     pub(crate) fn on_text(&mut self, seq: SeqNum, data: &[u8], sack: bool) -> Text {
         let mut t = Text::default();
+        // Whether `stage` already put exactly this text beyond the tail.
+        let staged = self.staged.take() == Some((seq, data.len() as u32));
+        let whole = data.len();
         if data.is_empty() {
             return t;
         }
@@ -197,7 +231,12 @@ impl RecvSide {
         let e = s + data.len() as u64;
         let unread = self.ring.len();
         if off == 0 {
-            self.ring.push(data);
+            // Staged text went to exactly this place (offset 0 from the tail) unless trimmed.
+            if staged && data.len() == whole {
+                self.ring.extend_filled(data.len());
+            } else {
+                self.ring.push(data);
+            }
             let mut new_nxt = e;
             // The hole is filled: out-of-order ranges now in order join the unread data.
             while let Some((_, re)) = self.ooo.take_from(new_nxt) {

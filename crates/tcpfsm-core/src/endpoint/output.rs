@@ -69,7 +69,7 @@ impl Endpoint {
                 options: c.options,
                 payload: &[],
             };
-            return emit(&c.tuple, &repr, c.kind, buf);
+            return emit(&c.tuple, &repr, c.kind, self.config.checksum_offload, buf);
         }
         while let Some(&slot) = self.tx_queue.front() {
             let Some(c) = self.table.conn_mut(slot) else {
@@ -78,7 +78,7 @@ impl Endpoint {
             };
             let tuple = c.tuple;
             let sent = match c.next_segment(now, &self.config, &mut self.stats, &mut self.scratch) {
-                Some((repr, kind)) => emit(&tuple, &repr, kind, buf),
+                Some((repr, kind)) => emit(&tuple, &repr, kind, self.config.checksum_offload, buf),
                 None => None,
             };
             // Sending (or deciding not to) can arm timers: retransmission, persist.
@@ -171,6 +171,7 @@ fn emit(
     tuple: &FourTuple,
     repr: &TcpRepr<'_>,
     kind: TxKind,
+    offload: wire::ChecksumOffload,
     buf: &mut Vec<u8>,
 ) -> Option<Transmit> {
     let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
@@ -179,8 +180,8 @@ fn emit(
     if buf.len() < n {
         buf.resize(n, 0);
     }
-    let len =
-        wire::emit_ip_tcp_into(src, dst, repr, &mut buf[..n]).expect("emitting our own segment");
+    let len = wire::emit_ip_tcp_into_with(src, dst, repr, &mut buf[..n], offload)
+        .expect("emitting our own segment");
     Some(Transmit {
         src,
         dst,
