@@ -92,7 +92,6 @@ fn three_sack_blocks_beside_timestamps_rfc2018_3() {
 }
 
 #[test]
-#[ignore = "engine bug: arrival::gate answers a segment wholly below RCV.NXT with Gate::Ack(Seq) before the text step, so RecvSide::on_text's D-SACK for it (RFC 2883 case 1) is never reached; the duplicate ACK carries no D-SACK (Linux tcp_send_dupack sets one)"]
 fn dsack_reports_a_duplicate_below_the_cumulative_ack_first_rfc2883_4() {
     let mut s = sack_server(false);
     let data = random_bytes(1, 300);
@@ -129,7 +128,6 @@ fn dsack_reports_the_old_part_of_a_partly_duplicate_segment_rfc2883_4() {
 }
 
 #[test]
-#[ignore = "engine bug: SackGen::blocks puts the most recently reported ranges after a D-SACK, not the out-of-order range that contains the duplicate (RFC 2883 §4: the second block should be that range)"]
 fn dsack_inside_an_out_of_order_range_is_followed_by_that_range_rfc2883_4() {
     let mut s = sack_server(false);
     blocks_after(&mut s, 100, 100);
