@@ -142,13 +142,14 @@ fn dsack_inside_an_out_of_order_range_is_followed_by_that_range_rfc2883_4() {
 fn karn_no_rtt_sample_from_a_fast_retransmitted_segment_without_timestamps_rfc6298_3() {
     let mut s = Scripted::server(plain(), PeerOpts::default());
     set_nodelay(&mut s.ep, s.now, s.conn);
-    // One clean round trip of 20 ms gives SRTT = 20 ms.
+    // The handshake (answered at once) and one clean round trip of 20 ms give SRTT 2.5 ms
+    // (RFC 6298 §2.3: 0 + (20 - 0) / 8).
     s.ep.send(s.now, s.conn, &random_bytes(1, 1000)).unwrap();
     s.drain();
     s.now += Duration::from_millis(20);
     s.ack();
     let srtt = s.ep.info(s.conn).unwrap().srtt;
-    assert_eq!(srtt, Some(Duration::from_millis(20)));
+    assert_eq!(srtt, Some(Duration::from_micros(2500)));
     // Six segments; the first is lost. Three duplicate ACKs 150 ms later (below the 200 ms
     // RTO) bring a fast retransmit, which the peer acknowledges 1 ms after.
     let una = s.y;

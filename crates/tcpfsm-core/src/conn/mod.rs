@@ -234,11 +234,17 @@ impl Conn {
         irs: SeqNum,
         peer: PeerSyn,
         ts_offset: u32,
+        synack_sent: Option<Instant>,
         now: Instant,
         cfg: &Config,
         opts: ConnOptions,
     ) -> Conn {
         let mut c = Conn::blank(id, tuple, iss, now, cfg, opts);
+        if let Some(t) = synack_sent {
+            // The SYN-ACK is timed like a data segment (RFC 6298 §2 allows the sample; Linux
+            // takes it in tcp_synack_rtt_meas); with timestamps the echo gives it instead.
+            c.snd.time_segment(iss, t);
+        }
         c.state = State::SynReceived;
         c.listener = Some(listener);
         c.owner = Owner::AcceptQueue;
