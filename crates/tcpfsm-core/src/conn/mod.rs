@@ -444,7 +444,8 @@ impl Conn {
         self.timers.put(Timer::KeepAlive, at);
     }
 
-    /// Sends RST <SEQ=SND.NXT> and closes (abort, close with unread data, data after close).
+    /// Sends the active reset (RST|ACK at SND.NXT) and closes (abort, close with unread data,
+    /// data after close).
     fn reset_and_close(&mut self, cause: Cause, ctx: &mut Ctx<'_>) {
         self.send_active_reset(ctx);
         if cause == Cause::AppAbort || cause == Cause::ClosedWithUnreadData {
@@ -457,9 +458,10 @@ impl Conn {
 
     /// The reset a connection sends when it gives up on its own (abort, close with unread
     /// data, keep-alive timeout): `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>`. RFC 9293 §3.10.5
-    /// draws a bare RST; Linux's `tcp_send_active_reset` sets ACK too (RFC 9293 §3.4 allows ACK
-    /// on every segment once synchronized), and the kernel is our reference. A SYN_SENT
-    /// connection has nothing to reset.
+    /// draws a bare RST; Linux's `tcp_send_active_reset` sets ACK too, and the kernel is our
+    /// reference. The receiver judges a reset by its sequence number alone (§3.10.7.4), so the
+    /// ACK costs nothing and tells Wireshark and the peer where our receive side stood. A
+    /// SYN_SENT connection has nothing to reset.
     fn send_active_reset(&mut self, ctx: &mut Ctx<'_>) {
         if self.state == State::SynSent {
             return;
