@@ -68,7 +68,12 @@ pub(crate) fn paws_rejects(
     if seg.flags.contains(Flags::RST) {
         return false;
     }
-    ts_before(ts.tsval, recent) && now.saturating_since(stamp) < PAWS_IDLE
+    ts_before(ts.tsval, recent) && !ts_recent_expired(stamp, now)
+}
+
+/// RFC 7323 §5.5: TS.Recent recorded at `stamp` is no longer valid at `now`.
+fn ts_recent_expired(stamp: Instant, now: Instant) -> bool {
+    now.saturating_since(stamp) >= PAWS_IDLE
 }
 
 /// Timestamp comparison modulo 2^32 (RFC 7323 §5.2), in one place.
@@ -130,16 +135,24 @@ pub(crate) fn gate(seg: &TcpRepr<'_>, v: &RcvView, now: Instant, syn_allowed: bo
 }
 
 /// RFC 7323 §4.3: TS.Recent follows the TSval of a segment that covers RCV.NXT (the "Last.ACK.
-/// sent" rule, as Linux applies it: the segment starts at or before RCV.NXT).
+/// sent" rule, as Linux applies it: the segment starts at or before RCV.NXT). After 24 days
+/// idle TS.Recent is invalid (RFC 7323 §5.5), so the segment PAWS let through replaces it even
+/// though its TSval looks older; otherwise PAWS would stay off for the rest of the connection
+/// (Linux `tcp_paws_check` / `tcp_store_ts_recent` agree).
 pub(crate) fn ts_recent_update(
     seg: &TcpRepr<'_>,
     rcv_nxt: SeqNum,
     ts_recent: Option<(u32, Instant)>,
     now: Instant,
 ) -> Option<(u32, Instant)> {
-    let (recent, _) = ts_recent?;
+    let (recent, stamp) = ts_recent?;
     match seg.options.timestamps {
-        Some(ts) if seg.seq.le(rcv_nxt) && !ts_before(ts.tsval, recent) => Some((ts.tsval, now)),
+        Some(ts)
+            if seg.seq.le(rcv_nxt)
+                && (!ts_before(ts.tsval, recent) || ts_recent_expired(stamp, now)) =>
+        {
+            Some((ts.tsval, now))
+        }
         _ => ts_recent,
     }
 }

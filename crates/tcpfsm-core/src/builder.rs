@@ -29,11 +29,16 @@ impl CtlSegment {
             CtlSegment::rst(tuple, seg.ack)
         } else {
             // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
-            CtlSegment {
-                flags: Flags::RST | Flags::ACK,
-                ack: seg.seq.wrapping_add(seg.segment_len()),
-                ..CtlSegment::rst(tuple, SeqNum(0))
-            }
+            CtlSegment::rst_ack(tuple, SeqNum(0), seg.seq.wrapping_add(seg.segment_len()))
+        }
+    }
+
+    /// `<SEQ=seq><ACK=ack><CTL=RST,ACK>`.
+    pub(crate) fn rst_ack(tuple: FourTuple, seq: SeqNum, ack: SeqNum) -> CtlSegment {
+        CtlSegment {
+            flags: Flags::RST | Flags::ACK,
+            ack,
+            ..CtlSegment::rst(tuple, seq)
         }
     }
 

@@ -3,7 +3,7 @@
 use crate::builder::PeerSyn;
 use crate::config::ConnOptions;
 use crate::ratelimit::OowStamp;
-use crate::{ConnHandle, ListenerHandle};
+use crate::{ConnHandle, Instant, ListenerHandle};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -40,7 +40,7 @@ impl Listener {
 
 /// A passively opened connection in SYN_RECEIVED: what is needed to retransmit the SYN-ACK, to
 /// judge segments (RFC 9293 §3.10.7.4 through the shared arrival steps) and to build the
-/// connection when the handshake's ACK arrives — 32 bytes beside its 36-byte key, where
+/// connection when the handshake's ACK arrives — 36 bytes beside its 36-byte key, where
 /// Linux's request sock is 312. Its handle is its table slot's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HalfOpen {
@@ -48,6 +48,9 @@ pub(crate) struct HalfOpen {
     pub(crate) iss: u32,
     pub(crate) irs: u32,
     pub(crate) peer_tsval: u32,
+    /// When the first SYN-ACK went out, in microseconds + 1 modulo 2^32 (0: not known, as for
+    /// a SYN cookie); the entry lives far less than the 71 minutes that wraps.
+    synack_us: u32,
     /// RFC 5961 §7: the last out-of-window ACK (Linux `last_oow_ack_time`).
     pub(crate) oow: OowStamp,
     pub(crate) peer_mss: u16,
@@ -78,12 +81,34 @@ impl HalfOpen {
             iss,
             irs,
             peer_tsval: peer.tsval.unwrap_or(0),
+            synack_us: 0,
             oow: OowStamp::default(),
             peer_mss: peer.mss.unwrap_or(0),
             peer_wscale: peer.wscale.unwrap_or(0xff),
             flags,
             retries: 0,
         }
+    }
+
+    /// The first SYN-ACK goes out now.
+    pub(crate) fn synack_sent(&mut self, now: Instant) {
+        self.synack_us = (now.as_micros() as u32).wrapping_add(1).max(1);
+    }
+
+    /// When the SYN-ACK that the handshake's ACK answers went out, when that is unambiguous:
+    /// it was sent once (Karn, RFC 6298 §3) by this entry (not a SYN cookie). Linux times the
+    /// handshake the same way (tcp_synack_rtt_meas), so that a passive open starts with an RTO
+    /// of about 3 × RTT instead of the 1 s initial one.
+    pub(crate) fn synack_timed(&self, now: Instant) -> Option<Instant> {
+        if self.retries != 0 || self.synack_us == 0 {
+            return None;
+        }
+        let ago = (now.as_micros() as u32)
+            .wrapping_add(1)
+            .wrapping_sub(self.synack_us);
+        Some(Instant::from_micros(
+            now.as_micros().saturating_sub(ago as u64),
+        ))
     }
 
     pub(crate) fn peer(&self) -> PeerSyn {

@@ -50,19 +50,31 @@ impl OowStamp {
 }
 
 /// The same stamp in one byte, for TIME_WAIT records, whose 64-byte budget has no room for
-/// more: 128 ms ticks, wrapping every 32.8 s (a wrap can at worst suppress one ACK that the
-/// limit would have let through).
+/// more: 64 ms ticks, wrapping every 16.4 s (a wrap can at worst suppress one ACK that the
+/// limit would have let through). The tick is small enough that with 500 ms the gap between
+/// two ACKs stays within 513–576 ms, so an answer Linux gives 600 ms later is given too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TinyStamp(u8);
 
-const TINY_TICK_MS: u64 = 128;
+const TINY_TICK_MS: u64 = 64;
 
 impl TinyStamp {
     pub(crate) fn allow(&mut self, now: Instant, limit: Duration) -> bool {
         let t = ((now.as_micros() / 1000 / TINY_TICK_MS) as u8)
             .wrapping_add(1)
             .max(1);
-        let ticks = limit.as_millis() as u64 / TINY_TICK_MS;
+        // Both stamps are rounded down to a tick, so `n` ticks apart may be as little as
+        // (n - 1) ticks of real time: round the limit up and add one tick, so that two ACKs
+        // are never closer than `limit` (RFC 5961 §7, Linux `tcp_invalid_ratelimit`); the
+        // gap is then at most `limit` + 2 ticks.
+        let ms = limit.as_millis() as u64;
+        let ticks = if ms == 0 {
+            0
+        } else {
+            // A byte of ticks spans 16.3 s: longer limits (up to the 60 s the configuration
+            // allows) are cut to that, rather than silencing the record for good.
+            (ms.div_ceil(TINY_TICK_MS) + 1).min(255)
+        };
         if self.0 != 0 && (t.wrapping_sub(self.0) as u64) < ticks {
             return false;
         }
@@ -119,7 +131,16 @@ mod tests {
         let t = Instant::from_micros(10_000_000);
         assert!(s.allow(t, lim));
         assert!(!s.allow(t + Duration::from_millis(300), lim));
+        assert!(!s.allow(t + Duration::from_millis(499), lim));
         assert!(s.allow(t + Duration::from_millis(700), lim));
+        // Never closer than the limit, wherever in a tick the stamps fall.
+        for start in 0..128u64 {
+            let mut s = TinyStamp::default();
+            let t0 = Instant::from_micros(10_000_000 + start * 1000);
+            assert!(s.allow(t0, lim));
+            assert!(!s.allow(t0 + Duration::from_millis(499), lim), "{start}");
+            assert!(s.allow(t0 + Duration::from_millis(600), lim), "{start}");
+        }
     }
 
     #[test]

@@ -62,6 +62,13 @@ impl SackGen {
         max: usize,
     ) -> [Option<SackBlock>; MAX_BLOCKS] {
         let max = max.min(MAX_BLOCKS);
+        let dsack = self.dsack.take();
+        if let Some(r) = dsack.and_then(|(s, _)| held.containing(s)) {
+            // RFC 2883 §4: a duplicate inside an out-of-order range is followed by that
+            // (possibly larger) range; like Linux's tcp_sack_new_ofo_skb, it becomes the most
+            // recent one.
+            self.on_out_of_order(r);
+        }
         // Ranges may have grown or been delivered since they were reported: report what the
         // receiver holds now.
         let mut cur = [(0u64, 0u64); MAX_BLOCKS];
@@ -86,7 +93,7 @@ impl SackGen {
         };
         let mut out = [None; MAX_BLOCKS];
         let mut i = 0;
-        if let Some((s, len)) = self.dsack.take() {
+        if let Some((s, len)) = dsack {
             out[0] = block((s, s + len as u64));
             i = 1;
         }
@@ -149,6 +156,20 @@ mod tests {
         g.on_duplicate(32, 34);
         assert_eq!(lefts(&g.blocks(&held, SeqNum(0), 3)), [(32, 34), (30, 40)]);
         assert_eq!(lefts(&g.blocks(&held, SeqNum(0), 3)), [(30, 40)]);
+    }
+
+    #[test]
+    fn dsack_is_followed_by_the_range_holding_it_rfc2883_4() {
+        let mut g = SackGen::default();
+        let held = set(&[(10, 20), (30, 40), (50, 60)]);
+        g.on_out_of_order((10, 20));
+        g.on_out_of_order((30, 40));
+        g.on_out_of_order((50, 60));
+        g.on_duplicate(12, 15);
+        assert_eq!(
+            lefts(&g.blocks(&held, SeqNum(0), 4)),
+            [(12, 15), (10, 20), (50, 60), (30, 40)]
+        );
     }
 
     #[test]

@@ -109,7 +109,6 @@ fn syn_ack_with_a_wrong_sequence_in_syn_received_is_challenged_rfc5961_4() {
 }
 
 #[test]
-#[ignore = "engine bug: on_segment_synchronized scales the window of the SYN-ACK that completes a simultaneous open by SND.WSCALE (conn/input.rs, SYN_RECEIVED branch), though RFC 7323 §2.2 says a SYN's window is never scaled; the sender then overruns the offered window"]
 fn crossing_syn_ack_window_is_not_scaled_rfc7323_2_2() {
     let cfg = Config {
         delayed_ack: None,

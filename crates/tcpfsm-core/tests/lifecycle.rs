@@ -348,3 +348,26 @@ fn closing_a_handle_already_in_time_wait_frees_it() {
     n.run_for(Duration::from_secs(61));
     assert_eq!(n.a.census().get(TimeWait), 0);
 }
+
+#[test]
+fn time_wait_answers_an_in_window_ack_off_rcv_nxt_linux_tcp_timewait_state_process() {
+    let mut s = Scripted::server(plain(), PeerOpts::default());
+    s.ep.close(s.now, s.conn).unwrap();
+    s.drain();
+    let fin = s.seg(Flags::FIN | Flags::ACK, s.p, s.y, &[]);
+    s.inject(fin);
+    s.p += 1;
+    assert_eq!(s.ep.census().get(TimeWait), 1);
+    s.now += Duration::from_secs(1);
+    // A bare ACK at RCV.NXT: taken silently.
+    let exact = s.seg(Flags::ACK, s.p, s.y, &[]);
+    assert!(s.inject(exact).is_empty());
+    // An ACK inside the window but not at RCV.NXT: RFC 9293 takes it silently too; Linux
+    // answers everything not exactly at RCV.NXT with an ACK of where the connection ended.
+    let off = s.seg(Flags::ACK, s.p + 100, s.y, &[]);
+    let out = s.inject(off);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].is(Flags::ACK));
+    assert_eq!((out[0].seq, out[0].ack), (s.y, s.p));
+    assert_eq!(s.ep.census().get(TimeWait), 1);
+}

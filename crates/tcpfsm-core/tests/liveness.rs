@@ -29,7 +29,6 @@ fn keepalive_detects_a_vanished_peer_in_close_wait_rfc1122_4_2_3_6() {
 }
 
 #[test]
-#[ignore = "engine bug: Conn::restart_keepalive arms the keep-alive timer only in ESTABLISHED and CLOSE_WAIT and clears it on the next segment in FIN_WAIT_1/2, so a half-closed connection whose peer vanished waits forever; Linux's tcp_keepalive_timer probes in every state but CLOSE and SYN_SENT"]
 fn keepalive_detects_a_vanished_peer_while_half_closed_in_fin_wait_2() {
     let mut s = Scripted::server(keepalive_cfg(), PeerOpts::default());
     // The application shuts down writing and waits for the rest of the peer's stream.
@@ -47,4 +46,32 @@ fn keepalive_detects_a_vanished_peer_while_half_closed_in_fin_wait_2() {
         Err(RecvError::Conn(ConnError::TimedOut)),
         "the application learns the peer is gone"
     );
+}
+
+#[test]
+fn keepalive_give_up_sends_rst_ack_at_snd_nxt_linux_tcp_keepalive_timer() {
+    let mut s = Scripted::server(keepalive_cfg(), PeerOpts::default());
+    s.data(b"hello");
+    s.advance(Duration::from_secs(1));
+    // The peer goes silent; after 3 unanswered probes Linux's tcp_keepalive_timer calls
+    // tcp_send_active_reset (RST|ACK, SEQ=SND.NXT, ACK=RCV.NXT) before reporting ETIMEDOUT,
+    // so a peer that was only cut off learns the connection is gone.
+    let sent = s.advance(Duration::from_secs(300));
+    let probes = sent
+        .iter()
+        .filter(|(_, o)| o.payload.is_empty() && !o.has(Flags::RST))
+        .count();
+    assert_eq!(probes, 3, "{sent:?}");
+    let rsts: Vec<&Seg> = sent
+        .iter()
+        .map(|(_, o)| o)
+        .filter(|o| o.has(Flags::RST))
+        .collect();
+    assert_eq!(rsts.len(), 1, "one reset on give-up: {sent:?}");
+    let rst = rsts[0];
+    assert!(rst.is(Flags::RST | Flags::ACK), "RST|ACK: {rst:?}");
+    assert_eq!(rst.seq, s.y, "SEQ = SND.NXT");
+    assert_eq!(rst.ack, s.p, "ACK = RCV.NXT");
+    assert_eq!(s.ep.state(s.conn), Some(State::Closed));
+    assert_eq!(s.ep.take_error(s.conn), Ok(Some(ConnError::TimedOut)));
 }

@@ -99,7 +99,6 @@ fn paws_ts_recent_expires_after_24_days_idle_rfc7323_5_5() {
 }
 
 #[test]
-#[ignore = "engine bug: arrival::ts_recent_update never moves TS.Recent back, so after 24 days idle the accepted (older-looking) TSval does not replace TS.Recent and PAWS stays off for the rest of the connection"]
 fn paws_segment_accepted_after_24_days_becomes_ts_recent_rfc7323_5_5() {
     let mut s = ts_server();
     s.data(b"a");

@@ -251,3 +251,61 @@ fn blind_syn_in_a_simultaneous_open_is_challenged_not_obeyed_rfc5961_4() {
     }
     assert_eq!(ep.state(c), Some(State::SynReceived));
 }
+
+/// The reset a connection sends when it gives up on its own: Linux's tcp_send_active_reset
+/// form, `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>` (RFC 9293 §3.10.5 draws a bare RST; §3.4
+/// allows ACK on every synchronized segment, and the kernel is our reference).
+fn assert_active_reset(out: &[Seg], snd_nxt: u32, rcv_nxt: u32) {
+    let rsts: Vec<&Seg> = out.iter().filter(|o| o.has(RST)).collect();
+    assert_eq!(rsts.len(), 1, "one reset: {out:?}");
+    assert!(rsts[0].is(RST | ACK), "RST|ACK: {:?}", rsts[0]);
+    assert_eq!(rsts[0].seq, snd_nxt, "SEQ = SND.NXT");
+    assert_eq!(rsts[0].ack, rcv_nxt, "ACK = RCV.NXT");
+    assert!(rsts[0].payload.is_empty());
+}
+
+/// A server with 300 bytes from the peer read and 2000 of its own sent but unacknowledged.
+fn busy_server() -> Scripted {
+    let mut s = Scripted::server(plain(), PeerOpts::default());
+    s.data(&random_bytes(1, 300));
+    let (got, _) = s.read_all();
+    assert_eq!(got.len(), 300);
+    s.ep.send(s.now, s.conn, &random_bytes(2, 2000)).unwrap();
+    let sent = s.drain();
+    assert!(sent.iter().any(|o| !o.payload.is_empty()));
+    s
+}
+
+#[test]
+fn abort_sends_rst_ack_at_snd_nxt_and_rcv_nxt_linux_tcp_send_active_reset() {
+    let mut s = busy_server();
+    s.ep.abort(s.now, s.conn).unwrap();
+    let out = s.drain();
+    assert_active_reset(&out, s.y, s.p);
+    assert_eq!(s.ep.state(s.conn), None);
+}
+
+#[test]
+fn close_with_linger_zero_sends_rst_ack_linux_tcp_send_active_reset() {
+    let mut s = busy_server();
+    let mut o = s.ep.options(s.conn).unwrap();
+    o.linger = Some(Duration::ZERO);
+    s.ep.set_options(s.now, s.conn, o).unwrap();
+    s.ep.close(s.now, s.conn).unwrap();
+    let out = s.drain();
+    assert!(!out.iter().any(|o| o.has(FIN)), "no FIN: {out:?}");
+    assert_active_reset(&out, s.y, s.p);
+}
+
+#[test]
+fn close_with_unread_data_sends_rst_ack_covering_it_linux_tcp_close() {
+    let mut s = Scripted::server(plain(), PeerOpts::default());
+    s.data(&random_bytes(3, 700));
+    // The application closes without reading: RFC 2525 §2.17 / Linux tcp_close reset, whose
+    // ACK covers the bytes it acknowledged (and throws away).
+    s.ep.close(s.now, s.conn).unwrap();
+    let out = s.drain();
+    assert!(!out.iter().any(|o| o.has(FIN)), "no FIN: {out:?}");
+    assert_active_reset(&out, s.y, s.p);
+    assert_eq!(s.ep.census().get(State::TimeWait), 0);
+}

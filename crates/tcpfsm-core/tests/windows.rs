@@ -239,7 +239,6 @@ fn spontaneous_window_update_after_probes_resumes_at_once_rfc9293_3_8_6_1() {
 }
 
 #[test]
-#[ignore = "engine bug: Conn::persist_interval backs off by snd.probes, which process_ack resets on every ACK, so answered probes go out every 2×RTO (400 ms) forever — 9000 probes an hour; Linux keeps icsk_backoff until the window opens"]
 fn zero_window_probe_interval_grows_while_the_window_stays_shut_rfc9293_3_8_6_1() {
     let (mut s, _, _) = zero_window_sender();
     let probes = hold_window_shut(&mut s, Duration::from_secs(3600));
@@ -275,5 +274,47 @@ fn unanswered_zero_window_probes_give_up_like_retransmissions() {
         Err(tcpfsm_core::RecvError::Conn(
             tcpfsm_core::ConnError::TimedOut
         ))
+    );
+}
+
+#[test]
+fn read_sends_no_window_update_that_repeats_the_window_linux_tcp_cleanup_rbuf() {
+    // 256 KiB of buffer but no window scaling: every ACK already says 65535, the most the
+    // field can. Reading frees space the field cannot show, so an "update" would only repeat
+    // the window (a duplicate ACK to the peer); Linux sends none.
+    let mut s = Scripted::server(plain(), PeerOpts::default());
+    let data = random_bytes(7, 500);
+    let acks = s.data(&data);
+    assert!(
+        acks.iter().any(|o| o.ack == s.p && o.window == 65535),
+        "{acks:?}"
+    );
+    let (got, _) = s.read_all();
+    assert_eq!(got, data);
+    let out = s.drain();
+    assert!(out.is_empty(), "window update repeating 65535: {out:?}");
+}
+
+#[test]
+fn read_that_opens_a_small_window_sends_an_update_rfc9293_3_8_6_2_2() {
+    // The counterpart: a 2-segment buffer filled and then read moves the edge by a full
+    // buffer, which the field can say — that update goes out at once.
+    let mut o = plain().conn_options();
+    o.recv_buffer = 2 * 1460;
+    let mut s = Scripted::server_with(plain(), PeerOpts::default(), Some(o));
+    let data = random_bytes(8, 2 * 1460);
+    let mut acks = s.data(&data[..1460]);
+    acks.extend(s.data(&data[1460..]));
+    assert!(
+        acks.iter().any(|o| o.ack == s.p && o.window == 0),
+        "{acks:?}"
+    );
+    let (got, _) = s.read_all();
+    assert_eq!(got, data);
+    let out = s.drain();
+    assert!(
+        out.iter()
+            .any(|o| o.ack == s.p && o.window as usize >= 1460),
+        "no window update after the read: {out:?}"
     );
 }

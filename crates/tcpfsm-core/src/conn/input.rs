@@ -54,8 +54,7 @@ impl Conn {
         );
         if f.contains(Flags::ACK) {
             self.snd.snd_una = seg.ack;
-            // RFC 7323 §2.2: the window of a SYN segment is never scaled.
-            self.snd.snd_wnd = seg.window as u32;
+            self.snd.snd_wnd = self.snd.offered_window(seg);
             self.snd.max_snd_wnd = self.snd.snd_wnd;
             self.snd.snd_wl1 = seg.seq;
             self.snd.snd_wl2 = seg.ack;
@@ -157,7 +156,7 @@ impl Conn {
         if self.state == State::SynReceived {
             if seg.ack.gt(self.snd.snd_una) && seg.ack.le(self.snd.snd_nxt) {
                 self.snd.snd_una = seg.ack;
-                self.snd.snd_wnd = (seg.window as u32) << self.snd.wscale;
+                self.snd.snd_wnd = self.snd.offered_window(seg);
                 self.snd.max_snd_wnd = self.snd.max_snd_wnd.max(self.snd.snd_wnd);
                 self.snd.snd_wl1 = seg.seq;
                 self.snd.snd_wl2 = seg.ack;
@@ -256,7 +255,7 @@ impl Conn {
         }
         // The peer answered: unanswered-probe count restarts (RFC 9293 §3.8.6.1).
         self.snd.probes = 0;
-        let window = (seg.window as u32) << self.snd.wscale;
+        let window = self.snd.offered_window(seg);
         // RFC 5681 §2 "duplicate acknowledgment".
         let dupack = ack == self.snd.snd_una
             && seg.payload.is_empty()
@@ -303,6 +302,10 @@ impl Conn {
             s.max_snd_wnd = s.max_snd_wnd.max(window);
             s.snd_wl1 = seg.seq;
             s.snd_wl2 = seg.ack;
+            if window > 0 {
+                // Linux `tcp_ack_probe`: an open window ends the persist backoff.
+                s.persist_backoff = 0;
+            }
             if window > 0 && self.timers.armed(Timer::Persist) {
                 // The window opened: stop probing and send at once (the endpoint polls this
                 // connection after every input).

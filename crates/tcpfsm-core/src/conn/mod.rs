@@ -235,11 +235,17 @@ impl Conn {
         irs: SeqNum,
         peer: PeerSyn,
         ts_offset: u32,
+        synack_sent: Option<Instant>,
         now: Instant,
         cfg: &Config,
         opts: ConnOptions,
     ) -> Conn {
         let mut c = Conn::blank(id, tuple, iss, now, cfg, opts);
+        if let Some(t) = synack_sent {
+            // The SYN-ACK is timed like a data segment (RFC 6298 §2 allows the sample; Linux
+            // takes it in tcp_synack_rtt_meas); with timestamps the echo gives it instead.
+            c.snd.time_segment(iss, t);
+        }
         c.state = State::SynReceived;
         c.listener = Some(listener);
         c.owner = Owner::AcceptQueue;
@@ -399,7 +405,7 @@ impl Conn {
             cause,
         });
         match to {
-            State::Established => self.restart_keepalive(ctx),
+            _ if keepalive_runs(to) && !keepalive_runs(from) => self.restart_keepalive(ctx),
             State::TimeWait => {
                 self.timers.clear_all();
                 self.snd.syn_pending = false;
@@ -444,26 +450,39 @@ impl Conn {
     /// time; any segment from the peer starts the wait again.
     fn restart_keepalive(&mut self, ctx: &Ctx<'_>) {
         self.keepalive_sent = 0;
-        let at = match (self.opts.keepalive(), self.state) {
-            (Some(idle), State::Established | State::CloseWait) => Some(ctx.now + idle),
+        let at = match self.opts.keepalive() {
+            Some(idle) if keepalive_runs(self.state) => Some(ctx.now + idle),
             _ => None,
         };
         self.timers.put(Timer::KeepAlive, at);
     }
 
-    /// Sends RST <SEQ=SND.NXT> and closes (abort, close with unread data, data after close).
+    /// Sends the active reset (RST|ACK at SND.NXT) and closes (abort, close with unread data,
+    /// data after close).
     fn reset_and_close(&mut self, cause: Cause, ctx: &mut Ctx<'_>) {
-        if self.state != State::SynSent
-            && ctx.ctl.push(CtlSegment::rst(self.tuple, self.snd.snd_nxt))
-        {
-            ctx.stats[Counter::OutRsts] += 1;
-        }
+        self.send_active_reset(ctx);
         if cause == Cause::AppAbort || cause == Cause::ClosedWithUnreadData {
             // Linux discards what the application had not read: it asked for the abort.
             let mut sink = [0u8; 4096];
             while self.rcv.read(&mut sink) > 0 {}
         }
         self.set_state(State::Closed, cause, ctx);
+    }
+
+    /// The reset a connection sends when it gives up on its own (abort, close with unread
+    /// data, keep-alive timeout): `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>`. RFC 9293 §3.10.5
+    /// draws a bare RST; Linux's `tcp_send_active_reset` sets ACK too, and the kernel is our
+    /// reference. The receiver judges a reset by its sequence number alone (§3.10.7.4), so the
+    /// ACK costs nothing and tells Wireshark and the peer where our receive side stood. A
+    /// SYN_SENT connection has nothing to reset.
+    fn send_active_reset(&mut self, ctx: &mut Ctx<'_>) {
+        if self.state == State::SynSent {
+            return;
+        }
+        let rst = CtlSegment::rst_ack(self.tuple, self.snd.snd_nxt, self.rcv.rcv_nxt);
+        if ctx.ctl.push(rst) {
+            ctx.stats[Counter::OutRsts] += 1;
+        }
     }
 
     // ----- user calls (RFC 9293 §3.10.2–3.10.5) -----
@@ -637,4 +656,19 @@ impl Conn {
         self.error = Some(e);
         self.set_state(State::Closed, cause, ctx);
     }
+}
+
+/// The states in which keep-alive watches the peer: every synchronized state but TIME_WAIT, as
+/// Linux's `tcp_keepalive_timer` (which skips only CLOSE and SYN_SENT; SYN_RECEIVED has its
+/// SYN-ACK retransmissions). A half-closed FIN_WAIT_2 whose peer vanished is found this way.
+fn keepalive_runs(state: State) -> bool {
+    matches!(
+        state,
+        State::Established
+            | State::CloseWait
+            | State::FinWait1
+            | State::FinWait2
+            | State::Closing
+            | State::LastAck
+    )
 }

@@ -200,11 +200,11 @@ impl Conn {
         }
     }
 
-    /// The persist interval: the RTO, doubled per unanswered probe, capped at the RTO maximum
-    /// (RFC 9293 §3.8.6.1 "increase exponentially").
+    /// The persist interval: the RTO, doubled per probe sent while the window stays shut,
+    /// capped at the RTO maximum (RFC 9293 §3.8.6.1 "increase exponentially").
     pub(crate) fn persist_interval(&self) -> crate::Duration {
         let base = self.snd.rtt.rto();
-        let shift = self.snd.probes.min(16);
+        let shift = self.snd.persist_backoff.min(16);
         base.saturating_mul(1 << shift).min(self.snd.rtt.max())
     }
 

@@ -153,7 +153,11 @@ impl RecvSide {
     /// (after the application read).
     pub(crate) fn window_update_due(&self, mss: u16) -> bool {
         let threshold = (self.ring.max() as u32 / 2).min(mss as u32).max(1);
-        let could = self.rcv_nxt.wrapping_add(self.space());
+        // Only as far as the window field can say: a buffer larger than 65535 << scale would
+        // otherwise bring updates that repeat the window already advertised (Linux's
+        // __tcp_cleanup_rbuf announces a window only when it grows).
+        let most = 65535u32 << self.wscale;
+        let could = self.rcv_nxt.wrapping_add(self.space().min(most));
         could.diff(self.rcv_adv) >= threshold as i32
     }
 

@@ -10,7 +10,7 @@ use crate::ring::Ring;
 use crate::rtt::RttEstimator;
 use crate::time::Instant;
 use crate::TxKind;
-use tcpfsm_wire::SeqNum;
+use tcpfsm_wire::{Flags, SeqNum, TcpRepr};
 
 #[derive(Debug)]
 pub(crate) struct SendSide {
@@ -41,6 +41,11 @@ pub(crate) struct SendSide {
     pub(crate) retries: u32,
     /// Unanswered zero-window probes (RFC 9293 §3.8.6.1; an answered probe resets this).
     pub(crate) probes: u32,
+    /// Doublings of the persist interval (RFC 9293 §3.8.6.1 "increase exponentially"). Like
+    /// Linux's `icsk_backoff` in `tcp_probe_timer` it grows with every zero-window probe,
+    /// answered or not, and restarts only when the window opens (`tcp_ack_probe`); `probes`,
+    /// which an answer resets, decides the give-up instead.
+    pub(crate) persist_backoff: u8,
     /// Every retransmitted segment, for `info()`.
     pub(crate) retrans_total: u32,
     /// SND.NXT and our TSval when the last retransmission timeout fired: until data beyond it
@@ -94,10 +99,22 @@ impl SendSide {
             rtt_probe: None,
             retries: 0,
             probes: 0,
+            persist_backoff: 0,
             retrans_total: 0,
             rto_mark: None,
             syn_pending: false,
             persist_fired: false,
+        }
+    }
+
+    /// The window `seg` offers, in bytes: scaled by the peer's shift, except in a SYN (RFC 7323
+    /// §2.2: "The window field in a segment where the SYN bit is set MUST NOT be scaled"),
+    /// such as the SYN-ACK that completes a simultaneous open in SYN_RECEIVED.
+    pub(crate) fn offered_window(&self, seg: &TcpRepr<'_>) -> u32 {
+        if seg.flags.contains(Flags::SYN) {
+            seg.window as u32
+        } else {
+            (seg.window as u32) << self.wscale
         }
     }
 

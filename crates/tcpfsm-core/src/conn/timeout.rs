@@ -70,6 +70,7 @@ impl Conn {
                 return;
             }
             self.snd.probes += 1;
+            self.snd.persist_backoff = self.snd.persist_backoff.saturating_add(1);
             self.probe_due = true;
             ctx.stats[Counter::TCPWinProbe] += 1;
         }
@@ -84,6 +85,9 @@ impl Conn {
             return;
         }
         if self.keepalive_sent as u32 >= self.opts.keepalive_probes {
+            // Linux tcp_keepalive_timer: tcp_send_active_reset, then the error, so that a
+            // peer alive after all (only the path was down) learns the connection is gone.
+            self.send_active_reset(ctx);
             self.fail(ConnError::TimedOut, Cause::KeepaliveTimeout, ctx);
             return;
         }

@@ -214,7 +214,8 @@ impl Endpoint {
             Some(f) => f.0,
             None => self.secrets.isn(&key, now),
         };
-        let h = HalfOpen::new(lid, iss, seg.seq.0, peer);
+        let mut h = HalfOpen::new(lid, iss, seg.seq.0, peer);
+        h.synack_sent(now);
         let id = self.table.insert_with(key, |_| Entry::HalfOpen(h));
         self.listeners[li].syn_queue_len += 1;
         self.stats[Counter::PassiveOpens] += 1;
@@ -336,6 +337,7 @@ impl Endpoint {
                 SeqNum(h.irs),
                 h.peer(),
                 ts_offset,
+                h.synack_timed(now),
                 now,
                 cfg,
                 opts,

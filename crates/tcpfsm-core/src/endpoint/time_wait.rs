@@ -161,11 +161,17 @@ impl Endpoint {
                 self.time_wait_oow_ack(now, slot, seg);
             }
             Gate::Continue => {
-                if let Some(ts) = seg.options.timestamps {
-                    self.time_wait.get_mut(slot).set_ts_recent(ts.tsval);
-                }
-                if seg.segment_len() > 0 {
-                    // Data or a FIN after the peer's FIN cannot be: tell it where we are.
+                if seg.seq == rcv_nxt && seg.segment_len() == 0 {
+                    // The only segment TIME_WAIT takes silently: a bare ACK at RCV.NXT.
+                    if let Some(ts) = seg.options.timestamps {
+                        self.time_wait.get_mut(slot).set_ts_recent(ts.tsval);
+                    }
+                } else {
+                    // Data or a FIN after the peer's FIN cannot be, and an ACK elsewhere in
+                    // the window is stale: tell the peer where we are. RFC 9293 accepts the
+                    // in-window ACK silently; Linux's tcp_timewait_state_process treats
+                    // everything not exactly at RCV.NXT as out of window and answers it
+                    // (rate limited), which costs one ACK and lets a confused peer resync.
                     self.time_wait_oow_ack(now, slot, seg);
                 }
             }
