@@ -251,7 +251,15 @@ impl LossRecovery {
             return None;
         }
         match self.phase {
-            Phase::Recovery => self.sb.next_seg(new_data),
+            // With RACK, only segments marked lost are retransmitted, as Linux's
+            // `tcp_xmit_retransmit_queue`: RFC 6675's rule 3 (any unSACKed segment when no new
+            // data may go) and rule 4 (the rescue retransmission) guess, and RACK's timer and
+            // the loss probe cover what they were for. A trace with the peer's window full
+            // showed rule 3 resending segments still queued at the bottleneck.
+            Phase::Recovery => match self.sb.next_seg(new_data) {
+                Some(n) if self.cfg.rack && matches!(n.rule, Rule::Unsacked | Rule::Rescue) => None,
+                n => n,
+            },
             _ => match self.sb.next_seg(false) {
                 Some(n) if n.rule == Rule::Lost => Some(n),
                 _ if new_data => Some(NextSeg {
@@ -379,9 +387,13 @@ impl LossRecovery {
             }
             let by_dsack = ours && self.undo.retrans == 0;
             // The echoed segment left before the first retransmission even at the end of its
-            // timestamp tick.
+            // timestamp tick, and no retransmission is still in flight: a hole filled by a
+            // delayed original says nothing about the other holes whose retransmissions are
+            // out (Linux `tcp_try_undo_partial` undoes only with `retrans_out == 0`). Without
+            // that, an original delayed by reordering undid the reduction of a real loss.
             let by_ts = self.in_recovery()
                 && out.acked_bytes > 0
+                && self.sb.retrans_bytes() == 0
                 && matches!((a.echo, self.undo.first_rtx), (Some(e), Some(f)) if e + a.echo_tick <= f);
             if by_dsack || by_ts {
                 self.undo_reduction(a.now, by_dsack, cc);
