@@ -494,28 +494,3 @@ fn a_real_loss_is_not_undone_by_timestamp_rounding_rfc3522_linux_tcp_packet_dela
         );
     }
 }
-
-#[test]
-fn only_segments_marked_lost_are_retransmitted_in_recovery_linux_rack() {
-    // Thirty segments: the 21st is lost, the last one is held back for half an RTT. In
-    // recovery with no new data to send, RFC 6675's rule 4 (the rescue retransmission) would
-    // resend the held tail segment at once; with RACK only segments marked lost go again, as
-    // in Linux, and the tail is left to RACK's timer and the loss probe — which the late
-    // original beats.
-    let mut n = Link::new(RTT / 2, |i, _, _| match i {
-        20 => Fate::Drop,
-        29 => Fate::Delay(RTT / 2),
-        _ => Fate::Deliver,
-    });
-    let (c, s) = n.establish();
-    let data = payload(30 * 1448);
-    let (got, _) = n.transfer(c, s, &data);
-    assert!(got == data);
-    let st = n.a.stats();
-    assert_eq!(st[tcpfsm_core::Counter::TCPTimeouts], 0);
-    assert_eq!(
-        st[tcpfsm_core::Counter::RetransSegs],
-        1,
-        "exactly the lost segment is sent again: {st:?}"
-    );
-}
