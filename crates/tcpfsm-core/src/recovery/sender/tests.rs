@@ -609,3 +609,37 @@ fn with_rack_only_lost_segments_are_retransmitted_no_rule_3_or_4_linux() {
         assert_eq!(sim.retransmissions_of(29 * MSS), 0);
     }
 }
+
+#[test]
+fn a_late_original_does_not_undo_while_another_retransmission_is_out_rfc3522_linux() {
+    // Segment 20 is 30 ms late (reordering: RACK retransmits it, no reordering seen yet) and
+    // segment 22 is really lost. The late original fills the hole at SND.UNA and its ACK
+    // echoes a send time before the first retransmission — Eifel's sign of a spurious
+    // retransmission, but 22's retransmission is still out and its loss was real: Linux's
+    // tcp_try_undo_partial undoes only with no retransmission in flight.
+    for isn in ISNS {
+        let fate: Fate = Box::new(|off, n| {
+            let seg = off / MSS;
+            match (n, seg) {
+                (1, 20) => Some(30_000),
+                (1, 22) => None,
+                _ => Some(0),
+            }
+        });
+        let mut sim = Sim::new(isn, 100, cubic(), fate);
+        sim.run();
+        assert_eq!(sim.retransmissions_of(22 * MSS), 1);
+        assert_eq!(
+            sim.retransmissions_of(20 * MSS),
+            1,
+            "RACK took the late one for lost"
+        );
+        let c = sim.lr.counters();
+        assert_eq!(
+            (c.ts_undo, c.dsack_undo),
+            (0, 0),
+            "the real loss was undone"
+        );
+        assert!(sim.cc.ssthresh() < u32::MAX);
+    }
+}
