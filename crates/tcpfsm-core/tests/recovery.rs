@@ -456,3 +456,41 @@ fn cubic_grows_along_w_cubic_after_a_loss_rfc9438_4_2() {
     }
     assert_eq!(compared, 3, "the run reached 1.5·K after recovery");
 }
+
+#[test]
+fn a_real_loss_is_not_undone_by_timestamp_rounding_rfc3522_linux_tcp_packet_delayed() {
+    // One segment lost and repaired by its retransmission: the ACK for the retransmission
+    // echoes the retransmission's own TSval, so the reduction must stand (RFC 3522 undoes
+    // only when the echo predates the first retransmission). The link's one-way delay has a
+    // sub-millisecond part, so the send times fall anywhere inside the 1 ms TSval ticks.
+    for extra_us in [100, 300, 500, 700, 900] {
+        let mut n = Link::new(RTT / 2 + Duration::from_micros(extra_us), |i, _, _| {
+            if i == 30 {
+                Fate::Drop
+            } else {
+                Fate::Deliver
+            }
+        });
+        let (c, s) = n.establish();
+        let data = payload(120 * 1448);
+        let (got, _) = n.transfer(c, s, &data);
+        assert!(got == data);
+        let st = n.a.stats();
+        assert_eq!(st[tcpfsm_core::Counter::RetransSegs], 1, "{extra_us} µs");
+        assert_eq!(
+            st[tcpfsm_core::Counter::TCPSackRecovery],
+            1,
+            "{extra_us} µs"
+        );
+        assert_eq!(
+            st[tcpfsm_core::Counter::TCPFullUndo] + st[tcpfsm_core::Counter::TCPDSACKUndo],
+            0,
+            "a real loss was undone ({extra_us} µs extra delay): {st:?}"
+        );
+        let info = n.a.info(c).unwrap();
+        assert!(
+            info.ssthresh < u32::MAX,
+            "ssthresh back to infinity after a real loss ({extra_us} µs)"
+        );
+    }
+}

@@ -200,7 +200,7 @@ impl Cubic {
         self.epoch.cwnd_prior = cwnd;
         self.epoch.start = None;
         // §4.6: ssthresh = flight_size · β_cubic, at least 2 segments for a loss.
-        self.ssthresh = reduced_ssthresh(flight, self.cfg.beta, mss);
+        self.ssthresh = reduced_ssthresh(flight, cwnd as u32, self.cfg.beta, mss);
         if let Some(h) = &mut self.hystart {
             h.on_congestion();
         }

@@ -10,9 +10,19 @@
 //! [`HyStart::on_congestion`]: the algorithm's own reduction applies and HyStart++ is over.
 //! RFC 9406 §4.3 recommends HyStart++ only for the initial slow start; later slow starts use
 //! the discovered `ssthresh` and plain RFC 5681 growth.
+//!
+//! # ACK-train detection (Linux, not RFC 9406)
+//! Linux's CUBIC leaves slow start on either of two signals (`tcp_cubic.c`,
+//! `hystart_detect=3`): the delay increase RFC 9406 also uses, and an *ACK train*: when the
+//! closely spaced ACKs of one round span more than half the minimum RTT, the flight has
+//! reached about one bandwidth-delay product, and slow start ends there (`ssthresh = cwnd`).
+//! The delay signal alone fires only once a standing queue of several milliseconds exists —
+//! with a queue of one BDP, by then the doubling has put up to twice the path's capacity in
+//! flight and the queue overflows. [`HyStartConfig::ack_train`] turns the second signal on
+//! (the default, as Linux).
 
 use super::AckEvent;
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
 use tcpfsm_wire::SeqNum;
 
 /// RFC 9406 §4.3 constants, all overridable.
@@ -34,6 +44,13 @@ pub struct HyStartConfig {
     /// L, in segments: the most one ACK may grow the window. RFC 9406 §4.3: infinity when the
     /// sender paces (`None`), 8 when it does not.
     pub limit_segments: Option<u32>,
+    /// Also leave slow start on an ACK train spanning half the minimum RTT (Linux
+    /// `hystart_detect` bit `HYSTART_ACK_TRAIN`; see the module docs).
+    pub ack_train: bool,
+    /// ACKs at most this far apart belong to one train (Linux `hystart_ack_delta_us`: 2 ms).
+    pub ack_train_delta: Duration,
+    /// No ACK-train exit below this window, in segments (Linux `hystart_low_window`: 16).
+    pub low_window: u32,
 }
 
 impl Default for HyStartConfig {
@@ -46,6 +63,9 @@ impl Default for HyStartConfig {
             css_growth_divisor: 4,
             css_rounds: 5,
             limit_segments: Some(8),
+            ack_train: true,
+            ack_train_delta: Duration::from_millis(2),
+            low_window: 16,
         }
     }
 }
@@ -62,6 +82,10 @@ pub struct HyStartCounters {
     pub css_resumed: u64,
     /// CSS completed its rounds and entered congestion avoidance.
     pub css_exit: u64,
+    /// Slow start left on an ACK train (Linux `TCPHystartTrainDetect`).
+    pub train_detect: u64,
+    /// Sum of the windows, in segments, at those exits (Linux `TCPHystartTrainCwnd`).
+    pub train_cwnd: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +116,10 @@ pub struct HyStart {
     last_round_min_rtt: Option<Duration>,
     current_round_min_rtt: Option<Duration>,
     rtt_sample_count: u32,
+    /// When the current ACK train's first ACK arrived (at the latest the round's first), and
+    /// its last ACK.
+    round_start: Option<Instant>,
+    train_last: Option<Instant>,
     counters: HyStartCounters,
 }
 
@@ -104,6 +132,8 @@ impl HyStart {
             last_round_min_rtt: None,
             current_round_min_rtt: None,
             rtt_sample_count: 0,
+            round_start: None,
+            train_last: None,
             counters: HyStartCounters::default(),
         }
     }
@@ -138,8 +168,14 @@ impl HyStart {
             return step;
         }
         match self.window_end {
-            None => self.window_end = Some(ack.snd_nxt),
+            None => {
+                self.window_end = Some(ack.snd_nxt);
+                self.round_start = Some(ack.now);
+                self.train_last = Some(ack.now);
+            }
             Some(end) if ack.snd_una.ge(end) => {
+                self.round_start = Some(ack.now);
+                self.train_last = Some(ack.now);
                 // "At the start of each round ... initialize the variables used to compute the
                 // last round's and current round's minimum RTT."
                 self.last_round_min_rtt = self.current_round_min_rtt;
@@ -161,6 +197,13 @@ impl HyStart {
             Some(_) => {}
         }
         let mss = ack.mss.max(1);
+        if self.ack_train_ends(ack, cwnd) {
+            self.phase = Phase::Done;
+            self.counters.train_detect += 1;
+            self.counters.train_cwnd += u64::from(cwnd / mss);
+            step.exit_to_ca = true;
+            return step;
+        }
         let limit = match self.cfg.limit_segments {
             Some(l) => l.saturating_mul(mss),
             None => u32::MAX,
@@ -206,5 +249,34 @@ impl HyStart {
             Phase::Done => {}
         }
         step
+    }
+
+    /// Linux `hystart_update`'s ACK-train test: this ACK follows the previous one of the
+    /// train closely, and the train now spans more than half the minimum RTT.
+    ///
+    /// Unlike Linux, a gap does not end the train test for the rest of the round: the next
+    /// ACK starts a new train. A round (until SND.UNA reaches the SND.NXT of its start) holds
+    /// the tail of the previous round's burst, an idle gap while the window was full, and
+    /// then the burst the doubling produced; Linux measures from the round's first ACK, so
+    /// the gap breaks its train every round and only the delay signal is left once the
+    /// flight outgrows the ACK clock (a trace on a 100 Mbit/s, 10 ms path: the train then
+    /// fired at 177 segments, past the 172 that path and its queue hold). A continuous train
+    /// of more than min_RTT/2 means the bottleneck was busy that long, whatever the round.
+    fn ack_train_ends(&mut self, ack: &AckEvent, cwnd: u32) -> bool {
+        if !self.cfg.ack_train || cwnd < self.cfg.low_window.saturating_mul(ack.mss.max(1)) {
+            return false;
+        }
+        let (Some(start), Some(last)) = (self.round_start, self.train_last) else {
+            return false;
+        };
+        let Some(min_rtt) = ack.min_rtt.or(ack.rtt) else {
+            return false;
+        };
+        self.train_last = Some(ack.now);
+        if ack.now.saturating_since(last) > self.cfg.ack_train_delta {
+            self.round_start = Some(ack.now);
+            return false;
+        }
+        ack.now.saturating_since(start) > min_rtt / 2
     }
 }

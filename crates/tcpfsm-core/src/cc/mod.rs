@@ -182,8 +182,17 @@ pub trait CongestionControl: fmt::Debug + Send {
 
 /// RFC 5681 §3.1 equation (4): `ssthresh = max(FlightSize / 2, 2*SMSS)`, generalised to a
 /// multiplicative factor `beta` (0.5 for Reno, 0.7 for CUBIC, RFC 9438 §4.6).
-pub(crate) fn reduced_ssthresh(flight: u32, beta: f64, mss: u32) -> u32 {
-    let reduced = (flight as f64 * beta) as u32;
+///
+/// The basis is the smaller of FlightSize and `cwnd`. FlightSize (SND.NXT − SND.UNA) counts
+/// the SACKed data above the first hole, which keeps growing while RACK waits out its
+/// reordering window: a trace on the loss grid's 100 Mbit/s, 10 ms link entered recovery with
+/// 41 segments SACKed and FlightSize·0.7 above the window (ssthresh 135822 for cwnd 135347),
+/// so the "reduction" raised the window. Linux bases it on `cwnd` (`tcp_reno_ssthresh`,
+/// `bictcp_recalc_ssthresh`); RFC 9438 §4.6 allows `cwnd` where the window cannot grow
+/// while application-limited, which `AckEvent::cwnd_limited` ensures; FlightSize still wins
+/// when it is the smaller (an application-limited flow).
+pub(crate) fn reduced_ssthresh(flight: u32, cwnd: u32, beta: f64, mss: u32) -> u32 {
+    let reduced = (flight.min(cwnd) as f64 * beta) as u32;
     reduced.max(2 * mss)
 }
 

@@ -117,7 +117,7 @@ impl CongestionControl for NewReno {
         self.save_prior();
         // RFC 5681 §3.2 step 2 (equation 4): ssthresh = max(FlightSize / 2, 2*SMSS). The
         // window during recovery is PRR's; this is the level it converges to.
-        self.ssthresh = reduced_ssthresh(ev.flight_size, 0.5, ev.mss);
+        self.ssthresh = reduced_ssthresh(ev.flight_size, self.cwnd, 0.5, ev.mss);
         self.cwnd = self.ssthresh;
         self.acked_accum = 0;
     }
@@ -132,7 +132,7 @@ impl CongestionControl for NewReno {
     fn on_rto(&mut self, _now: Instant, flight: u32, mss: u32) {
         self.save_prior();
         // RFC 5681 §3.1 equation (4) and the loss window LW = 1 SMSS.
-        self.ssthresh = reduced_ssthresh(flight, 0.5, mss);
+        self.ssthresh = reduced_ssthresh(flight, self.cwnd, 0.5, mss);
         self.cwnd = mss;
         self.acked_accum = 0;
     }

@@ -24,6 +24,15 @@ fn reno() -> NewReno {
     NewReno::new(NewRenoConfig::default(), MSS)
 }
 
+/// NewReno whose window starts at `segments`, so a flight of that size is cwnd-limited.
+fn reno_at(segments: u32) -> NewReno {
+    let cfg = NewRenoConfig {
+        initial_window: segments,
+        ..NewRenoConfig::default()
+    };
+    NewReno::new(cfg, MSS)
+}
+
 #[test]
 fn initial_window_is_ten_segments_rfc6928() {
     assert_eq!(reno().cwnd(), 10 * MSS);
@@ -44,7 +53,7 @@ fn slow_start_grows_by_delivered_up_to_abc_limit_rfc3465_2_2() {
 
 #[test]
 fn slow_start_stops_at_ssthresh_and_the_rest_counts_to_avoidance_rfc5681_3_1() {
-    let mut c = reno();
+    let mut c = reno_at(24);
     c.on_rto(at(0), 24 * MSS, MSS); // ssthresh 12 segments, cwnd 1
     for i in 0..10 {
         c.on_ack(&ack(at(i), MSS));
@@ -57,7 +66,7 @@ fn slow_start_stops_at_ssthresh_and_the_rest_counts_to_avoidance_rfc5681_3_1() {
 
 #[test]
 fn congestion_avoidance_adds_one_smss_per_window_rfc5681_3_1() {
-    let mut c = reno();
+    let mut c = reno_at(20);
     c.on_congestion_event(&loss(at(0), 20 * MSS));
     c.on_recovery_exit(at(1), 10 * MSS, MSS);
     assert_eq!(c.cwnd(), 10 * MSS);
@@ -347,7 +356,11 @@ fn application_limited_time_is_not_part_of_t_rfc9438_5_8() {
 
 #[test]
 fn cubic_slow_start_exits_through_hystart_on_rtt_increase_rfc9438_4_10() {
-    let mut c = Cubic::new(CubicConfig::default(), MSS);
+    let cfg = CubicConfig {
+        hystart: Some(delay_only()),
+        ..CubicConfig::default()
+    };
+    let mut c = Cubic::new(cfg, MSS);
     let mut flow = Flow::new(10);
     while c.ssthresh() == u32::MAX && flow.round < 30 {
         let rtt = |round| Duration::from_millis(if round < 3 { 100 } else { 130 });
@@ -361,6 +374,15 @@ fn cubic_slow_start_exits_through_hystart_on_rtt_increase_rfc9438_4_10() {
 }
 
 // ---------------------------------------------------------------- HyStart++
+
+/// RFC 9406's delay rule alone: the model flow below ACKs evenly all the time, which Linux's
+/// ACK-train rule (tested on its own further down) reads as a full pipe.
+fn delay_only() -> HyStartConfig {
+    HyStartConfig {
+        ack_train: false,
+        ..HyStartConfig::default()
+    }
+}
 
 /// A slow-start flow: each ACK acknowledges one segment; SND.NXT runs one window ahead.
 /// `round` mirrors HyStart++'s rounds (a round ends when its starting SND.NXT is acked).
@@ -428,7 +450,7 @@ fn drive(h: &mut HyStart, rounds: u32, rtt_of: impl Fn(u32, u32) -> u64) -> (u32
 
 #[test]
 fn rtt_increase_beyond_threshold_leaves_slow_start_for_css_rfc9406_4_2() {
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     // RttThresh = clamp(100 ms / 8, 4 ms, 16 ms) = 12.5 ms; round 2 is 13 ms slower.
     drive(
         &mut h,
@@ -442,7 +464,7 @@ fn rtt_increase_beyond_threshold_leaves_slow_start_for_css_rfc9406_4_2() {
 
 #[test]
 fn rtt_noise_below_threshold_stays_in_slow_start_rfc9406_4_2() {
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     // Jitter up to 24 ms, but each round's minimum rises by 12 ms at most (< 12.5 ms).
     let (cwnd, exit) = drive(&mut h, 6, |round, i| {
         let min = 100_000 + u64::from(round.min(1)) * 12_000;
@@ -459,14 +481,14 @@ fn rtt_noise_below_threshold_stays_in_slow_start_rfc9406_4_2() {
 #[test]
 fn threshold_is_clamped_between_min_and_max_rtt_thresh_rfc9406_4_3() {
     // A 400 ms path: lastRoundMinRTT/8 = 50 ms is clamped to MAX_RTT_THRESH = 16 ms.
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     drive(
         &mut h,
         3,
         |round, _| if round < 2 { 400_000 } else { 416_000 },
     );
     assert!(h.in_css());
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     drive(
         &mut h,
         3,
@@ -474,14 +496,14 @@ fn threshold_is_clamped_between_min_and_max_rtt_thresh_rfc9406_4_3() {
     );
     assert!(!h.in_css());
     // A 10 ms path: 1.25 ms is raised to MIN_RTT_THRESH = 4 ms.
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     drive(
         &mut h,
         3,
         |round, _| if round < 2 { 10_000 } else { 13_000 },
     );
     assert!(!h.in_css());
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     drive(
         &mut h,
         3,
@@ -492,7 +514,7 @@ fn threshold_is_clamped_between_min_and_max_rtt_thresh_rfc9406_4_3() {
 
 #[test]
 fn no_decision_before_n_rtt_sample_samples_rfc9406_4_2() {
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     let mut flow = Flow::new(10);
     let mut cwnd = 10 * MSS;
     let rtt = |round| Duration::from_millis(if round < 2 { 100 } else { 200 });
@@ -511,7 +533,7 @@ fn no_decision_before_n_rtt_sample_samples_rfc9406_4_2() {
 
 #[test]
 fn css_grows_a_quarter_as_fast_rfc9406_4_2() {
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     drive(
         &mut h,
         3,
@@ -525,7 +547,7 @@ fn css_grows_a_quarter_as_fast_rfc9406_4_2() {
 
 #[test]
 fn css_resumes_slow_start_when_the_rtt_falls_back_rfc9406_4_2() {
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     let (_, exit) = drive(&mut h, 5, |round, _| match round {
         0 | 1 => 100_000,
         2 => 120_000,
@@ -538,7 +560,7 @@ fn css_resumes_slow_start_when_the_rtt_falls_back_rfc9406_4_2() {
 
 #[test]
 fn css_rounds_complete_enters_congestion_avoidance_rfc9406_4_2() {
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     let (_, exit) = drive(
         &mut h,
         20,
@@ -554,7 +576,7 @@ fn css_rounds_complete_enters_congestion_avoidance_rfc9406_4_2() {
 fn growth_per_ack_is_limited_to_l_segments_rfc9406_4_3() {
     let mut a = AckEvent::new(at(1), 20 * MSS, MSS, SeqNum(0), SeqNum(40_000));
     a.rtt = Some(Duration::from_millis(50));
-    let mut h = HyStart::new(HyStartConfig::default());
+    let mut h = HyStart::new(delay_only());
     assert_eq!(h.on_ack(&a, 10 * MSS).increase, 8 * MSS, "not paced: L = 8");
     let paced = HyStartConfig {
         limit_segments: None,
@@ -590,4 +612,110 @@ fn trait_objects_report_their_linux_names() {
         vec![Box::new(reno()), Box::new(cubic_without_hystart())];
     let names: Vec<_> = algos.iter().map(|a| a.name()).collect();
     assert_eq!(names, ["reno", "cubic"]);
+}
+
+/// ACKs `gap_us` apart from `start_us`, one segment each. SND.NXT stays far ahead, so all
+/// of them fall in HyStart's first round (a round ends when its starting SND.NXT is acked).
+fn train_ack(i: u32, start_us: u64, gap_us: u64) -> AckEvent {
+    let una = (i + 1) * MSS;
+    let mut a = AckEvent::new(
+        Instant::from_micros(start_us + u64::from(i) * gap_us),
+        MSS,
+        MSS,
+        SeqNum(una),
+        SeqNum(10_000 * MSS),
+    );
+    a.rtt = Some(Duration::from_millis(10));
+    a.min_rtt = Some(Duration::from_millis(10));
+    a
+}
+
+#[test]
+fn an_ack_train_over_half_the_min_rtt_ends_slow_start_linux_hystart_ack_train() {
+    // 100 Mbit/s-like ACK spacing (0.12 ms), min_RTT 10 ms: the train passes 5 ms at its
+    // 43rd ACK (i = 42); the window then equals ssthresh, and the RTTs never rose (no delay
+    // signal).
+    let mut c = Cubic::new(CubicConfig::default(), MSS);
+    let mut exit_at = None;
+    for i in 0..200 {
+        let a = train_ack(i, 1_000_000, 120);
+        c.on_ack(&a);
+        if c.ssthresh() != u32::MAX {
+            exit_at = Some(i);
+            break;
+        }
+    }
+    let i = exit_at.expect("the ACK train ended slow start");
+    assert_eq!(i, 42, "5 ms of ACKs 0.12 ms apart");
+    assert_eq!(c.ssthresh(), c.cwnd());
+    assert!(!c.in_slow_start());
+    let h = c.counters().hystart;
+    assert_eq!((h.train_detect, h.delay_detect), (1, 0));
+    assert_eq!(h.train_cwnd, u64::from(c.cwnd() / MSS));
+}
+
+#[test]
+fn acks_further_apart_than_the_train_delta_keep_slow_start_linux_hystart_ack_train() {
+    // ACKs 3 ms apart (a slow path, not a full pipe): no train, plain slow start.
+    let mut c = Cubic::new(CubicConfig::default(), MSS);
+    for i in 0..200 {
+        let a = train_ack(i, 1_000_000, 3000);
+        c.on_ack(&a);
+    }
+    assert!(c.in_slow_start());
+    assert_eq!(c.counters().hystart.train_detect, 0);
+    // Below Linux's hystart_low_window (16 segments) a train does not count either.
+    let small = HyStartConfig {
+        low_window: 1000,
+        ..HyStartConfig::default()
+    };
+    let cfg = CubicConfig {
+        hystart: Some(small),
+        ..CubicConfig::default()
+    };
+    let mut c = Cubic::new(cfg, MSS);
+    for i in 0..100 {
+        c.on_ack(&train_ack(i, 1_000_000, 120));
+    }
+    assert_eq!(c.counters().hystart.train_detect, 0);
+}
+
+#[test]
+fn a_gap_starts_a_new_ack_train_rfc9406_rounds_hold_idle_gaps() {
+    // Within one round: 30 closely spaced ACKs (3.6 ms), a 4 ms gap (the window was full),
+    // then the burst's ACKs: the exit comes 5 ms into the second train. Linux measures from
+    // the round's first ACK and, the train broken, would not exit in this round at all.
+    let mut c = Cubic::new(CubicConfig::default(), MSS);
+    for i in 0..30 {
+        c.on_ack(&train_ack(i, 1_000_000, 120));
+    }
+    assert!(c.in_slow_start());
+    let second = 1_000_000 + 29 * 120 + 4000;
+    let mut exit_at = None;
+    for i in 30..300 {
+        let a = train_ack(i, second - 30 * 120, 120);
+        c.on_ack(&a);
+        if !c.in_slow_start() {
+            exit_at = Some(i - 30);
+            break;
+        }
+    }
+    assert_eq!(exit_at, Some(42), "5 ms into the second train");
+}
+
+#[test]
+fn ssthresh_uses_cwnd_when_sacked_data_makes_the_flight_larger_linux_tcp_reno_ssthresh() {
+    // FlightSize 20 segments (SACKed data above the hole included), cwnd 10: the reduction
+    // is from the window, as Linux's bictcp_recalc_ssthresh and tcp_reno_ssthresh do —
+    // 0.7·FlightSize would be 14 segments, a raise.
+    let mut c = Cubic::new(CubicConfig::default(), MSS);
+    c.on_congestion_event(&loss(at(0), 20 * MSS));
+    assert_eq!(c.ssthresh(), 7 * MSS);
+    let mut r = reno();
+    r.on_congestion_event(&loss(at(0), 20 * MSS));
+    assert_eq!(r.ssthresh(), 5 * MSS);
+    // An application-limited flight smaller than the window still wins (RFC 5681 eq. 4).
+    let mut c = Cubic::new(CubicConfig::default(), MSS);
+    c.on_congestion_event(&loss(at(0), 4 * MSS));
+    assert_eq!(c.ssthresh(), 2800);
 }

@@ -376,8 +376,11 @@ impl Conn {
         if (ago as i32) < 0 {
             return None;
         }
+        // The start of the millisecond tick that TSval named (`AckInput::echo_tick` long):
+        // the echoed segment left somewhere inside it, not `ago` ms before `now`.
+        let tick_start = now.as_micros() - now.as_micros() % 1000;
         Some(crate::Instant::from_micros(
-            now.as_micros().saturating_sub(ago as u64 * 1000),
+            tick_start.saturating_sub(ago as u64 * 1000),
         ))
     }
 

@@ -20,6 +20,8 @@ struct Snapshot {
     sb: ScoreboardCounters,
     hystart_delay: u64,
     hystart_cwnd: u64,
+    hystart_train: u64,
+    hystart_train_cwnd: u64,
 }
 
 impl Snapshot {
@@ -30,6 +32,8 @@ impl Snapshot {
             sb: lr.scoreboard().counters(),
             hystart_delay: h.delay_detect,
             hystart_cwnd: h.delay_cwnd,
+            hystart_train: h.train_detect,
+            hystart_train_cwnd: h.train_cwnd,
         }
     }
 }
@@ -71,6 +75,8 @@ impl Recovery {
         stats[Counter::TCPSACKDiscard] += d(n.sack_discard, b.sack_discard);
         stats[Counter::TCPHystartDelayDetect] += d(now.hystart_delay, before.hystart_delay);
         stats[Counter::TCPHystartDelayCwnd] += d(now.hystart_cwnd, before.hystart_cwnd);
+        stats[Counter::TCPHystartTrainDetect] += d(now.hystart_train, before.hystart_train);
+        stats[Counter::TCPHystartTrainCwnd] += d(now.hystart_train_cwnd, before.hystart_train_cwnd);
         self.reported = now;
     }
 }

@@ -202,8 +202,9 @@ impl Rack {
     }
 
     /// Steps 2 and 3 for one newly delivered segment (the scoreboard's visitor). `echo` is the
-    /// send time the ACK's TSecr refers to, when timestamps are in use: it tells whether a
-    /// retransmitted segment's ACK answers the retransmission.
+    /// latest send time the ACK's TSecr can refer to (the end of its timestamp tick), when
+    /// timestamps are in use: it tells whether a retransmitted segment's ACK answers the
+    /// retransmission.
     pub fn on_delivered(&mut self, d: &Delivered, now: Instant, echo: Option<Instant>) {
         if !d.retransmitted && self.ack_lowest_original.is_none_or(|l| d.end.lt(l)) {
             self.ack_lowest_original = Some(d.end);
@@ -216,7 +217,7 @@ impl Rack {
             // Step 2: a retransmitted segment's ACK may answer the original (RFC 8985 §6.2:
             // ignore it if TSecr predates the retransmission, or if it came back faster
             // than the minimum RTT allows).
-            if echo.is_some_and(|e| e < d.xmit_ts) {
+            if echo.is_some_and(|e| e <= d.xmit_ts) {
                 return;
             }
             if self.min_rtt.get().is_some_and(|m| rtt < m) {

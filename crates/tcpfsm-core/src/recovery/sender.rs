@@ -95,8 +95,14 @@ pub struct AckInput<'a> {
     pub rtt: Option<Duration>,
     /// SRTT after the sample.
     pub srtt: Option<Duration>,
-    /// The send time the ACK's TSecr echoes, with timestamps on.
+    /// The send time the ACK's TSecr echoes, with timestamps on: the start of the TSval
+    /// clock tick it names, so the echoed segment left in `[echo, echo + echo_tick)`.
     pub echo: Option<Instant>,
+    /// The TSval clock's granularity (the engine's: 1 ms). Comparisons of `echo` with a send
+    /// time count as "before" only when the whole tick is, as Linux compares TSecr with
+    /// `retrans_stamp` in timestamp units (`tcp_packet_delayed`): otherwise an echo of the
+    /// retransmission itself, read back with up to a tick of rounding, would look older.
+    pub echo_tick: Duration,
     /// A duplicate ACK by RFC 5681 §2 (no data, same window, SND.UNA unchanged, data out).
     pub dupack: bool,
     /// The sender was cwnd-limited since the last ACK (RFC 7661).
@@ -112,6 +118,7 @@ impl<'a> AckInput<'a> {
             rtt: None,
             srtt: None,
             echo: None,
+            echo_tick: Duration::from_millis(1),
             dupack: false,
             cwnd_limited: true,
         }
@@ -140,7 +147,14 @@ struct Undo {
     /// Retransmissions sent in this episode not yet shown spurious (RFC 3708).
     retrans: u32,
     any_retrans: bool,
-    /// When the episode's first retransmission left (RFC 3522's comparison point).
+    /// When the episode began: only D-SACKs of retransmissions sent since then count
+    /// towards its undo (Linux counts a D-SACK only above `undo_marker`).
+    since: Option<Instant>,
+    /// When the oldest retransmission still outstanding left, whichever phase sent it
+    /// (RFC 3522's comparison point; Linux `retrans_stamp`, kept until no retransmission
+    /// is outstanding). Were it reset at each episode, a cumulative ACK for a hole that a
+    /// retransmission sent before the episode filled would echo an "older" timestamp and
+    /// undo a real reduction.
     first_rtx: Option<Instant>,
 }
 
@@ -237,7 +251,15 @@ impl LossRecovery {
             return None;
         }
         match self.phase {
-            Phase::Recovery => self.sb.next_seg(new_data),
+            // With RACK, only segments marked lost are retransmitted, as Linux's
+            // `tcp_xmit_retransmit_queue`: RFC 6675's rule 3 (any unSACKed segment when no new
+            // data may go) and rule 4 (the rescue retransmission) guess, and RACK's timer and
+            // the loss probe cover what they were for. A trace with the peer's window full
+            // showed rule 3 resending segments still queued at the bottleneck.
+            Phase::Recovery => match self.sb.next_seg(new_data) {
+                Some(n) if self.cfg.rack && matches!(n.rule, Rule::Unsacked | Rule::Rescue) => None,
+                n => n,
+            },
             _ => match self.sb.next_seg(false) {
                 Some(n) if n.rule == Rule::Lost => Some(n),
                 _ if new_data => Some(NextSeg {
@@ -275,8 +297,8 @@ impl LossRecovery {
             if self.in_recovery() {
                 self.undo.retrans += 1;
                 self.undo.any_retrans = true;
-                self.undo.first_rtx.get_or_insert(now);
             }
+            self.undo.first_rtx.get_or_insert(now);
             match w {
                 Retransmit::Timeout => self.counters.timeout_retrans += 1,
                 Retransmit::NextSeg(_) => self.counters.fast_retrans += 1,
@@ -297,7 +319,8 @@ impl LossRecovery {
         }
         let was_una = self.sb.snd_una();
         let rack = &mut self.rack;
-        let (now, echo) = (a.now, a.echo);
+        // The latest the echoed segment can have left (see `AckInput::echo_tick`).
+        let (now, echo) = (a.now, a.echo.map(|e| e + a.echo_tick));
         // Without SACK negotiated, blocks are not to be trusted (RFC 2018 §2).
         let blocks = if self.cfg.sack { a.blocks } else { &[] };
         let out = self
@@ -355,13 +378,23 @@ impl LossRecovery {
         // after recovery ended; RFC 3522: the ACK covering the first retransmission echoes a
         // timestamp older than it). The record lasts until the next episode.
         if self.cfg.undo && self.undo.any_retrans {
-            if out.dsack.is_some_and(|d| d.retransmission.is_some()) {
+            let ours = out
+                .dsack
+                .and_then(|d| d.retransmission)
+                .is_some_and(|r| self.undo.since.is_some_and(|s| r.xmit_ts >= s));
+            if ours {
                 self.undo.retrans = self.undo.retrans.saturating_sub(1);
             }
-            let by_dsack = self.undo.retrans == 0;
+            let by_dsack = ours && self.undo.retrans == 0;
+            // The echoed segment left before the first retransmission even at the end of its
+            // timestamp tick, and no retransmission is still in flight: a hole filled by a
+            // delayed original says nothing about the other holes whose retransmissions are
+            // out (Linux `tcp_try_undo_partial` undoes only with `retrans_out == 0`). Without
+            // that, an original delayed by reordering undid the reduction of a real loss.
             let by_ts = self.in_recovery()
                 && out.acked_bytes > 0
-                && matches!((a.echo, self.undo.first_rtx), (Some(e), Some(f)) if e < f);
+                && self.sb.retrans_bytes() == 0
+                && matches!((a.echo, self.undo.first_rtx), (Some(e), Some(f)) if e + a.echo_tick <= f);
             if by_dsack || by_ts {
                 self.undo_reduction(a.now, by_dsack, cc);
                 r.undone = true;
@@ -407,6 +440,11 @@ impl LossRecovery {
         }
         if self.rto_point.is_some_and(|p| una.ge(p)) {
             self.rto_point = None;
+        }
+        if self.phase == Phase::Open && self.sb.retrans_bytes() == 0 {
+            // No retransmission outstanding: the next one starts a new comparison point
+            // (Linux clears `retrans_stamp` in `tcp_try_to_open`).
+            self.undo.first_rtx = None;
         }
 
         // Entering fast recovery on a detected loss (RFC 6675 §5 step 4).
@@ -462,7 +500,8 @@ impl LossRecovery {
         self.undo = Undo {
             retrans: 0,
             any_retrans: false,
-            first_rtx: None,
+            since: Some(now),
+            first_rtx: self.undo.first_rtx,
         };
         self.prr = Some(Prr::start(
             self.cfg.prr_bound,
@@ -505,7 +544,10 @@ impl LossRecovery {
         self.prr = None;
         self.sb.exit_recovery();
         self.rto_point = None;
-        self.undo = Undo::default();
+        self.undo = Undo {
+            first_rtx: self.undo.first_rtx,
+            ..Undo::default()
+        };
     }
 
     // ------------------------------------------------------------ timers
@@ -600,7 +642,11 @@ impl LossRecovery {
         self.reno_sacked = 0;
         self.dupacks = 0;
         if self.phase != Phase::Loss {
-            self.undo = Undo::default();
+            self.undo = Undo {
+                since: Some(now),
+                first_rtx: self.undo.first_rtx,
+                ..Undo::default()
+            };
         }
         self.phase = Phase::Loss;
         self.rto_point = Some(self.sb.snd_nxt());

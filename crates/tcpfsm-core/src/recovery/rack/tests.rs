@@ -201,11 +201,17 @@ fn timestamps_exclude_a_retransmission_acked_for_its_original_rfc8985_6_2() {
         retransmitted: true,
         sacked: false,
     };
-    // TSecr echoes the original's send time (0 ms), before the retransmission at 300 ms.
-    rack.on_delivered(&d, t(500), Some(t(0)));
+    // TSecr echoes the original's send time (the 1 ms tick from 0 ms: `echo` is the tick's
+    // end), before the retransmission at 300 ms.
+    rack.on_delivered(&d, t(500), Some(t(1)));
     rack.end_ack(false, SeqNum(1000), SeqNum(1000));
     assert_eq!(rack.latest_delivered(), None);
+    // The tick ending at 300 ms still lies wholly before the retransmission.
     rack.on_delivered(&d, t(500), Some(t(300)));
+    rack.end_ack(false, SeqNum(1000), SeqNum(1000));
+    assert_eq!(rack.latest_delivered(), None);
+    // TSecr echoes the retransmission's own tick (300–301 ms).
+    rack.on_delivered(&d, t(500), Some(t(301)));
     rack.end_ack(false, SeqNum(1000), SeqNum(1000));
     assert_eq!(rack.latest_delivered(), Some((t(300), SeqNum(1000))));
 }

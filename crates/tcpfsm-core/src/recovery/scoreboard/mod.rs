@@ -360,6 +360,11 @@ impl Scoreboard {
         self.lost_bytes as u32
     }
 
+    /// Retransmitted octets still in flight (Linux `retrans_out`, in bytes).
+    pub fn retrans_bytes(&self) -> u32 {
+        self.retrans_bytes as u32
+    }
+
     /// Segments SACKed (RACK.segs_sacked; Linux `sacked_out`).
     pub fn sacked_segments(&self) -> u32 {
         self.sacked_segs

@@ -578,3 +578,68 @@ fn per_ack_cost_with_thousands_of_segments_in_flight() {
         eprintln!("{acks} ACKs with up to {n} segments in flight: {per_ack:?} per ACK");
     }
 }
+
+#[test]
+fn with_rack_only_lost_segments_are_retransmitted_no_rule_3_or_4_linux() {
+    // Segment 20 is lost; segments 25 and 29 arrive 30 ms late (reordering, not loss). In
+    // recovery with no new data left, RFC 6675's rule 3 would resend 25 (unSACKed below the
+    // highest SACK) and rule 4 the tail 29 (rescue); Linux with RACK resends only what it
+    // marked lost, and RACK's reordering window covers the late ones once reordering is seen.
+    for isn in ISNS {
+        let fate: Fate = Box::new(|off, n| {
+            let seg = off / MSS;
+            Some(if n == 1 && (seg == 5 || seg == 25 || seg == 29) {
+                30_000
+            } else {
+                0
+            })
+            .filter(|_| !(n == 1 && seg == 20))
+        });
+        let mut sim = Sim::new(isn, 30, cubic(), fate);
+        sim.run();
+        assert_eq!(sim.rtos, 0);
+        assert_eq!(sim.retransmissions_of(20 * MSS), 1);
+        assert_eq!(
+            sim.retransmissions(),
+            sim.retransmissions_of(20 * MSS) + sim.retransmissions_of(5 * MSS),
+            "only the lost segment (and the first reordering, before it was known) went again: {:?}",
+            sim.sends.iter().filter(|s| s.2).collect::<Vec<_>>()
+        );
+        assert_eq!(sim.retransmissions_of(25 * MSS), 0);
+        assert_eq!(sim.retransmissions_of(29 * MSS), 0);
+    }
+}
+
+#[test]
+fn a_late_original_does_not_undo_while_another_retransmission_is_out_rfc3522_linux() {
+    // Segment 20 is 30 ms late (reordering: RACK retransmits it, no reordering seen yet) and
+    // segment 22 is really lost. The late original fills the hole at SND.UNA and its ACK
+    // echoes a send time before the first retransmission — Eifel's sign of a spurious
+    // retransmission, but 22's retransmission is still out and its loss was real: Linux's
+    // tcp_try_undo_partial undoes only with no retransmission in flight.
+    for isn in ISNS {
+        let fate: Fate = Box::new(|off, n| {
+            let seg = off / MSS;
+            match (n, seg) {
+                (1, 20) => Some(30_000),
+                (1, 22) => None,
+                _ => Some(0),
+            }
+        });
+        let mut sim = Sim::new(isn, 100, cubic(), fate);
+        sim.run();
+        assert_eq!(sim.retransmissions_of(22 * MSS), 1);
+        assert_eq!(
+            sim.retransmissions_of(20 * MSS),
+            1,
+            "RACK took the late one for lost"
+        );
+        let c = sim.lr.counters();
+        assert_eq!(
+            (c.ts_undo, c.dsack_undo),
+            (0, 0),
+            "the real loss was undone"
+        );
+        assert!(sim.cc.ssthresh() < u32::MAX);
+    }
+}
