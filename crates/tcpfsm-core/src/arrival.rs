@@ -68,8 +68,17 @@ pub(crate) fn paws_rejects(
     if seg.flags.contains(Flags::RST) {
         return false;
     }
-    ts_before(ts.tsval, recent) && !ts_recent_expired(stamp, now)
+    // Linux's TCP_PAWS_WINDOW: a TSval one tick older than TS.Recent still passes. A segment
+    // reordered behind one sent in the next clock tick (our own timestamps tick in
+    // milliseconds, as Linux's) carries such a TSval, and rejecting it turns reordering into
+    // loss. RFC 7323 §5.3 compares strictly; the one-tick slack cannot admit an old
+    // duplicate, whose TSval is at least an MSL-scale age behind.
+    ts_before(ts.tsval.wrapping_add(PAWS_WINDOW), recent) && !ts_recent_expired(stamp, now)
 }
+
+/// How many ticks older than TS.Recent a TSval may be and still pass PAWS (Linux
+/// `TCP_PAWS_WINDOW`).
+const PAWS_WINDOW: u32 = 1;
 
 /// RFC 7323 §5.5: TS.Recent recorded at `stamp` is no longer valid at `now`.
 fn ts_recent_expired(stamp: Instant, now: Instant) -> bool {

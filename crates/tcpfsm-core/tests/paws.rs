@@ -57,6 +57,26 @@ fn paws_rejects_an_old_timestamp_before_the_sequence_check_rfc7323_5_3() {
 }
 
 #[test]
+fn paws_lets_a_timestamp_one_tick_older_through_linux_tcp_paws_window() {
+    let mut s = ts_server();
+    s.data(b"first");
+    let recent = s.tsval();
+    s.now += Duration::from_millis(5);
+    // Reordered behind a segment sent one clock tick later: TSval = TS.Recent - 1, accepted.
+    let late = at(&s, s.p, recent - 1, b"late");
+    s.inject(late);
+    s.p = s.p.wrapping_add(4);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::PAWSEstab], 0);
+    // Two ticks older is old: rejected by PAWS.
+    s.now += Duration::from_millis(5);
+    let old = at(&s, s.p, recent - 2, b"old");
+    s.inject(old);
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::PAWSEstab], 1);
+    let (got, _) = s.read_all();
+    assert_eq!(got, b"firstlate");
+}
+
+#[test]
 fn rst_is_exempt_from_paws_rfc7323_5_3() {
     let mut s = ts_server();
     s.data(b"abc");
@@ -77,7 +97,7 @@ fn paws_ts_recent_expires_after_24_days_idle_rfc7323_5_5() {
     let recent = s.tsval();
     // 23 days idle: an older TSval is still refused.
     s.now += Duration::from_secs(23 * 24 * 3600);
-    let old = at(&s, s.p, recent - 1, b"old");
+    let old = at(&s, s.p, recent - 2, b"old"); // older than the one-tick PAWS window
     s.inject(old);
     assert_eq!(s.ep.stats()[tcpfsm_core::Counter::PAWSEstab], 1);
     // 25 days idle: the peer's millisecond clock has wrapped its sign bit, so its TSval now
