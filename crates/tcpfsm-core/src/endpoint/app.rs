@@ -279,9 +279,8 @@ impl Endpoint {
         let ts_offset = self.config.timestamps.then(|| self.secrets.ts_offset(&key));
         let (mut ctx, table) = self.ctx(now);
         let id = table.insert_with(key, |id| {
-            Entry::Conn(Box::new(Conn::connect(
-                id, tuple, iss, opts, ts_offset, &mut ctx,
-            )))
+            let c = Conn::connect(id, tuple, iss, opts, ts_offset, &mut ctx);
+            Entry::Conn(ctx.spare.boxed(c))
         });
         self.stats[Counter::ActiveOpens] += 1;
         let slot = self.table.slot_of(id).expect("just inserted");

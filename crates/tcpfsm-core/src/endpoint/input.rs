@@ -327,8 +327,9 @@ impl Endpoint {
         let lid = self.listeners[li].id;
         let opts = self.listeners[li].conn_opts;
         let cfg = &self.config;
-        let build = |id| {
-            Entry::Conn(Box::new(Conn::from_half_open(
+        let spare = &mut self.spare;
+        let mut build = |id| {
+            Entry::Conn(spare.boxed(Conn::from_half_open(
                 id,
                 tuple,
                 lid,
@@ -372,11 +373,10 @@ impl Endpoint {
             // The entry stays what it was: half-open, or (a cookie) nothing.
             match half_open {
                 Some(old) => {
-                    self.table.replace(slot, old);
+                    let conn = self.table.replace(slot, old);
+                    self.spare.free(conn);
                 }
-                None => {
-                    self.table.remove(slot);
-                }
+                None => self.free_slot(slot),
             }
             return false;
         }

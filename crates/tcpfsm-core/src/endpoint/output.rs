@@ -21,7 +21,7 @@ impl Endpoint {
                     self.enter_time_wait(slot);
                 } else if self.table.conn(slot).is_some_and(|c| c.owner != Owner::App) {
                     // Already a record; this slot only kept the application's handle.
-                    self.table.remove(slot);
+                    self.free_slot(slot);
                 }
             }
             State::Closed | State::Listen => {
@@ -34,9 +34,10 @@ impl Endpoint {
                 };
                 self.timers.set(slot, None);
                 if keep {
+                    c.release_buffers();
                     self.table.unindex(slot);
                 } else {
-                    self.table.remove(slot);
+                    self.free_slot(slot);
                 }
             }
             _ => {

@@ -63,7 +63,7 @@ impl Endpoint {
             self.time_wait.insert(rec);
         }
         if !keep {
-            self.table.remove(slot);
+            self.free_slot(slot);
         }
     }
 
