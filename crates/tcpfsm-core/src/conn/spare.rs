@@ -34,9 +34,10 @@ impl Spare {
     }
 
     /// `r`, boxed in a kept box if there is one.
-    pub(crate) fn recovery(&mut self, r: Recovery) -> Box<Recovery> {
+    pub(crate) fn recovery(&mut self, mut r: Recovery) -> Box<Recovery> {
         match self.recovery.pop() {
             Some(mut b) => {
+                r.adopt_storage(&mut b);
                 *b = r;
                 b
             }

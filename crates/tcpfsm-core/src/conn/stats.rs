@@ -35,6 +35,11 @@ impl Snapshot {
 }
 
 impl Recovery {
+    /// Takes a finished connection's recovery storage (see [`super::spare::Spare`]).
+    pub(crate) fn adopt_storage(&mut self, old: &mut Recovery) {
+        self.lr.adopt_storage(&mut old.lr);
+    }
+
     pub(crate) fn new(lr: LossRecovery) -> Recovery {
         Recovery {
             lr,

@@ -132,6 +132,8 @@ pub struct Endpoint {
     pub(crate) tx_queue: VecDeque<u32>,
     pub(crate) timers: TimerQueue,
     pub(crate) scratch: Vec<u8>,
+    /// The last destination's RFC 6056 port offset: (local IP, remote, offset).
+    pub(crate) port_offset_memo: Option<(std::net::IpAddr, std::net::SocketAddr, u32)>,
     /// Finished connections' storage for the next ones.
     pub(crate) spare: crate::conn::spare::Spare,
     /// RFC 6056 Algorithm 3's `next_ephemeral` counter.
@@ -172,6 +174,7 @@ impl Endpoint {
             timers: TimerQueue::default(),
             scratch: Vec::with_capacity(2048),
             spare: Default::default(),
+            port_offset_memo: None,
             port_counter: 0,
             last_now: Instant::ZERO,
         }

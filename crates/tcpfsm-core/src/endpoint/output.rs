@@ -159,7 +159,15 @@ impl Endpoint {
         self.timers.set(slot, Some(now + backoff));
         let key = self.table.slot(slot).key;
         if let Some(li) = self.listeners.iter().position(|l| l.id == h.listener) {
-            self.send_synack(now, key.expand(), &key, li, &h, TxKind::Retransmission);
+            self.send_synack(
+                now,
+                key.expand(),
+                &key,
+                li,
+                &h,
+                TxKind::Retransmission,
+                None,
+            );
             self.stats[Counter::RetransSegs] += 1;
         }
         self.stats[Counter::TCPTimeouts] += 1;

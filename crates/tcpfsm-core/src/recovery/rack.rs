@@ -162,6 +162,15 @@ impl Rack {
         }
     }
 
+    /// Takes a finished connection's transmission log, emptied (see
+    /// `Scoreboard::adopt_storage`).
+    pub(crate) fn adopt_storage(&mut self, old: &mut Rack) {
+        if self.log.capacity() == 0 {
+            self.log = std::mem::take(&mut old.log);
+            self.log.clear();
+        }
+    }
+
     pub fn min_rtt(&self) -> Option<Duration> {
         self.min_rtt.get()
     }

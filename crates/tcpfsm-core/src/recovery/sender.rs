@@ -183,6 +183,13 @@ impl LossRecovery {
         }
     }
 
+    /// Takes a finished connection's collections for this new state, so a short connection
+    /// allocates none (the endpoint keeps finished connections' recovery state).
+    pub(crate) fn adopt_storage(&mut self, old: &mut LossRecovery) {
+        self.sb.adopt_storage(&mut old.sb);
+        self.rack.adopt_storage(&mut old.rack);
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }
