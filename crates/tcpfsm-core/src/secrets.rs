@@ -78,3 +78,54 @@ impl Secrets {
         ) as u32
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FourTuple;
+
+    fn tuple(port: u16) -> CompactTuple {
+        CompactTuple::new(&FourTuple {
+            local: "10.0.0.1:40000".parse().unwrap(),
+            remote: format!("10.0.0.2:{port}").parse().unwrap(),
+        })
+    }
+
+    /// Every segment of a connection (SYN-ACK, data, the TIME_WAIT ACK) must carry TSvals of
+    /// one clock (RFC 7323 §5.4), whichever path computed the offset.
+    #[test]
+    fn ts_offset_is_the_same_alone_or_with_the_isn_rfc7323_5_4() {
+        let s = Secrets::from_seed(9);
+        for port in [1, 80, 443, 65535] {
+            let t = tuple(port);
+            let (_, off) = s.isn_and_ts_offset(&t, Instant::from_micros(123_456));
+            assert_eq!(off, s.ts_offset(&t));
+        }
+    }
+
+    /// RFC 6528 §3: ISN = M + F(tuple, key) with M a 4 µs clock; F differs per tuple and per
+    /// key, and the ISN's half of the hash is not the offset's.
+    #[test]
+    fn isn_is_a_4us_clock_plus_a_keyed_tuple_hash_rfc6528_3() {
+        let s = Secrets::from_seed(9);
+        let t = tuple(80);
+        let (a, off) = s.isn_and_ts_offset(&t, Instant::from_micros(1_000));
+        let (b, _) = s.isn_and_ts_offset(&t, Instant::from_micros(1_400));
+        assert_eq!(b.wrapping_sub(a), 100);
+        assert_ne!(
+            a,
+            s.isn_and_ts_offset(&tuple(81), Instant::from_micros(1_000))
+                .0
+        );
+        let other = Secrets::from_seed(10);
+        assert_ne!(
+            a,
+            other.isn_and_ts_offset(&t, Instant::from_micros(1_000)).0
+        );
+        assert_ne!(
+            a.wrapping_sub(250),
+            off,
+            "ISN and offset are different halves"
+        );
+    }
+}
