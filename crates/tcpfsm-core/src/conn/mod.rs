@@ -309,9 +309,8 @@ impl Conn {
         ))));
     }
 
-    /// A closed connection the application still holds gives its buffer memory back (one
-    /// that is freed instead leaves it to the next connection, see [`spare::Spare`]).
-    pub(crate) fn release_buffers(&mut self) {
+    /// Gives buffer memory back, but for unread data.
+    fn release_buffers(&mut self) {
         self.snd.release();
         self.rcv.release_if_read();
     }
@@ -430,6 +429,12 @@ impl Conn {
                 // RST); only the rest goes.
                 self.snd.discard();
                 self.rcv.discard_out_of_order();
+                if self.owner != Owner::Orphan {
+                    // A handle outlives the connection: its buffer memory goes back now. An
+                    // orphan is freed at once and leaves the storage to the next connection
+                    // (see [`spare::Spare`]).
+                    self.release_buffers();
+                }
                 let reason = match cause {
                     Cause::ResetReceived if from == State::SynSent => CloseReason::Refused,
                     Cause::ResetReceived => CloseReason::Reset,

@@ -34,7 +34,6 @@ impl Endpoint {
                 };
                 self.timers.set(slot, None);
                 if keep {
-                    c.release_buffers();
                     self.table.unindex(slot);
                 } else {
                     self.free_slot(slot);
