@@ -193,6 +193,14 @@ impl Ring {
         self.len = 0;
     }
 
+    /// A finished ring about to be kept for a new connection: storage too large to adopt goes
+    /// now, so kept connections hold little memory.
+    pub(crate) fn trim_for_reuse(&mut self) {
+        if self.buf.len() > ADOPT_MAX {
+            self.buf = Vec::new();
+        }
+    }
+
     /// Takes a finished ring's storage for this unused one, if it is small (at most
     /// [`ADOPT_MAX`]) and no larger than this ring could grow to: its old bytes are never read,
     /// as only what is written here becomes filled.

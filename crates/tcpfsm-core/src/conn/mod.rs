@@ -315,6 +315,12 @@ impl Conn {
         self.rcv.release_if_read();
     }
 
+    /// A finished connection about to be kept (see [`spare::Spare`]): large buffers go now.
+    pub(crate) fn trim_for_reuse(&mut self) {
+        self.snd.trim_for_reuse();
+        self.rcv.trim_for_reuse();
+    }
+
     /// Takes a finished connection's ring storage for this new one (see [`spare::Spare`]).
     pub(crate) fn adopt_storage(&mut self, old: &mut Conn) {
         self.snd.adopt_storage(&mut old.snd);

@@ -93,6 +93,10 @@ impl RecvSide {
         self.ring.adopt(&mut old);
     }
 
+    pub(crate) fn trim_for_reuse(&mut self) {
+        self.ring.trim_for_reuse();
+    }
+
     /// Takes a finished connection's buffer storage (see [`crate::ring::Ring::adopt`]).
     pub(crate) fn adopt_storage(&mut self, old: &mut RecvSide) {
         self.ring.adopt(&mut old.ring);

@@ -186,6 +186,10 @@ impl SendSide {
         self.ring.release();
     }
 
+    pub(crate) fn trim_for_reuse(&mut self) {
+        self.ring.trim_for_reuse();
+    }
+
     /// Takes a finished connection's buffer storage (see [`crate::ring::Ring::adopt`]).
     pub(crate) fn adopt_storage(&mut self, old: &mut SendSide) {
         self.ring.adopt(&mut old.ring);

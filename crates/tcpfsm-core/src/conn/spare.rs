@@ -9,7 +9,8 @@ use super::Conn;
 use crate::table::Entry;
 
 /// At most this many of each are kept, so that a burst of closes leaves little memory
-/// behind (each kept connection holds at most two small rings, see `Ring::adopt`).
+/// behind: a kept connection holds at most two rings of 16 KiB (`Ring::trim_for_reuse`), a
+/// kept recovery state collections of at most 64 entries (`Scoreboard::storage_is_small`).
 const KEEP: usize = 16;
 
 // The boxes themselves are what is kept: a kept box becomes the next connection's allocation.
@@ -49,11 +50,12 @@ impl Spare {
     pub(crate) fn free(&mut self, entry: Entry) {
         let Entry::Conn(mut c) = entry else { return };
         if let Some(r) = c.lr.take() {
-            if self.recovery.len() < KEEP {
+            if self.recovery.len() < KEEP && r.storage_is_small() {
                 self.recovery.push(r);
             }
         }
         if self.conns.len() < KEEP {
+            c.trim_for_reuse();
             self.conns.push(c);
         }
     }

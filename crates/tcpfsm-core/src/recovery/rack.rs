@@ -171,6 +171,10 @@ impl Rack {
         }
     }
 
+    pub(crate) fn storage_is_small(&self) -> bool {
+        self.log.capacity() <= super::scoreboard::KEEP_CAPACITY
+    }
+
     pub fn min_rtt(&self) -> Option<Duration> {
         self.min_rtt.get()
     }

@@ -25,6 +25,10 @@ impl Ranges {
         }
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.v.capacity()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.v.is_empty()
     }

@@ -190,6 +190,12 @@ impl LossRecovery {
         self.rack.adopt_storage(&mut old.rack);
     }
 
+    /// Whether the collections are small enough to keep for a new connection (a bulk
+    /// connection's scoreboard can hold thousands of segments).
+    pub(crate) fn storage_is_small(&self) -> bool {
+        self.sb.storage_is_small() && self.rack.storage_is_small()
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }

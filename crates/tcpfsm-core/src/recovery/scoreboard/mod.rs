@@ -43,6 +43,10 @@ const DSACKED: u8 = 16;
 /// arrive later (RFC 2883 §4.1.1's case).
 const HISTORY: usize = 64;
 
+/// Collections up to this many entries are kept from a finished connection for the next one
+/// (see `adopt_storage`); larger ones are freed with it.
+pub(crate) const KEEP_CAPACITY: usize = 64;
+
 #[derive(Debug, Clone, Copy)]
 struct Seg {
     start: u64,
@@ -260,6 +264,12 @@ impl Scoreboard {
     /// Takes a finished connection's collections, emptied, for this new scoreboard, so a
     /// short connection allocates none of its own (the endpoint keeps finished connections'
     /// recovery state for the next ones).
+    pub(crate) fn storage_is_small(&self) -> bool {
+        self.segs.capacity() <= KEEP_CAPACITY
+            && self.gaps.capacity() <= KEEP_CAPACITY
+            && self.sacked.capacity() <= KEEP_CAPACITY
+    }
+
     pub(crate) fn adopt_storage(&mut self, old: &mut Scoreboard) {
         if self.segs.capacity() == 0 {
             self.segs = std::mem::take(&mut old.segs);
