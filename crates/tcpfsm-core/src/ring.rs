@@ -23,6 +23,10 @@ pub(crate) struct Ring {
 /// Smallest storage allocated at first use: one typical segment plus headroom.
 const MIN_ALLOC: usize = 2048;
 
+/// Largest storage a new connection takes over from a finished one (see [`Ring::adopt`]):
+/// what a short connection grew to, so kept connections hold little memory.
+const ADOPT_MAX: usize = 16 * 1024;
+
 impl Ring {
     pub(crate) fn new(max: usize) -> Ring {
         Ring {
@@ -181,6 +185,32 @@ impl Ring {
     /// Releases all storage (the connection is done with this direction).
     pub(crate) fn release(&mut self) {
         *self = Ring::new(self.max as usize);
+    }
+
+    /// Drops every byte, filled or written beyond the tail, and keeps the storage.
+    pub(crate) fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+
+    /// A finished ring about to be kept for a new connection: storage too large to adopt goes
+    /// now, so kept connections hold little memory.
+    pub(crate) fn trim_for_reuse(&mut self) {
+        if self.buf.len() > ADOPT_MAX {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Takes a finished ring's storage for this unused one, if it is small (at most
+    /// [`ADOPT_MAX`]) and no larger than this ring could grow to: its old bytes are never read,
+    /// as only what is written here becomes filled.
+    pub(crate) fn adopt(&mut self, old: &mut Ring) {
+        let cap = old.buf.len();
+        let most = (self.max as usize).next_power_of_two().max(MIN_ALLOC);
+        if self.buf.is_empty() && self.len == 0 && cap <= ADOPT_MAX && cap <= most {
+            self.buf = std::mem::take(&mut old.buf);
+            self.head = 0;
+        }
     }
 }
 

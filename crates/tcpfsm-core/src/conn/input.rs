@@ -74,7 +74,7 @@ impl Conn {
     /// Our SYN is acknowledged: stop its timer and become ESTABLISHED.
     fn handshake_done(&mut self, ctx: &mut Ctx<'_>) {
         self.timers.clear(Timer::Rtx);
-        self.start_recovery(ctx.cfg);
+        self.start_recovery(ctx.cfg, ctx.spare);
         self.snd.retries = 0;
         self.snd.rtt.reset_backoff();
         self.snd.syn_pending = false;

@@ -11,6 +11,7 @@ mod input;
 mod output;
 pub(crate) mod recv;
 pub(crate) mod send;
+pub(crate) mod spare;
 mod stats;
 mod timeout;
 
@@ -42,6 +43,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) ctl: &'a mut CtlQueue,
     pub(crate) challenge: &'a mut ChallengeBudget,
     pub(crate) secrets: &'a Secrets,
+    pub(crate) spare: &'a mut spare::Spare,
 }
 
 /// Who holds the connection.
@@ -298,7 +300,7 @@ impl Conn {
     }
 
     /// The handshake completed: loss recovery starts tracking what is sent from now on.
-    pub(crate) fn start_recovery(&mut self, cfg: &Config) {
+    pub(crate) fn start_recovery(&mut self, cfg: &Config, spare: &mut spare::Spare) {
         let r = RecoveryConfig {
             sack: self.sack,
             rack: cfg.rack,
@@ -306,11 +308,29 @@ impl Conn {
             undo: cfg.recovery_undo,
             ..RecoveryConfig::default()
         };
-        self.lr = Some(Box::new(stats::Recovery::new(LossRecovery::new(
+        self.lr = Some(spare.recovery(stats::Recovery::new(LossRecovery::new(
             r,
             self.snd.snd_una,
             self.snd.mss as u32,
         ))));
+    }
+
+    /// Gives buffer memory back, but for unread data.
+    fn release_buffers(&mut self) {
+        self.snd.release();
+        self.rcv.release_if_read();
+    }
+
+    /// A finished connection about to be kept (see [`spare::Spare`]): large buffers go now.
+    pub(crate) fn trim_for_reuse(&mut self) {
+        self.snd.trim_for_reuse();
+        self.rcv.trim_for_reuse();
+    }
+
+    /// Takes a finished connection's ring storage for this new one (see [`spare::Spare`]).
+    pub(crate) fn adopt_storage(&mut self, old: &mut Conn) {
+        self.snd.adopt_storage(&mut old.snd);
+        self.rcv.adopt_storage(&mut old.rcv);
     }
 
     /// Copies an arriving segment's text into the receive buffer while `sum` takes it in, if
@@ -419,8 +439,14 @@ impl Conn {
                 self.snd.syn_pending = false;
                 // What arrived in order stays readable (as Linux keeps its receive queue on
                 // RST); only the rest goes.
-                self.snd.release();
+                self.snd.discard();
                 self.rcv.discard_out_of_order();
+                if self.owner != Owner::Orphan {
+                    // A handle outlives the connection: its buffer memory goes back now. An
+                    // orphan is freed at once and leaves the storage to the next connection
+                    // (see [`spare::Spare`]).
+                    self.release_buffers();
+                }
                 let reason = match cause {
                     Cause::ResetReceived if from == State::SynSent => CloseReason::Refused,
                     Cause::ResetReceived => CloseReason::Reset,

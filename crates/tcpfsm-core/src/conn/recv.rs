@@ -87,7 +87,19 @@ impl RecvSide {
     /// Learns the peer's ISN from its SYN.
     pub(crate) fn synchronize(&mut self, irs: SeqNum, wscale: u8) {
         let buffer = self.ring.max();
+        let mut old = std::mem::take(&mut self.ring);
         *self = RecvSide::new(irs, buffer, wscale);
+        // Nothing is buffered before the SYN; keep storage the connection adopted.
+        self.ring.adopt(&mut old);
+    }
+
+    pub(crate) fn trim_for_reuse(&mut self) {
+        self.ring.trim_for_reuse();
+    }
+
+    /// Takes a finished connection's buffer storage (see [`crate::ring::Ring::adopt`]).
+    pub(crate) fn adopt_storage(&mut self, old: &mut RecvSide) {
+        self.ring.adopt(&mut old.ring);
     }
 
     fn base(&self) -> SeqNum {
@@ -363,11 +375,15 @@ impl RecvSide {
         self.sack.get_or_insert_with(Default::default)
     }
 
-    /// Drops everything not yet in order and releases buffers beyond what is unread (the
-    /// connection closed; only reading what arrived is left).
+    /// Drops everything not yet in order (the connection closed; only reading what arrived
+    /// is left). The storage goes with [`RecvSide::release_if_read`].
     pub(crate) fn discard_out_of_order(&mut self) {
         self.ooo.clear();
         self.sack = None;
+    }
+
+    /// Releases the buffer if nothing is left to read (the connection is closed).
+    pub(crate) fn release_if_read(&mut self) {
         if self.ring.is_empty() {
             self.ring.release();
         }

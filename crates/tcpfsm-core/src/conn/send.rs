@@ -192,9 +192,24 @@ impl SendSide {
         self.data_end().gt(cur) || self.fin_seq == Some(self.data_end()) && !self.fin_sent()
     }
 
+    /// Drops what is buffered (the connection is closed); the storage stays until
+    /// [`SendSide::release`] or until a new connection adopts it.
+    pub(crate) fn discard(&mut self) {
+        self.ring.clear();
+    }
+
     /// Gives the send buffer's memory back (the connection is closed).
     pub(crate) fn release(&mut self) {
         self.ring.release();
+    }
+
+    pub(crate) fn trim_for_reuse(&mut self) {
+        self.ring.trim_for_reuse();
+    }
+
+    /// Takes a finished connection's buffer storage (see [`crate::ring::Ring::adopt`]).
+    pub(crate) fn adopt_storage(&mut self, old: &mut SendSide) {
+        self.ring.adopt(&mut old.ring);
     }
 
     pub(crate) fn outstanding(&self) -> bool {

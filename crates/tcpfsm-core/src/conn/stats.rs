@@ -39,6 +39,15 @@ impl Snapshot {
 }
 
 impl Recovery {
+    pub(crate) fn storage_is_small(&self) -> bool {
+        self.lr.storage_is_small()
+    }
+
+    /// Takes a finished connection's recovery storage (see [`super::spare::Spare`]).
+    pub(crate) fn adopt_storage(&mut self, old: &mut Recovery) {
+        self.lr.adopt_storage(&mut old.lr);
+    }
+
     pub(crate) fn new(lr: LossRecovery) -> Recovery {
         Recovery {
             lr,

@@ -272,16 +272,16 @@ impl Endpoint {
         }
         // A reused TIME_WAIT tuple starts beyond the old sequence space (as Linux:
         // tw_snd_nxt + 65535 + 2), so old duplicates cannot fall in the new window.
+        let (isn, ts_offset) = self.secrets.isn_and_ts_offset(&key, now);
         let iss = match reused {
             Some(rec) => SeqNum(rec.snd_nxt.wrapping_add(65537)),
-            None => SeqNum(self.secrets.isn(&key, now)),
+            None => SeqNum(isn),
         };
-        let ts_offset = self.config.timestamps.then(|| self.secrets.ts_offset(&key));
+        let ts_offset = self.config.timestamps.then_some(ts_offset);
         let (mut ctx, table) = self.ctx(now);
         let id = table.insert_with(key, |id| {
-            Entry::Conn(Box::new(Conn::connect(
-                id, tuple, iss, opts, ts_offset, &mut ctx,
-            )))
+            let c = Conn::connect(id, tuple, iss, opts, ts_offset, &mut ctx);
+            Entry::Conn(ctx.spare.boxed(c))
         });
         self.stats[Counter::ActiveOpens] += 1;
         let slot = self.table.slot_of(id).expect("just inserted");

@@ -202,7 +202,7 @@ impl Endpoint {
             self.stats[Counter::SyncookiesSent] += 1;
             self.stats[Counter::TCPReqQFullDoCookies] += l.syn_queue_full() as u64;
             let h = HalfOpen::new(lid, cookie, seg.seq.0, peer);
-            self.send_synack(now, tuple, &key, li, &h, TxKind::SynCookie);
+            self.send_synack(now, tuple, &key, li, &h, TxKind::SynCookie, None);
             return;
         }
         if l.syn_queue_full() {
@@ -210,9 +210,10 @@ impl Endpoint {
             self.stats[Counter::TCPReqQFullDrop] += 1;
             return;
         }
+        let (isn, ts_offset) = self.secrets.isn_and_ts_offset(&key, now);
         let iss = match isn_floor {
             Some(f) => f.0,
-            None => self.secrets.isn(&key, now),
+            None => isn,
         };
         let mut h = HalfOpen::new(lid, iss, seg.seq.0, peer);
         h.synack_sent(now);
@@ -226,13 +227,15 @@ impl Endpoint {
             to: State::SynReceived,
             cause: Cause::SynReceived,
         });
-        self.send_synack(now, tuple, &key, li, &h, TxKind::Normal);
+        self.send_synack(now, tuple, &key, li, &h, TxKind::Normal, Some(ts_offset));
         let slot = self.table.slot_of(id).expect("just inserted");
         self.timers.set(slot, Some(now + self.config.rto_initial));
     }
 
     /// The SYN-ACK of a half-open entry or a SYN cookie: it answers only the options the peer
-    /// offered (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+    /// offered (RFC 7323 §2.2, §3.2; RFC 2018 §2). `ts_offset`: the connection's TSval
+    /// offset if the caller has it (else the keyed hash is computed).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn send_synack(
         &mut self,
         now: Instant,
@@ -241,10 +244,12 @@ impl Endpoint {
         li: usize,
         h: &HalfOpen,
         kind: TxKind,
+        ts_offset: Option<u32>,
     ) {
         let opts = self.listeners[li].conn_opts;
         let peer = h.peer();
-        let mut tsval = ts_clock(now, self.secrets.ts_offset(key));
+        let ts_offset = ts_offset.unwrap_or_else(|| self.secrets.ts_offset(key));
+        let mut tsval = ts_clock(now, ts_offset);
         if kind == TxKind::SynCookie {
             let sack = self.config.sack && peer.sack;
             let ws = peer.wscale.filter(|_| self.config.window_scaling);
@@ -328,8 +333,9 @@ impl Endpoint {
         let lid = self.listeners[li].id;
         let opts = self.listeners[li].conn_opts;
         let cfg = &self.config;
-        let build = |id| {
-            Entry::Conn(Box::new(Conn::from_half_open(
+        let spare = &mut self.spare;
+        let mut build = |id| {
+            Entry::Conn(spare.boxed(Conn::from_half_open(
                 id,
                 tuple,
                 lid,
@@ -374,11 +380,10 @@ impl Endpoint {
             // The entry stays what it was: half-open, or (a cookie) nothing.
             match half_open {
                 Some(old) => {
-                    self.table.replace(slot, old);
+                    let conn = self.table.replace(slot, old);
+                    self.spare.free(conn);
                 }
-                None => {
-                    self.table.remove(slot);
-                }
+                None => self.free_slot(slot),
             }
             return false;
         }
@@ -427,7 +432,7 @@ impl Endpoint {
             }
             if hm.oow.allow(now, limit) {
                 let h = *hm;
-                self.send_synack(now, tuple, &key, li, &h, TxKind::Retransmission);
+                self.send_synack(now, tuple, &key, li, &h, TxKind::Retransmission, None);
                 self.stats[Counter::RetransSegs] += 1;
             } else {
                 self.stats[Counter::TCPACKSkippedSynRecv] += 1;

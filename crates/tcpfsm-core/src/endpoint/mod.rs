@@ -132,6 +132,10 @@ pub struct Endpoint {
     pub(crate) tx_queue: VecDeque<u32>,
     pub(crate) timers: TimerQueue,
     pub(crate) scratch: Vec<u8>,
+    /// The last destination's RFC 6056 port offset: (local IP, remote, offset).
+    pub(crate) port_offset_memo: Option<(std::net::IpAddr, std::net::SocketAddr, u32)>,
+    /// Finished connections' storage for the next ones.
+    pub(crate) spare: crate::conn::spare::Spare,
     /// RFC 6056 Algorithm 3's `next_ephemeral` counter.
     pub(crate) port_counter: u32,
     /// The latest time passed in, for TIME_WAIT deadlines kept as millisecond clocks.
@@ -169,6 +173,8 @@ impl Endpoint {
             tx_queue: VecDeque::new(),
             timers: TimerQueue::default(),
             scratch: Vec::with_capacity(2048),
+            spare: Default::default(),
+            port_offset_memo: None,
             port_counter: 0,
             last_now: Instant::ZERO,
         }
@@ -195,9 +201,16 @@ impl Endpoint {
                 ctl: &mut self.ctl,
                 challenge: &mut self.challenge,
                 secrets: &self.secrets,
+                spare: &mut self.spare,
             },
             &mut self.table,
         )
+    }
+
+    /// Frees a slot; a connection in it leaves its storage to the next one.
+    pub(crate) fn free_slot(&mut self, slot: u32) {
+        let e = self.table.remove(slot);
+        self.spare.free(e);
     }
 
     /// The application's connection: `None` if the handle is stale or not (any more) the

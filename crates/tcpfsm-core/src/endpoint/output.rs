@@ -21,7 +21,7 @@ impl Endpoint {
                     self.enter_time_wait(slot);
                 } else if self.table.conn(slot).is_some_and(|c| c.owner != Owner::App) {
                     // Already a record; this slot only kept the application's handle.
-                    self.table.remove(slot);
+                    self.free_slot(slot);
                 }
             }
             State::Closed | State::Listen => {
@@ -36,7 +36,7 @@ impl Endpoint {
                 if keep {
                     self.table.unindex(slot);
                 } else {
-                    self.table.remove(slot);
+                    self.free_slot(slot);
                 }
             }
             _ => {
@@ -158,7 +158,15 @@ impl Endpoint {
         self.timers.set(slot, Some(now + backoff));
         let key = self.table.slot(slot).key;
         if let Some(li) = self.listeners.iter().position(|l| l.id == h.listener) {
-            self.send_synack(now, key.expand(), &key, li, &h, TxKind::Retransmission);
+            self.send_synack(
+                now,
+                key.expand(),
+                &key,
+                li,
+                &h,
+                TxKind::Retransmission,
+                None,
+            );
             self.stats[Counter::RetransSegs] += 1;
         }
         self.stats[Counter::TCPTimeouts] += 1;

@@ -58,14 +58,23 @@ impl Endpoint {
             return Err(ConnectError::AddrNotAvailable);
         }
         let n = (hi - lo) as u32 + 1;
-        let lbytes = CompactTuple::new(&FourTuple {
-            local: SocketAddr::new(local_ip, 0),
-            remote,
-        })
-        .hash_input();
-        let offset = self
-            .secrets
-            .port_offset(&lbytes[..16], &lbytes[16..32], remote.port());
+        // The offset depends only on the destination (and the key): kept for the last one,
+        // since a client tends to connect to the same server again and again.
+        let offset = match self.port_offset_memo {
+            Some((ip, r, off)) if ip == local_ip && r == remote => off,
+            _ => {
+                let lbytes = CompactTuple::new(&FourTuple {
+                    local: SocketAddr::new(local_ip, 0),
+                    remote,
+                })
+                .hash_input();
+                let off = self
+                    .secrets
+                    .port_offset(&lbytes[..16], &lbytes[16..32], remote.port());
+                self.port_offset_memo = Some((local_ip, remote, off));
+                off
+            }
+        };
         for i in 0..n {
             let port = lo + ((offset.wrapping_add(self.port_counter).wrapping_add(i)) % n) as u16;
             let local = SocketAddr::new(local_ip, port);

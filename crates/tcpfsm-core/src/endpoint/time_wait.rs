@@ -12,9 +12,20 @@ use crate::{Cause, Event, FourTuple, Instant, SocketHandle, State, TxKind};
 use tcpfsm_wire::{Flags, SeqNum, TcpRepr, Timestamps};
 
 impl Endpoint {
-    fn time_wait_ack(&self, now: Instant, rec: &TimeWaitRecord, kind: TxKind) -> CtlSegment {
+    /// An ACK from a record; `ts_offset` is the connection's TSval offset when the caller
+    /// has it (it is a keyed hash of the tuple, recomputed otherwise).
+    fn time_wait_ack(
+        &self,
+        now: Instant,
+        rec: &TimeWaitRecord,
+        kind: TxKind,
+        ts_offset: Option<u32>,
+    ) -> CtlSegment {
         let ts = rec.ts_recent().map(|tsecr| Timestamps {
-            tsval: ts_clock(now, self.secrets.ts_offset(&rec.key)),
+            tsval: ts_clock(
+                now,
+                ts_offset.unwrap_or_else(|| self.secrets.ts_offset(&rec.key)),
+            ),
             tsecr,
         });
         CtlSegment::ack(
@@ -46,11 +57,12 @@ impl Endpoint {
         );
         let needs_ack = c.ack_pending();
         let keep = c.owner == Owner::App;
+        let ts_offset = c.ts.map(|ts| ts.offset);
         self.table.unindex(slot);
         self.timers.set(slot, None);
         if needs_ack {
             // The ACK of the FIN that brought us here.
-            let ack = self.time_wait_ack(now, &rec, TxKind::Normal);
+            let ack = self.time_wait_ack(now, &rec, TxKind::Normal, ts_offset);
             if self.ctl.push(ack) {
                 self.stats[Counter::OutSegs] += 1;
             }
@@ -63,7 +75,7 @@ impl Endpoint {
             self.time_wait.insert(rec);
         }
         if !keep {
-            self.table.remove(slot);
+            self.free_slot(slot);
         }
     }
 
@@ -142,7 +154,7 @@ impl Endpoint {
                     .take(now, self.config.challenge_ack_limit, &self.secrets)
                 {
                     self.stats[Counter::TCPChallengeACK] += 1;
-                    let ack = self.time_wait_ack(now, &rec, TxKind::ChallengeAck);
+                    let ack = self.time_wait_ack(now, &rec, TxKind::ChallengeAck, None);
                     self.ctl.push(ack);
                 } else {
                     self.stats[Counter::TcpfsmChallengeACKLimited] += 1;
@@ -192,7 +204,7 @@ impl Endpoint {
             return;
         }
         let rec = *self.time_wait.get(slot);
-        let ack = self.time_wait_ack(now, &rec, TxKind::Normal);
+        let ack = self.time_wait_ack(now, &rec, TxKind::Normal, None);
         self.ctl.push(ack);
     }
 }

@@ -162,6 +162,19 @@ impl Rack {
         }
     }
 
+    /// Takes a finished connection's transmission log, emptied (see
+    /// `Scoreboard::adopt_storage`).
+    pub(crate) fn adopt_storage(&mut self, old: &mut Rack) {
+        if self.log.capacity() == 0 {
+            self.log = std::mem::take(&mut old.log);
+            self.log.clear();
+        }
+    }
+
+    pub(crate) fn storage_is_small(&self) -> bool {
+        self.log.capacity() <= super::scoreboard::KEEP_CAPACITY
+    }
+
     pub fn min_rtt(&self) -> Option<Duration> {
         self.min_rtt.get()
     }

@@ -17,6 +17,18 @@ impl Ranges {
         }
     }
 
+    /// Takes `old`'s storage, emptied, if this set has none (see `Scoreboard::adopt_storage`).
+    pub(crate) fn adopt(&mut self, old: &mut Ranges) {
+        if self.v.capacity() == 0 {
+            self.v = std::mem::take(&mut old.v);
+            self.v.clear();
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.v.capacity()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.v.is_empty()
     }

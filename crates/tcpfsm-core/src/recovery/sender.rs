@@ -197,6 +197,19 @@ impl LossRecovery {
         }
     }
 
+    /// Takes a finished connection's collections for this new state, so a short connection
+    /// allocates none (the endpoint keeps finished connections' recovery state).
+    pub(crate) fn adopt_storage(&mut self, old: &mut LossRecovery) {
+        self.sb.adopt_storage(&mut old.sb);
+        self.rack.adopt_storage(&mut old.rack);
+    }
+
+    /// Whether the collections are small enough to keep for a new connection (a bulk
+    /// connection's scoreboard can hold thousands of segments).
+    pub(crate) fn storage_is_small(&self) -> bool {
+        self.sb.storage_is_small() && self.rack.storage_is_small()
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }

@@ -43,6 +43,10 @@ const DSACKED: u8 = 16;
 /// arrive later (RFC 2883 §4.1.1's case).
 const HISTORY: usize = 64;
 
+/// Collections up to this many entries are kept from a finished connection for the next one
+/// (see `adopt_storage`); larger ones are freed with it.
+pub(crate) const KEEP_CAPACITY: usize = 64;
+
 #[derive(Debug, Clone, Copy)]
 struct Seg {
     start: u64,
@@ -234,7 +238,8 @@ impl Scoreboard {
             una: snd_una,
             una_abs: ORIGIN,
             nxt_abs: ORIGIN,
-            sacked: Ranges::with_capacity(8),
+            // Allocated at first use (a connection without SACK or loss never needs them).
+            sacked: Ranges::default(),
             sacked_bytes: 0,
             lost_bytes: 0,
             retrans_bytes: 0,
@@ -249,11 +254,36 @@ impl Scoreboard {
             dupthresh_marked: ORIGIN,
             dup_thresh: 3,
             mss: mss.max(1),
-            history: VecDeque::with_capacity(HISTORY),
-            gaps: Vec::with_capacity(8),
+            history: VecDeque::new(),
+            gaps: Vec::new(),
             counters: ScoreboardCounters::default(),
             tx_order: 0,
         }
+    }
+
+    /// Takes a finished connection's collections, emptied, for this new scoreboard, so a
+    /// short connection allocates none of its own (the endpoint keeps finished connections'
+    /// recovery state for the next ones).
+    pub(crate) fn storage_is_small(&self) -> bool {
+        self.segs.capacity() <= KEEP_CAPACITY
+            && self.gaps.capacity() <= KEEP_CAPACITY
+            && self.sacked.capacity() <= KEEP_CAPACITY
+    }
+
+    pub(crate) fn adopt_storage(&mut self, old: &mut Scoreboard) {
+        if self.segs.capacity() == 0 {
+            self.segs = std::mem::take(&mut old.segs);
+            self.segs.clear();
+        }
+        if self.history.capacity() == 0 {
+            self.history = std::mem::take(&mut old.history);
+            self.history.clear();
+        }
+        if self.gaps.capacity() == 0 {
+            self.gaps = std::mem::take(&mut old.gaps);
+            self.gaps.clear();
+        }
+        self.sacked.adopt(&mut old.sacked);
     }
 
     // ------------------------------------------------------------ conversions
