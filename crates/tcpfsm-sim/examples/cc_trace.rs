@@ -17,7 +17,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tcpfsm_core::{Config, Instant, State};
+use tcpfsm_core::{Config, Instant};
 use tcpfsm_sim::sink::Sink;
 use tcpfsm_sim::{Network, TraceEvent};
 
@@ -118,57 +118,46 @@ fn main() {
         })
         .unwrap();
     let data = vec![7u8; size];
-    let (mut sent, mut got) = (0usize, 0usize);
-    let mut sc = None;
-    let mut buf = vec![0u8; 256 * 1024];
     let mut next_log = 0u64;
     let mut last_phase = "";
-    let mut t0 = None;
-    net.run_until_pred(Instant::ZERO + Duration::from_secs(600), |net| {
-        if t0.is_none() && net.conn_state(a, c) == Some(State::Established) {
-            t0 = Some(net.now());
-        }
-        if sent < size {
-            if let Ok(n) = net.with_endpoint(a, |ep, now| ep.send(now, c, &data[sent..])) {
-                sent += n;
-            }
-        }
-        if sc.is_none() {
-            sc = net
-                .with_endpoint(b, |ep, now| ep.accept(now, l))
-                .ok()
-                .flatten();
-        }
-        if let Some(id) = sc {
-            while let Ok(Some(n)) = net.with_endpoint(b, |ep, now| ep.recv(now, id, &mut buf)) {
-                if n == 0 {
-                    break;
-                }
-                got += n;
-            }
-        }
-        let t = (net.now() - Instant::ZERO).as_micros() as u64;
-        if let Some(i) = net.endpoint(a).info(c) {
-            if t >= next_log || i.recovery != last_phase {
-                println!(
-                    "{t:>9} cwnd {:>7} ssth {:>10} infl {:>7} sacked {:>4} lost {:>4} {:<8} \
+    let ends = tcpfsm_sim::bulk::Ends {
+        sender: a,
+        conn: c,
+        receiver: b,
+        listener: l,
+    };
+    let deadline = Instant::ZERO + Duration::from_secs(600);
+    let done = tcpfsm_sim::bulk::transfer(
+        &mut net,
+        ends,
+        &data,
+        deadline,
+        |_| {},
+        |net| {
+            let t = (net.now() - Instant::ZERO).as_micros() as u64;
+            if let Some(i) = net.endpoint(a).info(c) {
+                if t >= next_log || i.recovery != last_phase {
+                    println!(
+                        "{t:>9} cwnd {:>7} ssth {:>10} infl {:>7} sacked {:>4} lost {:>4} {:<8} \
                      una {:>10} srtt {:?} rtx {}",
-                    i.cwnd,
-                    i.ssthresh,
-                    i.in_flight,
-                    i.sacked_segments,
-                    i.lost_segments,
-                    i.recovery,
-                    i.snd_una,
-                    i.srtt,
-                    i.retransmits
-                );
-                next_log = t + every_us;
-                last_phase = i.recovery;
+                        i.cwnd,
+                        i.ssthresh,
+                        i.in_flight,
+                        i.sacked_segments,
+                        i.lost_segments,
+                        i.recovery,
+                        i.snd_una,
+                        i.srtt,
+                        i.retransmits
+                    );
+                    next_log = t + every_us;
+                    last_phase = i.recovery;
+                }
             }
-        }
-        got >= size
-    });
+        },
+    );
+    let got = done.received;
+    let t0 = done.established;
     let secs = (net.now() - t0.unwrap()).as_secs_f64();
     let c = counts.lock().unwrap();
     eprintln!(

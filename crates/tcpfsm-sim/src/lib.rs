@@ -14,6 +14,7 @@
 //! ```
 
 pub mod analysis;
+pub mod bulk;
 mod decode;
 pub mod inject;
 pub mod link;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tcpfsm_sim::sink::Sink;
 use tcpfsm_sim::{Network, TraceEvent};
-use tcpfsm_tun::core::{Config, Instant, State};
+use tcpfsm_tun::core::{Config, Instant};
 
 use crate::meter::Meter;
 use crate::{pattern_check, RunOut, Spec};
@@ -57,43 +57,26 @@ pub fn ours_ours(spec: &Spec, data: &[u8]) -> RunOut {
         })
         .expect("connect");
     let size = spec.size as usize;
-    let (mut sent, mut got, mut intact) = (0usize, 0u64, true);
-    let mut t0: Option<Instant> = None;
-    let mut t_end: Option<Instant> = None;
-    let mut sc = None;
-    let mut buf = vec![0u8; 256 * 1024];
-    let deadline = Instant::ZERO + VIRTUAL_LIMIT;
-    net.run_until_pred(deadline, |net| {
-        if t0.is_none() && net.conn_state(a, c) == Some(State::Established) {
-            t0 = Some(net.now());
-        }
-        if t0.is_some() && sent < size {
-            if let Ok(n) = net.with_endpoint(a, |ep, now| ep.send(now, c, &data[sent..size])) {
-                sent += n;
-            }
-        }
-        if sc.is_none() {
-            sc = net
-                .with_endpoint(b, |ep, now| ep.accept(now, l))
-                .ok()
-                .flatten();
-        }
-        if let Some(id) = sc {
-            while let Ok(Some(n)) = net.with_endpoint(b, |ep, now| ep.recv(now, id, &mut buf)) {
-                if n == 0 {
-                    break;
-                }
-                intact &= pattern_check(got, &buf[..n]);
-                got += n as u64;
-            }
-        }
-        if got == spec.size && t_end.is_none() {
-            t_end = Some(net.now());
-        }
-        t_end.is_some()
-    });
-    let start = t0.unwrap_or(Instant::ZERO);
-    let end = t_end.unwrap_or_else(|| net.now());
+    let ends = tcpfsm_sim::bulk::Ends {
+        sender: a,
+        conn: c,
+        receiver: b,
+        listener: l,
+    };
+    let (mut got, mut intact) = (0u64, true);
+    let t = tcpfsm_sim::bulk::transfer(
+        &mut net,
+        ends,
+        &data[..size],
+        Instant::ZERO + VIRTUAL_LIMIT,
+        |chunk| {
+            intact &= pattern_check(got, chunk);
+            got += chunk.len() as u64;
+        },
+        |_| {},
+    );
+    let start = t.established.unwrap_or(Instant::ZERO);
+    let end = t.done.unwrap_or_else(|| net.now());
     let retrans_bytes = meter.lock().unwrap().retrans_bytes;
     RunOut {
         bytes: got,
