@@ -130,22 +130,8 @@ fn shown(v: &toml::Value) -> String {
 
 /// The known key closest to a misspelled one, if it is close.
 fn closest<'a>(key: &str, known: impl Iterator<Item = &'a String>) -> Option<&'a String> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-                prev = cur;
-            }
-        }
-        row[b.len()]
-    }
     known
-        .map(|k| (distance(key, k), k))
+        .map(|k| (strsim::levenshtein(key, k), k))
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, k)| k)

@@ -574,8 +574,8 @@ impl Parser<'_> {
             .iter()
             .chain(KEYWORDS.iter().filter(|k| **k != "}"))
             .copied()
-            .filter(|c| edit_distance(c, word) <= 2.min(c.len() / 2).max(1))
-            .min_by_key(|c| edit_distance(c, word));
+            .filter(|c| strsim::levenshtein(c, word) <= 2.min(c.len() / 2).max(1))
+            .min_by_key(|c| strsim::levenshtein(c, word));
         let mut msg = format!("unknown host or action {word:?}");
         if let Some(n) = near {
             msg.push_str(&format!(" (did you mean {n:?}?)"));
@@ -707,22 +707,6 @@ impl Parser<'_> {
         l.end()?;
         Ok(action)
     }
-}
-
-/// Levenshtein distance, for "did you mean" hints.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
