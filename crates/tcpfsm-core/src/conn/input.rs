@@ -343,7 +343,9 @@ impl Conn {
         ctx: &mut Ctx<'_>,
     ) {
         let echo = self.echo_time(seg, ctx.now);
-        let Some(lr) = self.lr.as_mut() else { return };
+        let (Some(lr), Some(cc)) = (self.lr.as_mut(), self.cc.as_deref_mut()) else {
+            return;
+        };
         let mut blocks = [SackBlock::new(SeqNum(0), SeqNum(0)); 4];
         let mut n = 0;
         for b in seg.options.sack_blocks() {
@@ -356,8 +358,8 @@ impl Conn {
         input.echo = echo;
         input.dupack = dupack;
         input.cwnd_limited = std::mem::take(&mut self.cwnd_limited);
-        let r = lr.on_ack(&input, self.cc.as_mut());
-        lr.sync(self.cc.as_ref(), ctx.stats);
+        let r = lr.on_ack(&input, cc);
+        lr.sync(cc, ctx.stats);
         self.timers.put(Timer::Reorder, r.reorder_timer);
         if advanced {
             // RFC 8985 §7.2: an ACK that advances SND.UNA re-arms the probe timeout.

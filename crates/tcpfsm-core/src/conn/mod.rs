@@ -139,7 +139,10 @@ pub(crate) struct Conn {
     pub(crate) ts: Option<TsState>,
     /// SACK permitted in both directions (RFC 2018 §2).
     sack: bool,
-    cc: Box<dyn CongestionControl>,
+    /// The congestion controller, built once, when the handshake fixes the MSS
+    /// (`negotiate`): nothing consults one before (SYN_SENT), so building it with the
+    /// connection as well cost a second allocation and construction for nothing.
+    cc: Option<Box<dyn CongestionControl>>,
     /// Loss recovery (SACK scoreboard, RACK-TLP, PRR), from the handshake's completion on.
     lr: Option<Box<stats::Recovery>>,
     /// The retransmission timer is armed as RACK-TLP's probe timeout (RFC 8985 §7.2).
@@ -190,7 +193,7 @@ impl Conn {
             opts: SockOpts::new(&opts),
             ts: None,
             sack: false,
-            cc: cfg.congestion.build(mss as u32, cfg),
+            cc: None,
             lr: None,
             pto_armed: false,
             probe_new_data: false,
@@ -296,7 +299,7 @@ impl Conn {
             mss = mss.saturating_sub(12).max(32);
         }
         self.snd.mss = mss;
-        self.cc = cfg.congestion.build(mss as u32, cfg);
+        self.cc = Some(cfg.congestion.build(mss as u32, cfg));
     }
 
     /// The handshake completed: loss recovery starts tracking what is sent from now on.
@@ -361,10 +364,19 @@ impl Conn {
     }
 
     /// The window in force: PRR's during fast recovery, the controller's otherwise.
-    pub(crate) fn cwnd(&self) -> u32 {
-        match &self.lr {
-            Some(lr) => lr.cwnd(self.cc.as_ref()),
-            None => self.cc.cwnd(),
+    pub(crate) fn cwnd(&self, cfg: &Config) -> u32 {
+        self.with_cc(cfg, |cc| match &self.lr {
+            Some(lr) => lr.cwnd(cc),
+            None => cc.cwnd(),
+        })
+    }
+
+    /// `f` of the connection's controller, or, before the handshake built one (SYN_SENT), of
+    /// the one it would build with the MSS it offers: `info()` says the same either way.
+    fn with_cc<R>(&self, cfg: &Config, f: impl FnOnce(&dyn CongestionControl) -> R) -> R {
+        match &self.cc {
+            Some(cc) => f(cc.as_ref()),
+            None => f(cfg.congestion.build(self.snd.mss as u32, cfg).as_ref()),
         }
     }
 
@@ -372,12 +384,12 @@ impl Conn {
         self.lr.as_deref().map(|r| &**r)
     }
 
-    pub(crate) fn congestion_name(&self) -> &'static str {
-        self.cc.name()
+    pub(crate) fn congestion_name(&self, cfg: &Config) -> &'static str {
+        self.with_cc(cfg, |cc| cc.name())
     }
 
-    pub(crate) fn ssthresh(&self) -> u32 {
-        self.cc.ssthresh()
+    pub(crate) fn ssthresh(&self, cfg: &Config) -> u32 {
+        self.with_cc(cfg, |cc| cc.ssthresh())
     }
 
     /// The window field our segments carry now, without moving the advertised edge.

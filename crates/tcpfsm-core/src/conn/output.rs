@@ -68,15 +68,15 @@ impl Conn {
         let probing = self.probe_last || self.probe_new_data;
         let plan = self.choose(now);
         let moved = probing || plan.as_ref().is_some_and(|p| p.kind != TxKind::Normal);
-        if let Some(lr) = self.lr.as_mut().filter(|_| moved) {
-            lr.sync(self.cc.as_ref(), stats);
+        if let (Some(lr), Some(cc)) = (self.lr.as_mut().filter(|_| moved), self.cc.as_deref()) {
+            lr.sync(cc, stats);
         }
         plan
     }
 
     fn choose(&mut self, now: Instant) -> Option<Plan> {
         let lr = self.lr.as_mut()?;
-        let cc = self.cc.as_mut();
+        let cc = self.cc.as_deref_mut()?;
         let cwnd = lr.cwnd(cc);
         let pipe = lr.pipe();
         if self.snd.waiting() && pipe.saturating_add(self.snd.mss as u32) > cwnd {

@@ -115,9 +115,11 @@ impl Conn {
     /// RFC 8985 §6.3: RACK's reordering window ran out; losses found start recovery.
     fn on_reorder_timer(&mut self, ctx: &mut Ctx<'_>) {
         let srtt = self.snd.rtt.srtt();
-        let Some(lr) = self.lr.as_mut() else { return };
-        let r = lr.on_reorder_timer(ctx.now, srtt, self.cc.as_mut());
-        lr.sync(self.cc.as_ref(), ctx.stats);
+        let (Some(lr), Some(cc)) = (self.lr.as_mut(), self.cc.as_deref_mut()) else {
+            return;
+        };
+        let r = lr.on_reorder_timer(ctx.now, srtt, cc);
+        lr.sync(cc, ctx.stats);
         self.timers.put(Timer::Reorder, r.reorder_timer);
     }
 
@@ -165,9 +167,9 @@ impl Conn {
         let tsval = self.ts.map(|ts| ts_clock(ctx.now, ts.offset));
         self.snd.rewind(tsval);
         let srtt = self.snd.rtt.srtt();
-        if let Some(lr) = self.lr.as_mut() {
-            lr.on_rto(ctx.now, srtt, first, false, self.cc.as_mut());
-            lr.sync(self.cc.as_ref(), ctx.stats);
+        if let (Some(lr), Some(cc)) = (self.lr.as_mut(), self.cc.as_deref_mut()) {
+            lr.on_rto(ctx.now, srtt, first, false, cc);
+            lr.sync(cc, ctx.stats);
         }
         self.timers.clear(Timer::Reorder);
         self.timers.set(Timer::Rtx, ctx.now + self.snd.rtt.rto());
