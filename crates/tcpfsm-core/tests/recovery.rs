@@ -494,3 +494,86 @@ fn a_real_loss_is_not_undone_by_timestamp_rounding_rfc3522_linux_tcp_packet_dela
         );
     }
 }
+
+/// Runs `bursts` loss-free transfers of `segs` segments each, idle a second after each (so the
+/// scoreboard, RACK's transmission log and every timer empty out between them), then one more
+/// burst in which the link drops the chosen data segments of that burst. Returns the link and
+/// the counters as they stood before the lossy burst.
+fn loss_after_quiet_bursts(
+    bursts: usize,
+    drop: &'static [usize],
+    segs: usize,
+) -> (Link, ConnHandle, tcpfsm_core::Stats) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let armed: Rc<Cell<Option<usize>>> = Rc::new(Cell::new(None));
+    let arm = armed.clone();
+    let mut n = Link::new(RTT / 2, move |i, _, _| match arm.get() {
+        Some(first) if drop.contains(&(i - first)) => Fate::Drop,
+        _ => Fate::Deliver,
+    });
+    let (c, s) = n.establish();
+    for _ in 0..bursts {
+        let data = payload(segs * 1448);
+        let (got, _) = n.transfer(c, s, &data);
+        assert!(got == data);
+        n.run_until(Duration::from_secs(1), |_| false);
+    }
+    let quiet = n.a.stats().clone();
+    assert_eq!(
+        quiet[tcpfsm_core::Counter::RetransSegs],
+        0,
+        "loss-free so far"
+    );
+    armed.set(Some(n.data_sent));
+    let data = payload(segs * 1448);
+    let (got, _) = n.transfer(c, s, &data);
+    assert!(got == data);
+    // The last ACKs reach A.
+    n.run_until(Duration::from_secs(1), |_| false);
+    (n, c, quiet)
+}
+
+#[test]
+fn a_first_loss_after_a_long_loss_free_period_is_repaired_by_one_fast_recovery_rfc8985_6_2() {
+    // Holes 4 and 9 of the sixth burst: recovery state that only started tracking late, or
+    // whose transmission log was trimmed wrongly while nothing was in flight, would miss them
+    // and leave the repair to the RTO.
+    let (n, c, quiet) = loss_after_quiet_bursts(5, &[4, 9], 30);
+    let st = n.a.stats();
+    let d = |k: tcpfsm_core::Counter| st[k] - quiet[k];
+    use tcpfsm_core::Counter::*;
+    assert_eq!(d(TCPTimeouts), 0, "no retransmission timeout");
+    assert_eq!(d(RetransSegs), 2, "exactly the two lost segments again");
+    assert_eq!(d(TCPFastRetrans), 2);
+    assert_eq!(d(TCPSackRecovery), 1, "one episode for both holes");
+    assert_eq!(d(TCPLossProbes), 0);
+    let i = n.a.info(c).unwrap();
+    assert_eq!(i.recovery, "open");
+    assert_eq!((i.sacked_segments, i.lost_segments, i.in_flight), (0, 0, 0));
+    assert!(i.ssthresh < u32::MAX, "the loss reduced the window");
+}
+
+#[test]
+fn a_tail_loss_after_a_long_loss_free_period_is_probed_within_about_two_rtt_rfc8985_7() {
+    let (n, _, quiet) = loss_after_quiet_bursts(5, &[9], 10);
+    let st = n.a.stats();
+    use tcpfsm_core::Counter::*;
+    assert_eq!(
+        st[TCPTimeouts] - quiet[TCPTimeouts],
+        0,
+        "repaired before the RTO"
+    );
+    assert_eq!(st[TCPLossProbes] - quiet[TCPLossProbes], 1);
+    assert_eq!(st[RetransSegs] - quiet[RetransSegs], 1);
+    // The probe left one PTO after the last ACK, which left the lost segment alone in
+    // flight: 2·SRTT plus WCDelAckT (200 ms, RFC 8985 §7.2), about 280 ms after the last
+    // original here; the RTO (1 s initial, never under 200 ms) would come well after.
+    let probe = n.sent.last().unwrap().0;
+    let last_original = n.sent[n.sent.len() - 2].0;
+    assert!(
+        probe - last_original < Duration::from_millis(300),
+        "the probe left {:?} after the last original",
+        probe - last_original
+    );
+}

@@ -333,6 +333,13 @@ impl Rack {
         let Some(latest) = self.latest else {
             return out;
         };
+        if sb.segments() == 0 {
+            // Everything sent is acknowledged (the usual state after an ACK without loss):
+            // no entry is live, so the walk below would only drop each one, finding neither a
+            // loss nor a timer. Dropping them at once is the same and costs nothing per entry.
+            self.log.clear();
+            return out;
+        }
         let reo = self.reo_wnd(in_recovery, sb.sacked_segments(), srtt);
         let live = |sb: &Scoreboard, e: &Sent| {
             sb.segment(e.start)
