@@ -48,6 +48,10 @@ pub(crate) struct HalfOpen {
     pub(crate) iss: u32,
     pub(crate) irs: u32,
     pub(crate) peer_tsval: u32,
+    /// Our TSval offset (RFC 7323 §5.4), computed with the ISN from one keyed hash when the
+    /// SYN arrived (`OFFSET` set): the connection this entry becomes takes it instead of
+    /// hashing the 4-tuple again. A SYN cookie's entry has none (nothing was kept).
+    ts_offset: u32,
     /// When the first SYN-ACK went out, in microseconds + 1 modulo 2^32 (0: not known, as for
     /// a SYN cookie); the entry lives far less than the 71 minutes that wraps.
     synack_us: u32,
@@ -63,6 +67,7 @@ pub(crate) struct HalfOpen {
 const SACK: u8 = 1;
 const TS: u8 = 2;
 const MSS: u8 = 4;
+const OFFSET: u8 = 8;
 
 impl HalfOpen {
     pub(crate) fn new(listener: ListenerHandle, iss: u32, irs: u32, peer: PeerSyn) -> HalfOpen {
@@ -81,6 +86,7 @@ impl HalfOpen {
             iss,
             irs,
             peer_tsval: peer.tsval.unwrap_or(0),
+            ts_offset: 0,
             synack_us: 0,
             oow: OowStamp::default(),
             peer_mss: peer.mss.unwrap_or(0),
@@ -88,6 +94,16 @@ impl HalfOpen {
             flags,
             retries: 0,
         }
+    }
+
+    /// Keeps our TSval offset for the connection (see the field).
+    pub(crate) fn set_ts_offset(&mut self, offset: u32) {
+        self.ts_offset = offset;
+        self.flags |= OFFSET;
+    }
+
+    pub(crate) fn ts_offset(&self) -> Option<u32> {
+        (self.flags & OFFSET != 0).then_some(self.ts_offset)
     }
 
     /// The first SYN-ACK goes out now.

@@ -4,10 +4,11 @@
 
 mod common;
 use common::*;
-use tcpfsm_core::{Config, ConnError, Duration, RecvError, State};
+use tcpfsm_core::{Config, ConnError, Duration, Endpoint, Instant, RecvError, State};
 use tcpfsm_wire::Flags;
 
 const ACK: Flags = Flags::ACK;
+const SYN: Flags = Flags::SYN;
 
 fn ts_server() -> Scripted {
     let cfg = Config {
@@ -137,4 +138,36 @@ fn paws_segment_accepted_after_24_days_becomes_ts_recent_rfc7323_5_5() {
     );
     let (got, _) = s.read_all();
     assert_eq!(got, b"ab");
+}
+
+/// RFC 7323 §5.4: one TSval clock per connection. The passive side's SYN-ACK, its SYN-ACK
+/// retransmission and the connection's later segments all read the same clock (offset plus
+/// milliseconds), whether the offset was kept with the half-open entry or hashed again.
+#[test]
+fn a_passive_connection_keeps_the_synack_s_tsval_clock_rfc7323_5_4() {
+    let mut ep = Endpoint::new(Config::default(), 9);
+    let me = addr(B_IP, 80);
+    let peer = addr(A_IP, 40_001);
+    let t0 = Instant::from_micros(1_000_000);
+    let l = ep.listen(t0, me, 16).unwrap();
+    ep.handle_packet(t0, &with_ts(seg(peer, me, SYN, 100, 0), 1000, 0).bytes());
+    let synack = drain(&mut ep, t0).remove(0);
+    let ts0 = synack.options.timestamps.unwrap().tsval;
+    // The SYN-ACK's retransmission, 1 s later (the initial RTO).
+    let t1 = t0 + Duration::from_secs(1);
+    ep.handle_timeout(t1);
+    let again = drain(&mut ep, t1).remove(0);
+    assert!(again.is(SYN | ACK));
+    assert_eq!(again.options.timestamps.unwrap().tsval, ts0.wrapping_add(1000));
+    let t2 = t1 + Duration::from_millis(5);
+    ep.handle_packet(
+        t2,
+        &with_ts(seg(peer, me, ACK, 101, synack.seq + 1), 1001, ts0).bytes(),
+    );
+    let c = ep.accept(t2, l).unwrap().unwrap();
+    let t3 = t2 + Duration::from_millis(7);
+    ep.send(t3, c, b"x").unwrap();
+    let data = drain(&mut ep, t3).remove(0);
+    assert_eq!(data.payload, b"x");
+    assert_eq!(data.options.timestamps.unwrap().tsval, ts0.wrapping_add(1012));
 }

@@ -216,6 +216,7 @@ impl Endpoint {
             None => isn,
         };
         let mut h = HalfOpen::new(lid, iss, seg.seq.0, peer);
+        h.set_ts_offset(ts_offset);
         h.synack_sent(now);
         let id = self.table.insert_with(key, |_| Entry::HalfOpen(h));
         self.listeners[li].syn_queue_len += 1;
@@ -248,7 +249,9 @@ impl Endpoint {
     ) {
         let opts = self.listeners[li].conn_opts;
         let peer = h.peer();
-        let ts_offset = ts_offset.unwrap_or_else(|| self.secrets.ts_offset(key));
+        let ts_offset = ts_offset
+            .or(h.ts_offset())
+            .unwrap_or_else(|| self.secrets.ts_offset(key));
         let mut tsval = ts_clock(now, ts_offset);
         if kind == TxKind::SynCookie {
             let sack = self.config.sack && peer.sack;
@@ -329,7 +332,10 @@ impl Endpoint {
         seg: &TcpRepr<'_>,
         slot: Option<u32>,
     ) -> bool {
-        let ts_offset = self.secrets.ts_offset(&key);
+        // A half-open entry kept the offset hashed with its ISN; a SYN cookie kept nothing.
+        let ts_offset = h
+            .ts_offset()
+            .unwrap_or_else(|| self.secrets.ts_offset(&key));
         let lid = self.listeners[li].id;
         let opts = self.listeners[li].conn_opts;
         let cfg = &self.config;
@@ -503,7 +509,11 @@ impl Endpoint {
         }
         let h = *h;
         let ts = h.peer().tsval.map(|tsecr| Timestamps {
-            tsval: ts_clock(now, self.secrets.ts_offset(&key)),
+            tsval: ts_clock(
+                now,
+                h.ts_offset()
+                    .unwrap_or_else(|| self.secrets.ts_offset(&key)),
+            ),
             tsecr,
         });
         let li = self.listeners.iter().position(|l| l.id == h.listener);
