@@ -158,7 +158,10 @@ fn a_passive_connection_keeps_the_synack_s_tsval_clock_rfc7323_5_4() {
     ep.handle_timeout(t1);
     let again = drain(&mut ep, t1).remove(0);
     assert!(again.is(SYN | ACK));
-    assert_eq!(again.options.timestamps.unwrap().tsval, ts0.wrapping_add(1000));
+    assert_eq!(
+        again.options.timestamps.unwrap().tsval,
+        ts0.wrapping_add(1000)
+    );
     let t2 = t1 + Duration::from_millis(5);
     ep.handle_packet(
         t2,
@@ -169,5 +172,8 @@ fn a_passive_connection_keeps_the_synack_s_tsval_clock_rfc7323_5_4() {
     ep.send(t3, c, b"x").unwrap();
     let data = drain(&mut ep, t3).remove(0);
     assert_eq!(data.payload, b"x");
-    assert_eq!(data.options.timestamps.unwrap().tsval, ts0.wrapping_add(1012));
+    assert_eq!(
+        data.options.timestamps.unwrap().tsval,
+        ts0.wrapping_add(1012)
+    );
 }

@@ -273,8 +273,8 @@ impl LossRecovery {
                 Some(n) if self.cfg.rack && matches!(n.rule, Rule::Unsacked | Rule::Rescue) => None,
                 n => n,
             },
-            _ => match self.sb.next_seg(false) {
-                Some(n) if n.rule == Rule::Lost => Some(n),
+            _ => match self.sb.next_lost() {
+                Some(n) => Some(n),
                 _ if new_data => Some(NextSeg {
                     rule: Rule::NewData,
                     seq: self.sb.snd_nxt(),

@@ -121,6 +121,14 @@ impl Scoreboard {
         self.rule4()
     }
 
+    /// NextSeg() rule 1 alone: the first segment marked lost and not yet retransmitted.
+    /// Outside fast recovery only that rule's answer is used (RFC 6675 §5.1 after an RTO;
+    /// nothing when no loss is marked), and rules 3 and 4 only look, so skipping them is the
+    /// same and saves their walk after every segment sent.
+    pub fn next_lost(&mut self) -> Option<NextSeg> {
+        self.rule1()
+    }
+
     fn pick(&self, i: usize, rule: Rule) -> NextSeg {
         let s = self.segs[i];
         NextSeg {
