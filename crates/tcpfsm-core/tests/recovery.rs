@@ -519,7 +519,7 @@ fn loss_after_quiet_bursts(
         assert!(got == data);
         n.run_until(Duration::from_secs(1), |_| false);
     }
-    let quiet = n.a.stats().clone();
+    let quiet = *n.a.stats();
     assert_eq!(
         quiet[tcpfsm_core::Counter::RetransSegs],
         0,
