@@ -40,7 +40,7 @@ impl Listener {
 
 /// A passively opened connection in SYN_RECEIVED: what is needed to retransmit the SYN-ACK, to
 /// judge segments (RFC 9293 §3.10.7.4 through the shared arrival steps) and to build the
-/// connection when the handshake's ACK arrives — 36 bytes beside its 36-byte key, where
+/// connection when the handshake's ACK arrives — 40 bytes beside its 36-byte key, where
 /// Linux's request sock is 312. Its handle is its table slot's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HalfOpen {
