@@ -100,7 +100,7 @@ pub fn ours_ours(spec: &Spec, data: &[u8]) -> RunOut {
         secs: (end - start).as_secs_f64(),
         retrans_bytes,
         our_retrans_segs: Some(stats[tcpfsm_tun::core::Counter::RetransSegs]),
-        sender_counters: trace::sender_counters(&stats),
+        sender_counters: trace::sender_counters(stats),
         mean_cwnd: series.mean_cwnd(),
         series,
         ..RunOut::default()
