@@ -315,6 +315,38 @@ fn reordering_within_the_rack_window_causes_no_retransmission_rfc8985_6_2() {
 }
 
 #[test]
+fn reordering_degree_counts_the_segments_that_overtook_linux_tcpi_reordering() {
+    // Segment 2 of a three-segment flight arrives 1 ms late, behind segment 3: one segment
+    // overtook it, a displacement of two segments as Linux counts it ((fack − start) / MSS).
+    // Then segment 9 arrives 5 ms late (inside RACK's window, so not retransmitted): every
+    // data segment sent within those 5 ms after it overtakes it.
+    let mut n = Link::new(RTT / 2, |i, _, _| match i {
+        2 => Fate::Delay(Duration::from_millis(1)),
+        9 => Fate::Delay(Duration::from_millis(5)),
+        _ => Fate::Deliver,
+    });
+    let (c, s) = n.establish();
+    assert_eq!(n.a.info(c).unwrap().reordering_degree, 0, "none seen yet");
+    n.transfer(c, s, &payload(1448));
+    n.transfer(c, s, &payload(3 * 1448));
+    n.run_until(RTT * 2, |_| false);
+    assert_eq!(n.a.info(c).unwrap().reordering_degree, 2);
+    n.transfer(c, s, &payload(30 * 1448));
+    n.run_until(RTT * 2, |_| false);
+    assert_eq!(n.a.stats()[tcpfsm_core::Counter::RetransSegs], 0);
+    let (t9, _, _) = n.sent[9];
+    let overtook = n.sent[10..]
+        .iter()
+        .filter(|(t, _, _)| *t < t9 + Duration::from_millis(5))
+        .count() as u32;
+    assert!(
+        overtook > 3,
+        "the test needs more than DupThresh overtaking ({overtook})"
+    );
+    assert_eq!(n.a.info(c).unwrap().reordering_degree, overtook + 1);
+}
+
+#[test]
 fn a_dsack_undoes_a_spurious_window_reduction_rfc3708() {
     // Segment 5 is delayed by a whole RTT: RACK decides it is lost and retransmits, then the
     // original arrives, the receiver reports the duplicate with a D-SACK (RFC 2883), and the

@@ -16,7 +16,20 @@ pub struct KernelTcpInfo {
     /// The smallest RTT seen (`tcpi_min_rtt`).
     pub min_rtt: Duration,
     pub snd_cwnd: u32,
+    /// Slow-start threshold in segments (`tcpi_snd_ssthresh`; `0x7fffffff` until the first
+    /// reduction, as `ss -ti` leaves it out then).
+    pub snd_ssthresh: u32,
     pub snd_mss: u32,
+    /// The congestion-avoidance state (`tcpi_ca_state`: 0 Open, 1 Disorder, 2 CWR,
+    /// 3 Recovery, 4 Loss).
+    pub ca_state: u8,
+    /// Segments sent and not yet cumulatively acknowledged, SACKed, marked lost, and
+    /// retransmitted and still out (`tcpi_unacked`, `tcpi_sacked`, `tcpi_lost`, `tcpi_retrans`):
+    /// the kernel's packets in flight are unacked − sacked − lost + retrans.
+    pub unacked: u32,
+    pub sacked: u32,
+    pub lost: u32,
+    pub retrans: u32,
     /// Segments retransmitted over the connection's life (`tcpi_total_retrans`).
     pub total_retrans: u32,
     /// Payload bytes sent, retransmissions included (`tcpi_bytes_sent`), and retransmitted
@@ -56,7 +69,13 @@ pub fn kernel_tcp_info(sock: &impl AsRawFd) -> io::Result<KernelTcpInfo> {
         rttvar: us(ti.tcpi_rttvar),
         min_rtt: us(ti.tcpi_min_rtt),
         snd_cwnd: ti.tcpi_snd_cwnd,
+        snd_ssthresh: ti.tcpi_snd_ssthresh,
         snd_mss: ti.tcpi_snd_mss,
+        ca_state: ti.tcpi_ca_state,
+        unacked: ti.tcpi_unacked,
+        sacked: ti.tcpi_sacked,
+        lost: ti.tcpi_lost,
+        retrans: ti.tcpi_retrans,
         total_retrans: ti.tcpi_total_retrans,
         bytes_sent: ti.tcpi_bytes_sent,
         bytes_retrans: ti.tcpi_bytes_retrans,

@@ -107,6 +107,10 @@ pub struct ConnInfo {
     pub lost_segments: u32,
     /// RACK has seen reordering on this path.
     pub reordering: bool,
+    /// How far out of order the path delivered, in segments (Linux's `tcpi_reordering`, as
+    /// `ss -ti` prints it): the largest displacement seen, 0 while none has been (Linux
+    /// starts at its DupThresh, 3; RACK needs no such guess).
+    pub reordering_degree: u32,
     /// Loss recovery's phase, as Linux's `ca_state`: `open`, `recovery` or `loss`.
     pub recovery: &'static str,
     /// The congestion control algorithm (`cubic`, `reno`, …).
@@ -270,6 +274,9 @@ impl Endpoint {
                 .map_or(0, |lr| lr.scoreboard().sacked_segments()),
             lost_segments: c.recovery().map_or(0, |lr| lr.scoreboard().lost_segments()),
             reordering: c.recovery().is_some_and(|lr| lr.rack().reordering_seen()),
+            reordering_degree: c
+                .recovery()
+                .map_or(0, |lr| lr.rack().reordering_degree(u32::from(c.snd.mss))),
             recovery: match c.recovery().map(|lr| lr.phase()) {
                 Some(crate::recovery::sender::Phase::Recovery) => "recovery",
                 Some(crate::recovery::sender::Phase::Loss) => "loss",
@@ -309,6 +316,7 @@ impl Endpoint {
             sacked_segments: 0,
             lost_segments: 0,
             reordering: false,
+            reordering_degree: 0,
             recovery: "open",
             congestion: "",
             since: self.last_now,

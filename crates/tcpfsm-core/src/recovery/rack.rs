@@ -123,6 +123,10 @@ pub struct Rack {
     fack: Option<SeqNum>,
     min_rtt: MinFilter,
     reordering_seen: bool,
+    /// The largest reordering displacement seen, in bytes: how far below RACK.fack a
+    /// never-retransmitted segment was delivered (Linux measures `tp->reordering` so, in
+    /// `tcp_check_sack_reordering`).
+    reorder_extent: u32,
     reo_wnd_mult: u32,
     reo_wnd_persist: u8,
     dsack_round: Option<SeqNum>,
@@ -152,6 +156,7 @@ impl Rack {
             fack: None,
             min_rtt: MinFilter::default(),
             reordering_seen: false,
+            reorder_extent: 0,
             reo_wnd_mult: 1,
             reo_wnd_persist: cfg.reo_wnd_persist,
             dsack_round: None,
@@ -186,6 +191,16 @@ impl Rack {
 
     pub fn reordering_seen(&self) -> bool {
         self.reordering_seen
+    }
+
+    /// The reordering degree in segments of `mss` bytes, as Linux's `tcpi_reordering` counts
+    /// it: (RACK.fack − the reordered segment's start) / MSS + 1 at the largest displacement
+    /// seen; 0 while none has been.
+    pub fn reordering_degree(&self, mss: u32) -> u32 {
+        if self.reorder_extent == 0 {
+            return 0;
+        }
+        self.reorder_extent / mss.max(1) + 1
     }
 
     /// RACK.reo_wnd_mult (grows with D-SACK rounds).
@@ -264,6 +279,7 @@ impl Rack {
         if let (Some(low), Some(fack)) = (self.ack_lowest_original.take(), self.fack) {
             if low.lt(fack) {
                 self.reordering_seen = true;
+                self.reorder_extent = self.reorder_extent.max((fack - low) as u32);
             }
         }
         if let Some(high) = self.ack_highest.take() {

@@ -27,6 +27,7 @@
 mod meter;
 mod real;
 mod sim;
+mod trace;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +69,8 @@ pub struct Spec {
     pub max_time: Duration,
     /// The kernel's congestion control in every namespace (`net.ipv4.tcp_congestion_control`).
     pub kernel_cc: &'static str,
+    /// `--trace DIR`: sample the sender's window and write it there.
+    pub trace: Option<&'static std::path::Path>,
 }
 
 /// What one run measured.
@@ -89,6 +92,11 @@ pub struct RunOut {
     pub kernel_cc: Option<String>,
     /// Datagrams the relay wrote more than 1 ms late (it could not keep up).
     pub late: u64,
+    /// The sender's loss-recovery counters at the end ([`trace::SENDER_COUNTERS`]).
+    pub sender_counters: Vec<(&'static str, u64)>,
+    /// With `--trace`: the sender's window over time, and its time-weighted mean in bytes.
+    pub series: trace::Series,
+    pub mean_cwnd: Option<f64>,
 }
 
 impl RunOut {
@@ -153,6 +161,7 @@ impl Cell {
             seed,
             max_time: opts.max_time,
             kernel_cc: opts.kernel_cc,
+            trace: opts.trace,
         }
     }
 
@@ -214,6 +223,7 @@ struct Opts {
     json: Option<String>,
     from: Option<String>,
     kernel_cc: &'static str,
+    trace: Option<&'static std::path::Path>,
     command: String,
 }
 
@@ -243,6 +253,7 @@ fn parse_args() -> Opts {
         // Linux's default (CONFIG_DEFAULT_TCP_CONG) and issue 10's reference; some kernels
         // (this project's development VM) default to bbr instead.
         kernel_cc: "cubic",
+        trace: None,
         command: String::new(),
     };
     let mut args = std::env::args().skip(1).peekable();
@@ -282,6 +293,12 @@ fn parse_args() -> Opts {
             "--queue" => o.queue = val(),
             "--json" => o.json = Some(val()),
             "--from" => o.from = Some(val()),
+            "--trace" => {
+                let dir = std::path::PathBuf::from(val());
+                std::fs::create_dir_all(&dir)
+                    .unwrap_or_else(|e| panic!("--trace {}: {e}", dir.display()));
+                o.trace = Some(Box::leak(dir.into_boxed_path()));
+            }
             "--kernel-cc" => {
                 o.kernel_cc = match val().as_str() {
                     "cubic" => "cubic",
@@ -300,7 +317,7 @@ fn parse_args() -> Opts {
             other => panic!(
                 "unknown argument {other:?} (--quick, --size MiB, --runs N, --max-time S, \
                  --loss 0.5,1 --reorder 0,10 --rtt 10,50 (percent, ms), --rate, --queue, \
-                 --configs a,b,c,s, --kernel-cc cubic|reno|bbr, --json FILE, --from FILE)"
+                 --configs a,b,c,s, --kernel-cc cubic|reno|bbr, --json FILE, --from FILE, --trace DIR)"
             ),
         }
     }
@@ -354,6 +371,10 @@ fn json_line(r: &Record, cell: &Cell, spec: &Spec) -> String {
         "kernel_reord_seen": o.kernel_reord_seen,
         "our_retrans_segs": o.our_retrans_segs,
         "relay_late": o.late,
+        "sender_counters": o.sender_counters.iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect::<serde_json::Map<_, _>>(),
+        "mean_cwnd": o.mean_cwnd,
     })
     .to_string()
 }
@@ -423,7 +444,12 @@ fn main() {
                     Conf::Sim => Ok(sim::ours_ours(&spec, &data)),
                 };
                 let out = match res {
-                    Ok(o) => o,
+                    Ok(o) => {
+                        if let Some(dir) = opts.trace {
+                            o.series.write(dir, &name);
+                        }
+                        o
+                    }
                     Err(e) => {
                         eprintln!("{} {}: setup failed: {e}", conf.name(), cell.label());
                         continue;
@@ -526,6 +552,75 @@ fn table(confs: &[Conf], runs: u32, max_time: Duration, cells: &[Cell], records:
          ({} s); its goodput is over what arrived by then.",
         max_time.as_secs()
     );
+    senders(confs, cells, records);
+}
+
+/// Per cell and sender, medians over the runs: how the sender found and repaired loss (its
+/// TcpExt counters, the kernel's in its namespace or ours under the same names), per MiB
+/// delivered so that runs cut at --max-time compare, and its mean window (with --trace).
+fn senders(confs: &[Conf], cells: &[Cell], records: &[Record]) {
+    const COLS: [(&str, &[&str]); 6] = [
+        ("recoveries", &["TCPSackRecovery"]),
+        ("RTOs", &["TCPTimeouts"]),
+        ("loss probes", &["TCPLossProbes"]),
+        (
+            "undos",
+            &[
+                "TCPFullUndo",
+                "TCPPartialUndo",
+                "TCPDSACKUndo",
+                "TCPLossUndo",
+            ],
+        ),
+        ("spurious RTOs", &["TCPSpuriousRTOs"]),
+        ("retrans segs", &["RetransSegs"]),
+    ];
+    if !records.iter().any(|r| !r.out.sender_counters.is_empty()) {
+        return;
+    }
+    println!();
+    println!(
+        "Senders' loss recovery, per MiB delivered (medians of the runs; TcpExt names), and the \
+         time-weighted mean cwnd in kB (with --trace)."
+    );
+    println!();
+    let mut head = String::from("| cell | sender |");
+    for (name, _) in COLS {
+        head += &format!(" {name} |");
+    }
+    println!("{head} mean cwnd kB |");
+    println!("|---|---|{}---:|", "---:|".repeat(COLS.len()));
+    let show = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
+    for (ci, cell) in cells.iter().enumerate() {
+        for &c in confs {
+            let runs: Vec<&RunOut> = records
+                .iter()
+                .filter(|r| r.cell == ci && r.conf == c && !r.out.sender_counters.is_empty())
+                .map(|r| &r.out)
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let mut row = format!("| {} | {} |", cell.label(), c.short());
+            for (_, names) in COLS {
+                let per_mib = runs
+                    .iter()
+                    .map(|o| {
+                        let n: u64 = o
+                            .sender_counters
+                            .iter()
+                            .filter(|(k, _)| names.contains(k))
+                            .map(|(_, v)| v)
+                            .sum();
+                        n as f64 * 1048576.0 / o.bytes.max(1) as f64
+                    })
+                    .collect();
+                row += &format!(" {} |", show(median(per_mib), 2));
+            }
+            let cwnd = median(runs.iter().filter_map(|o| o.mean_cwnd).collect());
+            println!("{row} {} |", show(cwnd.map(|b| b / 1e3), 1));
+        }
+    }
 }
 
 /// `--from FILE`: the table again from the JSON lines of an earlier run.
@@ -573,6 +668,12 @@ fn table_from(path: &str) {
                 our_retrans_segs: u("our_retrans_segs"),
                 kernel_cc: v["kernel_cc"].as_str().map(str::to_string),
                 late: u("relay_late").unwrap_or(0),
+                sender_counters: trace::SENDER_COUNTERS
+                    .iter()
+                    .filter_map(|n| Some((*n, v["sender_counters"][*n].as_u64()?)))
+                    .collect(),
+                series: trace::Series::default(),
+                mean_cwnd: v["mean_cwnd"].as_f64(),
             },
         });
     }

@@ -13,6 +13,7 @@ use tcpfsm_tun::{
 };
 
 use crate::meter::Meter;
+use crate::trace::{self, Sample, Series};
 use crate::{pattern_check, RunOut, Spec};
 
 const CONNECT: Duration = Duration::from_secs(20);
@@ -94,36 +95,66 @@ fn send(mut w: impl Write, data: &[u8], deadline: Instant) {
     }
 }
 
+/// Looks at a sending socket's window (for `--trace`); `Sync` so a sampler thread can call it
+/// while the transfer writes through the same socket.
+type Probe<W> = fn(&W) -> Option<Sample>;
+
+fn kernel_probe(s: &std::net::TcpStream) -> Option<Sample> {
+    kernel_tcp_info(s).ok().map(|ti| Sample::from_kernel(&ti))
+}
+
+fn our_probe(s: &tcpfsm_tun::TcpStream) -> Option<Sample> {
+    s.info().map(|i| Sample::from_ours(&i))
+}
+
 /// One timed transfer: `accept` yields the receiving socket (read timeout set), `connect` the
 /// sending one (write timeout set); the clock starts once connected and stops when the last
-/// byte is read (or at the deadline). Returns what arrived, the start, and the sender.
-fn timed<R: Read + Send, W: Write>(
+/// byte is read (or at the deadline). Returns what arrived, the start, and the sender. With
+/// `--trace`, a third thread samples the sender through `probe` meanwhile.
+fn timed<R: Read + Send, W: Sync>(
     spec: &Spec,
     data: &[u8],
     meter: &Mutex<Meter>,
     accept: impl FnOnce() -> io::Result<R> + Send,
     connect: impl FnOnce() -> io::Result<W>,
-) -> io::Result<(RunOut, W)> {
-    std::thread::scope(|s| {
+    probe: Probe<W>,
+) -> io::Result<(RunOut, W)>
+where
+    for<'w> &'w W: Write,
+{
+    let (tx, c, t0) = std::thread::scope(|s| -> io::Result<_> {
         let rx = s.spawn(accept);
-        let mut tx = connect()?;
+        let tx = connect()?;
         let t0 = Instant::now();
-        let deadline = t0 + spec.max_time;
         let c = rx.join().expect("receiver")?;
+        Ok((tx, c, t0))
+    })?;
+    let deadline = t0 + spec.max_time;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (got, intact, end, series) = std::thread::scope(|s| {
         let r = s.spawn(move || receive(c, spec.size, deadline));
-        send(&mut tx, &data[..spec.size as usize], deadline);
+        let sampler = spec
+            .trace
+            .is_some()
+            .then(|| s.spawn(|| trace::sample_until(t0, &done, || probe(&tx))));
+        send(&tx, &data[..spec.size as usize], deadline);
         let (got, intact, end) = r.join().expect("receiver");
-        let m = meter.lock().unwrap();
-        let out = RunOut {
-            bytes: got,
-            complete: got == spec.size,
-            intact,
-            secs: end.duration_since(t0).as_secs_f64(),
-            retrans_bytes: m.retrans_bytes,
-            ..RunOut::default()
-        };
-        Ok((out, tx))
-    })
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let series = sampler.map_or_else(Series::default, |h| h.join().expect("sampler"));
+        (got, intact, end, series)
+    });
+    let m = meter.lock().unwrap();
+    let out = RunOut {
+        bytes: got,
+        complete: got == spec.size,
+        intact,
+        secs: end.duration_since(t0).as_secs_f64(),
+        retrans_bytes: m.retrans_bytes,
+        mean_cwnd: series.mean_cwnd(),
+        series,
+        ..RunOut::default()
+    };
+    Ok((out, tx))
 }
 
 /// The congestion control a kernel socket runs (`TCP_CONGESTION`).
@@ -147,7 +178,12 @@ fn kernel_cc(s: &std::net::TcpStream) -> Option<String> {
     })
 }
 
-fn kernel_fill(o: &mut RunOut, s: &std::net::TcpStream) {
+/// The kernel sender's socket figures, and its namespace's counters (`ns`: where it runs).
+fn kernel_fill(o: &mut RunOut, s: &std::net::TcpStream, ns: &str) {
+    o.sender_counters = netns::run_in(ns, trace::kernel_mib)
+        .ok()
+        .flatten()
+        .map_or_else(Vec::new, |m| trace::sender_counters(&m));
     o.kernel_cc = kernel_cc(s);
     if let Ok(ti) = kernel_tcp_info(s) {
         o.kernel_bytes_retrans = Some(ti.bytes_retrans);
@@ -185,8 +221,9 @@ pub fn linux_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
         &meter,
         || kernel_accept(&l),
         || kernel_connect(bed.ns_a(), addr, spec.kernel_cc),
+        kernel_probe,
     )?;
-    kernel_fill(&mut o, &tx);
+    kernel_fill(&mut o, &tx, bed.ns_a());
     o.late = bed.relay().stats().late;
     Ok(o)
 }
@@ -232,8 +269,11 @@ pub fn ours_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
             c.set_write_timeout(Some(TICK))?;
             Ok(c)
         },
+        our_probe,
     )?;
-    o.our_retrans_segs = Some(st.stats()[tcpfsm_tun::core::Counter::RetransSegs]);
+    let stats = st.stats();
+    o.our_retrans_segs = Some(stats[tcpfsm_tun::core::Counter::RetransSegs]);
+    o.sender_counters = trace::sender_counters(&stats);
     o.late = st.relay.stats().late;
     tx.abort();
     Ok(o)
@@ -256,8 +296,9 @@ pub fn linux_ours(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
             Ok(c)
         },
         || kernel_connect(ns.name(), addr, spec.kernel_cc),
+        kernel_probe,
     )?;
-    kernel_fill(&mut o, &tx);
+    kernel_fill(&mut o, &tx, ns.name());
     o.late = st.relay.stats().late;
     Ok(o)
 }

@@ -12,6 +12,7 @@ use tcpfsm_sim::{Network, TraceEvent};
 use tcpfsm_tun::core::{Config, Instant};
 
 use crate::meter::Meter;
+use crate::trace::{self, Sample, Series};
 use crate::{pattern_check, RunOut, Spec};
 
 /// Virtual time a transfer may take before it counts as incomplete.
@@ -64,6 +65,9 @@ pub fn ours_ours(spec: &Spec, data: &[u8]) -> RunOut {
         listener: l,
     };
     let (mut got, mut intact) = (0u64, true);
+    // `--trace`: the sender's window every 10 ms of virtual time.
+    let mut series = Series::default();
+    let mut next_sample = Instant::ZERO;
     let t = tcpfsm_sim::bulk::transfer(
         &mut net,
         ends,
@@ -73,18 +77,32 @@ pub fn ours_ours(spec: &Spec, data: &[u8]) -> RunOut {
             intact &= pattern_check(got, chunk);
             got += chunk.len() as u64;
         },
-        |_| {},
+        |net| {
+            if spec.trace.is_none() || net.now() < next_sample {
+                return;
+            }
+            next_sample = net.now() + trace::EVERY;
+            if let Some(i) = net.endpoint(a).info(c) {
+                series
+                    .0
+                    .push((net.now() - Instant::ZERO, Sample::from_ours(&i)));
+            }
+        },
     );
     let start = t.established.unwrap_or(Instant::ZERO);
     let end = t.done.unwrap_or_else(|| net.now());
     let retrans_bytes = meter.lock().unwrap().retrans_bytes;
+    let stats = net.endpoint(a).stats();
     RunOut {
         bytes: got,
         complete: got == spec.size,
         intact,
         secs: (end - start).as_secs_f64(),
         retrans_bytes,
-        our_retrans_segs: Some(net.endpoint(a).stats()[tcpfsm_tun::core::Counter::RetransSegs]),
+        our_retrans_segs: Some(stats[tcpfsm_tun::core::Counter::RetransSegs]),
+        sender_counters: trace::sender_counters(stats),
+        mean_cwnd: series.mean_cwnd(),
+        series,
         ..RunOut::default()
     }
 }
