@@ -416,7 +416,32 @@ pub struct TcpOptions {
 impl TcpOptions {
     /// Decodes an options area. Unknown kinds are skipped; a malformed known
     /// option is an error. A repeated option overrides the earlier one.
+    ///
+    /// The two layouts nearly every segment of an established connection
+    /// carries — none, or Timestamps after two NOPs (RFC 7323 Appendix A, the
+    /// layout Linux sends) — are recognised by their bytes, as Linux's
+    /// `tcp_fast_parse_options` does; anything else goes through the general
+    /// parser ([`TcpOptions::parse_general`]), which gives the same result on
+    /// those two.
+    #[inline]
     pub fn parse(raw: &[u8]) -> Result<TcpOptions, Error> {
+        match raw {
+            [] => Ok(TcpOptions::default()),
+            [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, ts @ ..] if ts.len() == 8 => {
+                Ok(TcpOptions {
+                    timestamps: Some(Timestamps {
+                        tsval: be32(&ts[..4]),
+                        tsecr: be32(&ts[4..]),
+                    }),
+                    ..TcpOptions::default()
+                })
+            }
+            _ => TcpOptions::parse_general(raw),
+        }
+    }
+
+    /// [`TcpOptions::parse`] for any layout: every option walked in order.
+    pub fn parse_general(raw: &[u8]) -> Result<TcpOptions, Error> {
         let mut o = TcpOptions::default();
         for opt in TcpOptionIter::new(raw) {
             match opt? {
@@ -494,25 +519,41 @@ impl TcpOptions {
     /// was parsed from a real header can always be emitted again). May exceed
     /// 40, in which case emitting fails with [`Error::OptionsTooLong`].
     pub fn encoded_len(&self) -> usize {
+        self.layout().len
+    }
+
+    /// The length and layout [`TcpOptions::emit`] uses, computed once for a
+    /// datagram (sizing, the TCP header and the options all need it).
+    pub(crate) fn layout(&self) -> Layout {
         let a = self.aligned_len();
         if a <= MAX_OPTIONS_LEN {
-            a
+            Layout {
+                len: a,
+                aligned: true,
+            }
         } else {
-            self.packed_len()
+            Layout {
+                len: self.packed_len(),
+                aligned: false,
+            }
         }
     }
 
     /// Writes the options into `buf[..encoded_len()]` in the order MSS,
     /// SACK-Permitted, Timestamps, Window Scale, SACK, returning the length.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        let len = self.encoded_len();
+        self.emit_laid_out(buf, self.layout())
+    }
+
+    /// [`TcpOptions::emit`] with `layout` = `self.layout()` already known.
+    fn emit_laid_out(&self, buf: &mut [u8], layout: Layout) -> Result<usize, Error> {
+        let Layout { len, aligned } = layout;
         if len > MAX_OPTIONS_LEN {
             return Err(Error::OptionsTooLong);
         }
         if buf.len() < len {
             return Err(Error::BufferTooSmall);
         }
-        let aligned = self.aligned_len() <= MAX_OPTIONS_LEN;
         let buf = &mut buf[..len];
         // Alignment NOPs only in the aligned layout.
         let pad = if aligned { 1 } else { 0 };
@@ -564,6 +605,14 @@ impl TcpOptions {
         buf[at..].fill(0);
         Ok(len)
     }
+}
+
+/// How a [`TcpOptions`] is laid out on the wire: its encoded length, and
+/// whether that is the aligned layout (else the packed one).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    pub(crate) len: usize,
+    aligned: bool,
 }
 
 /// A TCP segment decoded into owned fields, borrowing only its payload.
@@ -653,10 +702,23 @@ impl<'a> TcpRepr<'a> {
         dst: IpAddr,
         offload: ChecksumOffload,
     ) -> Result<usize, Error> {
+        self.emit_laid_out(buf, src, dst, offload, self.options.layout())
+    }
+
+    /// [`TcpRepr::emit_with`] with `layout` = `self.options.layout()` already
+    /// known (the datagram writer sized the datagram with it).
+    pub(crate) fn emit_laid_out(
+        &self,
+        buf: &mut [u8],
+        src: IpAddr,
+        dst: IpAddr,
+        offload: ChecksumOffload,
+        layout: Layout,
+    ) -> Result<usize, Error> {
         if src.is_ipv4() != dst.is_ipv4() {
             return Err(Error::AddressFamilyMismatch);
         }
-        let opt_len = self.options.encoded_len();
+        let opt_len = layout.len;
         if opt_len > MAX_OPTIONS_LEN {
             return Err(Error::OptionsTooLong);
         }
@@ -688,7 +750,7 @@ impl<'a> TcpRepr<'a> {
             0, // checksum, filled below
             self.urgent,
         ];
-        self.options.emit(options)?;
+        self.options.emit_laid_out(options, layout)?;
         if offload.tx {
             payload.copy_from_slice(self.payload);
         } else {
