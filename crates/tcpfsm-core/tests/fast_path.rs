@@ -185,7 +185,7 @@ impl World {
                 }
             }
             _ => {
-                self.now = self.now + Duration::from_micros(r.below(250_000));
+                self.now += Duration::from_micros(r.below(250_000));
                 for ep in &mut self.eps {
                     if ep.poll_timeout().is_some_and(|t| t <= self.now) {
                         ep.handle_timeout(self.now);
