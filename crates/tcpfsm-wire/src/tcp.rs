@@ -555,6 +555,29 @@ impl TcpOptions {
             return Err(Error::BufferTooSmall);
         }
         let buf = &mut buf[..len];
+        match self.timestamps {
+            // What every segment of an established connection with timestamps carries (RFC
+            // 7323 Appendix A's layout), written directly rather than option by option.
+            Some(ts) if *self == TcpOptions::timestamps_only(ts) => {
+                buf[..4].copy_from_slice(&[kind::NOP, kind::NOP, kind::TIMESTAMPS, 10]);
+                buf[4..8].copy_from_slice(&ts.tsval.to_be_bytes());
+                buf[8..12].copy_from_slice(&ts.tsecr.to_be_bytes());
+                Ok(len)
+            }
+            _ => self.emit_general(buf, aligned),
+        }
+    }
+
+    fn timestamps_only(ts: Timestamps) -> TcpOptions {
+        TcpOptions {
+            timestamps: Some(ts),
+            ..TcpOptions::default()
+        }
+    }
+
+    /// Every option in turn into `buf`, exactly the encoded length long.
+    fn emit_general(&self, buf: &mut [u8], aligned: bool) -> Result<usize, Error> {
+        let len = buf.len();
         // Alignment NOPs only in the aligned layout.
         let pad = if aligned { 1 } else { 0 };
         let mut at = 0;
@@ -818,6 +841,50 @@ impl core::fmt::Display for TcpRepr<'_> {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    /// The direct Timestamps-only writer and the option-by-option one write the same bytes;
+    /// options that are not Timestamps alone never take the direct one.
+    #[test]
+    fn timestamps_only_emit_matches_the_general_writer() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for i in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ts = Timestamps {
+                tsval: x as u32,
+                tsecr: (x >> 32) as u32,
+            };
+            let mut o = TcpOptions::timestamps_only(ts);
+            match i % 5 {
+                1 => o.mss = Some(x as u16),
+                2 => o.sack_permitted = true,
+                3 => o.window_scale = Some(x as u8 % 15),
+                4 => {
+                    o.sack_blocks[(x % 4) as usize] = Some(SackBlock {
+                        left: SeqNum(x as u32),
+                        right: SeqNum((x >> 16) as u32),
+                    })
+                }
+                _ => {}
+            }
+            let layout = o.layout();
+            let (mut fast, mut general) = ([0xa5u8; 40], [0x5au8; 40]);
+            let n = o.emit(&mut fast).unwrap();
+            assert_eq!(n, layout.len);
+            let m = o
+                .emit_general(&mut general[..layout.len], layout.aligned)
+                .unwrap();
+            assert_eq!((n, &fast[..n]), (m, &general[..m]), "{o:?}");
+            // Parsing fills SACK blocks from the front.
+            let mut packed = o;
+            packed.sack_blocks = [None; 4];
+            for (slot, b) in packed.sack_blocks.iter_mut().zip(o.sack_blocks()) {
+                *slot = Some(b);
+            }
+            assert_eq!(TcpOptions::parse(&fast[..n]), Ok(packed));
+        }
+    }
 
     #[test]
     fn display_summarises_like_tcpdump() {
