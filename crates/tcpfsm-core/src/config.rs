@@ -149,11 +149,17 @@ pub struct Config {
     /// so the engine skips them. Default: none, every checksum in software. Turn it on only
     /// for links that really check (a TUN with offload, an in-memory link in a benchmark).
     pub checksum_offload: crate::wire::ChecksumOffload,
+    /// Header prediction for ESTABLISHED (Linux `tcp_rcv_established`), on by default. Off
+    /// sends every segment down the full RFC 9293 §3.10.7.4 steps; only the differential test
+    /// that holds the two paths equal turns it off. Not a tuning knob.
+    #[doc(hidden)]
+    pub header_prediction: bool,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
+            header_prediction: true,
             msl: Duration::from_secs(30),
             fin_timeout: Duration::from_secs(60),
             syncookies: SynCookies::OnOverflow,

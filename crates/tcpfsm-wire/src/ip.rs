@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::checksum::{self, Checksum, ChecksumOffload, PROTO_TCP};
-use crate::tcp::{TcpPacket, TcpRepr};
+use crate::tcp::{Layout, TcpPacket, TcpRepr};
 use crate::Error;
 
 #[inline]
@@ -527,14 +527,21 @@ pub fn emit_ip_tcp(
 
 /// Length of the datagram [`emit_ip_tcp`] would produce, or why it cannot.
 pub fn datagram_len(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Result<usize, Error> {
+    sized(src, dst, tcp).map(|(total, _)| total)
+}
+
+/// [`datagram_len`] and the options' layout, which the writer reuses rather than computing
+/// the options' length again for the TCP header and the options area.
+fn sized(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Result<(usize, Layout), Error> {
     if src.is_ipv4() != dst.is_ipv4() {
         return Err(Error::AddressFamilyMismatch);
     }
-    if tcp.options.encoded_len() > crate::tcp::MAX_OPTIONS_LEN {
+    let layout = tcp.options.layout();
+    if layout.len > crate::tcp::MAX_OPTIONS_LEN {
         return Err(Error::OptionsTooLong);
     }
     let hl = ip_header_len(src);
-    let seg = tcp.buffer_len();
+    let seg = crate::tcp::HEADER_LEN + layout.len + tcp.payload.len();
     // IPv4 total length and IPv6 payload length are both 16-bit fields
     // (we never emit IPv6 jumbograms).
     let limit = match src {
@@ -544,7 +551,25 @@ pub fn datagram_len(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Result<usize
     if seg > limit {
         return Err(Error::DatagramTooLong);
     }
-    Ok(hl + seg)
+    Ok((hl + seg, layout))
+}
+
+/// Writes the datagram at the start of `buf`, growing it only when it is too short (a
+/// reused transmit buffer is neither cleared nor re-zeroed: the caller reads `buf[..n]`).
+/// Returns `n`. The same bytes as [`emit_ip_tcp_into_with`], sized once.
+pub fn emit_ip_tcp_reusing(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpRepr<'_>,
+    buf: &mut Vec<u8>,
+    offload: ChecksumOffload,
+) -> Result<usize, Error> {
+    let (total, layout) = sized(src, dst, tcp)?;
+    if buf.len() < total {
+        buf.resize(total, 0);
+    }
+    write_datagram(src, dst, tcp, &mut buf[..total], offload, layout)?;
+    Ok(total)
 }
 
 /// Like [`emit_ip_tcp`] but into a caller-provided slice (e.g. a TUN or
@@ -567,11 +592,25 @@ pub fn emit_ip_tcp_into_with(
     buf: &mut [u8],
     offload: ChecksumOffload,
 ) -> Result<usize, Error> {
-    let total = datagram_len(src, dst, tcp)?;
+    let (total, layout) = sized(src, dst, tcp)?;
     if buf.len() < total {
         return Err(Error::BufferTooSmall);
     }
-    let buf = &mut buf[..total];
+    write_datagram(src, dst, tcp, &mut buf[..total], offload, layout)?;
+    Ok(total)
+}
+
+/// The IP header and the TCP segment into `buf`, exactly the datagram's length as `sized`
+/// found it with `layout`.
+fn write_datagram(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpRepr<'_>,
+    buf: &mut [u8],
+    offload: ChecksumOffload,
+    layout: Layout,
+) -> Result<(), Error> {
+    let total = buf.len();
     let hl = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             // The header as ten 16-bit words (RFC 791 §3.1), summed as values rather than
@@ -610,6 +649,6 @@ pub fn emit_ip_tcp_into_with(
         }
         _ => return Err(Error::AddressFamilyMismatch),
     };
-    tcp.emit_with(&mut buf[hl..], src, dst, offload)?;
-    Ok(total)
+    tcp.emit_laid_out(&mut buf[hl..], src, dst, offload, layout)?;
+    Ok(())
 }

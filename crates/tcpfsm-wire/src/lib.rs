@@ -52,9 +52,9 @@ pub use checksum::ChecksumOffload;
 pub use error::Error;
 pub use flags::{Flags, ParseFlagsError};
 pub use ip::{
-    datagram_len, emit_ip_tcp, emit_ip_tcp_into, emit_ip_tcp_into_with, ip_header_len,
-    parse_ip_tcp, parse_ip_tcp_deferred, parse_ip_tcp_with, IpTcp, Ipv4Packet, Ipv6Packet,
-    DEFAULT_TTL, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
+    datagram_len, emit_ip_tcp, emit_ip_tcp_into, emit_ip_tcp_into_with, emit_ip_tcp_reusing,
+    ip_header_len, parse_ip_tcp, parse_ip_tcp_deferred, parse_ip_tcp_with, IpTcp, Ipv4Packet,
+    Ipv6Packet, DEFAULT_TTL, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
 };
 pub use seq::SeqNum;
 pub use tcp::{

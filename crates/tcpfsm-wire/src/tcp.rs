@@ -6,6 +6,10 @@ use std::net::IpAddr;
 use crate::checksum::{self, ChecksumOffload, PROTO_TCP};
 use crate::{Error, Flags, SeqNum};
 
+mod options;
+pub(crate) use options::Layout;
+pub use options::{SackBlock, TcpOption, TcpOptionIter, TcpOptions, Timestamps};
+
 /// Byte offsets of the fixed TCP header fields (RFC 9293 §3.1, Figure 1).
 mod field {
     use core::ops::Range;
@@ -220,352 +224,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 }
 
-/// One SACK block (RFC 2018 §3): `left` is the first sequence number of a
-/// received block, `right` the one just after it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
-pub struct SackBlock {
-    pub left: SeqNum,
-    pub right: SeqNum,
-}
-
-/// The TCP Timestamps option (RFC 7323 §3).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
-pub struct Timestamps {
-    pub tsval: u32,
-    pub tsecr: u32,
-}
-
-/// One option as found in the options area.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum TcpOption<'a> {
-    EndOfList,
-    NoOp,
-    Mss(u16),
-    WindowScale(u8),
-    SackPermitted,
-    /// Between 1 and 4 blocks, packed at the front.
-    Sack([Option<SackBlock>; 4]),
-    Timestamps {
-        tsval: u32,
-        tsecr: u32,
-    },
-    /// A kind we do not interpret; `data` excludes the kind and length bytes.
-    Unknown {
-        kind: u8,
-        data: &'a [u8],
-    },
-}
-
-impl TcpOption<'_> {
-    /// Bytes this option occupies on the wire.
-    pub fn buffer_len(&self) -> usize {
-        match self {
-            TcpOption::EndOfList | TcpOption::NoOp => 1,
-            TcpOption::Mss(_) => 4,
-            TcpOption::WindowScale(_) => 3,
-            TcpOption::SackPermitted => 2,
-            TcpOption::Sack(b) => 2 + 8 * b.iter().flatten().count(),
-            TcpOption::Timestamps { .. } => 10,
-            TcpOption::Unknown { data, .. } => 2 + data.len(),
-        }
-    }
-
-    /// Writes the option at the start of `buf`, returning its length.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        let len = self.buffer_len();
-        if buf.len() < len {
-            return Err(Error::BufferTooSmall);
-        }
-        if len > u8::MAX as usize {
-            return Err(Error::BadOptionLength);
-        }
-        let buf = &mut buf[..len];
-        match *self {
-            TcpOption::EndOfList => buf[0] = kind::END,
-            TcpOption::NoOp => buf[0] = kind::NOP,
-            TcpOption::Mss(v) => {
-                buf[..2].copy_from_slice(&[kind::MSS, 4]);
-                buf[2..4].copy_from_slice(&v.to_be_bytes());
-            }
-            TcpOption::WindowScale(s) => buf.copy_from_slice(&[kind::WINDOW_SCALE, 3, s]),
-            TcpOption::SackPermitted => buf.copy_from_slice(&[kind::SACK_PERMITTED, 2]),
-            TcpOption::Sack(blocks) => {
-                buf[..2].copy_from_slice(&[kind::SACK, len as u8]);
-                for (chunk, b) in buf[2..].chunks_exact_mut(8).zip(blocks.iter().flatten()) {
-                    chunk[..4].copy_from_slice(&b.left.0.to_be_bytes());
-                    chunk[4..].copy_from_slice(&b.right.0.to_be_bytes());
-                }
-            }
-            TcpOption::Timestamps { tsval, tsecr } => {
-                buf[..2].copy_from_slice(&[kind::TIMESTAMPS, 10]);
-                buf[2..6].copy_from_slice(&tsval.to_be_bytes());
-                buf[6..10].copy_from_slice(&tsecr.to_be_bytes());
-            }
-            TcpOption::Unknown { kind, data } => {
-                buf[0] = kind;
-                buf[1] = len as u8;
-                buf[2..].copy_from_slice(data);
-            }
-        }
-        Ok(len)
-    }
-}
-
-/// Iterates the options area. Yields `EndOfList` once and then stops
-/// (RFC 9293 §3.2: End of Option List marks the end of all options); after an
-/// error it yields nothing more.
-///
-/// Per RFC 9293 §3.1 (MUST-6/MUST-7) any option kind may carry a length byte
-/// and unknown kinds must be skipped by that length, so only the kinds we
-/// interpret get their length checked against their definition.
-#[derive(Clone, Debug)]
-pub struct TcpOptionIter<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> TcpOptionIter<'a> {
-    pub fn new(options: &'a [u8]) -> TcpOptionIter<'a> {
-        TcpOptionIter { rest: options }
-    }
-}
-
-impl<'a> Iterator for TcpOptionIter<'a> {
-    type Item = Result<TcpOption<'a>, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.rest;
-        let (&k, after_kind) = rest.split_first()?;
-        match k {
-            kind::END => {
-                self.rest = &[];
-                return Some(Ok(TcpOption::EndOfList));
-            }
-            kind::NOP => {
-                self.rest = after_kind;
-                return Some(Ok(TcpOption::NoOp));
-            }
-            _ => {}
-        }
-        // Every other kind has a length byte counting kind and length too.
-        self.rest = &[];
-        let Some(&len) = after_kind.first() else {
-            return Some(Err(Error::TruncatedOption));
-        };
-        let len = len as usize;
-        if len < 2 {
-            return Some(Err(Error::BadOptionLength));
-        }
-        if len > rest.len() {
-            return Some(Err(Error::TruncatedOption));
-        }
-        let data = &rest[2..len];
-        let opt = match (k, len) {
-            (kind::MSS, 4) => TcpOption::Mss(be16(data)),
-            (kind::WINDOW_SCALE, 3) => TcpOption::WindowScale(data[0]),
-            (kind::SACK_PERMITTED, 2) => TcpOption::SackPermitted,
-            // RFC 2018 §3: 8n+2 bytes; n <= 4 is all that fits in 40 bytes.
-            (kind::SACK, l) if l >= 10 && (l - 2) % 8 == 0 && l <= 34 => {
-                let mut blocks = [None; 4];
-                for (slot, c) in blocks.iter_mut().zip(data.chunks_exact(8)) {
-                    *slot = Some(SackBlock {
-                        left: SeqNum(be32(&c[..4])),
-                        right: SeqNum(be32(&c[4..])),
-                    });
-                }
-                TcpOption::Sack(blocks)
-            }
-            (kind::TIMESTAMPS, 10) => TcpOption::Timestamps {
-                tsval: be32(&data[..4]),
-                tsecr: be32(&data[4..]),
-            },
-            (
-                kind::MSS
-                | kind::WINDOW_SCALE
-                | kind::SACK_PERMITTED
-                | kind::SACK
-                | kind::TIMESTAMPS,
-                _,
-            ) => {
-                return Some(Err(Error::BadOptionLength));
-            }
-            (k, _) => TcpOption::Unknown { kind: k, data },
-        };
-        self.rest = &rest[len..];
-        Some(Ok(opt))
-    }
-}
-
-/// The options this stack understands, decoded. Unknown options are dropped
-/// on parse; on emit the layout is canonical (see [`TcpOptions::emit`]).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
-pub struct TcpOptions {
-    /// Maximum Segment Size (RFC 9293 §3.7.1).
-    pub mss: Option<u16>,
-    /// Window scale shift as sent; emitted as-is. RFC 7323 §2.3 clamping to
-    /// 14 is the TCP's job, not the wire's.
-    pub window_scale: Option<u8>,
-    /// SACK-Permitted (RFC 2018 §2).
-    pub sack_permitted: bool,
-    /// SACK blocks (RFC 2018 §3). Emitted in array order, skipping `None`;
-    /// parse fills them from the front.
-    pub sack_blocks: [Option<SackBlock>; 4],
-    /// Timestamps (RFC 7323 §3).
-    pub timestamps: Option<Timestamps>,
-}
-
-impl TcpOptions {
-    /// Decodes an options area. Unknown kinds are skipped; a malformed known
-    /// option is an error. A repeated option overrides the earlier one.
-    pub fn parse(raw: &[u8]) -> Result<TcpOptions, Error> {
-        let mut o = TcpOptions::default();
-        for opt in TcpOptionIter::new(raw) {
-            match opt? {
-                TcpOption::EndOfList => break,
-                TcpOption::NoOp | TcpOption::Unknown { .. } => {}
-                TcpOption::Mss(v) => o.mss = Some(v),
-                TcpOption::WindowScale(s) => o.window_scale = Some(s),
-                TcpOption::SackPermitted => o.sack_permitted = true,
-                TcpOption::Sack(b) => o.sack_blocks = b,
-                TcpOption::Timestamps { tsval, tsecr } => {
-                    o.timestamps = Some(Timestamps { tsval, tsecr })
-                }
-            }
-        }
-        Ok(o)
-    }
-
-    /// The SACK blocks present, in order.
-    pub fn sack_blocks(&self) -> impl Iterator<Item = SackBlock> {
-        self.sack_blocks.into_iter().flatten()
-    }
-
-    fn sack_count(&self) -> usize {
-        self.sack_blocks.iter().flatten().count()
-    }
-
-    /// Length of the word-aligned layout Linux uses (NOPs before the
-    /// odd-sized options so that 32-bit fields sit on 32-bit boundaries).
-    fn aligned_len(&self) -> usize {
-        let mut n = 0;
-        if self.mss.is_some() {
-            n += 4;
-        }
-        // SACK-Permitted (2) shares a word-pair with Timestamps (10), else
-        // each is padded with two NOPs.
-        n += match (self.sack_permitted, self.timestamps.is_some()) {
-            (_, true) => 12,
-            (true, false) => 4,
-            (false, false) => 0,
-        };
-        if self.window_scale.is_some() {
-            n += 4;
-        }
-        let s = self.sack_count();
-        if s > 0 {
-            n += 4 + 8 * s;
-        }
-        n
-    }
-
-    /// Length with no alignment NOPs, rounded up to a word.
-    fn packed_len(&self) -> usize {
-        let mut n = 0;
-        if self.mss.is_some() {
-            n += 4;
-        }
-        if self.sack_permitted {
-            n += 2;
-        }
-        if self.timestamps.is_some() {
-            n += 10;
-        }
-        if self.window_scale.is_some() {
-            n += 3;
-        }
-        let s = self.sack_count();
-        if s > 0 {
-            n += 2 + 8 * s;
-        }
-        (n + 3) & !3
-    }
-
-    /// Bytes [`TcpOptions::emit`] writes: a multiple of 4. Uses the aligned
-    /// layout when it fits in 40 bytes, else the packed one (so anything that
-    /// was parsed from a real header can always be emitted again). May exceed
-    /// 40, in which case emitting fails with [`Error::OptionsTooLong`].
-    pub fn encoded_len(&self) -> usize {
-        let a = self.aligned_len();
-        if a <= MAX_OPTIONS_LEN {
-            a
-        } else {
-            self.packed_len()
-        }
-    }
-
-    /// Writes the options into `buf[..encoded_len()]` in the order MSS,
-    /// SACK-Permitted, Timestamps, Window Scale, SACK, returning the length.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        let len = self.encoded_len();
-        if len > MAX_OPTIONS_LEN {
-            return Err(Error::OptionsTooLong);
-        }
-        if buf.len() < len {
-            return Err(Error::BufferTooSmall);
-        }
-        let aligned = self.aligned_len() <= MAX_OPTIONS_LEN;
-        let buf = &mut buf[..len];
-        // Alignment NOPs only in the aligned layout.
-        let pad = if aligned { 1 } else { 0 };
-        let mut at = 0;
-        let mut put = |opt: TcpOption<'_>, nops: usize| {
-            for _ in 0..nops * pad {
-                buf[at] = kind::NOP;
-                at += 1;
-            }
-            // Cannot fail: `len` was computed from these very options.
-            at += opt.emit(&mut buf[at..]).unwrap_or(0);
-        };
-        if let Some(m) = self.mss {
-            put(TcpOption::Mss(m), 0);
-        }
-        match (self.sack_permitted, self.timestamps) {
-            (true, Some(ts)) => {
-                put(TcpOption::SackPermitted, 0);
-                put(
-                    TcpOption::Timestamps {
-                        tsval: ts.tsval,
-                        tsecr: ts.tsecr,
-                    },
-                    0,
-                );
-            }
-            (false, Some(ts)) => put(
-                TcpOption::Timestamps {
-                    tsval: ts.tsval,
-                    tsecr: ts.tsecr,
-                },
-                2,
-            ),
-            (true, None) => put(TcpOption::SackPermitted, 2),
-            (false, None) => {}
-        }
-        if let Some(s) = self.window_scale {
-            put(TcpOption::WindowScale(s), 1);
-        }
-        if self.sack_count() > 0 {
-            let mut blocks = [None; 4];
-            for (slot, b) in blocks.iter_mut().zip(self.sack_blocks()) {
-                *slot = Some(b);
-            }
-            put(TcpOption::Sack(blocks), 2);
-        }
-        // Padding: End of Option List then zeros (RFC 9293 §3.1: the header
-        // is padded with zeros to a 32-bit boundary).
-        buf[at..].fill(0);
-        Ok(len)
-    }
-}
-
 /// A TCP segment decoded into owned fields, borrowing only its payload.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TcpRepr<'a> {
@@ -653,10 +311,23 @@ impl<'a> TcpRepr<'a> {
         dst: IpAddr,
         offload: ChecksumOffload,
     ) -> Result<usize, Error> {
+        self.emit_laid_out(buf, src, dst, offload, self.options.layout())
+    }
+
+    /// [`TcpRepr::emit_with`] with `layout` = `self.options.layout()` already
+    /// known (the datagram writer sized the datagram with it).
+    pub(crate) fn emit_laid_out(
+        &self,
+        buf: &mut [u8],
+        src: IpAddr,
+        dst: IpAddr,
+        offload: ChecksumOffload,
+        layout: Layout,
+    ) -> Result<usize, Error> {
         if src.is_ipv4() != dst.is_ipv4() {
             return Err(Error::AddressFamilyMismatch);
         }
-        let opt_len = self.options.encoded_len();
+        let opt_len = layout.len;
         if opt_len > MAX_OPTIONS_LEN {
             return Err(Error::OptionsTooLong);
         }
@@ -688,7 +359,7 @@ impl<'a> TcpRepr<'a> {
             0, // checksum, filled below
             self.urgent,
         ];
-        self.options.emit(options)?;
+        self.options.emit_laid_out(options, layout)?;
         if offload.tx {
             payload.copy_from_slice(self.payload);
         } else {

@@ -128,6 +128,32 @@ proptest! {
         }
     }
 
+    /// The transmit path's writer (sized once, into a reused buffer that is neither cleared
+    /// nor re-zeroed) writes exactly the bytes `emit_ip_tcp` does, whatever was in the
+    /// buffer before and however long it was, with and without checksum offload.
+    #[test]
+    fn emit_into_a_reused_buffer_matches_emit_ip_tcp(
+        (src, dst) in arb_addrs(),
+        parts in arb_parts(),
+        old in proptest::collection::vec(any::<u8>(), 0..1600),
+        tx_offload in any::<bool>(),
+    ) {
+        let repr = parts.repr();
+        let offload = if tx_offload { ChecksumOffload::ALL } else { ChecksumOffload::NONE };
+        let mut want = vec![0u8; 65536];
+        let expect = emit_ip_tcp_into_with(src, dst, &repr, &mut want, offload);
+        let mut buf = old.clone();
+        let got = emit_ip_tcp_reusing(src, dst, &repr, &mut buf, offload);
+        prop_assert_eq!(got, expect);
+        prop_assert_eq!(got, datagram_len(src, dst, &repr));
+        if let Ok(n) = got {
+            prop_assert_eq!(&buf[..n], &want[..n]);
+            prop_assert_eq!(buf.len(), old.len().max(n));
+        } else {
+            prop_assert_eq!(buf, old);
+        }
+    }
+
     #[test]
     fn emitted_checksums_match_naive_reference((src, dst) in arb_addrs(), parts in arb_fitting_parts()) {
         let repr = parts.repr();
@@ -273,6 +299,32 @@ proptest! {
             prop_assert_eq!(o.emit(&mut buf), Ok(n));
             prop_assert_eq!(TcpOptions::parse(&buf[..n]), Ok(o));
         }
+    }
+
+    /// `TcpOptions::parse` recognises the empty area and NOP NOP Timestamps by their bytes;
+    /// on every area — those layouts, near misses of them (one byte changed, one byte more
+    /// or less, Timestamps followed by more options) and arbitrary bytes — it must agree
+    /// with the general parser.
+    #[test]
+    fn options_fast_parse_agrees_with_the_general_parser(
+        tsval in any::<u32>(),
+        tsecr in any::<u32>(),
+        shape in 0u8..5,
+        at in any::<Index>(),
+        byte in any::<u8>(),
+        tail in proptest::collection::vec(any::<u8>(), 0..=28),
+    ) {
+        let mut area = vec![1u8, 1, 8, 10];
+        area.extend_from_slice(&tsval.to_be_bytes());
+        area.extend_from_slice(&tsecr.to_be_bytes());
+        match shape {
+            0 => {}
+            1 => { let i = at.index(area.len()); area[i] = byte; }
+            2 => { area.truncate(at.index(area.len() + 1)); }
+            3 => area.extend_from_slice(&tail),
+            _ => area = tail,
+        }
+        prop_assert_eq!(TcpOptions::parse(&area), TcpOptions::parse_general(&area));
     }
 
     #[test]

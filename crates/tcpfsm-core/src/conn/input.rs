@@ -2,7 +2,7 @@
 //! shared first steps — PAWS, sequence, RST, SYN — are `arrival::gate`.
 
 use super::{Conn, Ctx, Owner};
-use crate::arrival::{gate, ts_recent_update, Gate, RcvView, Unacceptable};
+use crate::arrival::{gate, paws_rejects, ts_recent_update, Gate, RcvView, Unacceptable};
 use crate::builder::{ts_clock, CtlSegment, PeerSyn};
 use crate::ratelimit::exempt;
 use crate::recovery::sack::SackBlock;
@@ -16,6 +16,13 @@ use tcpfsm_wire::{Flags, SeqNum, TcpRepr};
 impl Conn {
     pub(crate) fn on_segment(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         match self.state {
+            State::Established if ctx.cfg.header_prediction => {
+                if let Some(window) = self.predicted(seg, ctx.now) {
+                    self.on_segment_predicted(seg, window, ctx);
+                } else {
+                    self.on_segment_synchronized(seg, ctx);
+                }
+            }
             State::SynSent => self.on_segment_syn_sent(seg, ctx),
             State::Closed | State::Listen | State::TimeWait => {}
             _ => self.on_segment_synchronized(seg, ctx),
@@ -89,6 +96,61 @@ impl Conn {
         }
     }
 
+    /// Header prediction (Linux `tcp_rcv_established`, after Van Jacobson): in ESTABLISHED,
+    /// the segment the connection expects — only ACK (PSH allowed), SEG.SEQ = RCV.NXT,
+    /// SND.UNA ≤ SEG.ACK ≤ SND.NXT, a timestamp PAWS lets through, and no FIN from the peer
+    /// yet (ours is not queued either: CLOSE and SHUTDOWN leave ESTABLISHED). For such a
+    /// segment every check of RFC 9293 §3.10.7.4 before the ACK field is known to pass (the
+    /// sequence test — SEG.SEQ = RCV.NXT is acceptable whatever the window, and a zero window
+    /// lets it through for its ACK — RST, SYN, the RFC 5961 §5.2 ACK tests), and nothing
+    /// after the text applies (FIN, FIN_WAIT_1's ACK of our FIN). Unlike Linux's, this path
+    /// runs the same ACK-field and text helpers as the full one, so it need not also require
+    /// an unchanged window, no SACK blocks or text that fits: those helpers handle them.
+    /// Returns the window the segment offers, or None to take the full steps.
+    fn predicted(&self, seg: &TcpRepr<'_>, now: crate::Instant) -> Option<u32> {
+        let (snd, rcv) = (&self.snd, &self.rcv);
+        let mut flags = seg.flags;
+        flags.remove(Flags::PSH);
+        if flags != Flags::ACK
+            || seg.seq != rcv.rcv_nxt
+            || seg.ack.lt(snd.snd_una)
+            || seg.ack.gt(snd.snd_nxt)
+            || rcv.peer_fin_seen()
+            || paws_rejects(seg, self.ts.map(|t| (t.recent, t.recent_at)), now)
+        {
+            return None;
+        }
+        Some(snd.offered_window(seg))
+    }
+
+    /// The predicted segment: what `on_segment_synchronized` would do with it, without the
+    /// checks `predicted` proved passing — the same helpers, in the same order.
+    fn on_segment_predicted(&mut self, seg: &TcpRepr<'_>, window: u32, ctx: &mut Ctx<'_>) {
+        if self.timers.armed(Timer::KeepAlive) {
+            self.restart_keepalive(ctx);
+        }
+        self.update_ts_recent(seg, ctx);
+        self.ack_acceptable(seg, window, ctx);
+        if !seg.payload.is_empty() && self.state != State::Closed {
+            self.accept_text(seg.seq, seg.payload, ctx);
+        }
+    }
+
+    /// RFC 7323 §4.3: TS.Recent after an acceptable segment.
+    fn update_ts_recent(&mut self, seg: &TcpRepr<'_>, ctx: &Ctx<'_>) {
+        if let Some(ts) = self.ts.as_mut() {
+            if let Some((recent, at)) = ts_recent_update(
+                seg,
+                self.rcv.rcv_nxt,
+                Some((ts.recent, ts.recent_at)),
+                ctx.now,
+            ) {
+                ts.recent = recent;
+                ts.recent_at = at;
+            }
+        }
+    }
+
     fn on_segment_synchronized(&mut self, seg: &TcpRepr<'_>, ctx: &mut Ctx<'_>) {
         let f = seg.flags;
         if self.timers.armed(Timer::KeepAlive) {
@@ -141,17 +203,7 @@ impl Conn {
                 return;
             }
         }
-        if let Some(ts) = self.ts.as_mut() {
-            if let Some((recent, at)) = ts_recent_update(
-                seg,
-                self.rcv.rcv_nxt,
-                Some((ts.recent, ts.recent_at)),
-                ctx.now,
-            ) {
-                ts.recent = recent;
-                ts.recent_at = at;
-            }
-        }
+        self.update_ts_recent(seg, ctx);
         // Fifth: the ACK field.
         if self.state == State::SynReceived {
             if seg.ack.gt(self.snd.snd_una) && seg.ack.le(self.snd.snd_nxt) {
@@ -253,23 +305,8 @@ impl Conn {
             self.challenge_ack(ctx);
             return false;
         }
-        // The peer answered: unanswered-probe count restarts (RFC 9293 §3.8.6.1).
-        self.snd.probes = 0;
         let window = self.snd.offered_window(seg);
-        // RFC 5681 §2 "duplicate acknowledgment".
-        let dupack = ack == self.snd.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.intersects(Flags::SYN | Flags::FIN)
-            && window == self.snd.snd_wnd
-            && self.snd.outstanding();
-        let advanced = ack.gt(self.snd.snd_una);
-        let rtt = if advanced {
-            self.on_new_ack(seg, ctx)
-        } else {
-            None
-        };
-        self.recovery_on_ack(seg, rtt, dupack, advanced, ctx);
-        self.update_window(seg, window);
+        self.ack_acceptable(seg, window, ctx);
         if self.snd.fin_acked() {
             match self.state {
                 State::FinWait1 => {
@@ -292,6 +329,28 @@ impl Conn {
             }
         }
         true
+    }
+
+    /// The fifth step for an ACK within SND.UNA..=SND.NXT offering `window`: SND.UNA, RTT,
+    /// timers, loss recovery and congestion control, the send window.
+    fn ack_acceptable(&mut self, seg: &TcpRepr<'_>, window: u32, ctx: &mut Ctx<'_>) {
+        let ack = seg.ack;
+        // The peer answered: unanswered-probe count restarts (RFC 9293 §3.8.6.1).
+        self.snd.probes = 0;
+        // RFC 5681 §2 "duplicate acknowledgment".
+        let dupack = ack == self.snd.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.intersects(Flags::SYN | Flags::FIN)
+            && window == self.snd.snd_wnd
+            && self.snd.outstanding();
+        let advanced = ack.gt(self.snd.snd_una);
+        let rtt = if advanced {
+            self.on_new_ack(seg, ctx)
+        } else {
+            None
+        };
+        self.recovery_on_ack(seg, rtt, dupack, advanced, ctx);
+        self.update_window(seg, window);
     }
 
     /// RFC 9293 §3.10.7.4: the send window follows only newer segments (SND.WL1/WL2).

@@ -184,16 +184,29 @@ impl RecvSide {
     /// whether it took the text (if not, the caller sums it).
     pub(crate) fn stage(&mut self, seq: SeqNum, data: &[u8], sum: &mut Checksum) -> bool {
         self.staged = None;
+        if !self.in_order_fits(seq, data.len()) {
+            return false;
+        }
         let n = data.len();
-        if n == 0 || seq != self.rcv_nxt || !self.ooo.is_empty() {
-            return false;
-        }
-        if n as u64 > (self.rcv_wnd() as u64).min(self.space() as u64) {
-            return false;
-        }
         self.ring.stage_summed(data, sum);
         self.staged = Some((seq, n as u32));
         true
+    }
+
+    /// Text of `n` bytes at `seq` goes straight in at RCV.NXT: in order, nothing out of order
+    /// beyond the tail for it to overwrite or join, no FIN waiting behind a hole, and all of
+    /// it inside the window and the buffer (so nothing is trimmed).
+    pub(crate) fn in_order_fits(&self, seq: SeqNum, n: usize) -> bool {
+        n > 0
+            && seq == self.rcv_nxt
+            && self.ooo.is_empty()
+            && self.peer_fin.is_none()
+            && n as u64 <= (self.rcv_wnd() as u64).min(self.space() as u64)
+    }
+
+    /// The peer's FIN has been seen (consumed, or waiting behind a hole).
+    pub(crate) fn peer_fin_seen(&self) -> bool {
+        self.peer_fin.is_some()
     }
 
     /// Forgets a staged copy (its segment failed verification or has been processed).

@@ -184,12 +184,8 @@ fn emit(
 ) -> Option<Transmit> {
     let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
     // Our own segments always fit: a failure here is a bug, not bad input.
-    let n = wire::datagram_len(src, dst, repr).expect("sizing our own segment");
-    if buf.len() < n {
-        buf.resize(n, 0);
-    }
-    let len = wire::emit_ip_tcp_into_with(src, dst, repr, &mut buf[..n], offload)
-        .expect("emitting our own segment");
+    let len =
+        wire::emit_ip_tcp_reusing(src, dst, repr, buf, offload).expect("emitting our own segment");
     Some(Transmit {
         src,
         dst,
