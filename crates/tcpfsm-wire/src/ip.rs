@@ -527,12 +527,18 @@ pub fn emit_ip_tcp(
 
 /// Length of the datagram [`emit_ip_tcp`] would produce, or why it cannot.
 pub fn datagram_len(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Result<usize, Error> {
-    sized(src, dst, tcp).map(|(total, _)| total)
+    sized(src, dst, tcp, 0).map(|(total, _)| total)
 }
 
 /// [`datagram_len`] and the options' layout, which the writer reuses rather than computing
 /// the options' length again for the TCP header and the options area.
-fn sized(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Result<(usize, Layout), Error> {
+/// `tail` bytes of payload follow `tcp.payload` ([`emit_ip_tcp_split`]).
+fn sized(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpRepr<'_>,
+    tail: usize,
+) -> Result<(usize, Layout), Error> {
     if src.is_ipv4() != dst.is_ipv4() {
         return Err(Error::AddressFamilyMismatch);
     }
@@ -541,7 +547,7 @@ fn sized(src: IpAddr, dst: IpAddr, tcp: &TcpRepr<'_>) -> Result<(usize, Layout),
         return Err(Error::OptionsTooLong);
     }
     let hl = ip_header_len(src);
-    let seg = crate::tcp::HEADER_LEN + layout.len + tcp.payload.len();
+    let seg = crate::tcp::HEADER_LEN + layout.len + tcp.payload.len() + tail;
     // IPv4 total length and IPv6 payload length are both 16-bit fields
     // (we never emit IPv6 jumbograms).
     let limit = match src {
@@ -564,11 +570,28 @@ pub fn emit_ip_tcp_reusing(
     buf: &mut Vec<u8>,
     offload: ChecksumOffload,
 ) -> Result<usize, Error> {
-    let (total, layout) = sized(src, dst, tcp)?;
+    emit_ip_tcp_split(src, dst, tcp, &[], buf, offload)
+}
+
+/// [`emit_ip_tcp_reusing`] for a payload in two pieces, `tcp.payload` then `tail` — a
+/// segment that straddles the wrap point of a ring buffer. Both are copied (and summed)
+/// straight into the frame: joining them in a scratch buffer first would read every byte of
+/// such a segment twice, and with a segment nearly as large as its ring (MTU 65535 and a
+/// 64 KiB send buffer) nearly every segment straddles. The same datagram as
+/// [`emit_ip_tcp_reusing`] with the two pieces joined.
+pub fn emit_ip_tcp_split(
+    src: IpAddr,
+    dst: IpAddr,
+    tcp: &TcpRepr<'_>,
+    tail: &[u8],
+    buf: &mut Vec<u8>,
+    offload: ChecksumOffload,
+) -> Result<usize, Error> {
+    let (total, layout) = sized(src, dst, tcp, tail.len())?;
     if buf.len() < total {
         buf.resize(total, 0);
     }
-    write_datagram(src, dst, tcp, &mut buf[..total], offload, layout)?;
+    write_datagram(src, dst, tcp, tail, &mut buf[..total], offload, layout)?;
     Ok(total)
 }
 
@@ -592,11 +615,11 @@ pub fn emit_ip_tcp_into_with(
     buf: &mut [u8],
     offload: ChecksumOffload,
 ) -> Result<usize, Error> {
-    let (total, layout) = sized(src, dst, tcp)?;
+    let (total, layout) = sized(src, dst, tcp, 0)?;
     if buf.len() < total {
         return Err(Error::BufferTooSmall);
     }
-    write_datagram(src, dst, tcp, &mut buf[..total], offload, layout)?;
+    write_datagram(src, dst, tcp, &[], &mut buf[..total], offload, layout)?;
     Ok(total)
 }
 
@@ -606,6 +629,7 @@ fn write_datagram(
     src: IpAddr,
     dst: IpAddr,
     tcp: &TcpRepr<'_>,
+    tail: &[u8],
     buf: &mut [u8],
     offload: ChecksumOffload,
     layout: Layout,
@@ -649,6 +673,6 @@ fn write_datagram(
         }
         _ => return Err(Error::AddressFamilyMismatch),
     };
-    tcp.emit_laid_out(&mut buf[hl..], src, dst, offload, layout)?;
+    tcp.emit_laid_out(&mut buf[hl..], src, dst, offload, layout, tail)?;
     Ok(())
 }

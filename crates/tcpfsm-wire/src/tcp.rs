@@ -311,11 +311,15 @@ impl<'a> TcpRepr<'a> {
         dst: IpAddr,
         offload: ChecksumOffload,
     ) -> Result<usize, Error> {
-        self.emit_laid_out(buf, src, dst, offload, self.options.layout())
+        self.emit_laid_out(buf, src, dst, offload, self.options.layout(), &[])
     }
 
     /// [`TcpRepr::emit_with`] with `layout` = `self.options.layout()` already
     /// known (the datagram writer sized the datagram with it).
+    ///
+    /// The segment's payload is `self.payload` followed by `tail` (the two halves of a ring
+    /// buffer the data wraps around in; empty for a contiguous payload): both are copied and
+    /// summed straight into the frame, never joined in a scratch buffer first.
     pub(crate) fn emit_laid_out(
         &self,
         buf: &mut [u8],
@@ -323,6 +327,7 @@ impl<'a> TcpRepr<'a> {
         dst: IpAddr,
         offload: ChecksumOffload,
         layout: Layout,
+        tail: &[u8],
     ) -> Result<usize, Error> {
         if src.is_ipv4() != dst.is_ipv4() {
             return Err(Error::AddressFamilyMismatch);
@@ -331,7 +336,7 @@ impl<'a> TcpRepr<'a> {
         if opt_len > MAX_OPTIONS_LEN {
             return Err(Error::OptionsTooLong);
         }
-        let len = HEADER_LEN + opt_len + self.payload.len();
+        let len = HEADER_LEN + opt_len + self.payload.len() + tail.len();
         // The IPv4 pseudo-header carries a 16-bit length; IPv6 a 32-bit one
         // (but without jumbograms the payload length field is 16 bits too).
         if len > u16::MAX as usize {
@@ -360,13 +365,16 @@ impl<'a> TcpRepr<'a> {
             self.urgent,
         ];
         self.options.emit_laid_out(options, layout)?;
+        let (head, rest) = payload.split_at_mut(self.payload.len());
         if offload.tx {
-            payload.copy_from_slice(self.payload);
+            head.copy_from_slice(self.payload);
+            rest.copy_from_slice(tail);
         } else {
             let mut c = checksum::pseudo_header(src, dst, PROTO_TCP, len as u32);
             c.add_words(&words);
             c.add(options);
-            c.copy_from(payload, self.payload);
+            c.copy_from(head, self.payload);
+            c.copy_from(rest, tail);
             words[8] = c.finish();
         }
         for (b, w) in fixed.chunks_exact_mut(2).zip(words) {

@@ -16,43 +16,45 @@ use tcpfsm_wire::{Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 impl Conn {
     /// The next segment this connection wants to send, if any; the send state moves on as if
     /// it were sent.
-    pub(crate) fn next_segment<'b>(
-        &'b mut self,
+    /// The next segment to send, with the rest of its payload when the data wraps around the
+    /// send ring (the repr's payload is the first piece; see `wire::emit_ip_tcp_split`).
+    pub(crate) fn next_segment(
+        &mut self,
         now: Instant,
         cfg: &Config,
         stats: &mut Stats,
-        scratch: &'b mut Vec<u8>,
-    ) -> Option<(TcpRepr<'b>, TxKind)> {
+    ) -> Option<(TcpRepr<'_>, &[u8], TxKind)> {
         match self.state {
             State::Closed | State::Listen | State::TimeWait => return None,
             State::SynSent | State::SynReceived if self.snd.syn_pending => {
-                return Some(self.syn_segment(now, cfg, stats));
+                let (repr, kind) = self.syn_segment(now, cfg, stats);
+                return Some((repr, &[], kind));
             }
             State::SynSent => return None,
             _ => {}
         }
         if self.state != State::SynReceived {
             if let Some(plan) = self.plan(now, stats) {
-                return Some(self.data_segment(plan, now, stats, scratch));
+                return Some(self.data_segment(plan, now, stats));
             }
         }
         if self.probe_due {
             self.probe_due = false;
             let seq = self.snd.probe_seq();
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some((repr, TxKind::WindowProbe));
+            return Some((repr, &[], TxKind::WindowProbe));
         }
         if self.keepalive_due {
             // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT-1, so the peer must answer with an ACK.
             self.keepalive_due = false;
             let seq = self.snd.snd_nxt - 1u32;
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some((repr, TxKind::KeepAlive));
+            return Some((repr, &[], TxKind::KeepAlive));
         }
         if self.rcv.ack_pending() {
             let kind = self.rcv.pending_ack_kind();
             let seq = self.snd.snd_nxt;
-            return Some((self.finish_segment(seq, Flags::ACK, now, stats), kind));
+            return Some((self.finish_segment(seq, Flags::ACK, now, stats), &[], kind));
         }
         None
     }
@@ -208,13 +210,12 @@ impl Conn {
         base.saturating_mul(1 << shift).min(self.snd.rtt.max())
     }
 
-    fn data_segment<'b>(
-        &'b mut self,
+    fn data_segment(
+        &mut self,
         plan: Plan,
         now: Instant,
         stats: &mut Stats,
-        scratch: &'b mut Vec<u8>,
-    ) -> (TcpRepr<'b>, TxKind) {
+    ) -> (TcpRepr<'_>, &[u8], TxKind) {
         if plan.kind == TxKind::Retransmission {
             stats[Counter::RetransSegs] += 1;
         }
@@ -227,17 +228,11 @@ impl Conn {
             flags |= Flags::PSH;
         }
         let mut repr = self.finish_segment(plan.seq, flags, now, stats);
+        // `b` is non-empty when the segment straddles the ring's wrap point: the frame is
+        // built from both pieces, never from a joined copy.
         let (a, b) = self.snd.payload(plan.seq, plan.len);
-        repr.payload = if b.is_empty() {
-            a
-        } else {
-            // The segment straddles the ring's wrap point (once per buffer cycle).
-            scratch.clear();
-            scratch.extend_from_slice(a);
-            scratch.extend_from_slice(b);
-            scratch
-        };
-        (repr, plan.kind)
+        repr.payload = a;
+        (repr, b, plan.kind)
     }
 
     fn syn_segment(

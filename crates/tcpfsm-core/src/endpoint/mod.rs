@@ -135,7 +135,6 @@ pub struct Endpoint {
     /// Slots of connections that may want to send.
     pub(crate) tx_queue: VecDeque<u32>,
     pub(crate) timers: TimerQueue,
-    pub(crate) scratch: Vec<u8>,
     /// The last destination's RFC 6056 port offset: (local IP, remote, offset).
     pub(crate) port_offset_memo: Option<(std::net::IpAddr, std::net::SocketAddr, u32)>,
     /// Finished connections' storage for the next ones.
@@ -176,7 +175,6 @@ impl Endpoint {
             challenge: ChallengeBudget::default(),
             tx_queue: VecDeque::new(),
             timers: TimerQueue::default(),
-            scratch: Vec::with_capacity(2048),
             spare: Default::default(),
             port_offset_memo: None,
             port_counter: 0,

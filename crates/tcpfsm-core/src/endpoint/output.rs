@@ -69,7 +69,14 @@ impl Endpoint {
                 options: c.options,
                 payload: &[],
             };
-            return emit(&c.tuple, &repr, c.kind, self.config.checksum_offload, buf);
+            return emit(
+                &c.tuple,
+                &repr,
+                &[],
+                c.kind,
+                self.config.checksum_offload,
+                buf,
+            );
         }
         while let Some(&slot) = self.tx_queue.front() {
             let Some(c) = self.table.conn_mut(slot) else {
@@ -77,8 +84,10 @@ impl Endpoint {
                 continue;
             };
             let tuple = c.tuple;
-            let sent = match c.next_segment(now, &self.config, &mut self.stats, &mut self.scratch) {
-                Some((repr, kind)) => emit(&tuple, &repr, kind, self.config.checksum_offload, buf),
+            let sent = match c.next_segment(now, &self.config, &mut self.stats) {
+                Some((repr, tail, kind)) => {
+                    emit(&tuple, &repr, tail, kind, self.config.checksum_offload, buf)
+                }
                 None => None,
             };
             // Sending (or deciding not to) can arm timers: retransmission, persist.
@@ -175,17 +184,19 @@ impl Endpoint {
 
 /// Writes the datagram at the start of `buf`, growing it only when too short: re-zeroing a
 /// whole datagram per packet showed up in profiles, and the caller reads `buf[..len]` anyway.
+/// `tail`: the rest of the payload when it wraps around the send ring.
 fn emit(
     tuple: &FourTuple,
     repr: &TcpRepr<'_>,
+    tail: &[u8],
     kind: TxKind,
     offload: wire::ChecksumOffload,
     buf: &mut Vec<u8>,
 ) -> Option<Transmit> {
     let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
     // Our own segments always fit: a failure here is a bug, not bad input.
-    let len =
-        wire::emit_ip_tcp_reusing(src, dst, repr, buf, offload).expect("emitting our own segment");
+    let len = wire::emit_ip_tcp_split(src, dst, repr, tail, buf, offload)
+        .expect("emitting our own segment");
     Some(Transmit {
         src,
         dst,
