@@ -57,6 +57,7 @@ mod socket;
 mod stack;
 mod tcpinfo;
 mod testbed;
+mod txq;
 
 #[cfg(feature = "tokio")]
 mod async_io;

@@ -29,6 +29,7 @@ use tcpfsm_core::{
 use tcpfsm_wire::{parse_ip_tcp, IpTcp};
 
 use crate::device::{TunAddrs, TunDevice};
+use crate::txq::{Locked, TxQueue};
 
 /// Datagrams read from the TUN per wakeup before the endpoint's output is written.
 const BATCH: usize = 64;
@@ -150,7 +151,8 @@ pub(crate) struct Inner {
     pub(crate) slots: HashMap<Key, Slot>,
     filter: Option<PacketFilter>,
     observers: Vec<Observer>,
-    tx_buf: Vec<u8>,
+    /// Datagrams the endpoint emitted, written once the lock is released.
+    pub(crate) txq: TxQueue,
     /// The deadline the driver sleeps towards (`None`: no timer).
     driver_deadline: Option<Instant>,
     pub(crate) stopped: bool,
@@ -185,10 +187,16 @@ impl Inner {
         self.ep.handle_packet(now, pkt);
     }
 
-    /// Writes everything the endpoint wants to send, then dispatches its events.
-    fn pump(&mut self, now: Instant, dev: &TunDevice) {
-        while let Some(tx) = self.ep.poll_transmit(now, &mut self.tx_buf) {
-            let pkt = &self.tx_buf[..tx.len];
+    /// Queues everything the endpoint wants to send (written when the lock is released, see
+    /// [`crate::txq`]), then dispatches its events.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut buf = self.txq.take_buf();
+            let Some(tx) = self.ep.poll_transmit(now, &mut buf) else {
+                self.txq.give_back(buf);
+                break;
+            };
+            let pkt = &buf[..tx.len];
             if let Some(f) = self.filter.as_mut() {
                 if let Ok(segment) = parse_ip_tcp(pkt) {
                     let p = Packet {
@@ -198,14 +206,12 @@ impl Inner {
                     };
                     if f(&p) == Verdict::Drop {
                         self.stats.tx_filtered += 1;
+                        self.txq.give_back(buf);
                         continue;
                     }
                 }
             }
-            match dev.send(pkt) {
-                Ok(_) => self.stats.tx_packets += 1,
-                Err(_) => self.stats.tx_errors += 1,
-            }
+            self.txq.push(buf, tx.len);
         }
         while let Some(ev) = self.ep.poll_event() {
             for o in &mut self.observers {
@@ -250,6 +256,12 @@ impl Inner {
         }
     }
 
+    /// What a batch of TUN writes gave.
+    pub(crate) fn count_tx(&mut self, sent: u64, failed: u64) {
+        self.stats.tx_packets += sent;
+        self.stats.tx_errors += failed;
+    }
+
     fn mark(&mut self, key: Key, read: bool, write: bool) {
         if let Some(s) = self.slots.get_mut(&key) {
             if !s.pending_read && !s.pending_write {
@@ -274,7 +286,7 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Notified on every state change, for [`Stack::wait_until`].
     any_change: Condvar,
-    dev: TunDevice,
+    pub(crate) dev: TunDevice,
     wake: OwnedFd,
     base: std::time::Instant,
     pub(crate) addrs: TunAddrs,
@@ -285,7 +297,12 @@ impl Shared {
         Instant::from_micros(self.base.elapsed().as_micros() as u64)
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// The endpoint's lock; releasing it writes out the datagrams queued meanwhile.
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        Locked::new(self, self.lock_raw())
+    }
+
+    pub(crate) fn lock_raw(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere (e.g. in a packet filter) must not wedge every socket.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -313,10 +330,10 @@ impl Shared {
         Ok(now)
     }
 
-    /// Finishes an application call: sends what it queued, wakes whoever it concerns, and
+    /// Finishes an application call: queues what it sends, wakes whoever it concerns, and
     /// wakes the driver if a timer is now due earlier than the one it sleeps towards.
     pub(crate) fn finish(&self, g: &mut Inner, now: Instant) {
-        g.pump(now, &self.dev);
+        g.pump(now);
         if let Some(t) = g.ep.poll_timeout() {
             if g.driver_deadline.is_none_or(|d| t < d) {
                 g.driver_deadline = Some(t);
@@ -360,14 +377,19 @@ impl Shared {
             let slot = g.slots.entry(key).or_default();
             slot.sleepers += 1;
             let cv = slot.cv.clone();
-            g = match left {
-                None => cv.wait(g).unwrap_or_else(|p| p.into_inner()),
-                Some(left) => {
-                    cv.wait_timeout(g, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
+            // Our datagrams go out before we sleep (into_guard flushes).
+            let guard = g.into_guard();
+            g = Locked::new(
+                self,
+                match left {
+                    None => cv.wait(guard).unwrap_or_else(|p| p.into_inner()),
+                    Some(left) => {
+                        cv.wait_timeout(guard, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                },
+            );
             if let Some(slot) = g.slots.get_mut(&key) {
                 slot.sleepers -= 1;
             }
@@ -457,7 +479,7 @@ impl Stack {
                 slots: HashMap::new(),
                 filter: None,
                 observers: Vec::new(),
-                tx_buf: Vec::with_capacity(mtu as usize + 64),
+                txq: TxQueue::new(mtu),
                 driver_deadline: None,
                 stopped: false,
                 stats: DriverStats::default(),
@@ -578,12 +600,13 @@ impl Stack {
             // The driver notifies after each wakeup; a short cap also covers time-only changes.
             let step = left.min(std::time::Duration::from_millis(50));
             g.change_waiters += 1;
-            g = self
+            let guard = self
                 .shared
                 .any_change
-                .wait_timeout(g, step)
+                .wait_timeout(g.into_guard(), step)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            g = Locked::new(&self.shared, guard);
             g.change_waiters -= 1;
         }
     }
@@ -691,7 +714,7 @@ fn drive(shared: Arc<Shared>, mtu: u32) {
                 g.input(now, &arena[i * slot..i * slot + len]);
             }
             g.ep.handle_timeout(now);
-            g.pump(now, &shared.dev);
+            g.pump(now);
             g.stats.wakeups += 1;
             let t = g.ep.poll_timeout();
             g.driver_deadline = t;
