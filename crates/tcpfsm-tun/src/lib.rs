@@ -48,6 +48,7 @@
 //! ```
 
 mod device;
+mod driver;
 mod impaired;
 mod listener;
 pub mod netns;

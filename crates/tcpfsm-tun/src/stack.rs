@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::thread::JoinHandle;
@@ -29,10 +29,8 @@ use tcpfsm_core::{
 use tcpfsm_wire::{parse_ip_tcp, IpTcp};
 
 use crate::device::{TunAddrs, TunDevice};
+use crate::driver::{drive, kick, RxBatch};
 use crate::txq::{Locked, TxQueue};
-
-/// Datagrams read from the TUN per wakeup before the endpoint's output is written.
-const BATCH: usize = 64;
 
 /// Which way a datagram crosses the TUN device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,18 +152,26 @@ pub(crate) struct Inner {
     /// Datagrams the endpoint emitted, written once the lock is released.
     pub(crate) txq: TxQueue,
     /// The deadline the driver sleeps towards (`None`: no timer).
-    driver_deadline: Option<Instant>,
+    pub(crate) driver_deadline: Option<Instant>,
     pub(crate) stopped: bool,
-    stats: DriverStats,
+    pub(crate) stats: DriverStats,
     /// Slots with pending wakeups (reused, no allocation per batch).
     dirty: Vec<Key>,
     /// Threads in [`Stack::wait_until`].
-    change_waiters: u32,
+    pub(crate) change_waiters: u32,
+    /// The TUN read batch; `None` while a thread reads into it (see [`crate::driver`]).
+    pub(crate) rx: Option<Box<RxBatch>>,
+    /// The slot of the application thread polling the TUN, if one does.
+    pub(crate) app_poller: Option<Key>,
+    /// Bumped each time an application thread starts polling the TUN.
+    pub(crate) lease: u64,
+    /// Shared's `app_wake`, to wake the polling application thread.
+    pub(crate) app_wake_fd: RawFd,
 }
 
 impl Inner {
     /// Hands one datagram read from the TUN to the endpoint.
-    fn input(&mut self, now: Instant, pkt: &[u8]) {
+    pub(crate) fn input(&mut self, now: Instant, pkt: &[u8]) {
         if !is_tcp(pkt) {
             self.stats.rx_ignored += 1;
             return;
@@ -189,7 +195,7 @@ impl Inner {
 
     /// Queues everything the endpoint wants to send (written when the lock is released, see
     /// [`crate::txq`]), then dispatches its events.
-    fn pump(&mut self, now: Instant) {
+    pub(crate) fn pump(&mut self, now: Instant) {
         loop {
             let mut buf = self.txq.take_buf();
             let Some(tx) = self.ep.poll_transmit(now, &mut buf) else {
@@ -247,6 +253,9 @@ impl Inner {
         }
         // One wakeup per slot per batch, however many segments it got.
         for key in self.dirty.drain(..) {
+            if self.app_poller == Some(key) {
+                kick(self.app_wake_fd);
+            }
             if let Some(s) = self.slots.get_mut(&key) {
                 let (r, w) = (s.pending_read, s.pending_write);
                 s.pending_read = false;
@@ -254,6 +263,10 @@ impl Inner {
                 s.wake(r, w);
             }
         }
+    }
+
+    pub(crate) fn has_filter(&self) -> bool {
+        self.filter.is_some()
     }
 
     /// What a batch of TUN writes gave.
@@ -285,9 +298,12 @@ fn is_tcp(pkt: &[u8]) -> bool {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Notified on every state change, for [`Stack::wait_until`].
-    any_change: Condvar,
+    pub(crate) any_change: Condvar,
     pub(crate) dev: TunDevice,
-    wake: OwnedFd,
+    /// Wakes the driver (a timer now due earlier, or stop).
+    pub(crate) wake: OwnedFd,
+    /// Wakes the application thread polling the TUN (its slot's event, or stop).
+    pub(crate) app_wake: OwnedFd,
     base: std::time::Instant,
     pub(crate) addrs: TunAddrs,
 }
@@ -308,15 +324,20 @@ impl Shared {
     }
 
     fn kick(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to our eventfd.
-        unsafe {
-            libc::write(
-                self.wake.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        kick(self.wake.as_raw_fd());
+    }
+
+    /// Stops the stack: every blocked socket call fails with `NotConnected`.
+    pub(crate) fn stop_all(&self) {
+        let mut g = self.lock();
+        g.stopped = true;
+        for s in g.slots.values_mut() {
+            s.wake(true, true);
+        }
+        drop(g);
+        self.any_change.notify_all();
+        self.kick();
+        kick(self.app_wake.as_raw_fd());
     }
 
     /// Prepares an application call: brings the endpoint's clock up to now (firing any timer
@@ -374,6 +395,14 @@ impl Shared {
                     Some(left)
                 }
             };
+            // Poll the TUN ourselves rather than be woken by the driver, when we may.
+            match self.poll_inline(g, key, left) {
+                Ok(back) => {
+                    g = back;
+                    continue;
+                }
+                Err(back) => g = back,
+            }
             let slot = g.slots.entry(key).or_default();
             slot.sleepers += 1;
             let cv = slot.cv.clone();
@@ -473,6 +502,7 @@ impl Stack {
         }
         // SAFETY: a fresh descriptor we own.
         let wake = unsafe { OwnedFd::from_raw_fd(efd) };
+        let app_wake = new_eventfd()?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 ep: Endpoint::new(tcp, seed),
@@ -485,17 +515,22 @@ impl Stack {
                 stats: DriverStats::default(),
                 dirty: Vec::new(),
                 change_waiters: 0,
+                rx: Some(RxBatch::new(mtu)),
+                app_poller: None,
+                lease: 0,
+                app_wake_fd: app_wake.as_raw_fd(),
             }),
             any_change: Condvar::new(),
             dev,
             wake,
+            app_wake,
             base: std::time::Instant::now(),
             addrs,
         });
         let s2 = shared.clone();
         let driver = std::thread::Builder::new()
             .name("tcpfsm-tun-driver".into())
-            .spawn(move || drive(s2, mtu))?;
+            .spawn(move || drive(s2))?;
         Ok(Stack {
             shared,
             driver: Some(driver),
@@ -613,15 +648,7 @@ impl Stack {
 
     /// Stops the driver now (also done on drop).
     pub fn stop(&mut self) {
-        {
-            let mut g = self.shared.lock();
-            g.stopped = true;
-            for s in g.slots.values_mut() {
-                s.wake(true, true);
-            }
-        }
-        self.shared.any_change.notify_all();
-        self.shared.kick();
+        self.shared.stop_all();
         if let Some(h) = self.driver.take() {
             let _ = h.join();
         }
@@ -673,114 +700,12 @@ pub(crate) fn local_ip(a: &TunAddrs, v6: bool) -> Option<IpAddr> {
     }
 }
 
-/// If the driver dies (a panicking packet filter or observer), sockets must fail instead of
-/// waiting forever for a driver that is gone.
-struct DriverGuard<'a>(&'a Shared);
-
-impl Drop for DriverGuard<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("tcpfsm-tun: the driver thread panicked; the stack is stopped");
-            let mut g = self.0.lock();
-            g.stopped = true;
-            for s in g.slots.values_mut() {
-                s.wake(true, true);
-            }
-            drop(g);
-            self.0.any_change.notify_all();
-        }
+fn new_eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the descriptor is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
-}
-
-/// The driver thread's loop.
-fn drive(shared: Arc<Shared>, mtu: u32) {
-    // TUN reads truncate datagrams longer than the buffer; the kernel never sends more than
-    // the MTU on a TUN without offloads.
-    let slot = mtu as usize + 64;
-    let mut arena = vec![0u8; BATCH * slot];
-    let mut lens = [0usize; BATCH];
-    let mut n = 0usize;
-    let tun_fd = shared.dev.as_raw_fd();
-    let wake_fd = shared.wake.as_raw_fd();
-    let _guard = DriverGuard(&shared);
-    loop {
-        let timeout_ms = {
-            let mut g = shared.lock();
-            if g.stopped {
-                return;
-            }
-            let now = shared.now();
-            for (i, &len) in lens.iter().enumerate().take(n) {
-                g.input(now, &arena[i * slot..i * slot + len]);
-            }
-            g.ep.handle_timeout(now);
-            g.pump(now);
-            g.stats.wakeups += 1;
-            let t = g.ep.poll_timeout();
-            g.driver_deadline = t;
-            if g.change_waiters > 0 {
-                shared.any_change.notify_all();
-            }
-            if n == BATCH {
-                0 // more may be queued: read again before sleeping
-            } else {
-                match t {
-                    None => -1,
-                    // Due timers were just handled: a deadline not in the future is stale.
-                    Some(t) if t <= now => 1,
-                    Some(t) => (t - now).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
-                }
-            }
-        };
-        n = 0;
-        let mut fds = [
-            libc::pollfd {
-                fd: tun_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: wake_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfd entries.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                eprintln!("tcpfsm-tun: poll failed: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            continue;
-        }
-        if fds[1].revents & libc::POLLIN != 0 {
-            let mut v: u64 = 0;
-            // SAFETY: reads 8 bytes into a live u64.
-            unsafe {
-                libc::read(
-                    wake_fd,
-                    (&mut v as *mut u64).cast(),
-                    std::mem::size_of::<u64>(),
-                )
-            };
-        }
-        if fds[0].revents & (libc::POLLIN | libc::POLLERR) != 0 {
-            while n < BATCH {
-                match shared.dev.recv(&mut arena[n * slot..(n + 1) * slot]) {
-                    Ok(len) => {
-                        lens[n] = len;
-                        n += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        eprintln!("tcpfsm-tun: reading the TUN failed: {e}");
-                        break;
-                    }
-                }
-            }
-        }
-    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

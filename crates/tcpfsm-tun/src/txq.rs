@@ -105,6 +105,15 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// Runs `f` without the lock (after writing out the queue), then takes the lock again.
+    pub(crate) fn unlocked<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        self.flush();
+        self.guard = None;
+        let r = f();
+        self.guard = Some(self.shared.lock_raw());
+        r
+    }
+
     /// Flushes, then hands over the bare guard (to wait on a condition variable with it).
     pub(crate) fn into_guard(mut self) -> MutexGuard<'a, Inner> {
         self.flush();
