@@ -395,6 +395,11 @@ impl Shared {
                     Some(left)
                 }
             };
+            // What we queued goes out before we sleep. Writing releases the lock, so a wakeup
+            // meant for us may have come and gone meanwhile: look again before sleeping.
+            if g.flush() {
+                continue;
+            }
             // Poll the TUN ourselves rather than be woken by the driver, when we may.
             match self.poll_inline(g, key, left) {
                 Ok(back) => {
@@ -406,7 +411,6 @@ impl Shared {
             let slot = g.slots.entry(key).or_default();
             slot.sleepers += 1;
             let cv = slot.cv.clone();
-            // Our datagrams go out before we sleep (into_guard flushes).
             let guard = g.into_guard();
             g = Locked::new(
                 self,
@@ -634,6 +638,9 @@ impl Stack {
             }
             // The driver notifies after each wakeup; a short cap also covers time-only changes.
             let step = left.min(std::time::Duration::from_millis(50));
+            if g.flush() {
+                continue; // the lock was released: look again
+            }
             g.change_waiters += 1;
             let guard = self
                 .shared

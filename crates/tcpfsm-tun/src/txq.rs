@@ -74,11 +74,12 @@ impl<'a> Locked<'a> {
     }
 
     /// Writes the queue out, unless another thread is already doing so (it will write ours
-    /// too before it stops). Returns with the lock held again.
-    pub(crate) fn flush(&mut self) {
+    /// too before it stops). Returns with the lock held again, and whether it was released
+    /// meanwhile (then other threads may have changed anything, e.g. dispatched a wakeup).
+    pub(crate) fn flush(&mut self) -> bool {
         let g = self.guard.as_mut().expect("held");
         if g.txq.writing || g.txq.pending.is_empty() {
-            return;
+            return false;
         }
         g.txq.writing = true;
         let mut batch = std::mem::take(&mut g.txq.spare);
@@ -100,7 +101,7 @@ impl<'a> Locked<'a> {
             if g.txq.pending.is_empty() {
                 g.txq.writing = false;
                 g.txq.spare = batch;
-                return;
+                return true;
             }
         }
     }
@@ -114,9 +115,16 @@ impl<'a> Locked<'a> {
         r
     }
 
-    /// Flushes, then hands over the bare guard (to wait on a condition variable with it).
+    /// Hands over the bare guard (to wait on a condition variable with it). The queue must
+    /// have been written first ([`Locked::flush`] returning `false`): writing releases the
+    /// lock, and a notification sent then, before the wait, would be lost.
     pub(crate) fn into_guard(mut self) -> MutexGuard<'a, Inner> {
-        self.flush();
+        debug_assert!(
+            self.guard
+                .as_ref()
+                .is_some_and(|g| g.txq.pending.is_empty() || g.txq.writing),
+            "flush before waiting, and look again if it wrote"
+        );
         self.guard.take().expect("held")
     }
 }
