@@ -1,16 +1,16 @@
-//! The driver: one thread owns the TUN device's input side and the endpoint's timers.
+//! The stack's shared state: the endpoint behind one mutex, and who waits on what.
 //!
-//! The [`tcpfsm_core::Endpoint`] lives behind one mutex. The driver thread sleeps in `poll(2)`
-//! on the TUN descriptor and an eventfd, with the endpoint's next deadline as the timeout. On
-//! each wakeup it reads every queued datagram (without the lock, into a reused arena), then,
-//! under the lock, feeds them all to the endpoint, fires due timers, writes every datagram
-//! the endpoint wants to send, and hands the endpoint's events to the sockets waiting for
-//! them (condition variables for blocking sockets, wakers for async ones).
+//! The [`tcpfsm_core::Endpoint`] lives behind one mutex. The driver thread
+//! ([`crate::driver`]) sleeps in `poll(2)` with the endpoint's next deadline as the timeout,
+//! fires due timers, reads the TUN in batches (unless an application thread is polling it)
+//! and hands the endpoint's events to the sockets waiting for them (condition variables for
+//! blocking sockets, wakers for async ones).
 //!
-//! Application threads call the endpoint directly under the same lock and write whatever
-//! their call queued (a data segment after `send`, a window update after `recv`) themselves,
-//! so a send costs no thread switch. If their call armed a timer earlier than the one the
-//! driver sleeps towards, they kick the eventfd.
+//! Application threads call the endpoint directly under the same lock; what their call
+//! queued (a data segment after `send`, a window update after `recv`) is written to the TUN
+//! when they release the lock ([`crate::txq`]), so a send costs no thread switch. A blocking
+//! call that must wait polls the TUN itself when it may ([`crate::driver`]). If a call armed
+//! a timer earlier than the one the driver sleeps towards, it kicks the driver's eventfd.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
