@@ -48,6 +48,7 @@
 //! ```
 
 mod device;
+mod driver;
 mod impaired;
 mod listener;
 pub mod netns;
@@ -57,6 +58,7 @@ mod socket;
 mod stack;
 mod tcpinfo;
 mod testbed;
+mod txq;
 
 #[cfg(feature = "tokio")]
 mod async_io;

@@ -1,23 +1,23 @@
-//! The driver: one thread owns the TUN device's input side and the endpoint's timers.
+//! The stack's shared state: the endpoint behind one mutex, and who waits on what.
 //!
-//! The [`tcpfsm_core::Endpoint`] lives behind one mutex. The driver thread sleeps in `poll(2)`
-//! on the TUN descriptor and an eventfd, with the endpoint's next deadline as the timeout. On
-//! each wakeup it reads every queued datagram (without the lock, into a reused arena), then,
-//! under the lock, feeds them all to the endpoint, fires due timers, writes every datagram
-//! the endpoint wants to send, and hands the endpoint's events to the sockets waiting for
-//! them (condition variables for blocking sockets, wakers for async ones).
+//! The [`tcpfsm_core::Endpoint`] lives behind one mutex. The driver thread
+//! ([`crate::driver`]) sleeps in `poll(2)` with the endpoint's next deadline as the timeout,
+//! fires due timers, reads the TUN in batches (unless an application thread is polling it)
+//! and hands the endpoint's events to the sockets waiting for them (condition variables for
+//! blocking sockets, wakers for async ones).
 //!
-//! Application threads call the endpoint directly under the same lock and write whatever
-//! their call queued (a data segment after `send`, a window update after `recv`) themselves,
-//! so a send costs no thread switch. If their call armed a timer earlier than the one the
-//! driver sleeps towards, they kick the eventfd.
+//! Application threads call the endpoint directly under the same lock; what their call
+//! queued (a data segment after `send`, a window update after `recv`) is written to the TUN
+//! when they release the lock ([`crate::txq`]), so a send costs no thread switch. A blocking
+//! call that must wait polls the TUN itself when it may ([`crate::driver`]). If a call armed
+//! a timer earlier than the one the driver sleeps towards, it kicks the driver's eventfd.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::thread::JoinHandle;
@@ -29,9 +29,8 @@ use tcpfsm_core::{
 use tcpfsm_wire::{parse_ip_tcp, IpTcp};
 
 use crate::device::{TunAddrs, TunDevice};
-
-/// Datagrams read from the TUN per wakeup before the endpoint's output is written.
-const BATCH: usize = 64;
+use crate::driver::{drive, kick, RxBatch};
+use crate::txq::{Locked, TxQueue};
 
 /// Which way a datagram crosses the TUN device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,20 +149,29 @@ pub(crate) struct Inner {
     pub(crate) slots: HashMap<Key, Slot>,
     filter: Option<PacketFilter>,
     observers: Vec<Observer>,
-    tx_buf: Vec<u8>,
+    /// Datagrams the endpoint emitted, written once the lock is released.
+    pub(crate) txq: TxQueue,
     /// The deadline the driver sleeps towards (`None`: no timer).
-    driver_deadline: Option<Instant>,
+    pub(crate) driver_deadline: Option<Instant>,
     pub(crate) stopped: bool,
-    stats: DriverStats,
+    pub(crate) stats: DriverStats,
     /// Slots with pending wakeups (reused, no allocation per batch).
     dirty: Vec<Key>,
     /// Threads in [`Stack::wait_until`].
-    change_waiters: u32,
+    pub(crate) change_waiters: u32,
+    /// The TUN read batch; `None` while a thread reads into it (see [`crate::driver`]).
+    pub(crate) rx: Option<Box<RxBatch>>,
+    /// The slot of the application thread polling the TUN, if one does.
+    pub(crate) app_poller: Option<Key>,
+    /// Bumped each time an application thread starts polling the TUN.
+    pub(crate) lease: u64,
+    /// Shared's `app_wake`, to wake the polling application thread.
+    pub(crate) app_wake_fd: RawFd,
 }
 
 impl Inner {
     /// Hands one datagram read from the TUN to the endpoint.
-    fn input(&mut self, now: Instant, pkt: &[u8]) {
+    pub(crate) fn input(&mut self, now: Instant, pkt: &[u8]) {
         if !is_tcp(pkt) {
             self.stats.rx_ignored += 1;
             return;
@@ -185,10 +193,16 @@ impl Inner {
         self.ep.handle_packet(now, pkt);
     }
 
-    /// Writes everything the endpoint wants to send, then dispatches its events.
-    fn pump(&mut self, now: Instant, dev: &TunDevice) {
-        while let Some(tx) = self.ep.poll_transmit(now, &mut self.tx_buf) {
-            let pkt = &self.tx_buf[..tx.len];
+    /// Queues everything the endpoint wants to send (written when the lock is released, see
+    /// [`crate::txq`]), then dispatches its events.
+    pub(crate) fn pump(&mut self, now: Instant) {
+        loop {
+            let mut buf = self.txq.take_buf();
+            let Some(tx) = self.ep.poll_transmit(now, &mut buf) else {
+                self.txq.give_back(buf);
+                break;
+            };
+            let pkt = &buf[..tx.len];
             if let Some(f) = self.filter.as_mut() {
                 if let Ok(segment) = parse_ip_tcp(pkt) {
                     let p = Packet {
@@ -198,14 +212,12 @@ impl Inner {
                     };
                     if f(&p) == Verdict::Drop {
                         self.stats.tx_filtered += 1;
+                        self.txq.give_back(buf);
                         continue;
                     }
                 }
             }
-            match dev.send(pkt) {
-                Ok(_) => self.stats.tx_packets += 1,
-                Err(_) => self.stats.tx_errors += 1,
-            }
+            self.txq.push(buf, tx.len);
         }
         while let Some(ev) = self.ep.poll_event() {
             for o in &mut self.observers {
@@ -241,6 +253,9 @@ impl Inner {
         }
         // One wakeup per slot per batch, however many segments it got.
         for key in self.dirty.drain(..) {
+            if self.app_poller == Some(key) {
+                kick(self.app_wake_fd);
+            }
             if let Some(s) = self.slots.get_mut(&key) {
                 let (r, w) = (s.pending_read, s.pending_write);
                 s.pending_read = false;
@@ -248,6 +263,16 @@ impl Inner {
                 s.wake(r, w);
             }
         }
+    }
+
+    pub(crate) fn has_filter(&self) -> bool {
+        self.filter.is_some()
+    }
+
+    /// What a batch of TUN writes gave.
+    pub(crate) fn count_tx(&mut self, sent: u64, failed: u64) {
+        self.stats.tx_packets += sent;
+        self.stats.tx_errors += failed;
     }
 
     fn mark(&mut self, key: Key, read: bool, write: bool) {
@@ -273,9 +298,12 @@ fn is_tcp(pkt: &[u8]) -> bool {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Notified on every state change, for [`Stack::wait_until`].
-    any_change: Condvar,
-    dev: TunDevice,
-    wake: OwnedFd,
+    pub(crate) any_change: Condvar,
+    pub(crate) dev: TunDevice,
+    /// Wakes the driver (a timer now due earlier, or stop).
+    pub(crate) wake: OwnedFd,
+    /// Wakes the application thread polling the TUN (its slot's event, or stop).
+    pub(crate) app_wake: OwnedFd,
     base: std::time::Instant,
     pub(crate) addrs: TunAddrs,
 }
@@ -285,21 +313,31 @@ impl Shared {
         Instant::from_micros(self.base.elapsed().as_micros() as u64)
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// The endpoint's lock; releasing it writes out the datagrams queued meanwhile.
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        Locked::new(self, self.lock_raw())
+    }
+
+    pub(crate) fn lock_raw(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere (e.g. in a packet filter) must not wedge every socket.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn kick(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to our eventfd.
-        unsafe {
-            libc::write(
-                self.wake.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        kick(self.wake.as_raw_fd());
+    }
+
+    /// Stops the stack: every blocked socket call fails with `NotConnected`.
+    pub(crate) fn stop_all(&self) {
+        let mut g = self.lock();
+        g.stopped = true;
+        for s in g.slots.values_mut() {
+            s.wake(true, true);
+        }
+        drop(g);
+        self.any_change.notify_all();
+        self.kick();
+        kick(self.app_wake.as_raw_fd());
     }
 
     /// Prepares an application call: brings the endpoint's clock up to now (firing any timer
@@ -313,10 +351,10 @@ impl Shared {
         Ok(now)
     }
 
-    /// Finishes an application call: sends what it queued, wakes whoever it concerns, and
+    /// Finishes an application call: queues what it sends, wakes whoever it concerns, and
     /// wakes the driver if a timer is now due earlier than the one it sleeps towards.
     pub(crate) fn finish(&self, g: &mut Inner, now: Instant) {
-        g.pump(now, &self.dev);
+        g.pump(now);
         if let Some(t) = g.ep.poll_timeout() {
             if g.driver_deadline.is_none_or(|d| t < d) {
                 g.driver_deadline = Some(t);
@@ -357,17 +395,34 @@ impl Shared {
                     Some(left)
                 }
             };
+            // What we queued goes out before we sleep. Writing releases the lock, so a wakeup
+            // meant for us may have come and gone meanwhile: look again before sleeping.
+            if g.flush() {
+                continue;
+            }
+            // Poll the TUN ourselves rather than be woken by the driver, when we may.
+            match self.poll_inline(g, key, left) {
+                Ok(back) => {
+                    g = back;
+                    continue;
+                }
+                Err(back) => g = back,
+            }
             let slot = g.slots.entry(key).or_default();
             slot.sleepers += 1;
             let cv = slot.cv.clone();
-            g = match left {
-                None => cv.wait(g).unwrap_or_else(|p| p.into_inner()),
-                Some(left) => {
-                    cv.wait_timeout(g, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
+            let guard = g.into_guard();
+            g = Locked::new(
+                self,
+                match left {
+                    None => cv.wait(guard).unwrap_or_else(|p| p.into_inner()),
+                    Some(left) => {
+                        cv.wait_timeout(guard, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                },
+            );
             if let Some(slot) = g.slots.get_mut(&key) {
                 slot.sleepers -= 1;
             }
@@ -451,29 +506,35 @@ impl Stack {
         }
         // SAFETY: a fresh descriptor we own.
         let wake = unsafe { OwnedFd::from_raw_fd(efd) };
+        let app_wake = new_eventfd()?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 ep: Endpoint::new(tcp, seed),
                 slots: HashMap::new(),
                 filter: None,
                 observers: Vec::new(),
-                tx_buf: Vec::with_capacity(mtu as usize + 64),
+                txq: TxQueue::new(mtu),
                 driver_deadline: None,
                 stopped: false,
                 stats: DriverStats::default(),
                 dirty: Vec::new(),
                 change_waiters: 0,
+                rx: Some(RxBatch::new(mtu)),
+                app_poller: None,
+                lease: 0,
+                app_wake_fd: app_wake.as_raw_fd(),
             }),
             any_change: Condvar::new(),
             dev,
             wake,
+            app_wake,
             base: std::time::Instant::now(),
             addrs,
         });
         let s2 = shared.clone();
         let driver = std::thread::Builder::new()
             .name("tcpfsm-tun-driver".into())
-            .spawn(move || drive(s2, mtu))?;
+            .spawn(move || drive(s2))?;
         Ok(Stack {
             shared,
             driver: Some(driver),
@@ -577,28 +638,24 @@ impl Stack {
             }
             // The driver notifies after each wakeup; a short cap also covers time-only changes.
             let step = left.min(std::time::Duration::from_millis(50));
+            if g.flush() {
+                continue; // the lock was released: look again
+            }
             g.change_waiters += 1;
-            g = self
+            let guard = self
                 .shared
                 .any_change
-                .wait_timeout(g, step)
+                .wait_timeout(g.into_guard(), step)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            g = Locked::new(&self.shared, guard);
             g.change_waiters -= 1;
         }
     }
 
     /// Stops the driver now (also done on drop).
     pub fn stop(&mut self) {
-        {
-            let mut g = self.shared.lock();
-            g.stopped = true;
-            for s in g.slots.values_mut() {
-                s.wake(true, true);
-            }
-        }
-        self.shared.any_change.notify_all();
-        self.shared.kick();
+        self.shared.stop_all();
         if let Some(h) = self.driver.take() {
             let _ = h.join();
         }
@@ -650,114 +707,12 @@ pub(crate) fn local_ip(a: &TunAddrs, v6: bool) -> Option<IpAddr> {
     }
 }
 
-/// If the driver dies (a panicking packet filter or observer), sockets must fail instead of
-/// waiting forever for a driver that is gone.
-struct DriverGuard<'a>(&'a Shared);
-
-impl Drop for DriverGuard<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("tcpfsm-tun: the driver thread panicked; the stack is stopped");
-            let mut g = self.0.lock();
-            g.stopped = true;
-            for s in g.slots.values_mut() {
-                s.wake(true, true);
-            }
-            drop(g);
-            self.0.any_change.notify_all();
-        }
+fn new_eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the descriptor is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
-}
-
-/// The driver thread's loop.
-fn drive(shared: Arc<Shared>, mtu: u32) {
-    // TUN reads truncate datagrams longer than the buffer; the kernel never sends more than
-    // the MTU on a TUN without offloads.
-    let slot = mtu as usize + 64;
-    let mut arena = vec![0u8; BATCH * slot];
-    let mut lens = [0usize; BATCH];
-    let mut n = 0usize;
-    let tun_fd = shared.dev.as_raw_fd();
-    let wake_fd = shared.wake.as_raw_fd();
-    let _guard = DriverGuard(&shared);
-    loop {
-        let timeout_ms = {
-            let mut g = shared.lock();
-            if g.stopped {
-                return;
-            }
-            let now = shared.now();
-            for (i, &len) in lens.iter().enumerate().take(n) {
-                g.input(now, &arena[i * slot..i * slot + len]);
-            }
-            g.ep.handle_timeout(now);
-            g.pump(now, &shared.dev);
-            g.stats.wakeups += 1;
-            let t = g.ep.poll_timeout();
-            g.driver_deadline = t;
-            if g.change_waiters > 0 {
-                shared.any_change.notify_all();
-            }
-            if n == BATCH {
-                0 // more may be queued: read again before sleeping
-            } else {
-                match t {
-                    None => -1,
-                    // Due timers were just handled: a deadline not in the future is stale.
-                    Some(t) if t <= now => 1,
-                    Some(t) => (t - now).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
-                }
-            }
-        };
-        n = 0;
-        let mut fds = [
-            libc::pollfd {
-                fd: tun_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: wake_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfd entries.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                eprintln!("tcpfsm-tun: poll failed: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            continue;
-        }
-        if fds[1].revents & libc::POLLIN != 0 {
-            let mut v: u64 = 0;
-            // SAFETY: reads 8 bytes into a live u64.
-            unsafe {
-                libc::read(
-                    wake_fd,
-                    (&mut v as *mut u64).cast(),
-                    std::mem::size_of::<u64>(),
-                )
-            };
-        }
-        if fds[0].revents & (libc::POLLIN | libc::POLLERR) != 0 {
-            while n < BATCH {
-                match shared.dev.recv(&mut arena[n * slot..(n + 1) * slot]) {
-                    Ok(len) => {
-                        lens[n] = len;
-                        n += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        eprintln!("tcpfsm-tun: reading the TUN failed: {e}");
-                        break;
-                    }
-                }
-            }
-        }
-    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
