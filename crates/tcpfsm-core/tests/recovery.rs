@@ -279,6 +279,23 @@ fn a_lost_tail_segment_is_repaired_by_a_loss_probe_in_about_two_rtt_rfc8985_7() 
     );
 }
 
+/// The reordering tests' link: data segment 2 arrives 1 ms late, segment 9 5 ms late. Runs
+/// the handshake, `established` (to look before any data), a one-segment and a three-segment
+/// transfer (segment 2 is the second of those three), and lets the ACKs reach the sender.
+fn mildly_reordered(established: impl FnOnce(&Link)) -> (Link, ConnHandle, ConnHandle) {
+    let mut n = Link::new(RTT / 2, |i, _, _| match i {
+        2 => Fate::Delay(Duration::from_millis(1)),
+        9 => Fate::Delay(Duration::from_millis(5)),
+        _ => Fate::Deliver,
+    });
+    let (c, s) = n.establish();
+    established(&n);
+    n.transfer(c, s, &payload(1448));
+    n.transfer(c, s, &payload(3 * 1448));
+    n.run_until(RTT * 2, |_| false);
+    (n, c, s)
+}
+
 #[test]
 fn reordering_within_the_rack_window_causes_no_retransmission_rfc8985_6_2() {
     // First a mild reordering that RACK notices (a segment delivered below RACK.fack sets
@@ -286,16 +303,7 @@ fn reordering_within_the_rack_window_causes_no_retransmission_rfc8985_6_2() {
     // arrives 1 ms late. Then a segment arrives 5 ms late behind more than DupThresh later
     // ones — duplicate-ACK counting would retransmit, but RACK's reordering window
     // (min_RTT/4 = 10 ms) covers the delay: no retransmission.
-    let mut n = Link::new(RTT / 2, |i, _, _| match i {
-        2 => Fate::Delay(Duration::from_millis(1)),
-        9 => Fate::Delay(Duration::from_millis(5)),
-        _ => Fate::Deliver,
-    });
-    let (c, s) = n.establish();
-    n.transfer(c, s, &payload(1448));
-    n.transfer(c, s, &payload(3 * 1448));
-    // Let the ACKs reach the sender.
-    n.run_until(RTT * 2, |_| false);
+    let (mut n, c, s) = mildly_reordered(|_| {});
     assert_eq!(n.a.stats()[tcpfsm_core::Counter::RetransSegs], 0);
     assert!(
         n.a.info(c).unwrap().reordering,
@@ -320,16 +328,10 @@ fn reordering_degree_counts_the_segments_that_overtook_linux_tcpi_reordering() {
     // overtook it, a displacement of two segments as Linux counts it ((fack − start) / MSS).
     // Then segment 9 arrives 5 ms late (inside RACK's window, so not retransmitted): every
     // data segment sent within those 5 ms after it overtakes it.
-    let mut n = Link::new(RTT / 2, |i, _, _| match i {
-        2 => Fate::Delay(Duration::from_millis(1)),
-        9 => Fate::Delay(Duration::from_millis(5)),
-        _ => Fate::Deliver,
+    let (mut n, c, s) = mildly_reordered(|n| {
+        let c = n.client.unwrap();
+        assert_eq!(n.a.info(c).unwrap().reordering_degree, 0, "none seen yet");
     });
-    let (c, s) = n.establish();
-    assert_eq!(n.a.info(c).unwrap().reordering_degree, 0, "none seen yet");
-    n.transfer(c, s, &payload(1448));
-    n.transfer(c, s, &payload(3 * 1448));
-    n.run_until(RTT * 2, |_| false);
     assert_eq!(n.a.info(c).unwrap().reordering_degree, 2);
     n.transfer(c, s, &payload(30 * 1448));
     n.run_until(RTT * 2, |_| false);
