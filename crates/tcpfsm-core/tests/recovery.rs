@@ -349,6 +349,33 @@ fn reordering_degree_counts_the_segments_that_overtook_linux_tcpi_reordering() {
 }
 
 #[test]
+fn reordering_timer_gives_a_late_segment_linux_timer_slack_before_resending_it() {
+    // RTT 40 ms, so RACK's window is min_RTT/4 = 10 ms. The first segment of a three-segment
+    // flight arrives 11 ms late, after the other two were SACKed and with nothing else in
+    // flight to bring an ACK: RACK's deadline for it passes 1 ms before its own ACK arrives.
+    // Linux arms the reordering timer two jiffies past the deadline (tcp_rack_mark_lost), so
+    // the late original's ACK comes first and nothing is resent; a timer at the exact
+    // deadline would resend it spuriously.
+    let mut n = Link::new(RTT / 2, |i, _, _| match i {
+        1 => Fate::Delay(Duration::from_millis(11)),
+        _ => Fate::Deliver,
+    });
+    let (c, s) = n.establish();
+    n.transfer(c, s, &payload(1448));
+    n.run_until(RTT * 2, |_| false);
+    let (got, _) = n.transfer(c, s, &payload(3 * 1448));
+    assert!(got == payload(3 * 1448));
+    n.run_until(RTT * 4, |_| false);
+    let st = n.a.stats();
+    assert_eq!(
+        st[tcpfsm_core::Counter::RetransSegs],
+        0,
+        "the late segment was resent"
+    );
+    assert_eq!(st[tcpfsm_core::Counter::TCPSackRecovery], 0);
+}
+
+#[test]
 fn a_dsack_undoes_a_spurious_window_reduction_rfc3708() {
     // Segment 5 is delayed by a whole RTT: RACK decides it is lost and retransmits, then the
     // original arrives, the receiver reports the duplicate with a D-SACK (RFC 2883), and the

@@ -18,11 +18,20 @@ struct Flow {
 
 impl Flow {
     /// `n` segments, segment i sent at i ms; RACK.min_RTT primed with `min_rtt_ms`.
+    /// The rules as RFC 8985 states them: the timer at the deadline itself.
     fn new(isn: u32, n: u32, min_rtt_ms: u64) -> Flow {
+        let exact = RackConfig {
+            timer_slack: Duration::ZERO,
+            ..RackConfig::default()
+        };
+        Flow::with(isn, n, min_rtt_ms, exact)
+    }
+
+    fn with(isn: u32, n: u32, min_rtt_ms: u64, cfg: RackConfig) -> Flow {
         let mut f = Flow {
             isn,
             sb: Scoreboard::new(SeqNum(isn), MSS),
-            rack: Rack::new(RackConfig::default()),
+            rack: Rack::new(cfg),
         };
         f.rack
             .on_rtt_sample(t(0), Duration::from_millis(min_rtt_ms));
@@ -78,6 +87,22 @@ fn reordering_within_the_window_causes_no_loss_rfc8985_6_2() {
         let loss = f.ack(t(110), 2, &[], 100);
         assert_eq!(loss, RackLoss::default());
         assert!(f.rack.reordering_seen());
+    }
+}
+
+#[test]
+fn reordering_timer_fires_two_ms_past_the_deadline_by_default_linux_tcp_timeout_min() {
+    for isn in ISNS {
+        let mut f = Flow::with(isn, 5, 100, RackConfig::default());
+        // The deadline of segment 0 is 0 + 100 + min_RTT/4 = 125 ms; the timer 127 ms.
+        let loss = f.ack(t(101), 0, &[(1, 2)], 100);
+        assert_eq!(loss.timer, Some(t(127)));
+        // Detection run past the deadline (as an arriving ACK runs it) still marks at once:
+        // the slack is only the timer's.
+        let srtt = Some(Duration::from_millis(100));
+        let loss = f.rack.detect_loss(&mut f.sb, t(126), false, srtt);
+        assert_eq!(loss.lost, 1);
+        assert!(f.lost(0));
     }
 }
 
