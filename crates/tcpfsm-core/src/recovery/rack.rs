@@ -347,7 +347,7 @@ impl Rack {
     /// Step 5, RACK_detect_loss(): marks in `sb` every in-flight segment sent before
     /// RACK.segment whose deadline `xmit_ts + RACK.rtt + reo_wnd` has passed, and returns the
     /// reordering timer for the rest (the latest of their deadlines, as the RFC's
-    /// `max(remaining)`).
+    /// `max(remaining)`, plus `RackConfig::timer_slack`).
     pub fn detect_loss(
         &mut self,
         sb: &mut Scoreboard,
