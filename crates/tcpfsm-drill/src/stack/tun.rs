@@ -181,9 +181,32 @@ impl TunStack {
         let Some(s) = self.socks.get_mut(&fd) else {
             return;
         };
-        let done = matches!(&s.kind, Kind::Connecting(h, _) if h.is_finished());
-        if !done {
+        let Kind::Connecting(h, local) = &s.kind else {
             return;
+        };
+        if !h.is_finished() {
+            // The helper thread returns once the endpoint's connection left SYN-SENT, but it
+            // may not have been scheduled yet: a call made after the handshake's segments
+            // must not see the connect still in progress (Linux's connect completes as the
+            // SYN-ACK is processed). So when the endpoint says the connection moved on, wait
+            // for the helper.
+            let Some(stack) = &self.stack else { return };
+            let moved_on = local.is_some_and(|l| {
+                !stack
+                    .connections()
+                    .iter()
+                    .any(|c| c.tuple.local == l && c.state == State::SynSent)
+            });
+            if !moved_on {
+                return;
+            }
+            let deadline = Instant::now() + SETTLE_LIMIT;
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            if !h.is_finished() {
+                return;
+            }
         }
         let Kind::Connecting(h, _) = std::mem::replace(&mut s.kind, Kind::Failed(None)) else {
             return;
