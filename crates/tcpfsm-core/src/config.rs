@@ -154,12 +154,18 @@ pub struct Config {
     /// that holds the two paths equal turns it off. Not a tuning knob.
     #[doc(hidden)]
     pub header_prediction: bool,
+    /// Loss recovery's shortcuts for ACKs that provably change nothing (`RecoveryConfig::
+    /// shortcuts`), on by default; only the differential test that holds them equal to the
+    /// full steps turns them off. Not a tuning knob.
+    #[doc(hidden)]
+    pub recovery_shortcuts: bool,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
             header_prediction: true,
+            recovery_shortcuts: true,
             msl: Duration::from_secs(30),
             fin_timeout: Duration::from_secs(60),
             syncookies: SynCookies::OnOverflow,

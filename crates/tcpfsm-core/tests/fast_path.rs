@@ -6,6 +6,8 @@
 //! flags, an older or newer TSval, SACK blocks) and clock steps, as real datagrams; after every
 //! step everything observable must be equal: each datagram sent (bytes and kind), each event,
 //! what each read returned, `info()` of every connection, `connections()`, and `stats()`.
+//! The same harness holds loss recovery's shortcuts (`Config::recovery_shortcuts`) equal to
+//! its full steps.
 
 use std::net::SocketAddr;
 use tcpfsm_core::{
@@ -56,11 +58,8 @@ struct World {
 }
 
 impl World {
-    fn new(cfg: &Config, prediction: bool) -> World {
-        let cfg = Config {
-            header_prediction: prediction,
-            ..cfg.clone()
-        };
+    fn new(cfg: &Config) -> World {
+        let cfg = cfg.clone();
         let now = Instant::from_micros(1_000_000);
         let mut client = Endpoint::new(cfg.clone(), 1);
         let mut server = Endpoint::new(cfg, 2);
@@ -283,12 +282,17 @@ fn config(r: &mut Rng) -> Config {
     }
 }
 
-fn run(seed: u64, steps: usize) {
+/// Runs one seed with the shortcut under test on (`fast`) and off (`slow`).
+fn run(seed: u64, steps: usize, shortcut: fn(&mut Config, bool)) {
     let mut r = Rng(seed);
     let cfg = config(&mut r);
     let data: Vec<u8> = (0..16384).map(|_| r.next() as u8).collect();
-    let mut fast = World::new(&cfg, true);
-    let mut slow = World::new(&cfg, false);
+    let world = |on: bool| {
+        let mut c = cfg.clone();
+        shortcut(&mut c, on);
+        World::new(&c)
+    };
+    let (mut fast, mut slow) = (world(true), world(false));
     assert_eq!(fast.observe(Vec::new()), slow.observe(Vec::new()));
     for step in 0..steps {
         let mut rs = Rng(r.0);
@@ -305,6 +309,15 @@ fn run(seed: u64, steps: usize) {
 #[test]
 fn header_prediction_is_the_full_arrival_steps() {
     for seed in 0..400 {
-        run(seed, 1000);
+        run(seed, 1000, |c, on| c.header_prediction = on);
+    }
+}
+
+/// The same for loss recovery's shortcuts (`Config::recovery_shortcuts`: ACKs that provably
+/// change nothing skip the recovery steps and the counter sync), against the full steps.
+#[test]
+fn recovery_shortcuts_are_the_full_ack_steps() {
+    for seed in 0..400 {
+        run(seed, 1000, |c, on| c.recovery_shortcuts = on);
     }
 }

@@ -418,7 +418,9 @@ impl Conn {
         input.dupack = dupack;
         input.cwnd_limited = std::mem::take(&mut self.cwnd_limited);
         let r = lr.on_ack(&input, cc);
-        lr.sync(cc, ctx.stats);
+        if !r.idle {
+            lr.sync(cc, ctx.stats);
+        }
         self.timers.put(Timer::Reorder, r.reorder_timer);
         if advanced {
             // RFC 8985 §7.2: an ACK that advances SND.UNA re-arms the probe timeout.

@@ -309,6 +309,7 @@ impl Conn {
             rack: cfg.rack,
             tlp: cfg.tail_loss_probe,
             undo: cfg.recovery_undo,
+            shortcuts: cfg.recovery_shortcuts,
             ..RecoveryConfig::default()
         };
         self.lr = Some(spare.recovery(stats::Recovery::new(LossRecovery::new(

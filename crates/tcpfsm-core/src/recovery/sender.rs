@@ -31,6 +31,11 @@ pub struct RecoveryConfig {
     pub rack_config: RackConfig,
     /// WCDelAckT for the PTO (RFC 8985 §7.2).
     pub max_ack_delay: Duration,
+    /// Let [`LossRecovery::on_ack`] skip the steps an ACK provably leaves unchanged (see
+    /// `is_idle_ack`). On by default; only the differential tests that hold the shortcut equal
+    /// to the full steps turn it off. Not a tuning knob.
+    #[doc(hidden)]
+    pub shortcuts: bool,
 }
 
 impl Default for RecoveryConfig {
@@ -43,6 +48,7 @@ impl Default for RecoveryConfig {
             undo: true,
             rack_config: RackConfig::default(),
             max_ack_delay: tlp::WC_DEL_ACK_T,
+            shortcuts: true,
         }
     }
 }
@@ -140,6 +146,9 @@ pub struct AckResult {
     pub lost: u32,
     /// Arm (or disarm, `None`) the RACK reordering timer.
     pub reorder_timer: Option<Instant>,
+    /// The ACK took the idle shortcut: no counter moved and the congestion controller was
+    /// not called, so the caller need not look for new counts.
+    pub(crate) idle: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -325,6 +334,55 @@ impl LossRecovery {
     /// Processes one ACK: RFC 6675 §5 Update(), RACK steps 1–5, TLP §7.4, D-SACK and
     /// timestamp undo, entering and leaving recovery, PRR or window growth.
     pub fn on_ack(&mut self, a: &AckInput<'_>, cc: &mut dyn CongestionControl) -> AckResult {
+        if self.cfg.shortcuts && self.is_idle_ack(a) {
+            return self.on_idle_ack();
+        }
+        self.on_ack_steps(a, cc)
+    }
+
+    /// An ACK that acknowledges nothing, carries no SACK block (or SACK is off), yields no RTT
+    /// sample and is no duplicate ACK, while nothing is outstanding, the phase is Open, no
+    /// loss probe is out and no reordering timer runs: what a receiver sees on every data
+    /// segment it is sent, and a sender on a window update. Every step of
+    /// [`Self::on_ack_steps`] is then a no-op but two, which [`Self::on_idle_ack`] performs:
+    /// - Update() (RFC 6675 §5): SND.UNA does not move and there is no block to apply, so no
+    ///   segment is delivered and RACK steps 1–3 see nothing; DeliveredData is 0.
+    /// - RACK step 4 (`Rack::end_ack`) may still close a D-SACK round that SND.UNA passed:
+    ///   that is kept.
+    /// - Without SACK: not a duplicate ACK and nothing acknowledged, so the counts stand.
+    /// - TLP §7.4: no probe outstanding, nothing to judge.
+    /// - Undo: both rules need a D-SACK or acknowledged bytes.
+    /// - Loss marking: RACK (step 5) and IsLost find no segment, so the reordering timer
+    ///   stays disarmed; the third-duplicate-ACK rule's `mark_lost` finds none either.
+    /// - Recovery exit needs phase Recovery or Loss; entry needs a segment marked lost.
+    /// - No retransmission is outstanding in Open, so RFC 3522's comparison point is
+    ///   cleared (kept, though the ACK that emptied the flight already cleared it).
+    /// - The window grows only on delivered data: the controller is not called.
+    fn is_idle_ack(&self, a: &AckInput<'_>) -> bool {
+        self.sb.flight_size() == 0
+            && a.ack == self.sb.snd_una()
+            && (a.blocks.is_empty() || !self.cfg.sack)
+            && a.rtt.is_none()
+            && !a.dupack
+            && self.phase == Phase::Open
+            && self.rto_point.is_none()
+            && self.tlp.outstanding().is_none()
+            && self.reorder_timer.is_none()
+    }
+
+    /// What [`Self::on_ack_steps`] changes for an ACK [`Self::is_idle_ack`] accepts.
+    fn on_idle_ack(&mut self) -> AckResult {
+        self.rack
+            .end_ack(false, self.sb.snd_una(), self.sb.snd_nxt());
+        self.undo.first_rtx = None;
+        AckResult {
+            idle: true,
+            ..AckResult::default()
+        }
+    }
+
+    /// [`Self::on_ack`]'s steps in full.
+    fn on_ack_steps(&mut self, a: &AckInput<'_>, cc: &mut dyn CongestionControl) -> AckResult {
         let mut r = AckResult::default();
         if let Some(rtt) = a.rtt {
             self.rack.on_rtt_sample(a.now, rtt);
@@ -666,5 +724,7 @@ impl LossRecovery {
     }
 }
 
+#[cfg(test)]
+mod differential;
 #[cfg(test)]
 mod tests;
