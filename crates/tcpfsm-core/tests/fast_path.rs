@@ -58,8 +58,7 @@ struct World {
 }
 
 impl World {
-    fn new(cfg: &Config) -> World {
-        let cfg = cfg.clone();
+    fn new(cfg: Config) -> World {
         let now = Instant::from_micros(1_000_000);
         let mut client = Endpoint::new(cfg.clone(), 1);
         let mut server = Endpoint::new(cfg, 2);
@@ -290,7 +289,7 @@ fn run(seed: u64, steps: usize, shortcut: fn(&mut Config, bool)) {
     let world = |on: bool| {
         let mut c = cfg.clone();
         shortcut(&mut c, on);
-        World::new(&c)
+        World::new(c)
     };
     let (mut fast, mut slow) = (world(true), world(false));
     assert_eq!(fast.observe(Vec::new()), slow.observe(Vec::new()));
