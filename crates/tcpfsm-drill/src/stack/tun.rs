@@ -150,10 +150,9 @@ impl TunStack {
     /// thread reads it a moment later, and a call must not overtake it.
     fn settle(&self) {
         let Some(stack) = &self.stack else { return };
-        let deadline = Instant::now() + SETTLE_LIMIT;
-        while stack.driver_stats().rx_packets < self.rx_target && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(50));
-        }
+        wait_for(SETTLE_LIMIT, || {
+            stack.driver_stats().rx_packets >= self.rx_target
+        });
     }
 
     fn stack(&self) -> SysResult<&Arc<tcpfsm_tun::Stack>> {
@@ -200,11 +199,7 @@ impl TunStack {
             if !moved_on {
                 return;
             }
-            let deadline = Instant::now() + SETTLE_LIMIT;
-            while !h.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            if !h.is_finished() {
+            if !wait_for(SETTLE_LIMIT, || h.is_finished()) {
                 return;
             }
         }
@@ -612,5 +607,20 @@ impl Stack for TunStack {
             }
         }
         StateCount(out)
+    }
+}
+
+/// Polls `done` every 50 µs until it holds (true) or `limit` passed (false): how this stack
+/// waits for tcpfsm-tun's threads, which give the runner nothing to block on.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(50));
     }
 }
