@@ -44,6 +44,15 @@ fn reading_time(bytes: usize, r: &Reader) -> Duration {
     Duration::from_millis((reads * per_read_ms) as u64)
 }
 
+/// A generous estimate of the time a sender with a `sbuf`-byte send buffer needs for `bytes`
+/// on this link: at most a buffer-full per round trip, and two seconds per round (a round
+/// here takes 60 ms, or an RTO of 200 ms or more when its segment or ACK is lost). A 1-byte
+/// buffer is stop-and-wait, one byte per round: at 20 % loss 40 KB take hours (measured
+/// 0.34 s per byte), and like the reader's pace this comes on top of the engine's bound.
+fn sending_time(bytes: usize, sbuf: usize) -> Duration {
+    Duration::from_secs(2 * bytes.div_ceil(sbuf.max(1)) as u64)
+}
+
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -296,7 +305,11 @@ fn run(c: &Case) -> Result<String, String> {
         n.b.listen_with(n.now, addr(SERVER.0, SERVER.1), lo)
             .unwrap();
     let start = n.now;
-    let bound = BOUND + reading_time(c.down, &c.readers.0) + reading_time(c.up, &c.readers.1);
+    let bound = BOUND
+        + reading_time(c.down, &c.readers.0)
+        + reading_time(c.up, &c.readers.1)
+        + sending_time(c.up, c.sbuf.0)
+        + sending_time(c.down, c.sbuf.1);
     let a =
         n.a.connect_with(
             n.now,
