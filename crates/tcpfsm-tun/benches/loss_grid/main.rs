@@ -24,6 +24,7 @@
 //! Linux does by default and as issue 10 compares against. Needs root (namespaces, TUN); skips loudly
 //! otherwise. Ctrl-C ends the run in progress, deletes its namespaces and prints the table.
 
+mod draw;
 mod meter;
 mod real;
 mod sim;
@@ -83,6 +84,13 @@ pub struct RunOut {
     pub secs: f64,
     /// Payload bytes sent again, counted on the wire before the impairments.
     pub retrans_bytes: u64,
+    /// Data-bearing segments on the wire before the impairments, and those of them sent again.
+    pub data_segs: u64,
+    pub retrans_segs: u64,
+    /// Datagrams the link dropped in the data direction (loss and queue): what the sender had
+    /// to repair. The loss is random, so two runs at the same setting draw different amounts;
+    /// retransmissions per drop is the sender's efficiency whatever the draw.
+    pub link_drops: Option<u64>,
     pub kernel_bytes_retrans: Option<u64>,
     pub kernel_retrans_segs: Option<u64>,
     pub kernel_dsack_dups: Option<u64>,
@@ -365,6 +373,8 @@ fn json_line(r: &Record, cell: &Cell, spec: &Spec) -> String {
         "bytes": o.bytes, "complete": o.complete, "intact": o.intact,
         "secs": o.secs, "goodput_mbit": o.goodput_mbit(),
         "retrans_bytes": o.retrans_bytes,
+        "data_segs": o.data_segs, "retrans_segs": o.retrans_segs,
+        "link_drops": o.link_drops,
         "kernel_bytes_retrans": o.kernel_bytes_retrans,
         "kernel_retrans_segs": o.kernel_retrans_segs,
         "kernel_dsack_dups": o.kernel_dsack_dups,
@@ -553,6 +563,8 @@ fn table(confs: &[Conf], runs: u32, max_time: Duration, cells: &[Cell], records:
         max_time.as_secs()
     );
     senders(confs, cells, records);
+    let labels: Vec<String> = cells.iter().map(Cell::label).collect();
+    draw::table(confs, &labels, records);
 }
 
 /// Per cell and sender, medians over the runs: how the sender found and repaired loss (its
@@ -661,6 +673,9 @@ fn table_from(path: &str) {
                 intact: v["intact"].as_bool().unwrap_or(false),
                 secs: f("secs"),
                 retrans_bytes: u("retrans_bytes").unwrap_or(0),
+                data_segs: u("data_segs").unwrap_or(0),
+                retrans_segs: u("retrans_segs").unwrap_or(0),
+                link_drops: u("link_drops"),
                 kernel_bytes_retrans: u("kernel_bytes_retrans"),
                 kernel_retrans_segs: u("kernel_retrans_segs"),
                 kernel_dsack_dups: u("kernel_dsack_dups"),

@@ -10,8 +10,12 @@ use std::net::SocketAddr;
 pub struct Meter {
     high: HashMap<(SocketAddr, SocketAddr), u32>,
     pub data_bytes: u64,
+    /// Data-bearing segments seen (originals and retransmissions).
+    pub data_segs: u64,
     pub retrans_bytes: u64,
     pub retrans_segs: u64,
+    /// Datagrams the link dropped, where the caller sees fates (the simulator).
+    pub dropped_segs: u64,
 }
 
 /// `a < b` in sequence space (RFC 9293 §3.4: modulo 2^32).
@@ -26,6 +30,7 @@ impl Meter {
             return;
         }
         self.data_bytes += u64::from(len);
+        self.data_segs += 1;
         let end = seq.wrapping_add(len);
         match self.high.get_mut(&(src, dst)) {
             None => {

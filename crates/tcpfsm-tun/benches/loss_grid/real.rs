@@ -150,6 +150,8 @@ where
         intact,
         secs: end.duration_since(t0).as_secs_f64(),
         retrans_bytes: m.retrans_bytes,
+        data_segs: m.data_segs,
+        retrans_segs: m.retrans_segs,
         mean_cwnd: series.mean_cwnd(),
         series,
         ..RunOut::default()
@@ -224,7 +226,9 @@ pub fn linux_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
         kernel_probe,
     )?;
     kernel_fill(&mut o, &tx, bed.ns_a());
-    o.late = bed.relay().stats().late;
+    let link = bed.relay().stats();
+    o.late = link.late;
+    o.link_drops = Some(link.up.dropped());
     Ok(o)
 }
 
@@ -274,7 +278,9 @@ pub fn ours_linux(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
     let stats = st.stats();
     o.our_retrans_segs = Some(stats[tcpfsm_tun::core::Counter::RetransSegs]);
     o.sender_counters = trace::sender_counters(&stats);
-    o.late = st.relay.stats().late;
+    let link = st.relay.stats();
+    o.late = link.late;
+    o.link_drops = Some(link.up.dropped());
     tx.abort();
     Ok(o)
 }
@@ -299,6 +305,8 @@ pub fn linux_ours(spec: &Spec, name: &str, data: &[u8]) -> io::Result<RunOut> {
         kernel_probe,
     )?;
     kernel_fill(&mut o, &tx, ns.name());
-    o.late = st.relay.stats().late;
+    let link = st.relay.stats();
+    o.late = link.late;
+    o.link_drops = Some(link.down.dropped());
     Ok(o)
 }

@@ -30,6 +30,9 @@ impl Sink for MeterSink {
             if s.src.ip() == self.sender {
                 let mut m = self.meter.lock().unwrap();
                 m.observe(s.src, s.dst, s.seq, s.len as u32);
+                if s.fate == tcpfsm_sim::Fate::Dropped {
+                    m.dropped_segs += 1;
+                }
             }
         }
         Ok(())
@@ -91,14 +94,17 @@ pub fn ours_ours(spec: &Spec, data: &[u8]) -> RunOut {
     );
     let start = t.established.unwrap_or(Instant::ZERO);
     let end = t.done.unwrap_or_else(|| net.now());
-    let retrans_bytes = meter.lock().unwrap().retrans_bytes;
+    let m = meter.lock().unwrap();
     let stats = net.endpoint(a).stats();
     RunOut {
         bytes: got,
         complete: got == spec.size,
         intact,
         secs: (end - start).as_secs_f64(),
-        retrans_bytes,
+        retrans_bytes: m.retrans_bytes,
+        data_segs: m.data_segs,
+        retrans_segs: m.retrans_segs,
+        link_drops: Some(m.dropped_segs),
         our_retrans_segs: Some(stats[tcpfsm_tun::core::Counter::RetransSegs]),
         sender_counters: trace::sender_counters(stats),
         mean_cwnd: series.mean_cwnd(),
