@@ -13,7 +13,7 @@ use tcpfsm_core::{Config, ConnHandle, Duration, Endpoint, Instant, ListenerHandl
 use crate::bulk::{Params, Transfer};
 use crate::lifecycle::Lifecycle;
 use crate::memory::Creation;
-use crate::pattern::Pattern;
+use crate::pattern::{Pattern, Verify};
 use crate::sys::{self, Timer};
 use crate::tun::{self, Dir, Lab, Moved};
 
@@ -280,8 +280,22 @@ pub fn record_sizes() -> Vec<(&'static str, usize)> {
     ]
 }
 
-pub const TUN_NOTE: Option<&str> =
-    Some("blocking TcpStream read/write (copies), stack on its driver thread");
+pub const TUN_NOTE: Option<&str> = Some(
+    "blocking TcpStream: write copies in, read_with checks in place; stack on its driver thread",
+);
+
+/// Reads to end of stream with the zero-copy `TcpStream::read_with`, checking each run where
+/// it lies in the receive buffer, as smoltcp's adapter does in its `recv` closure.
+fn read_stream_in_place(s: &tcpfsm_tun::TcpStream, verify: Verify) -> anyhow::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let at = n;
+        match s.read_with(|run| (run.len(), verify.check(at, run).map(|()| run.len())))? {
+            Some(took) => n += took? as u64,
+            None => return Ok(n),
+        }
+    }
+}
 
 /// Bulk over TUN through tcpfsm-tun: its `Stack` (driver thread) on the lab's device, the
 /// application on this thread with the blocking `TcpStream`.
@@ -316,10 +330,10 @@ pub fn tun_bulk(lab: &Lab, p: &tun::Params) -> anyhow::Result<Moved> {
             let addr = SocketAddr::new(lab.stack_ip().into(), tun::PORT);
             let l = TcpListener::bind(&stack, addr)?;
             let peer = tun::kernel_sender(lab, addr, bytes);
-            let (mut s, _) = l.accept_timeout(connect_timeout)?;
+            let (s, _) = l.accept_timeout(connect_timeout)?;
             s.set_read_timeout(Some(tun::DEADLINE))?;
             let t0 = WallClock::now();
-            let n = tun::read_stream(&mut s, verify)?;
+            let n = read_stream_in_place(&s, verify)?;
             let end = WallClock::now();
             drop(s);
             tun::join(peer)?;

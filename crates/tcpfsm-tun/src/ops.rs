@@ -51,6 +51,32 @@ pub(crate) fn recv_op(
     }
 }
 
+/// One attempt at a zero-copy read: `Some(Ok(Some(r)))` once `take` has seen received bytes
+/// (it runs at most once: `take` is emptied when it does), `Some(Ok(None))` at end of stream,
+/// an error, or `None` to wait.
+pub(crate) fn recv_with_op<R>(
+    g: &mut Inner,
+    now: Instant,
+    conn: ConnHandle,
+    take: &mut Option<impl FnOnce(&[u8]) -> (usize, R)>,
+) -> Option<io::Result<Option<R>>> {
+    let mut out = None;
+    let r = g.ep.recv_with(now, conn, |data: &[u8]| {
+        // The engine calls this only with bytes to read, and the wait stops at the first
+        // answer, so `take` is still there.
+        let Some(f) = take.take() else { return 0 };
+        let (n, v) = f(data);
+        out = Some(v);
+        // Consuming more than was offered would be a caller's bug; it consumes what there is.
+        n.min(data.len())
+    });
+    match r {
+        Ok(Some(_)) => Some(Ok(out)),
+        Ok(None) => None,
+        Err(e) => Some(Err(report_recv(g, conn, e))),
+    }
+}
+
 #[cfg(feature = "tokio")]
 /// As [`recv_op`], into memory that may be uninitialised (tokio's `ReadBuf::unfilled_mut`):
 /// the engine's zero-copy `recv_with` copies straight from the receive buffer, so nothing is

@@ -15,8 +15,8 @@ use std::time::Duration;
 use tcpfsm_core::{ConnHandle, ConnInfo, ConnOptions, FourTuple, Instant, State};
 
 use crate::ops::{
-    close_linger, connect_op, each_addr, options_op, peek_op, recv_op, send_op, set_options_op,
-    start_connect_op, still_closing, take_error_op, would_block,
+    close_linger, connect_op, each_addr, options_op, peek_op, recv_op, recv_with_op, send_op,
+    set_options_op, start_connect_op, still_closing, take_error_op, would_block,
 };
 use crate::stack::{local_ip, Inner, Key, Shared, Stack};
 
@@ -320,6 +320,28 @@ impl TcpStream {
     pub fn abort(self) {
         let _ = self.inner.locked(|g, now, conn| Ok(g.ep.abort(now, conn)?));
         self.inner.released.store(true, Ordering::Relaxed);
+    }
+
+    /// Zero-copy read: waits as [`Read::read`] does (blocking mode, read timeout), then calls
+    /// `take` once with the next contiguous run of received bytes, straight from the
+    /// connection's receive buffer, and consumes as many as `take` says (at most the run).
+    /// `Ok(Some(r))` is `take`'s answer; `Ok(None)` is end of stream (the peer's FIN, or after
+    /// `shutdown(Read)`), where `read` returns 0; errors as `read` reports them, after any data
+    /// that arrived before them. A run may be shorter than what is buffered (the buffer is a
+    /// ring): call again for the rest.
+    ///
+    /// `take` runs with the stack locked, so it must be short and must not call into this
+    /// stack (that would deadlock); it saves the copy into a `read` buffer, as smoltcp's
+    /// `recv` closure does.
+    pub fn read_with<R>(&self, take: impl FnOnce(&[u8]) -> (usize, R)) -> io::Result<Option<R>> {
+        if self.inner.read_shut() {
+            return Ok(None);
+        }
+        let conn = self.inner.conn;
+        let mut take = Some(take);
+        self.inner.wait(&self.inner.read_timeout, "read", |g, now| {
+            recv_with_op(g, now, conn, &mut take)
+        })
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
