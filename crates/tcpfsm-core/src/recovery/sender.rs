@@ -294,6 +294,13 @@ impl LossRecovery {
         }
     }
 
+    /// Whether `next_segment(_, false)` is sure to offer nothing: outside fast recovery it
+    /// offers only NextSeg rule 1 (a segment marked lost and not yet resent), and none is.
+    /// During recovery rules 3 and 4 may offer one, so this says no.
+    pub fn nothing_to_resend(&self) -> bool {
+        self.phase != Phase::Recovery && self.sb.lost_pending() == 0
+    }
+
     /// A segment left: new data at SND.NXT, or a retransmission (`why`).
     pub fn on_sent(
         &mut self,
