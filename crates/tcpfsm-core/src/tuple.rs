@@ -17,7 +17,9 @@ pub(crate) struct CompactTuple {
 
 fn ip_bytes(ip: IpAddr) -> [u8; 16] {
     match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        // ::ffff:a.b.c.d (RFC 4291 §2.5.5.2) as one 128-bit value: `to_ipv6_mapped().octets()`
+        // built it byte by byte, about 30 instructions an address on every segment's lookup.
+        IpAddr::V4(v4) => (0xffff_u128 << 32 | u32::from(v4) as u128).to_be_bytes(),
         IpAddr::V6(v6) => v6.octets(),
     }
 }
@@ -96,6 +98,18 @@ mod tests {
 
     /// The key built from a parsed segment's parts is the key of its `FourTuple`, and expands
     /// back to it (IPv4, IPv6; a v4-mapped IPv6 address keys like its IPv4 form, as before).
+    #[test]
+    fn an_ipv4_address_is_stored_v4_mapped() {
+        for a in ["10.0.0.1", "0.0.0.0", "255.255.255.255", "192.0.2.128"] {
+            let v4: Ipv4Addr = a.parse().unwrap();
+            assert_eq!(
+                ip_bytes(IpAddr::V4(v4)),
+                v4.to_ipv6_mapped().octets(),
+                "{a}"
+            );
+        }
+    }
+
     #[test]
     fn from_parts_is_the_four_tuples_key() {
         let cases = [
