@@ -302,6 +302,10 @@ impl LossRecovery {
     }
 
     /// A segment left: new data at SND.NXT, or a retransmission (`why`).
+    ///
+    /// Inlined into its callers (one per kind of segment sent): as a call, entering and
+    /// leaving it was a quarter of its 82 instructions per segment in bulk transfer.
+    #[inline(always)]
     pub fn on_sent(
         &mut self,
         now: Instant,
