@@ -107,6 +107,10 @@ impl CtlQueue {
         true
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
     pub(crate) fn pop(&mut self) -> Option<CtlSegment> {
         let c = self.q.pop_front();
         if self.q.is_empty() && self.q.capacity() > 4096 {

@@ -159,6 +159,11 @@ pub struct Config {
     /// full steps turns them off. Not a tuning knob.
     #[doc(hidden)]
     pub recovery_shortcuts: bool,
+    /// The output path's shortcut (`Conn::plan_idle`): a connection with nothing waiting to
+    /// go skips choosing a segment. On by default; only the differential test that holds it
+    /// equal to the full choice turns it off. Not a tuning knob.
+    #[doc(hidden)]
+    pub output_shortcut: bool,
 }
 
 impl Default for Config {
@@ -166,6 +171,7 @@ impl Default for Config {
         Config {
             header_prediction: true,
             recovery_shortcuts: true,
+            output_shortcut: true,
             msl: Duration::from_secs(30),
             fin_timeout: Duration::from_secs(60),
             syncookies: SynCookies::OnOverflow,

@@ -68,11 +68,51 @@ impl Timers {
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        let m = *self.at.iter().min().expect("timers");
+        // By value: `iter().min()` tracked a reference to the least element, about 30
+        // instructions where a chain of `min`s takes a dozen (this runs after every
+        // segment sent or received, and after every application call).
+        let m = self.at.iter().fold(UNARMED, |m, &t| m.min(t));
         (m != UNARMED).then(|| Instant::from_micros(m))
     }
 
     pub(crate) fn clear_all(&mut self) {
         self.at = [UNARMED; N];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Timer; N] = [
+        Timer::Rtx,
+        Timer::DelAck,
+        Timer::Persist,
+        Timer::FinWait2,
+        Timer::KeepAlive,
+        Timer::Reorder,
+    ];
+
+    /// `next` is the least armed deadline, `None` with none armed, whichever timers hold them.
+    #[test]
+    fn next_is_the_earliest_armed_deadline() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut t = Timers::default();
+        assert_eq!(t.next(), None);
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let which = ALL[(x % N as u64) as usize];
+            if x >> 60 < 5 {
+                t.clear(which);
+            } else {
+                t.set(which, Instant::from_micros((x >> 8) % 1_000_000));
+            }
+            let want = ALL.iter().filter_map(|&w| t.get(w)).min();
+            assert_eq!(t.next(), want);
+        }
+        t.clear_all();
+        assert_eq!(t.next(), None);
     }
 }

@@ -17,7 +17,9 @@ pub(crate) struct CompactTuple {
 
 fn ip_bytes(ip: IpAddr) -> [u8; 16] {
     match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        // ::ffff:a.b.c.d (RFC 4291 §2.5.5.2) as one 128-bit value: `to_ipv6_mapped().octets()`
+        // built it byte by byte, about 30 instructions an address on every segment's lookup.
+        IpAddr::V4(v4) => (0xffff_u128 << 32 | u32::from(v4) as u128).to_be_bytes(),
         IpAddr::V6(v6) => v6.octets(),
     }
 }
@@ -32,11 +34,21 @@ fn ip_from(bytes: [u8; 16]) -> IpAddr {
 
 impl CompactTuple {
     pub(crate) fn new(t: &FourTuple) -> CompactTuple {
+        CompactTuple::from_parts(
+            (t.local.ip(), t.local.port()),
+            (t.remote.ip(), t.remote.port()),
+        )
+    }
+
+    /// The key of (`local`, `remote`) as address and port: a parsed segment's lookup key
+    /// without building the two `SocketAddr`s of a `FourTuple` first (that cost about 80
+    /// instructions a segment, and a segment for a connection never needs them).
+    pub(crate) fn from_parts(local: (IpAddr, u16), remote: (IpAddr, u16)) -> CompactTuple {
         CompactTuple {
-            local_ip: ip_bytes(t.local.ip()),
-            remote_ip: ip_bytes(t.remote.ip()),
-            local_port: t.local.port(),
-            remote_port: t.remote.port(),
+            local_ip: ip_bytes(local.0),
+            remote_ip: ip_bytes(remote.0),
+            local_port: local.1,
+            remote_port: remote.1,
         }
     }
 
@@ -78,4 +90,44 @@ pub(crate) fn unspecified_like(ip: IpAddr) -> SocketAddr {
 
 pub(crate) fn is_loopback(t: &FourTuple) -> bool {
     t.local.ip().is_loopback() || t.remote.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key built from a parsed segment's parts is the key of its `FourTuple`, and expands
+    /// back to it (IPv4, IPv6; a v4-mapped IPv6 address keys like its IPv4 form, as before).
+    #[test]
+    fn an_ipv4_address_is_stored_v4_mapped() {
+        for a in ["10.0.0.1", "0.0.0.0", "255.255.255.255", "192.0.2.128"] {
+            let v4: Ipv4Addr = a.parse().unwrap();
+            assert_eq!(
+                ip_bytes(IpAddr::V4(v4)),
+                v4.to_ipv6_mapped().octets(),
+                "{a}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_parts_is_the_four_tuples_key() {
+        let cases = [
+            ("10.0.0.2:80", "10.0.0.1:40000"),
+            ("[2001:db8::2]:443", "[2001:db8::1]:50000"),
+            ("[::ffff:10.0.0.2]:80", "[::ffff:10.0.0.1]:40000"),
+        ];
+        for (l, r) in cases {
+            let (local, remote): (SocketAddr, SocketAddr) =
+                (l.parse().unwrap(), r.parse().unwrap());
+            let t = FourTuple { local, remote };
+            let k =
+                CompactTuple::from_parts((local.ip(), local.port()), (remote.ip(), remote.port()));
+            assert_eq!(k, CompactTuple::new(&t));
+            assert_eq!((k.local_port, k.remote_port), (local.port(), remote.port()));
+            assert_eq!(ip_from(k.local_ip), ip_from(ip_bytes(local.ip())));
+            assert_eq!(ip_from(k.remote_ip), ip_from(ip_bytes(remote.ip())));
+            assert_eq!(CompactTuple::new(&k.expand()), k);
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! step everything observable must be equal: each datagram sent (bytes and kind), each event,
 //! what each read returned, `info()` of every connection, `connections()`, and `stats()`.
 //! The same harness holds loss recovery's shortcuts (`Config::recovery_shortcuts`) equal to
-//! its full steps.
+//! its full steps, and the output path's shortcut (`Config::output_shortcut`) equal to the
+//! full choice of the next segment.
 
 use std::net::SocketAddr;
 use tcpfsm_core::{
@@ -318,5 +319,14 @@ fn header_prediction_is_the_full_arrival_steps() {
 fn recovery_shortcuts_are_the_full_ack_steps() {
     for seed in 0..400 {
         run(seed, 1000, |c, on| c.recovery_shortcuts = on);
+    }
+}
+
+/// The same for the output path's shortcut (`Config::output_shortcut`: a connection with no
+/// data, FIN, loss probe or lost segment waiting skips choosing), against the full choice.
+#[test]
+fn output_shortcut_is_the_full_choice() {
+    for seed in 0..400 {
+        run(seed, 1000, |c, on| c.output_shortcut = on);
     }
 }

@@ -378,6 +378,11 @@ fn parse_any(datagram: &[u8], offload: ChecksumOffload, defer: bool) -> Result<P
 
 /// The TCP segment `bytes`, verified whole, or (`defer`) with the sum over everything but the
 /// payload returned.
+///
+/// Inlined, as is `TcpRepr::parse_with`, so that the decoded segment is built where its
+/// caller keeps it instead of being moved out through each call (about 35 instructions a
+/// segment in the lifecycle profile).
+#[inline(always)]
 fn parse_tcp<'a>(
     bytes: &'a [u8],
     src: IpAddr,

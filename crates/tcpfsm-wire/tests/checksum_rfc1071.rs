@@ -135,6 +135,31 @@ fn copy_from_after_an_odd_prefix_continues_the_sum() {
     }
 }
 
+/// Short and empty pieces (a bare ACK's payload, a payload that does not wrap the ring) in
+/// any order, at odd and even offsets: the sum and the copy are the whole's.
+#[test]
+fn copy_from_in_short_and_empty_pieces_is_the_whole() {
+    let mut rng = SmallRng::seed_from_u64(6);
+    for _ in 0..2000 {
+        let pieces: Vec<Vec<u8>> = (0..rng.gen_range(1..8))
+            .map(|_| {
+                let n = [0, 0, 1, 2, 3][rng.gen_range(0..5)];
+                random_bytes(&mut rng, n)
+            })
+            .collect();
+        let whole = pieces.concat();
+        let mut out = vec![0u8; whole.len()];
+        let mut c = Checksum::new();
+        let mut at = 0;
+        for p in &pieces {
+            c.copy_from(&mut out[at..at + p.len()], p);
+            at += p.len();
+        }
+        assert_eq!(c.finish(), naive_checksum(&whole), "pieces {pieces:?}");
+        assert_eq!(out, whole);
+    }
+}
+
 #[test]
 #[should_panic(expected = "length mismatch")]
 fn copy_from_refuses_unequal_lengths() {

@@ -34,7 +34,14 @@ impl Conn {
             _ => {}
         }
         if self.state != State::SynReceived {
-            if let Some(plan) = self.plan(now, stats) {
+            // Asked once for both the shortcut and the choice.
+            let waiting = self.snd.waiting();
+            let plan = if !waiting && cfg.output_shortcut && self.plan_idle() {
+                None
+            } else {
+                self.plan(now, waiting, stats)
+            };
+            if let Some(plan) = plan {
                 return Some(self.data_segment(plan, now, stats));
             }
         }
@@ -63,12 +70,14 @@ impl Conn {
     /// after a timeout the lost ones first), a tail loss probe, or new data if the peer's
     /// window, Nagle and SWS avoidance let it go; arms the persist timer when data waits
     /// that nothing in flight will ever unblock.
-    fn plan(&mut self, now: Instant, stats: &mut Stats) -> Option<Plan> {
+    ///
+    /// `waiting`: whether data or a FIN waits to be sent (`SendSide::waiting`), as it is now.
+    fn plan(&mut self, now: Instant, waiting: bool, stats: &mut Stats) -> Option<Plan> {
         // Choosing moves a recovery counter only when it sends a retransmission (`on_sent`
         // with a reason) or a loss probe (`on_probe_sent`); ACKs and timeouts sync on their own.
         // Syncing after every plain new segment cost 3–6% of bulk and lifecycle.
         let probing = self.probe_last || self.probe_new_data;
-        let plan = self.choose(now);
+        let plan = self.choose(now, waiting);
         let moved = probing || plan.as_ref().is_some_and(|p| p.kind != TxKind::Normal);
         if let (Some(lr), Some(cc)) = (self.lr.as_mut().filter(|_| moved), self.cc.as_deref()) {
             lr.sync(cc, stats);
@@ -76,12 +85,29 @@ impl Conn {
         plan
     }
 
-    fn choose(&mut self, now: Instant) -> Option<Plan> {
+    /// With no new data or FIN waiting (the caller asks; then `plan_new` says `Held::Idle`:
+    /// no persist timer, no cwnd-limited mark), whether `plan` is sure to return `None` and
+    /// change nothing, checked without choosing: no loss probe is due and loss recovery has
+    /// nothing to resend. Every datagram sent is followed by one more call that finds nothing
+    /// (the connection stays at the head of the transmit queue), and that call ran the whole
+    /// choice: about a fifth of a lifecycle connection's `choose` instructions.
+    fn plan_idle(&self) -> bool {
+        if self.probe_last || self.probe_new_data {
+            return false;
+        }
+        match (&self.lr, &self.cc) {
+            (Some(lr), Some(_)) => lr.nothing_to_resend(),
+            // `choose` has nothing to choose with.
+            _ => true,
+        }
+    }
+
+    fn choose(&mut self, now: Instant, waiting: bool) -> Option<Plan> {
         let lr = self.lr.as_mut()?;
         let cc = self.cc.as_deref_mut()?;
         let cwnd = lr.cwnd(cc);
         let pipe = lr.pipe();
-        if self.snd.waiting() && pipe.saturating_add(self.snd.mss as u32) > cwnd {
+        if waiting && pipe.saturating_add(self.snd.mss as u32) > cwnd {
             // Data waits for the congestion window (RFC 7661: the window may grow).
             self.cwnd_limited = true;
         }

@@ -405,6 +405,11 @@ impl Scoreboard {
         self.lost_segs
     }
 
+    /// Segments NextSeg rule 1 would offer (lost, not SACKed, no retransmission in flight).
+    pub fn lost_pending(&self) -> u32 {
+        self.lost_pending
+    }
+
     /// Records between SND.UNA and SND.NXT.
     pub fn segments(&self) -> usize {
         self.segs.len()
