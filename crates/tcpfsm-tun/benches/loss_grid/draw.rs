@@ -49,14 +49,11 @@ pub fn table(confs: &[Conf], labels: &[String], records: &[Record]) {
          floor: each drop needs one retransmission); ratios are medians of per-round ratios."
     );
     println!();
-    let mut head = String::from("| cell |");
-    let mut rule = String::from("|---|");
-    for c in confs {
-        head += &format!(" {} drawn loss % | {} rtx per drop |", c.short(), c.short());
-        rule += "---:|---:|";
-    }
-    println!("{head} b/a rtx per drop | c/a rtx per drop |");
-    println!("{rule}---:|---:|");
+    crate::header(
+        confs,
+        |c| format!(" {} drawn loss % | {} rtx per drop |", c.short(), c.short()),
+        &["b/a rtx per drop", "c/a rtx per drop"],
+    );
     for (ci, label) in labels.iter().enumerate() {
         let mut row = format!("| {label} |");
         for &c in confs {

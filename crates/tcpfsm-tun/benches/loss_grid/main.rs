@@ -528,14 +528,11 @@ fn table(confs: &[Conf], runs: u32, max_time: Duration, cells: &[Cell], records:
          run(s); ratios are medians of per-round ratios to (a)."
     );
     println!();
-    let mut head = String::from("| cell |");
-    let mut rule = String::from("|---|");
-    for c in confs {
-        head += &format!(" {} {} Mbit/s | rtx % |", c.short(), c.name());
-        rule += "---:|---:|";
-    }
-    println!("{head} b/a goodput | b/a rtx | c/a rtx | s/a goodput |");
-    println!("{rule}---:|---:|---:|---:|");
+    header(
+        confs,
+        |c| format!(" {} {} Mbit/s | rtx % |", c.short(), c.name()),
+        &["b/a goodput", "b/a rtx", "c/a rtx", "s/a goodput"],
+    );
     for (ci, cell) in cells.iter().enumerate() {
         let mut row = format!("| {} |", cell.label());
         for &c in confs {
@@ -565,6 +562,23 @@ fn table(confs: &[Conf], runs: u32, max_time: Duration, cells: &[Cell], records:
     senders(confs, cells, records);
     let labels: Vec<String> = cells.iter().map(Cell::label).collect();
     draw::table(confs, &labels, records);
+}
+
+/// A per-cell Markdown table's header and rule: the cell, two columns per configuration (`two`
+/// writes them, each as ` name |`), then the `tail` columns.
+fn header(confs: &[Conf], two: impl Fn(Conf) -> String, tail: &[&str]) {
+    let mut head = String::from("| cell |");
+    let mut rule = String::from("|---|");
+    for &c in confs {
+        head += &two(c);
+        rule += "---:|---:|";
+    }
+    for t in tail {
+        head += &format!(" {t} |");
+        rule += "---:|";
+    }
+    println!("{head}");
+    println!("{rule}");
 }
 
 /// Per cell and sender, medians over the runs: how the sender found and repaired loss (its
