@@ -177,3 +177,79 @@ fn a_passive_connection_keeps_the_synack_s_tsval_clock_rfc7323_5_4() {
         ts0.wrapping_add(1012)
     );
 }
+
+fn ts_sack_server() -> Scripted {
+    let cfg = Config {
+        delayed_ack: None,
+        ..Config::default()
+    };
+    Scripted::server(
+        cfg,
+        PeerOpts {
+            ts: true,
+            sack: true,
+            ..PeerOpts::default()
+        },
+    )
+}
+
+/// A segment PAWS rejects is an old duplicate (RFC 7323 §5.3 R1): none of its text is
+/// taken, even the part beyond RCV.NXT, which an earlier incarnation's or a stale copy's
+/// bytes would otherwise put into the stream. The part below RCV.NXT is reported as a D-SACK
+/// (RFC 2883 §4), clipped at RCV.NXT as Linux's `tcp_send_dupack` clips it. Found by the
+/// `endpoint` fuzz target: the tail beyond RCV.NXT was accepted.
+#[test]
+fn a_paws_rejected_segment_adds_none_of_its_text_rfc7323_5_3() {
+    let mut s = ts_sack_server();
+    s.data(b"fresh");
+    let recent = s.tsval();
+    s.now += Duration::from_millis(5);
+    let nxt = s.p;
+    // Three old bytes below RCV.NXT and three beyond it, with an old TSval.
+    let stale = at(&s, nxt.wrapping_sub(3), recent - 100, b"shXYZW");
+    let out = s.inject(stale);
+    assert_eq!(out.len(), 1, "one duplicate ACK: {out:?}");
+    assert_eq!(
+        out[0].ack, nxt,
+        "RCV.NXT did not move: the stale tail is not taken"
+    );
+    let dsack = out[0].options.sack_blocks[0].expect("a D-SACK block");
+    assert_eq!(
+        (dsack.left.0, dsack.right.0),
+        (nxt.wrapping_sub(3), nxt),
+        "the D-SACK covers only the duplicate part, below RCV.NXT"
+    );
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::PAWSEstab], 1);
+    // The real bytes at RCV.NXT follow, and the stream is exactly what the peer sent.
+    s.now += Duration::from_millis(5);
+    s.data(b"next");
+    let (got, _) = s.read_all();
+    assert_eq!(got, b"freshnext");
+}
+
+/// After the peer's FIN, RFC 9293 §3.10.7.4 (seventh, CLOSE-WAIT): "ignore the segment text".
+/// A segment overlapping the FIN, stale or fresh, adds nothing after end of stream.
+#[test]
+fn text_after_the_peer_fin_is_ignored_in_close_wait_rfc9293_3_10_7_4() {
+    for stale in [true, false] {
+        let mut s = ts_sack_server();
+        s.data(b"abc");
+        let fin = s.seg(ACK | Flags::FIN, s.p, s.y, &[]);
+        s.inject(fin);
+        s.p = s.p.wrapping_add(1);
+        assert_eq!(s.ep.state(s.conn), Some(State::CloseWait));
+        let recent = s.tsval();
+        s.now += Duration::from_millis(5);
+        let tsval = if stale { recent - 100 } else { s.tsval() };
+        // From two bytes below the FIN to four beyond it.
+        let late = at(&s, s.p.wrapping_sub(3), tsval, b"bcXYZW");
+        let out = s.inject(late);
+        assert!(
+            out.iter().all(|o| o.ack == s.p),
+            "stale={stale}: RCV.NXT stays just past the FIN: {out:?}"
+        );
+        let (got, last) = s.read_all();
+        assert_eq!(got, b"abc", "stale={stale}: nothing after the FIN is read");
+        assert_eq!(last, Ok(Some(0)), "stale={stale}: end of stream");
+    }
+}

@@ -184,9 +184,14 @@ impl Conn {
             Gate::Ack(why) => {
                 if seg.seq.lt(self.rcv.rcv_nxt) {
                     // An old duplicate (out of window, or an old timestamp): say so with a
-                    // D-SACK (RFC 2883 §4), as Linux's tcp_send_dupack does for both.
+                    // D-SACK (RFC 2883 §4), as Linux's tcp_send_dupack does for both — for
+                    // the part below RCV.NXT only. An unacceptable segment's text is never
+                    // taken (RFC 7323 §5.3 R1, RFC 9293 §3.10.7.4 first check), and the part
+                    // beyond RCV.NXT of a stale copy is exactly what PAWS keeps out.
                     let seq = seg.seq.wrapping_add(f.contains(Flags::SYN) as u32);
-                    self.rcv.on_text(seq, seg.payload, self.sack);
+                    let below = self.rcv.rcv_nxt.diff(seq).max(0) as usize;
+                    let dup = &seg.payload[..seg.payload.len().min(below)];
+                    self.rcv.on_text(seq, dup, self.sack);
                 }
                 self.oow_ack(why, seg, ctx);
                 return;
