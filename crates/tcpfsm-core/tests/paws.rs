@@ -10,7 +10,8 @@ use tcpfsm_wire::Flags;
 const ACK: Flags = Flags::ACK;
 const SYN: Flags = Flags::SYN;
 
-fn ts_server() -> Scripted {
+/// A server without delayed ACKs, its peer offering timestamps and, with `sack`, SACK.
+fn server_with_ts(sack: bool) -> Scripted {
     let cfg = Config {
         delayed_ack: None,
         ..Config::default()
@@ -19,9 +20,14 @@ fn ts_server() -> Scripted {
         cfg,
         PeerOpts {
             ts: true,
+            sack,
             ..PeerOpts::default()
         },
     )
+}
+
+fn ts_server() -> Scripted {
+    server_with_ts(false)
 }
 
 /// A data segment from the peer at `seq` with TSval `tsval`.
@@ -179,18 +185,7 @@ fn a_passive_connection_keeps_the_synack_s_tsval_clock_rfc7323_5_4() {
 }
 
 fn ts_sack_server() -> Scripted {
-    let cfg = Config {
-        delayed_ack: None,
-        ..Config::default()
-    };
-    Scripted::server(
-        cfg,
-        PeerOpts {
-            ts: true,
-            sack: true,
-            ..PeerOpts::default()
-        },
-    )
+    server_with_ts(true)
 }
 
 /// A segment PAWS rejects is an old duplicate (RFC 7323 §5.3 R1): none of its text is

@@ -98,26 +98,25 @@ impl Endpoint {
         found: Option<u32>,
         seg: &TcpRepr<'_>,
     ) {
-        if let Some(slot) = found {
-            if let Entry::Conn(_) = &self.table.slot(slot).entry {
-                let (mut ctx, table) = self.ctx(now);
-                if let Some(c) = table.conn_mut(slot) {
-                    c.on_segment(seg, &mut ctx);
-                }
-                self.after_conn(slot);
-                return;
-            }
-        }
-        let tuple = FourTuple {
+        let tuple = || FourTuple {
             local: SocketAddr::new(dst, seg.dst_port),
             remote: SocketAddr::new(src, seg.src_port),
         };
         if let Some(slot) = found {
-            if let Entry::HalfOpen(_) = &self.table.slot(slot).entry {
-                self.on_half_open_segment(now, slot, tuple, seg);
+            match &self.table.slot(slot).entry {
+                Entry::Conn(_) => {
+                    let (mut ctx, table) = self.ctx(now);
+                    if let Some(c) = table.conn_mut(slot) {
+                        c.on_segment(seg, &mut ctx);
+                    }
+                    self.after_conn(slot);
+                }
+                Entry::HalfOpen(_) => self.on_half_open_segment(now, slot, tuple(), seg),
+                Entry::Free => {}
             }
             return;
         }
+        let tuple = tuple();
         let mut isn_floor = None;
         if let Some(slot) = self.time_wait.find(&key) {
             match self.on_time_wait_segment(now, slot, tuple, seg) {
