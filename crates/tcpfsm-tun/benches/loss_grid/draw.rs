@@ -7,7 +7,7 @@
 //! retransmission per drop is the floor for any sender; more is repair that was not needed
 //! (a spurious fast retransmit under reordering, go-back-N after a timeout).
 
-use crate::{median, Conf, Record, RunOut};
+use crate::{median, show, Conf, Record, RunOut};
 
 /// Data-direction datagrams dropped per data segment sent, in %.
 fn drawn(o: &RunOut) -> Option<f64> {
@@ -33,14 +33,8 @@ pub fn table(confs: &[Conf], labels: &[String], records: &[Record]) {
             .filter_map(|r| Some((r.round, f(&r.out)?)))
             .collect()
     };
-    let show = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
     let ratio = |ci: usize, num: Conf| -> Option<f64> {
-        let base = of(ci, Conf::LinuxLinux, per_drop);
-        let paired = of(ci, num, per_drop)
-            .iter()
-            .filter_map(|(r, v)| base.iter().find(|(rb, _)| rb == r).map(|(_, b)| v / b))
-            .collect();
-        median(paired)
+        crate::paired_ratio(&of(ci, num, per_drop), &of(ci, Conf::LinuxLinux, per_drop))
     };
     println!();
     println!(
@@ -58,12 +52,12 @@ pub fn table(confs: &[Conf], labels: &[String], records: &[Record]) {
         let mut row = format!("| {label} |");
         for &c in confs {
             let med = |f| median(of(ci, c, f).into_iter().map(|x| x.1).collect());
-            row += &format!(" {} | {} |", show(med(drawn)), show(med(per_drop)));
+            row += &format!(" {} | {} |", show(med(drawn), 2), show(med(per_drop), 2));
         }
         println!(
             "{row} {} | {} |",
-            show(ratio(ci, Conf::OursLinux)),
-            show(ratio(ci, Conf::LinuxOurs))
+            show(ratio(ci, Conf::OursLinux), 2),
+            show(ratio(ci, Conf::LinuxOurs), 2)
         );
     }
 }

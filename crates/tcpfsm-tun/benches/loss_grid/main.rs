@@ -504,18 +504,8 @@ fn table(confs: &[Conf], runs: u32, max_time: Duration, cells: &[Cell], records:
             .collect()
     };
     let ratio = |ci: usize, num: Conf, f: &dyn Fn(&RunOut) -> f64| -> Option<f64> {
-        let base = pick(ci, Conf::LinuxLinux, f);
-        let paired: Vec<f64> = pick(ci, num, f)
-            .iter()
-            .filter_map(|(r, v)| {
-                base.iter()
-                    .find(|(rb, b)| rb == r && *b > 0.0)
-                    .map(|(_, b)| v / b)
-            })
-            .collect();
-        median(paired)
+        paired_ratio(&pick(ci, num, f), &pick(ci, Conf::LinuxLinux, f))
     };
-    let show = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
     let share = |bytes: u64, o: &RunOut| bytes as f64 / o.bytes.max(1) as f64;
     let gp: &dyn Fn(&RunOut) -> f64 = &|o| o.goodput_mbit();
     let rtx: &dyn Fn(&RunOut) -> f64 = &|o| share(o.retrans_bytes, o);
@@ -542,14 +532,19 @@ fn table(confs: &[Conf], runs: u32, max_time: Duration, cells: &[Cell], records:
             let cut = records
                 .iter()
                 .any(|r| r.cell == ci && r.conf == c && !r.out.complete);
-            row += &format!(" {}{} | {} |", show(g), if cut { "*" } else { "" }, show(r));
+            row += &format!(
+                " {}{} | {} |",
+                show(g, 2),
+                if cut { "*" } else { "" },
+                show(r, 2)
+            );
         }
         println!(
             "{row} {} | {} | {} | {} |",
-            show(ratio(ci, Conf::OursLinux, gp)),
-            show(ratio(ci, Conf::OursLinux, rtx)),
-            show(ratio(ci, Conf::LinuxOurs, krtx)),
-            show(ratio(ci, Conf::Sim, gp)),
+            show(ratio(ci, Conf::OursLinux, gp), 2),
+            show(ratio(ci, Conf::OursLinux, rtx), 2),
+            show(ratio(ci, Conf::LinuxOurs, krtx), 2),
+            show(ratio(ci, Conf::Sim, gp), 2),
         );
     }
     println!();
@@ -562,6 +557,25 @@ fn table(confs: &[Conf], runs: u32, max_time: Duration, cells: &[Cell], records:
     senders(confs, cells, records);
     let labels: Vec<String> = cells.iter().map(Cell::label).collect();
     draw::table(confs, &labels, records);
+}
+
+/// The median over the rounds both have of `num`'s value over `base`'s (rounds where `base`
+/// is 0 have no ratio): a paired comparison, so that a round's conditions cancel out.
+fn paired_ratio(num: &[(u32, f64)], base: &[(u32, f64)]) -> Option<f64> {
+    let paired = num
+        .iter()
+        .filter_map(|(r, v)| {
+            base.iter()
+                .find(|(rb, b)| rb == r && *b > 0.0)
+                .map(|(_, b)| v / b)
+        })
+        .collect();
+    median(paired)
+}
+
+/// A table cell: `v` with `p` decimals, or "-" when there is no value.
+fn show(v: Option<f64>, p: usize) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.p$}"))
 }
 
 /// A per-cell Markdown table's header and rule: the cell, two columns per configuration (`two`
@@ -616,7 +630,6 @@ fn senders(confs: &[Conf], cells: &[Cell], records: &[Record]) {
     }
     println!("{head} mean cwnd kB |");
     println!("|---|---|{}---:|", "---:|".repeat(COLS.len()));
-    let show = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
     for (ci, cell) in cells.iter().enumerate() {
         for &c in confs {
             let runs: Vec<&RunOut> = records
