@@ -280,9 +280,15 @@ pub fn record_sizes() -> Vec<(&'static str, usize)> {
     ]
 }
 
-pub const TUN_NOTE: Option<&str> = Some(
-    "blocking TcpStream: write copies in, read_with checks in place; stack on its driver thread",
-);
+pub fn tun_note(offloads: bool) -> &'static str {
+    if offloads {
+        "blocking TcpStream: write copies in, read_with checks in place; stack on its driver \
+         thread; TUN offloads (IFF_VNET_HDR: super-segments both ways)"
+    } else {
+        "blocking TcpStream: write copies in, read_with checks in place; stack on its driver \
+         thread; no TUN offloads (one segment per datagram, as smoltcp)"
+    }
+}
 
 /// Reads to end of stream with the zero-copy `TcpStream::read_with`, checking each run where
 /// it lies in the receive buffer, as smoltcp's adapter does in its `recv` closure.
@@ -311,6 +317,7 @@ pub fn tun_bulk(lab: &Lab, p: &tun::Params) -> anyhow::Result<Moved> {
         addrs: lab.addrs.clone(),
         // tcpfsm-tun sets the MSS from the MTU.
         tcp: config(1500, tun::BUFFER),
+        offloads: p.offloads,
         ..StackConfig::default()
     })?;
     let cpu0 = sys::process_cpu_seconds();

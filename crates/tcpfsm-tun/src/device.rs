@@ -1,7 +1,9 @@
 //! A Linux TUN device opened through `/dev/net/tun`, and its addressing.
 //!
 //! The device is opened with `IFF_TUN | IFF_NO_PI` (raw IP datagrams, no packet-information
-//! prefix) and in non-blocking mode so the driver can drain it in batches. Addresses, MTU and
+//! prefix) and in non-blocking mode so the driver can drain it in batches; with offloads
+//! ([`TunDevice::open_with_offloads`]) also `IFF_VNET_HDR`, so that one datagram may carry
+//! many segments ([`crate::offload`]). Addresses, MTU and
 //! link state are set by running iproute2's `ip` (see [`TunDevice::configure`]); the `ip`
 //! child inherits the calling thread's network namespace, so configuring from a thread that
 //! has entered a namespace configures the device inside it.
@@ -12,10 +14,20 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
+use crate::offload::{
+    complete_checksum, Coalescer, RxOffload, VnetHdr, Write, MAX_SEGS, VNET_HDR_LEN,
+};
+
 /// `_IOW('T', 202, int)` from `<linux/if_tun.h>`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+/// `_IOW('T', 208, unsigned int)`: which offloads the kernel may use towards us.
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
 
 /// `struct ifreq` as TUNSETIFF reads it: the name, then the flags of the union.
 #[repr(C)]
@@ -56,6 +68,8 @@ impl Default for TunAddrs {
 pub struct TunDevice {
     fd: OwnedFd,
     name: String,
+    /// Each read and write starts with a `virtio_net_hdr` (`IFF_VNET_HDR`).
+    vnet: bool,
 }
 
 impl TunDevice {
@@ -64,6 +78,19 @@ impl TunDevice {
     ///
     /// Needs CAP_NET_ADMIN; without it the error says so.
     pub fn open(name: &str) -> io::Result<TunDevice> {
+        TunDevice::open_flags(name, false)
+    }
+
+    /// [`TunDevice::open`] with offloads: the kernel may hand us its TSO super-segments (up
+    /// to 64 KiB) with partial checksums, and we may write super-segments
+    /// ([`crate::offload`]). [`TunDevice::recv`] and [`TunDevice::send`] still carry plain
+    /// datagrams: the virtio header is added and removed here, and a partial checksum is
+    /// completed before `recv` returns.
+    pub fn open_with_offloads(name: &str) -> io::Result<TunDevice> {
+        TunDevice::open_flags(name, true)
+    }
+
+    fn open_flags(name: &str, vnet: bool) -> io::Result<TunDevice> {
         if name.len() >= libc::IFNAMSIZ || name.contains(['/', ' ', '\0']) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -87,7 +114,7 @@ impl TunDevice {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: IFF_TUN | IFF_NO_PI,
+            flags: IFF_TUN | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 },
             _pad: [0; 22],
         };
         for (d, s) in req.name.iter_mut().zip(name.bytes()) {
@@ -101,7 +128,14 @@ impl TunDevice {
         let name = unsafe { CStr::from_ptr(req.name.as_ptr()) }
             .to_string_lossy()
             .into_owned();
-        Ok(TunDevice { fd, name })
+        if vnet {
+            let features = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+            // SAFETY: TUNSETOFFLOAD takes the feature bits by value.
+            if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, features) } < 0 {
+                return Err(needs_root(io::Error::last_os_error(), "TUNSETOFFLOAD"));
+            }
+        }
+        Ok(TunDevice { fd, name, vnet })
     }
 
     /// Wraps a descriptor that already carries one datagram per read and write (a
@@ -110,7 +144,13 @@ impl TunDevice {
         TunDevice {
             fd,
             name: name.to_string(),
+            vnet: false,
         }
+    }
+
+    /// Whether the device was opened with offloads ([`TunDevice::open_with_offloads`]).
+    pub fn offloads(&self) -> bool {
+        self.vnet
     }
 
     pub fn name(&self) -> &str {
@@ -148,20 +188,131 @@ impl TunDevice {
         Ok(())
     }
 
-    /// Reads one datagram; `WouldBlock` when none is queued.
+    /// Reads one datagram; `WouldBlock` when none is queued. With offloads it may be a
+    /// super-segment of up to 64 KiB: give a buffer of 65,535 bytes or more.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        self.recv_offload(buf).map(|(n, _)| n)
+    }
+
+    /// [`TunDevice::recv`], also telling what the offloads did to the datagram.
+    pub(crate) fn recv_offload(&self, buf: &mut [u8]) -> io::Result<(usize, RxOffload)> {
+        if !self.vnet {
+            // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            return Ok((n as usize, RxOffload::default()));
+        }
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        let iov = [
+            libc::iovec {
+                iov_base: hdr.as_mut_ptr().cast(),
+                iov_len: VNET_HDR_LEN,
+            },
+            libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            },
+        ];
+        // SAFETY: both iovecs describe live, writable buffers of their stated lengths.
+        let n = unsafe { libc::readv(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = (n as usize).saturating_sub(VNET_HDR_LEN);
+        let hdr = VnetHdr::from_bytes(&hdr);
+        // A header pointing outside the datagram: handed on as it is; the engine verifies
+        // the checksum and drops it if wrong (InCsumErrors).
+        let done = complete_checksum(&hdr, &mut buf[..n]).unwrap_or_default();
+        Ok((n, done))
+    }
+
+    /// Writes one datagram; the kernel takes it as if it arrived on the device.
+    pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
+        if self.vnet {
+            let hdr = VnetHdr::default().to_bytes();
+            return self.send_parts(&hdr, &[pkt]).map(|n| n - VNET_HDR_LEN);
+        }
+        // SAFETY: `pkt` is valid for `pkt.len()` bytes of reads.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), pkt.as_ptr().cast(), pkt.len()) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(n as usize)
     }
 
-    /// Writes one datagram; the kernel takes it as if it arrived on the device.
-    pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
-        // SAFETY: `pkt` is valid for `pkt.len()` bytes of reads.
-        let n = unsafe { libc::write(self.fd.as_raw_fd(), pkt.as_ptr().cast(), pkt.len()) };
+    /// Writes the emitted datagrams `pkts` (each `buf[..len]`) in order: with offloads,
+    /// runs of one connection's data segments as super-segments. Returns (datagrams
+    /// written, datagrams refused, super-segment writes).
+    pub(crate) fn send_batch(&self, pkts: &[(Vec<u8>, usize)]) -> (u64, u64, u64) {
+        let (mut sent, mut failed, mut merged) = (0u64, 0u64, 0u64);
+        if !self.vnet {
+            for (buf, len) in pkts {
+                match self.send(&buf[..*len]) {
+                    Ok(_) => sent += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            return (sent, failed, 0);
+        }
+        for w in Coalescer::plan(pkts) {
+            let (count, ok) = match w {
+                Write::One(i) => (1, self.send(&pkts[i].0[..pkts[i].1]).is_ok()),
+                Write::Merged {
+                    range,
+                    vnet,
+                    head,
+                    head_len,
+                } => {
+                    // The merged header, then each segment's payload (no copy, no allocation).
+                    let mut parts: [&[u8]; MAX_SEGS + 1] = [&[]; MAX_SEGS + 1];
+                    parts[0] = &head[..head_len];
+                    let n = range.len();
+                    for (p, (b, l)) in parts[1..].iter_mut().zip(&pkts[range]) {
+                        *p = &b[head_len..*l];
+                    }
+                    merged += 1;
+                    let ok = self.send_parts(&vnet.to_bytes(), &parts[..n + 1]).is_ok();
+                    (n as u64, ok)
+                }
+            };
+            // A refused write counts its segments as lost; TCP recovers them.
+            if ok {
+                sent += count;
+            } else {
+                failed += count;
+            }
+        }
+        (sent, failed, merged)
+    }
+
+    /// One `writev(2)`: the virtio header, then `parts` as one datagram.
+    fn send_parts(&self, hdr: &[u8; VNET_HDR_LEN], parts: &[&[u8]]) -> io::Result<usize> {
+        // On the stack: a write must not allocate. A run has at most MAX_SEGS payloads.
+        const NONE: libc::iovec = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut iov = [NONE; MAX_SEGS + 2];
+        let n = parts.len() + 1;
+        assert!(
+            n <= iov.len(),
+            "a super-segment has at most MAX_SEGS segments"
+        );
+        iov[0] = libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        };
+        for (v, p) in iov[1..].iter_mut().zip(parts) {
+            *v = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+        }
+        // SAFETY: the first `n` iovecs describe live buffers of their stated lengths;
+        // writev only reads them.
+        let n = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), n as i32) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }

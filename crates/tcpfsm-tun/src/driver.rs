@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::offload::RxOffload;
 use crate::stack::{Key, Shared};
 use crate::txq::Locked;
 
@@ -34,19 +35,24 @@ const LEASE_MS: i32 = 1;
 pub(crate) struct RxBatch {
     arena: Vec<u8>,
     lens: [usize; BATCH],
+    offload: [RxOffload; BATCH],
     n: usize,
     /// Bytes per datagram slot.
     slot: usize,
 }
 
 impl RxBatch {
-    pub(crate) fn new(mtu: u32) -> Box<RxBatch> {
+    pub(crate) fn new(mtu: u32, offloads: bool) -> Box<RxBatch> {
         // TUN reads truncate datagrams longer than the buffer; the kernel never sends more
-        // than the MTU on a TUN without offloads.
-        let slot = mtu as usize + 64;
+        // than the MTU on a TUN without offloads, and at most 64 KiB with them (the IP
+        // length field's limit; a TUN's `gso_max_size` is 64 KiB unless raised for BIG TCP).
+        let slot = if offloads { 65535 } else { mtu as usize } + 64;
         Box::new(RxBatch {
+            // Zeroed pages are mapped lazily: the 4 MiB of an offload arena cost only the
+            // slots a burst fills.
             arena: vec![0u8; BATCH * slot],
             lens: [0; BATCH],
+            offload: [RxOffload::default(); BATCH],
             n: 0,
             slot,
         })
@@ -57,9 +63,10 @@ impl RxBatch {
         self.n = 0;
         while self.n < BATCH {
             let (i, slot) = (self.n, self.slot);
-            match dev.recv(&mut self.arena[i * slot..(i + 1) * slot]) {
-                Ok(len) => {
+            match dev.recv_offload(&mut self.arena[i * slot..(i + 1) * slot]) {
+                Ok((len, offload)) => {
                     self.lens[i] = len;
+                    self.offload[i] = offload;
                     self.n += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -85,6 +92,7 @@ impl Shared {
         let now = self.now();
         for i in 0..rx.n {
             let pkt = &rx.arena[i * rx.slot..i * rx.slot + rx.lens[i]];
+            g.count_rx_offload(rx.offload[i]);
             g.input(now, pkt);
         }
         let full = rx.n == BATCH;

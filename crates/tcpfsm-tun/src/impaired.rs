@@ -35,7 +35,12 @@ impl ImpairedStack {
         link: RelayConfig,
         tap: Option<Tap>,
     ) -> io::Result<ImpairedStack> {
-        let tun = open_device(&cfg)?;
+        // The impairment acts on each segment as the wire carries it: the kernel's TSO
+        // super-segments would let it drop or delay 64 KiB at a time. No offloads here.
+        let tun = open_device(&StackConfig {
+            offloads: false,
+            ..cfg.clone()
+        })?;
         let (ours, relay_end) = datagram_pair((tun.name(), "relay"))?;
         let relay = Relay::start_with_tap(relay_end, tun, link, tap)?;
         let (tcp, seed) = tcp_config(&cfg);

@@ -52,6 +52,7 @@ mod driver;
 mod impaired;
 mod listener;
 pub mod netns;
+mod offload;
 mod ops;
 pub mod relay;
 mod socket;

@@ -87,16 +87,10 @@ impl<'a> Locked<'a> {
             let g = self.guard.as_mut().expect("held");
             std::mem::swap(&mut batch, &mut g.txq.pending);
             self.guard = None;
-            let (mut sent, mut failed) = (0u64, 0u64);
-            for (buf, len) in &batch {
-                match self.shared.dev.send(&buf[..*len]) {
-                    Ok(_) => sent += 1,
-                    // The segment counts as lost; TCP recovers it.
-                    Err(_) => failed += 1,
-                }
-            }
+            // A refused write counts its segments as lost; TCP recovers them.
+            let (sent, failed, merged) = self.shared.dev.send_batch(&batch);
             let g = self.guard.insert(self.shared.lock_raw());
-            g.count_tx(sent, failed);
+            g.count_tx(sent, failed, merged);
             g.txq.pool.extend(batch.drain(..).map(|(buf, _)| buf));
             if g.txq.pending.is_empty() {
                 g.txq.writing = false;

@@ -541,7 +541,9 @@ impl Conn {
         if t.out_of_order || t.filled_hole || t.duplicate || t.trimmed || t.refused {
             self.rcv.ack_at_once(TxKind::Normal);
         } else if t.in_order > 0 {
-            let full = t.in_order >= self.snd.mss as usize;
+            // A segment longer than the MSS (a TSO super-segment handed over whole by a
+            // device's receive offload) stands for as many full-sized segments.
+            let full = t.in_order / self.snd.mss.max(1) as usize;
             match ctx.cfg.delayed_ack {
                 Some(d) if self.rcv.may_delay_ack(full) => {
                     if !self.timers.armed(Timer::DelAck) {

@@ -417,12 +417,12 @@ impl RecvSide {
     }
 
     /// RFC 9293 §3.8.6.3 / RFC 5681 §4.2: after in-order data, ACK at least every second
-    /// full-sized segment; otherwise the delayed-ACK timer may wait. Returns true if the ACK
-    /// may be delayed.
-    pub(crate) fn may_delay_ack(&mut self, full_segment: bool) -> bool {
-        if full_segment {
-            self.unacked_segs = self.unacked_segs.saturating_add(1);
-        }
+    /// full-sized segment; otherwise the delayed-ACK timer may wait. `full_segments` is how
+    /// many full-sized segments the text just taken amounts to (more than one only for a
+    /// segment longer than the MSS). Returns true if the ACK may be delayed.
+    pub(crate) fn may_delay_ack(&mut self, full_segments: usize) -> bool {
+        let n = full_segments.min(u8::MAX as usize) as u8;
+        self.unacked_segs = self.unacked_segs.saturating_add(n);
         self.unacked_segs < 2
     }
 

@@ -260,6 +260,8 @@ impl Stack for TunStack {
             netns: None,
             tcp: self.cfg.clone(),
             seed: Some(self.seed),
+            // A script states every segment as it crosses the wire: one per datagram.
+            offloads: false,
         })
         .map_err(|e| SysErr::Unsupported(format!("starting tcpfsm-tun: {e}")))?;
         self.stack = Some(Arc::new(stack));
