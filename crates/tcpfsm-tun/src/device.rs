@@ -257,24 +257,19 @@ impl TunDevice {
             return (sent, failed, 0);
         }
         for w in Coalescer::plan(pkts) {
-            let (count, ok) = match w {
-                Write::One(i) => (1, self.send(&pkts[i].0[..pkts[i].1]).is_ok()),
-                Write::Merged {
-                    range,
-                    vnet,
-                    head,
-                    head_len,
-                } => {
+            let (count, ok) = match &w {
+                Write::One(i) => (1, self.send(&pkts[*i].0[..pkts[*i].1]).is_ok()),
+                Write::Merged { vnet, .. } => {
                     // The merged header, then each segment's payload (no copy, no allocation).
                     let mut parts: [&[u8]; MAX_SEGS + 1] = [&[]; MAX_SEGS + 1];
-                    parts[0] = &head[..head_len];
-                    let n = range.len();
-                    for (p, (b, l)) in parts[1..].iter_mut().zip(&pkts[range]) {
-                        *p = &b[head_len..*l];
+                    let mut n = 0;
+                    for (p, piece) in parts.iter_mut().zip(w.pieces(pkts)) {
+                        *p = piece;
+                        n += 1;
                     }
                     merged += 1;
-                    let ok = self.send_parts(&vnet.to_bytes(), &parts[..n + 1]).is_ok();
-                    (n as u64, ok)
+                    let ok = self.send_parts(&vnet.to_bytes(), &parts[..n]).is_ok();
+                    (n as u64 - 1, ok)
                 }
             };
             // A refused write counts its segments as lost; TCP recovers them.

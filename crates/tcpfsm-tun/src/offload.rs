@@ -216,6 +216,27 @@ pub(crate) enum Write {
     },
 }
 
+impl Write {
+    /// The pieces this write puts on the TUN after the virtio header, in order: the whole
+    /// datagram, or the merged header and then each segment's payload.
+    pub(crate) fn pieces<'a>(
+        &'a self,
+        pkts: &'a [(Vec<u8>, usize)],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (head, body): (&[u8], &[(Vec<u8>, usize)]) = match self {
+            Write::One(i) => (&pkts[*i].0[..pkts[*i].1], &[]),
+            Write::Merged {
+                range,
+                head,
+                head_len,
+                ..
+            } => (&head[..*head_len], &pkts[range.clone()]),
+        };
+        let skip = head.len();
+        std::iter::once(head).chain(body.iter().map(move |(b, l)| &b[skip..*l]))
+    }
+}
+
 /// Groups datagrams, in order, into the writes that carry them (see the module docs).
 pub(crate) struct Coalescer;
 

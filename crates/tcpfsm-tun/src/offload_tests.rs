@@ -68,21 +68,11 @@ fn emit(src: IpAddr, dst: IpAddr, s: &Seg) -> (Vec<u8>, usize) {
 
 /// The bytes a write puts on the TUN after its virtio header, and that header.
 fn wire_bytes(w: &Write, pkts: &[(Vec<u8>, usize)]) -> (VnetHdr, Vec<u8>) {
-    match w {
-        Write::One(i) => (VnetHdr::default(), pkts[*i].0[..pkts[*i].1].to_vec()),
-        Write::Merged {
-            range,
-            vnet,
-            head,
-            head_len,
-        } => {
-            let mut out = head[..*head_len].to_vec();
-            for (buf, len) in &pkts[range.clone()] {
-                out.extend_from_slice(&buf[*head_len..*len]);
-            }
-            (*vnet, out)
-        }
-    }
+    let vnet = match w {
+        Write::One(_) => VnetHdr::default(),
+        Write::Merged { vnet, .. } => *vnet,
+    };
+    (vnet, w.pieces(pkts).flatten().copied().collect())
 }
 
 fn plan(pkts: &[(Vec<u8>, usize)]) -> Vec<Write> {
