@@ -128,14 +128,36 @@ impl TunDevice {
         let name = unsafe { CStr::from_ptr(req.name.as_ptr()) }
             .to_string_lossy()
             .into_owned();
+        let dev = TunDevice { fd, name, vnet };
         if vnet {
-            let features = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-            // SAFETY: TUNSETOFFLOAD takes the feature bits by value.
-            if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD as _, features) } < 0 {
-                return Err(needs_root(io::Error::last_os_error(), "TUNSETOFFLOAD"));
+            dev.tun_set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+                .map_err(|e| needs_root(e, "TUNSETOFFLOAD"))?;
+        }
+        Ok(dev)
+    }
+
+    fn tun_set_offload(&self, features: libc::c_uint) -> io::Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes the feature bits by value.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), TUNSETOFFLOAD as _, features) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Lets the kernel send us super-segments with partial checksums (`true`), or only
+    /// MSS-sized segments with full ones (`false`), from now on. A device without offloads
+    /// ignores it. Writes are unaffected.
+    pub(crate) fn set_rx_offloads(&self, on: bool) {
+        if self.vnet {
+            let features = if on {
+                TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+            } else {
+                0
+            };
+            if let Err(e) = self.tun_set_offload(features) {
+                eprintln!("tcpfsm-tun: TUNSETOFFLOAD failed: {e}");
             }
         }
-        Ok(TunDevice { fd, name, vnet })
     }
 
     /// Wraps a descriptor that already carries one datagram per read and write (a

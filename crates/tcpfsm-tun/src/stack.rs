@@ -592,12 +592,20 @@ impl Stack {
 
     /// Installs (replacing any previous) the filter every TCP datagram crossing the TUN goes
     /// through.
+    ///
+    /// The filter sees segments as the wire carries them: while one is installed the kernel
+    /// is asked for no receive offloads (it sends MSS-sized segments with full checksums, not
+    /// super-segments), and ours are filtered one by one before they are merged.
     pub fn set_packet_filter(&self, f: impl FnMut(&Packet<'_>) -> Verdict + Send + 'static) {
-        self.shared.lock().filter = Some(Box::new(f));
+        let mut g = self.shared.lock();
+        g.filter = Some(Box::new(f));
+        self.shared.dev.set_rx_offloads(false);
     }
 
     pub fn clear_packet_filter(&self) {
-        self.shared.lock().filter = None;
+        let mut g = self.shared.lock();
+        g.filter = None;
+        self.shared.dev.set_rx_offloads(true);
     }
 
     /// Calls `f` with every event of the endpoint (state changes of every connection
