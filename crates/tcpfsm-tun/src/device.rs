@@ -28,6 +28,9 @@ const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const TUN_F_CSUM: libc::c_uint = 0x01;
 const TUN_F_TSO4: libc::c_uint = 0x02;
 const TUN_F_TSO6: libc::c_uint = 0x04;
+/// What the kernel may send us with offloads: TSO super-segments (IPv4, IPv6), which need
+/// partial checksums.
+const RX_OFFLOADS: libc::c_uint = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
 
 /// `struct ifreq` as TUNSETIFF reads it: the name, then the flags of the union.
 #[repr(C)]
@@ -130,7 +133,7 @@ impl TunDevice {
             .into_owned();
         let dev = TunDevice { fd, name, vnet };
         if vnet {
-            dev.tun_set_offload(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+            dev.tun_set_offload(RX_OFFLOADS)
                 .map_err(|e| needs_root(e, "TUNSETOFFLOAD"))?;
         }
         Ok(dev)
@@ -149,11 +152,7 @@ impl TunDevice {
     /// ignores it. Writes are unaffected.
     pub(crate) fn set_rx_offloads(&self, on: bool) {
         if self.vnet {
-            let features = if on {
-                TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
-            } else {
-                0
-            };
+            let features = if on { RX_OFFLOADS } else { 0 };
             if let Err(e) = self.tun_set_offload(features) {
                 eprintln!("tcpfsm-tun: TUNSETOFFLOAD failed: {e}");
             }
@@ -254,7 +253,7 @@ impl TunDevice {
     pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
         if self.vnet {
             let hdr = VnetHdr::default().to_bytes();
-            return self.send_parts(&hdr, &[pkt]).map(|n| n - VNET_HDR_LEN);
+            return self.send_parts(&hdr, [pkt]).map(|n| n - VNET_HDR_LEN);
         }
         // SAFETY: `pkt` is valid for `pkt.len()` bytes of reads.
         let n = unsafe { libc::write(self.fd.as_raw_fd(), pkt.as_ptr().cast(), pkt.len()) };
@@ -269,29 +268,14 @@ impl TunDevice {
     /// written, datagrams refused, super-segment writes).
     pub(crate) fn send_batch(&self, pkts: &[(Vec<u8>, usize)]) -> (u64, u64, u64) {
         let (mut sent, mut failed, mut merged) = (0u64, 0u64, 0u64);
-        if !self.vnet {
-            for (buf, len) in pkts {
-                match self.send(&buf[..*len]) {
-                    Ok(_) => sent += 1,
-                    Err(_) => failed += 1,
-                }
-            }
-            return (sent, failed, 0);
-        }
-        for w in Coalescer::plan(pkts) {
+        for w in Coalescer::plan(pkts, self.vnet) {
             let (count, ok) = match &w {
                 Write::One(i) => (1, self.send(&pkts[*i].0[..pkts[*i].1]).is_ok()),
-                Write::Merged { vnet, .. } => {
-                    // The merged header, then each segment's payload (no copy, no allocation).
-                    let mut parts: [&[u8]; MAX_SEGS + 1] = [&[]; MAX_SEGS + 1];
-                    let mut n = 0;
-                    for (p, piece) in parts.iter_mut().zip(w.pieces(pkts)) {
-                        *p = piece;
-                        n += 1;
-                    }
+                Write::Merged { vnet, range, .. } => {
                     merged += 1;
-                    let ok = self.send_parts(&vnet.to_bytes(), &parts[..n]).is_ok();
-                    (n as u64 - 1, ok)
+                    // The merged header, then each segment's payload (no copy).
+                    let ok = self.send_parts(&vnet.to_bytes(), w.pieces(pkts)).is_ok();
+                    (range.len() as u64, ok)
                 }
             };
             // A refused write counts its segments as lost; TCP recovers them.
@@ -305,27 +289,33 @@ impl TunDevice {
     }
 
     /// One `writev(2)`: the virtio header, then `parts` as one datagram.
-    fn send_parts(&self, hdr: &[u8; VNET_HDR_LEN], parts: &[&[u8]]) -> io::Result<usize> {
-        // On the stack: a write must not allocate. A run has at most MAX_SEGS payloads.
+    fn send_parts<'p>(
+        &self,
+        hdr: &[u8; VNET_HDR_LEN],
+        parts: impl IntoIterator<Item = &'p [u8]>,
+    ) -> io::Result<usize> {
+        // On the stack: a write must not allocate. A run has at most MAX_SEGS payloads
+        // behind its header.
         const NONE: libc::iovec = libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
         };
         let mut iov = [NONE; MAX_SEGS + 2];
-        let n = parts.len() + 1;
-        assert!(
-            n <= iov.len(),
-            "a super-segment has at most MAX_SEGS segments"
-        );
         iov[0] = libc::iovec {
             iov_base: hdr.as_ptr() as *mut libc::c_void,
             iov_len: hdr.len(),
         };
-        for (v, p) in iov[1..].iter_mut().zip(parts) {
-            *v = libc::iovec {
+        let mut n = 1;
+        for p in parts {
+            assert!(
+                n < iov.len(),
+                "a super-segment has at most MAX_SEGS segments"
+            );
+            iov[n] = libc::iovec {
                 iov_base: p.as_ptr() as *mut libc::c_void,
                 iov_len: p.len(),
             };
+            n += 1;
         }
         // SAFETY: the first `n` iovecs describe live buffers of their stated lengths;
         // writev only reads them.

@@ -242,15 +242,15 @@ pub(crate) struct Coalescer;
 
 impl Coalescer {
     /// The writes for `pkts` (each `buf[..len]`), in order; every datagram is in exactly
-    /// one of them.
-    pub(crate) fn plan<'a>(pkts: &'a [(Vec<u8>, usize)]) -> impl Iterator<Item = Write> + 'a {
+    /// one of them. With `merge == false` (a device without offloads) each is its own.
+    pub(crate) fn plan(pkts: &[(Vec<u8>, usize)], merge: bool) -> impl Iterator<Item = Write> + '_ {
         let mut i = 0;
         std::iter::from_fn(move || {
             let (buf, len) = pkts.get(i)?;
             let start = i;
             i += 1;
             let first = &buf[..*len];
-            let Some(fa) = Seg::of(first) else {
+            let Some(fa) = Seg::of(first).filter(|_| merge) else {
                 return Some(Write::One(start));
             };
             let (mut prev, mut total) = (fa, fa.payload);

@@ -76,7 +76,7 @@ fn wire_bytes(w: &Write, pkts: &[(Vec<u8>, usize)]) -> (VnetHdr, Vec<u8>) {
 }
 
 fn plan(pkts: &[(Vec<u8>, usize)]) -> Vec<Write> {
-    Coalescer::plan(pkts).collect()
+    Coalescer::plan(pkts, true).collect()
 }
 
 /// Which datagrams each write carries: `[0..3, 3..4]` as `[(0, 3), (3, 4)]`.
@@ -256,6 +256,13 @@ fn every_datagram_is_written_once_in_order() {
             at = b;
         }
         assert_eq!(at, pkts.len());
+        let alone: Vec<_> = (0..pkts.len()).map(|i| (i, i + 1)).collect();
+        let unmerged: Vec<_> = Coalescer::plan(&pkts, false).collect();
+        assert_eq!(
+            shape(&unmerged),
+            alone,
+            "without offloads each is its own write"
+        );
     }
 }
 

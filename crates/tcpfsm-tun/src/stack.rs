@@ -80,8 +80,10 @@ pub struct DriverStats {
     /// engine's segments as one super-segment (their segments count in `tx_packets`).
     pub tx_super_segments: u64,
     /// With offloads: datagrams the kernel sent as TSO super-segments (counted once in
-    /// `rx_packets`), and datagrams whose partial checksum we completed.
+    /// `rx_packets`).
     pub rx_super_segments: u64,
+    /// With offloads: datagrams whose partial checksum we completed before the engine
+    /// verified them.
     pub rx_checksums_completed: u64,
     pub wakeups: u64,
 }
