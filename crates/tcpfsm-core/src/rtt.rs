@@ -52,8 +52,19 @@ impl RttEstimator {
 
     /// The RTO in force, with exponential backoff (RFC 6298 §5.5), capped at the maximum.
     pub(crate) fn rto(&self) -> Duration {
+        Duration::from_micros(self.rto_us())
+    }
+
+    /// [`Self::rto`] in microseconds: timers are armed in them, and the round trip through
+    /// `Duration` (a division and a 128-bit multiplication) ran for every segment sent.
+    pub(crate) fn rto_us(&self) -> u64 {
         let r = (self.rto_us as u64) << self.backoff.min(32);
-        Duration::from_micros(r.min(self.max_us as u64))
+        r.min(self.max_us as u64)
+    }
+
+    /// When a retransmission timer started at `now` expires.
+    pub(crate) fn rto_from(&self, now: crate::Instant) -> crate::Instant {
+        now.add_micros(self.rto_us())
     }
 
     pub(crate) fn back_off(&mut self) {
@@ -73,6 +84,11 @@ impl RttEstimator {
 
     pub(crate) fn rttvar(&self) -> Duration {
         Duration::from_micros(self.rttvar_us as u64)
+    }
+
+    /// [`Self::srtt`] in microseconds.
+    pub(crate) fn srtt_us(&self) -> Option<u64> {
+        (self.srtt_us != 0).then_some(self.srtt_us as u64)
     }
 
     pub(crate) fn srtt(&self) -> Option<Duration> {

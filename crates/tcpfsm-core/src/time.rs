@@ -28,14 +28,30 @@ impl Instant {
     }
 }
 
+impl Instant {
+    /// `self` plus `us` microseconds, saturating at the end of time.
+    #[inline]
+    pub(crate) const fn add_micros(self, us: u64) -> Instant {
+        Instant(self.0.saturating_add(us))
+    }
+}
+
 impl Add<Duration> for Instant {
     type Output = Instant;
+    /// Whole seconds and sub-second microseconds in 64 bits: `Duration::as_micros` works in
+    /// 128, and this runs several times per segment (every timer armed).
+    #[inline]
     fn add(self, d: Duration) -> Instant {
-        Instant(
-            self.0
-                .saturating_add(d.as_micros().min(u64::MAX as u128) as u64),
-        )
+        self.add_micros(micros(d))
     }
+}
+
+/// `d` in whole microseconds, saturating, in 64-bit arithmetic.
+#[inline]
+pub(crate) fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
 }
 
 impl AddAssign<Duration> for Instant {

@@ -101,16 +101,11 @@ pub struct StackConfig {
     pub tcp: Config,
     /// Seed for ISNs, ports and timestamps offsets; random when `None`.
     pub seed: Option<u64>,
-    /// Open the device with `IFF_VNET_HDR` offloads: the kernel hands us its TSO
-    /// super-segments whole and takes ours, one syscall and one trip through its TCP for up
-    /// to 64 KiB instead of one per segment ([`TunDevice::open_with_offloads`]). On the wire
-    /// nothing changes: segments are MSS-sized there. The default, `false`, gives one
+    /// Open the device with `IFF_VNET_HDR` offloads (default `true`): the kernel hands us
+    /// its TSO super-segments whole and takes ours, one syscall and one trip through its
+    /// TCP for up to 64 KiB instead of one per segment ([`TunDevice::open_with_offloads`]).
+    /// On the wire nothing changes: segments are MSS-sized there. `false` gives one
     /// datagram per segment, like a TUN without offloads (smoltcp's `TunTapInterface`).
-    ///
-    /// Off by default for now: with offloads the RTT samples shrink, and a tail-loss probe
-    /// (PTO = 2·SRTT, without the floor Linux adds) can re-send a FIN; the kernel's
-    /// duplicate ACK then reaches a connection already closed from LAST-ACK, our RST ends
-    /// the kernel's TIME-WAIT early (`kernel_close_paths` failed 5 runs in 25 this way).
     pub offloads: bool,
 }
 
@@ -123,7 +118,7 @@ impl Default for StackConfig {
             netns: None,
             tcp: Config::default(),
             seed: None,
-            offloads: false,
+            offloads: true,
         }
     }
 }

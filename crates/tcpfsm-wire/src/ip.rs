@@ -358,6 +358,7 @@ pub fn parse_ip_tcp_with(datagram: &[u8], offload: ChecksumOffload) -> Result<Ip
 /// payload (`ip.tcp.payload`, which starts at an even offset) and accept the segment only if
 /// [`Checksum::sum`] is then `0xffff`. `None` when `offload.rx` says there is nothing to check.
 /// Everything else (IP header checksum, lengths, options) is checked as by `parse_ip_tcp`.
+#[inline(always)]
 pub fn parse_ip_tcp_deferred(
     datagram: &[u8],
     offload: ChecksumOffload,
@@ -367,6 +368,7 @@ pub fn parse_ip_tcp_deferred(
 
 type Parsed<'a> = (IpTcp<'a>, Option<Checksum>);
 
+#[inline(always)]
 fn parse_any(datagram: &[u8], offload: ChecksumOffload, defer: bool) -> Result<Parsed<'_>, Error> {
     let first = *datagram.first().ok_or(Error::Truncated)?;
     match first >> 4 {
@@ -411,6 +413,7 @@ fn parse_tcp<'a>(
     Ok((tcp, Some(c)))
 }
 
+#[inline(always)]
 fn parse_v4(datagram: &[u8], offload: ChecksumOffload, defer: bool) -> Result<Parsed<'_>, Error> {
     let ip = Ipv4Packet::new_checked(datagram)?;
     if !ip.verify_checksum() {

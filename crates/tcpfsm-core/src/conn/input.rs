@@ -387,7 +387,10 @@ impl Conn {
         self.snd.retries = 0;
         self.snd.rtt.reset_backoff();
         self.pto_armed = false;
-        let rtx = self.snd.outstanding().then(|| ctx.now + self.snd.rtt.rto());
+        let rtx = self
+            .snd
+            .outstanding()
+            .then(|| self.snd.rtt.rto_from(ctx.now));
         self.timers.put(Timer::Rtx, rtx);
         if self.want_writable && drained > 0 && self.snd.free() > 0 {
             self.want_writable = false;

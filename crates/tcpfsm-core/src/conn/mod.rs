@@ -258,7 +258,7 @@ impl Conn {
         c.negotiate(irs, peer, ts_offset, now, cfg);
         // The window the SYN-ACK advertised.
         c.rcv.syn_window();
-        c.timers.set(Timer::Rtx, now + c.snd.rtt.rto());
+        c.timers.set(Timer::Rtx, c.snd.rtt.rto_from(now));
         c
     }
 

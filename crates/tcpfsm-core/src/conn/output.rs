@@ -195,7 +195,7 @@ impl Conn {
             return;
         }
         if self.pto_armed || !self.timers.armed(Timer::Rtx) {
-            self.timers.set(Timer::Rtx, now + self.snd.rtt.rto());
+            self.timers.set(Timer::Rtx, self.snd.rtt.rto_from(now));
         }
         self.pto_armed = false;
     }
@@ -211,11 +211,11 @@ impl Conn {
             .timers
             .get(Timer::Rtx)
             .filter(|_| !self.pto_armed)
-            .unwrap_or(now + self.snd.rtt.rto());
+            .unwrap_or(self.snd.rtt.rto_from(now));
         let pto = self
             .lr
             .as_ref()
-            .and_then(|lr| lr.pto_deadline(now, self.snd.rtt.srtt(), Some(rto_at)));
+            .and_then(|lr| lr.pto_deadline(now, self.snd.rtt.srtt_us(), Some(rto_at)));
         match pto {
             Some(at) => {
                 self.timers.set(Timer::Rtx, at);
@@ -297,7 +297,7 @@ impl Conn {
         self.snd.syn_pending = false;
         self.snd.snd_nxt = self.snd.iss.wrapping_add(1);
         if !self.timers.armed(Timer::Rtx) {
-            self.timers.set(Timer::Rtx, now + self.snd.rtt.rto());
+            self.timers.set(Timer::Rtx, self.snd.rtt.rto_from(now));
         }
         let window = self.rcv.syn_window();
         self.rcv.acked();

@@ -172,6 +172,6 @@ impl Conn {
             lr.sync(cc, ctx.stats);
         }
         self.timers.clear(Timer::Reorder);
-        self.timers.set(Timer::Rtx, ctx.now + self.snd.rtt.rto());
+        self.timers.set(Timer::Rtx, self.snd.rtt.rto_from(ctx.now));
     }
 }

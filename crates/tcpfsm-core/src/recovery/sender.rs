@@ -667,7 +667,7 @@ impl LossRecovery {
     pub fn pto_deadline(
         &self,
         now: Instant,
-        srtt: Option<Duration>,
+        srtt_us: Option<u64>,
         rto_expiry: Option<Instant>,
     ) -> Option<Instant> {
         let ok = self.cfg.tlp
@@ -675,7 +675,7 @@ impl LossRecovery {
             && tlp::may_schedule(self.cfg.sack, self.sb.sacked_segments(), self.in_recovery());
         ok.then(|| {
             let one = self.sb.segments() == 1;
-            now + tlp::pto(now, srtt, one, self.cfg.max_ack_delay, rto_expiry)
+            tlp::pto_at(now, srtt_us, one, self.cfg.max_ack_delay, rto_expiry)
         })
     }
 

@@ -14,38 +14,49 @@
 //!   a loss: invoke the congestion controller's reduction.
 //! - The RTO fires: [`Tlp::on_rto`].
 
-use crate::time::{Duration, Instant};
+use crate::time::{micros, Duration, Instant};
 use tcpfsm_wire::SeqNum;
 
 /// WCDelAckT, the worst-case delayed-ACK time added to the PTO when a single segment is in
 /// flight (RFC 8985 §7.2: 200 ms, Linux `TCP_DELACK_MAX`).
 pub const WC_DEL_ACK_T: Duration = Duration::from_millis(200);
 
-/// RFC 8985 §7.2 TLP_calc_PTO(): 2·SRTT, plus WCDelAckT when only one segment is in flight
-/// (its ACK may be delayed), 1 s without an RTT estimate, and never later than the RTO would
-/// fire.
-pub fn pto(
+/// Slack added to 2·SRTT when more than one segment is in flight. RFC 8985 §7.2 leaves the
+/// PTO's lower bound to the implementation; Linux (`tcp_schedule_loss_probe`) adds
+/// `TCP_TIMEOUT_MIN`, two jiffies, 8 ms at the usual HZ=250. Without it a sub-millisecond
+/// SRTT (a local peer, a TUN device) makes the probe race the peer's own ACK, and a probe
+/// that re-sends a FIN draws a duplicate ACK after we have closed, which our RST answers —
+/// cutting the peer's TIME-WAIT short (RFC 1337 hazard).
+pub const PTO_SLACK: Duration = Duration::from_millis(8);
+
+/// RFC 8985 §7.2 TLP_calc_PTO(), as the instant the probe timer fires: 2·SRTT from `now`,
+/// plus WCDelAckT when only one segment is in flight (its ACK may be delayed) or
+/// [`PTO_SLACK`] otherwise, 1 s without an RTT estimate, and never later than the RTO would
+/// fire. In microseconds (`srtt_us`): this runs for every segment sent and every ACK, and
+/// `Duration` arithmetic costs divisions and 128-bit products.
+pub fn pto_at(
     now: Instant,
-    srtt: Option<Duration>,
+    srtt_us: Option<u64>,
     one_segment_in_flight: bool,
     max_ack_delay: Duration,
     rto_expiry: Option<Instant>,
-) -> Duration {
-    let mut pto = match srtt {
+) -> Instant {
+    let len = match srtt_us {
         Some(s) => {
-            let p = 2 * s;
-            if one_segment_in_flight {
-                p + max_ack_delay
+            let extra = if one_segment_in_flight {
+                max_ack_delay
             } else {
-                p
-            }
+                PTO_SLACK
+            };
+            s.saturating_mul(2).saturating_add(micros(extra))
         }
-        None => Duration::from_secs(1),
+        None => 1_000_000,
     };
-    if let Some(rto) = rto_expiry {
-        pto = pto.min(rto.saturating_since(now));
+    let at = now.add_micros(len);
+    match rto_expiry {
+        Some(rto) => at.min(rto.max(now)),
+        None => at,
     }
-    pto
 }
 
 /// RFC 8985 §7.2: a PTO may be scheduled only if the connection supports SACK, has no SACKed
@@ -193,10 +204,31 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// The PTO's length from `now`.
+    fn pto(
+        now: Instant,
+        srtt: Option<Duration>,
+        one: bool,
+        max_ack_delay: Duration,
+        rto: Option<Instant>,
+    ) -> Duration {
+        let srtt_us = srtt.map(micros);
+        pto_at(now, srtt_us, one, max_ack_delay, rto).saturating_since(now)
+    }
+
     #[test]
-    fn pto_is_two_srtt_rfc8985_7_2() {
+    fn pto_is_two_srtt_plus_linux_slack_rfc8985_7_2() {
         let now = Instant::from_micros(1_000_000);
-        assert_eq!(pto(now, Some(ms(50)), false, WC_DEL_ACK_T, None), ms(100));
+        assert_eq!(pto(now, Some(ms(50)), false, WC_DEL_ACK_T, None), ms(108));
+    }
+
+    #[test]
+    fn pto_on_a_sub_millisecond_path_waits_for_the_slack_rfc8985_7_2() {
+        let srtt = Duration::from_micros(40);
+        assert_eq!(
+            pto(Instant::ZERO, Some(srtt), false, WC_DEL_ACK_T, None),
+            Duration::from_micros(8_080)
+        );
     }
 
     #[test]
@@ -223,7 +255,7 @@ mod tests {
         );
         assert_eq!(
             pto(now, Some(ms(50)), false, WC_DEL_ACK_T, Some(rto)),
-            ms(100)
+            ms(108)
         );
     }
 

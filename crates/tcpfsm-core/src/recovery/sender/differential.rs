@@ -269,7 +269,7 @@ impl Twin {
             }
             88..=91 => {
                 let now = self.at();
-                let srtt = rng.chance(80).then(|| Duration::from_millis(50));
+                let srtt = rng.chance(80).then_some(50_000);
                 let rto = rng
                     .chance(50)
                     .then(|| Instant::from_micros(self.now + 300_000));

@@ -210,7 +210,7 @@ impl Sim {
         let rto = self.rto.map(Instant::from_micros);
         self.pto = self
             .lr
-            .pto_deadline(self.at(), self.srtt(), rto)
+            .pto_deadline(self.at(), self.srtt().map(crate::time::micros), rto)
             .map(|t| t.as_micros());
     }
 
