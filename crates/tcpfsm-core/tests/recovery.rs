@@ -279,6 +279,27 @@ fn a_lost_tail_segment_is_repaired_by_a_loss_probe_in_about_two_rtt_rfc8985_7() 
     );
 }
 
+#[test]
+fn on_a_sub_millisecond_path_the_probe_waits_out_a_late_ack_rfc8985_7_2() {
+    // SRTT of 40 µs, then the flight's last two segments arrive 4 ms late (a busy peer, a
+    // TUN device's thread scheduled late). 2·SRTT alone would fire the probe long before
+    // their ACK; with the slack Linux adds (PTO_SLACK, 8 ms) nothing is re-sent.
+    let mut n = Link::new(Duration::from_micros(20), |i, _, _| {
+        if i >= 8 {
+            Fate::Delay(Duration::from_millis(4))
+        } else {
+            Fate::Deliver
+        }
+    });
+    let (c, s) = n.establish();
+    let data = payload(10 * 1448);
+    let (got, _) = n.transfer(c, s, &data);
+    assert!(got == data);
+    let st = n.a.stats();
+    assert_eq!(st[tcpfsm_core::Counter::TCPLossProbes], 0, "no probe fired");
+    assert_eq!(st[tcpfsm_core::Counter::RetransSegs], 0, "nothing re-sent");
+}
+
 /// The reordering tests' link: data segment 2 arrives 1 ms late, segment 9 5 ms late. Runs
 /// the handshake, `established` (to look before any data), a one-segment and a three-segment
 /// transfer (segment 2 is the second of those three), and lets the ACKs reach the sender.
