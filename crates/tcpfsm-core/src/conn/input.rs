@@ -409,23 +409,31 @@ impl Conn {
         advanced: bool,
         ctx: &mut Ctx<'_>,
     ) {
-        let echo = self.echo_time(seg, ctx.now);
+        let ts = self.ts;
         let (Some(lr), Some(cc)) = (self.lr.as_mut(), self.cc.as_deref_mut()) else {
             return;
         };
-        let mut blocks = [SackBlock::new(SeqNum(0), SeqNum(0)); 4];
-        let mut n = 0;
-        for b in seg.options.sack_blocks() {
-            blocks[n] = SackBlock::new(b.left, b.right);
-            n += 1;
-        }
-        let mut input = AckInput::new(ctx.now, seg.ack, &blocks[..n]);
-        input.rtt = rtt;
-        input.srtt = self.snd.rtt.srtt();
-        input.echo = echo;
-        input.dupack = dupack;
-        input.cwnd_limited = std::mem::take(&mut self.cwnd_limited);
-        let r = lr.on_ack(&input, cc);
+        let cwnd_limited = std::mem::take(&mut self.cwnd_limited);
+        // The parser fills the SACK blocks from the front.
+        let has_blocks = seg.options.sack_blocks[0].is_some();
+        let r = match lr.try_idle_ack(seg.ack, has_blocks, rtt.is_some(), dupack) {
+            Some(r) => r,
+            None => {
+                let mut blocks = [SackBlock::new(SeqNum(0), SeqNum(0)); 4];
+                let mut n = 0;
+                for b in seg.options.sack_blocks() {
+                    blocks[n] = SackBlock::new(b.left, b.right);
+                    n += 1;
+                }
+                let mut input = AckInput::new(ctx.now, seg.ack, &blocks[..n]);
+                input.rtt = rtt;
+                input.srtt = self.snd.rtt.srtt();
+                input.echo = Self::echo_time(ts, seg, ctx.now);
+                input.dupack = dupack;
+                input.cwnd_limited = cwnd_limited;
+                lr.on_ack(&input, cc)
+            }
+        };
         if !r.idle {
             lr.sync(cc, ctx.stats);
         }
@@ -436,10 +444,14 @@ impl Conn {
         }
     }
 
-    /// The send time an ACK's TSecr echoes, read back through our TSval clock (RFC 7323
+    /// The send time an ACK's TSecr echoes, read back through our TSval clock `ts` (RFC 7323
     /// §4.1; RFC 3522 and RACK need it).
-    fn echo_time(&self, seg: &TcpRepr<'_>, now: crate::Instant) -> Option<crate::Instant> {
-        let (ts, seg_ts) = (self.ts?, seg.options.timestamps?);
+    fn echo_time(
+        ts: Option<super::TsState>,
+        seg: &TcpRepr<'_>,
+        now: crate::Instant,
+    ) -> Option<crate::Instant> {
+        let (ts, seg_ts) = (ts?, seg.options.timestamps?);
         if seg_ts.tsecr == 0 {
             return None;
         }

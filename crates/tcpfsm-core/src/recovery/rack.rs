@@ -297,7 +297,26 @@ impl Rack {
                 self.fack = Some(high);
             }
         }
-        // Step 4: grow the window once per round trip that sees a D-SACK.
+        self.end_dsack_round(dsack, snd_una, snd_nxt);
+    }
+
+    /// [`Self::end_ack`] for an ACK that delivered no segment (no [`Self::on_delivered`] since
+    /// the last `end_ack`), where steps 2 and 3 have nothing to close: step 4 alone. Loss
+    /// recovery's idle shortcut takes it on every data segment a receiver is sent; the whole
+    /// of `end_ack`, a call, cost about 30 instructions there.
+    #[inline]
+    pub(crate) fn end_idle_ack(&mut self, snd_una: SeqNum, snd_nxt: SeqNum) {
+        debug_assert!(
+            self.ack_newest.is_none()
+                && self.ack_lowest_original.is_none()
+                && self.ack_highest.is_none()
+        );
+        self.end_dsack_round(false, snd_una, snd_nxt);
+    }
+
+    /// Step 4: grow the window once per round trip that sees a D-SACK.
+    #[inline]
+    fn end_dsack_round(&mut self, dsack: bool, snd_una: SeqNum, snd_nxt: SeqNum) {
         if !self.cfg.dsack_adaptation {
             return;
         }
