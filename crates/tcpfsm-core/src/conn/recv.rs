@@ -215,10 +215,26 @@ impl RecvSide {
     }
 
     pub(crate) fn on_text(&mut self, seq: SeqNum, data: &[u8], sack: bool) -> Text {
-        let mut t = Text::default();
         // Whether `stage` already put exactly this text beyond the tail.
         let staged = self.staged.take() == Some((seq, data.len() as u32));
         let whole = data.len();
+        if self.in_order_fits(seq, whole) {
+            // Nearly every segment of a transfer: what the steps below do with such text,
+            // with the tests it is known to pass left out (not below RCV.NXT, nothing to
+            // trim, offset 0 from the tail, no out-of-order range to join). Through them
+            // it cost about 130 instructions a segment in bulk transfer, besides the copy.
+            if staged {
+                self.ring.extend_filled(whole);
+            } else {
+                self.ring.push(data);
+            }
+            self.advance(self.nxt_off + whole as u64);
+            return Text {
+                in_order: whole,
+                ..Text::default()
+            };
+        }
+        let mut t = Text::default();
         if data.is_empty() {
             return t;
         }
