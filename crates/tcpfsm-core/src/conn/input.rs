@@ -1,6 +1,7 @@
 //! RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 (synchronized states) for a connection. The
 //! shared first steps — PAWS, sequence, RST, SYN — are `arrival::gate`.
 
+use super::recv::Text;
 use super::{Conn, Ctx, Owner};
 use crate::arrival::{gate, paws_rejects, ts_recent_update, Gate, RcvView, Unacceptable};
 use crate::builder::{ts_clock, CtlSegment, PeerSyn};
@@ -538,7 +539,21 @@ impl Conn {
     /// not fit the window (a FIN after it is then not accepted either).
     fn accept_text(&mut self, seq: SeqNum, data: &[u8], ctx: &mut Ctx<'_>) -> bool {
         let was_empty = self.rcv.unread() == 0;
-        let t = self.rcv.on_text(seq, data, self.sack);
+        // `RecvSide::on_text` taken apart so that `text_taken` is inlined once for its
+        // in-order case, whose outcome is then known here: its tests of the other outcomes
+        // fold away (about 25 instructions a segment in bulk transfer).
+        let staged = self.rcv.take_staged(seq, data);
+        if self.rcv.take_in_order(seq, data, staged) {
+            return self.text_taken(Text::in_order(data.len()), was_empty, ctx);
+        }
+        let t = self.rcv.on_text_steps(seq, data, staged, self.sack);
+        self.text_taken(t, was_empty, ctx)
+    }
+
+    /// Counters, the Readable event and the ACK decision for what text `t` did; `was_empty`:
+    /// nothing was readable before it.
+    #[inline(always)]
+    fn text_taken(&mut self, t: Text, was_empty: bool, ctx: &mut Ctx<'_>) -> bool {
         if t.refused {
             ctx.stats[Counter::TCPOFODrop] += 1;
         }
