@@ -256,7 +256,7 @@ impl RecvSide {
         if staged {
             self.ring.extend_filled(data.len());
         } else {
-            self.ring.push(data);
+            self.ring.push_inlined(data);
         }
         self.advance(self.nxt_off + data.len() as u64);
         true
