@@ -61,11 +61,19 @@ impl Ring {
 
     /// Makes the storage hold at least `need` bytes from `head`, keeping every byte that was
     /// stored (filled or written beyond the tail) at its logical offset.
+    ///
+    /// The test inlined, the growth not: as a call the test alone cost about 20 instructions
+    /// on every segment received (storage grows a few times per connection at most).
+    #[inline(always)]
     fn reserve(&mut self, need: usize) {
-        let cap = self.buf.len();
-        if need <= cap {
-            return;
+        if need > self.buf.len() {
+            self.grow(need);
         }
+    }
+
+    #[inline(never)]
+    fn grow(&mut self, need: usize) {
+        let cap = self.buf.len();
         let new_cap = need.next_power_of_two().max(MIN_ALLOC);
         let mut nb = vec![0u8; new_cap];
         if cap > 0 {
@@ -100,7 +108,10 @@ impl Ring {
         let p = self.pos(off);
         let first = n.min(cap - p);
         self.buf[p..p + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
+        // Most writes do not wrap; an empty copy would still be a call into `memcpy`.
+        if first < n {
+            self.buf[..n - first].copy_from_slice(&data[first..n]);
+        }
         n
     }
 
@@ -120,6 +131,14 @@ impl Ring {
 
     /// Appends at the tail; returns how much fitted.
     pub(crate) fn push(&mut self, data: &[u8]) -> usize {
+        self.push_inlined(data)
+    }
+
+    /// [`Ring::push`], always inlined: for the receive side's in-order text, where the call
+    /// (registers saved around the copy) cost about 15 of its 55 instructions a segment.
+    /// Other callers keep the call, which is smaller code where it does not pay.
+    #[inline(always)]
+    pub(crate) fn push_inlined(&mut self, data: &[u8]) -> usize {
         let n = self.write_at(self.len as usize, data);
         self.len += n as u32;
         n

@@ -237,6 +237,12 @@ const SHORT_LEN: usize = 64;
 /// The unfolded native-endian sum of `data`, as if it started at an even offset.
 #[inline(always)]
 fn native_sum(data: &[u8]) -> u64 {
+    // An IPv4 header without options (verified on every datagram received) or a TCP header
+    // without them: five words added straight, where the loops of `tail` took about 45
+    // instructions for these 20 bytes.
+    if let Ok(h) = <&[u8; 20]>::try_from(data) {
+        return portable::sum20(h);
+    }
     if data.len() < SHORT_LEN {
         return portable::tail(data);
     }
@@ -294,6 +300,14 @@ mod portable {
             }
         }
         lanes.iter().sum::<u64>() + tail(chunks.remainder())
+    }
+
+    /// [`tail`] of exactly 20 bytes, unrolled.
+    #[inline(always)]
+    pub(super) fn sum20(h: &[u8; 20]) -> u64 {
+        (word(&h[..4]) as u64 + word(&h[4..8]) as u64)
+            + (word(&h[8..12]) as u64 + word(&h[12..16]) as u64)
+            + word(&h[16..]) as u64
     }
 
     /// Unfolded sum of a short slice (the part after the last whole chunk): 32-bit

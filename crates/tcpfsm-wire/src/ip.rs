@@ -392,7 +392,8 @@ fn parse_tcp<'a>(
     offload: ChecksumOffload,
     defer: bool,
 ) -> Result<(TcpRepr<'a>, Option<Checksum>), Error> {
-    let packet = TcpPacket::new_checked(bytes)?;
+    // `parse_with` checks the lengths first; `new_checked` would test them twice.
+    let packet = TcpPacket::new_unchecked(bytes);
     if !defer || offload.rx {
         return Ok((TcpRepr::parse_with(&packet, src, dst, offload)?, None));
     }
@@ -429,7 +430,10 @@ fn parse_v4(datagram: &[u8], offload: ChecksumOffload, defer: bool) -> Result<Pa
     }
     let src = IpAddr::V4(ip.src_addr());
     let dst = IpAddr::V4(ip.dst_addr());
-    let (tcp, sum) = parse_tcp(ip.payload_slice(), src, dst, offload, defer)?;
+    // `check_len` vouched for the IHL and the total length (a call to `payload_slice`
+    // read and checked both again).
+    let segment = &datagram[ip.header_len()..ip.total_len() as usize];
+    let (tcp, sum) = parse_tcp(segment, src, dst, offload, defer)?;
     let p = IpTcp {
         src,
         dst,

@@ -58,6 +58,17 @@ pub(crate) struct Text {
     pub(crate) refused: bool,
 }
 
+impl Text {
+    /// All `n` bytes became readable in order, and nothing else happened.
+    #[inline(always)]
+    pub(crate) fn in_order(n: usize) -> Text {
+        Text {
+            in_order: n,
+            ..Text::default()
+        }
+    }
+}
+
 impl RecvSide {
     pub(crate) fn new(irs: SeqNum, buffer: usize, wscale: u8) -> RecvSide {
         let rcv_nxt = irs.wrapping_add(1);
@@ -214,11 +225,55 @@ impl RecvSide {
         self.staged = None;
     }
 
+    /// RFC 9293 §3.10.7.4 sixth and seventh steps: text of an acceptable segment starting at
+    /// `seq`; `sack` says whether the peer gets SACK and D-SACK blocks.
     pub(crate) fn on_text(&mut self, seq: SeqNum, data: &[u8], sack: bool) -> Text {
-        let mut t = Text::default();
-        // Whether `stage` already put exactly this text beyond the tail.
-        let staged = self.staged.take() == Some((seq, data.len() as u32));
+        let staged = self.take_staged(seq, data);
+        if self.take_in_order(seq, data, staged) {
+            return Text::in_order(data.len());
+        }
+        self.on_text_steps(seq, data, staged, sack)
+    }
+
+    /// Whether `stage` already put exactly this text beyond the tail (forgotten either way).
+    #[inline(always)]
+    pub(crate) fn take_staged(&mut self, seq: SeqNum, data: &[u8]) -> bool {
+        self.staged.take() == Some((seq, data.len() as u32))
+    }
+
+    /// [`Self::on_text`]'s first case, nearly every segment of a transfer: text that goes
+    /// straight in at RCV.NXT ([`Self::in_order_fits`]) is taken, all of it in order, and
+    /// true returned; otherwise nothing is done. What `on_text_steps` does with such text,
+    /// with the tests it is known to pass left out (not below RCV.NXT, nothing to trim,
+    /// offset 0 from the tail, no out-of-order range to join): through them it cost about
+    /// 130 instructions a segment in bulk transfer, besides the copy. Inlined, the general
+    /// steps not, so that a caller knows the outcome of this case (see `accept_text`).
+    #[inline(always)]
+    pub(crate) fn take_in_order(&mut self, seq: SeqNum, data: &[u8], staged: bool) -> bool {
+        if !self.in_order_fits(seq, data.len()) {
+            return false;
+        }
+        if staged {
+            self.ring.extend_filled(data.len());
+        } else {
+            self.ring.push_inlined(data);
+        }
+        self.advance(self.nxt_off + data.len() as u64);
+        true
+    }
+
+    /// [`Self::on_text`] for any text; `staged`: `stage` put exactly this text beyond the
+    /// tail.
+    #[inline(never)]
+    pub(crate) fn on_text_steps(
+        &mut self,
+        seq: SeqNum,
+        data: &[u8],
+        staged: bool,
+        sack: bool,
+    ) -> Text {
         let whole = data.len();
+        let mut t = Text::default();
         if data.is_empty() {
             return t;
         }

@@ -141,8 +141,11 @@ pub struct Rack {
     reo_wnd_persist: u8,
     dsack_round: Option<SeqNum>,
     log: VecDeque<Sent>,
-    /// This ACK's newest valid delivered segment and lowest delivered original.
-    ack_newest: Option<(Instant, u32, SeqNum, Duration)>,
+    /// This ACK's newest valid delivered segment (send time, order, end, and the time it was
+    /// delivered: its RTT is taken in `end_ack`, once per ACK rather than for every segment
+    /// delivered — a Duration built from microseconds, a division, cost about 12 instructions
+    /// a segment acknowledged) and lowest delivered original.
+    ack_newest: Option<(Instant, u32, SeqNum, Instant)>,
     ack_lowest_original: Option<SeqNum>,
     ack_highest: Option<SeqNum>,
 }
@@ -250,7 +253,6 @@ impl Rack {
         if self.ack_highest.is_none_or(|h| d.end.gt(h)) {
             self.ack_highest = Some(d.end);
         }
-        let rtt = now.saturating_since(d.xmit_ts);
         if d.retransmitted {
             // Step 2: a retransmitted segment's ACK may answer the original (RFC 8985 §6.2:
             // ignore it if TSecr predates the retransmission, or if it came back faster
@@ -258,6 +260,7 @@ impl Rack {
             if echo.is_some_and(|e| e <= d.xmit_ts) {
                 return;
             }
+            let rtt = now.saturating_since(d.xmit_ts);
             if self.min_rtt.get().is_some_and(|m| rtt < m) {
                 return;
             }
@@ -267,15 +270,15 @@ impl Rack {
             .ack_newest
             .is_none_or(|(t, o, _, _)| sent_after(cand, (t, o)))
         {
-            self.ack_newest = Some((d.xmit_ts, d.order, d.end, rtt));
+            self.ack_newest = Some((d.xmit_ts, d.order, d.end, now));
         }
     }
 
     /// Closes one ACK: applies steps 2–4 (RACK.segment, reordering, D-SACK window growth).
     /// `dsack` says whether the ACK carried a D-SACK; `snd_una`/`snd_nxt` are after the ACK.
     pub fn end_ack(&mut self, dsack: bool, snd_una: SeqNum, snd_nxt: SeqNum) {
-        if let Some((ts, order, end, rtt)) = self.ack_newest.take() {
-            self.rtt = rtt;
+        if let Some((ts, order, end, delivered_at)) = self.ack_newest.take() {
+            self.rtt = delivered_at.saturating_since(ts);
             if self
                 .latest
                 .is_none_or(|(lt, lo, _)| sent_after((ts, order), (lt, lo)))
@@ -297,7 +300,26 @@ impl Rack {
                 self.fack = Some(high);
             }
         }
-        // Step 4: grow the window once per round trip that sees a D-SACK.
+        self.end_dsack_round(dsack, snd_una, snd_nxt);
+    }
+
+    /// [`Self::end_ack`] for an ACK that delivered no segment (no [`Self::on_delivered`] since
+    /// the last `end_ack`), where steps 2 and 3 have nothing to close: step 4 alone. Loss
+    /// recovery's idle shortcut takes it on every data segment a receiver is sent; the whole
+    /// of `end_ack`, a call, cost about 30 instructions there.
+    #[inline]
+    pub(crate) fn end_idle_ack(&mut self, snd_una: SeqNum, snd_nxt: SeqNum) {
+        debug_assert!(
+            self.ack_newest.is_none()
+                && self.ack_lowest_original.is_none()
+                && self.ack_highest.is_none()
+        );
+        self.end_dsack_round(false, snd_una, snd_nxt);
+    }
+
+    /// Step 4: grow the window once per round trip that sees a D-SACK.
+    #[inline]
+    fn end_dsack_round(&mut self, dsack: bool, snd_una: SeqNum, snd_nxt: SeqNum) {
         if !self.cfg.dsack_adaptation {
             return;
         }
