@@ -18,17 +18,23 @@ impl Conn {
     /// it were sent.
     /// The next segment to send, with the rest of its payload when the data wraps around the
     /// send ring (the repr's payload is the first piece; see `wire::emit_ip_tcp_split`).
-    pub(crate) fn next_segment(
+    ///
+    /// The segment is handed to `emit` where it was built rather than returned: returned by
+    /// value, the segment (its options with four SACK slots, the payload's two pieces) was
+    /// moved twice more on its way to the frame writer.
+    #[inline(always)]
+    pub(crate) fn next_segment<R>(
         &mut self,
         now: Instant,
         cfg: &Config,
         stats: &mut Stats,
-    ) -> Option<(TcpRepr<'_>, &[u8], TxKind)> {
+        emit: impl FnOnce(&TcpRepr<'_>, &[u8], TxKind) -> R,
+    ) -> Option<R> {
         match self.state {
             State::Closed | State::Listen | State::TimeWait => return None,
             State::SynSent | State::SynReceived if self.snd.syn_pending => {
                 let (repr, kind) = self.syn_segment(now, cfg, stats);
-                return Some((repr, &[], kind));
+                return Some(emit(&repr, &[], kind));
             }
             State::SynSent => return None,
             _ => {}
@@ -42,26 +48,28 @@ impl Conn {
                 self.plan(now, waiting, stats)
             };
             if let Some(plan) = plan {
-                return Some(self.data_segment(plan, now, stats));
+                let (repr, tail, kind) = self.data_segment(plan, now, stats);
+                return Some(emit(&repr, tail, kind));
             }
         }
         if self.probe_due {
             self.probe_due = false;
             let seq = self.snd.probe_seq();
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some((repr, &[], TxKind::WindowProbe));
+            return Some(emit(&repr, &[], TxKind::WindowProbe));
         }
         if self.keepalive_due {
             // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT-1, so the peer must answer with an ACK.
             self.keepalive_due = false;
             let seq = self.snd.snd_nxt - 1u32;
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some((repr, &[], TxKind::KeepAlive));
+            return Some(emit(&repr, &[], TxKind::KeepAlive));
         }
         if self.rcv.ack_pending() {
             let kind = self.rcv.pending_ack_kind();
             let seq = self.snd.snd_nxt;
-            return Some((self.finish_segment(seq, Flags::ACK, now, stats), &[], kind));
+            let repr = self.finish_segment(seq, Flags::ACK, now, stats);
+            return Some(emit(&repr, &[], kind));
         }
         None
     }

@@ -99,17 +99,12 @@ impl Endpoint {
             // The addresses only, read before the segment borrows the connection: copying the
             // whole `FourTuple` on every pass cost about 20 instructions.
             let (src, dst) = (c.tuple.local.ip(), c.tuple.remote.ip());
-            let sent = match c.next_segment(now, &self.config, &mut self.stats) {
-                Some((repr, tail, kind)) => emit(
-                    (src, dst),
-                    &repr,
-                    tail,
-                    kind,
-                    self.config.checksum_offload,
-                    buf,
-                ),
-                None => None,
-            };
+            let offload = self.config.checksum_offload;
+            let sent = c
+                .next_segment(now, &self.config, &mut self.stats, |repr, tail, kind| {
+                    emit((src, dst), repr, tail, kind, offload, buf)
+                })
+                .flatten();
             // Sending (or deciding not to) can arm timers: retransmission, persist.
             let at = c.next_deadline();
             if sent.is_none() {
