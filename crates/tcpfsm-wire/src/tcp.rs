@@ -372,7 +372,10 @@ impl<'a> TcpRepr<'a> {
         let (head, rest) = payload.split_at_mut(self.payload.len());
         if offload.tx {
             head.copy_from_slice(self.payload);
-            rest.copy_from_slice(tail);
+            // Nearly always empty (see above): an empty copy still called memcpy.
+            if !tail.is_empty() {
+                rest.copy_from_slice(tail);
+            }
         } else {
             let mut c = checksum::pseudo_header(src, dst, PROTO_TCP, len as u32);
             c.add_words(&words);
