@@ -48,8 +48,7 @@ impl Conn {
                 self.plan(now, waiting, stats)
             };
             if let Some(plan) = plan {
-                let (repr, tail, kind) = self.data_segment(plan, now, stats);
-                return Some(emit(&repr, tail, kind));
+                return Some(self.data_segment(plan, now, stats, emit));
             }
         }
         if self.probe_due {
@@ -244,12 +243,15 @@ impl Conn {
         base.saturating_mul(1 << shift).min(self.snd.rtt.max())
     }
 
-    fn data_segment(
+    /// Hands the segment to `emit` (see `next_segment`): returned, it was moved once more.
+    #[inline(always)]
+    fn data_segment<R>(
         &mut self,
         plan: Plan,
         now: Instant,
         stats: &mut Stats,
-    ) -> (TcpRepr<'_>, &[u8], TxKind) {
+        emit: impl FnOnce(&TcpRepr<'_>, &[u8], TxKind) -> R,
+    ) -> R {
         if plan.kind == TxKind::Retransmission {
             stats[Counter::RetransSegs] += 1;
         }
@@ -266,7 +268,7 @@ impl Conn {
         // built from both pieces, never from a joined copy.
         let (a, b) = self.snd.payload(plan.seq, plan.len);
         repr.payload = a;
-        (repr, b, plan.kind)
+        emit(&repr, b, plan.kind)
     }
 
     fn syn_segment(
