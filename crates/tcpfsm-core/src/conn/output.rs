@@ -341,6 +341,7 @@ impl Conn {
     }
 
     /// Fills in ACK, window and options common to every segment of a synchronized connection.
+    #[inline(always)]
     fn finish_segment(
         &mut self,
         seq: SeqNum,
