@@ -10,6 +10,7 @@ use crate::recovery::sender::Phase;
 use crate::stats::Counter;
 use crate::time::Instant;
 use crate::timers::Timer;
+use crate::FourTuple;
 use crate::{Config, State, Stats, TxKind};
 use tcpfsm_wire::{Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
@@ -21,20 +22,22 @@ impl Conn {
     ///
     /// The segment is handed to `emit` where it was built rather than returned: returned by
     /// value, the segment (its options with four SACK slots, the payload's two pieces) was
-    /// moved twice more on its way to the frame writer.
+    /// moved twice more on its way to the frame writer. With it goes the connection's
+    /// `FourTuple`, for the addresses: read before the choice, they were kept (spilled)
+    /// across it.
     #[inline(always)]
     pub(crate) fn next_segment<R>(
         &mut self,
         now: Instant,
         cfg: &Config,
         stats: &mut Stats,
-        emit: impl FnOnce(&TcpRepr<'_>, &[u8], TxKind) -> R,
+        emit: impl FnOnce(&FourTuple, &TcpRepr<'_>, &[u8], TxKind) -> R,
     ) -> Option<R> {
         match self.state {
             State::Closed | State::Listen | State::TimeWait => return None,
             State::SynSent | State::SynReceived if self.snd.syn_pending => {
                 let (repr, kind) = self.syn_segment(now, cfg, stats);
-                return Some(emit(&repr, &[], kind));
+                return Some(emit(&self.tuple, &repr, &[], kind));
             }
             State::SynSent => return None,
             _ => {}
@@ -55,20 +58,20 @@ impl Conn {
             self.probe_due = false;
             let seq = self.snd.probe_seq();
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some(emit(&repr, &[], TxKind::WindowProbe));
+            return Some(emit(&self.tuple, &repr, &[], TxKind::WindowProbe));
         }
         if self.keepalive_due {
             // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT-1, so the peer must answer with an ACK.
             self.keepalive_due = false;
             let seq = self.snd.snd_nxt - 1u32;
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some(emit(&repr, &[], TxKind::KeepAlive));
+            return Some(emit(&self.tuple, &repr, &[], TxKind::KeepAlive));
         }
         if self.rcv.ack_pending() {
             let kind = self.rcv.pending_ack_kind();
             let seq = self.snd.snd_nxt;
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some(emit(&repr, &[], kind));
+            return Some(emit(&self.tuple, &repr, &[], kind));
         }
         None
     }
@@ -250,7 +253,7 @@ impl Conn {
         plan: Plan,
         now: Instant,
         stats: &mut Stats,
-        emit: impl FnOnce(&TcpRepr<'_>, &[u8], TxKind) -> R,
+        emit: impl FnOnce(&FourTuple, &TcpRepr<'_>, &[u8], TxKind) -> R,
     ) -> R {
         if plan.kind == TxKind::Retransmission {
             stats[Counter::RetransSegs] += 1;
@@ -268,7 +271,7 @@ impl Conn {
         // built from both pieces, never from a joined copy.
         let (a, b) = self.snd.payload(plan.seq, plan.len);
         repr.payload = a;
-        emit(&repr, b, plan.kind)
+        emit(&self.tuple, &repr, b, plan.kind)
     }
 
     fn syn_segment(

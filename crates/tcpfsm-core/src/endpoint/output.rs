@@ -96,14 +96,19 @@ impl Endpoint {
                 self.tx_queue.pop_front();
                 continue;
             };
-            // The addresses only, read before the segment borrows the connection: copying the
-            // whole `FourTuple` on every pass cost about 20 instructions.
-            let (src, dst) = (c.tuple.local.ip(), c.tuple.remote.ip());
             let offload = self.config.checksum_offload;
             let sent = c
-                .next_segment(now, &self.config, &mut self.stats, |repr, tail, kind| {
-                    emit((src, dst), repr, tail, kind, offload, buf)
-                })
+                .next_segment(
+                    now,
+                    &self.config,
+                    &mut self.stats,
+                    |tuple, repr, tail, kind| {
+                        // The addresses only: copying the whole `FourTuple` cost about 20
+                        // instructions.
+                        let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
+                        emit((src, dst), repr, tail, kind, offload, buf)
+                    },
+                )
                 .flatten();
             // Sending (or deciding not to) can arm timers: retransmission, persist.
             let at = c.next_deadline();
