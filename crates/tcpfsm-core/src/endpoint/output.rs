@@ -82,14 +82,14 @@ impl Endpoint {
                 options: c.options,
                 payload: &[],
             };
-            return emit(
+            return Some(emit(
                 (c.tuple.local.ip(), c.tuple.remote.ip()),
                 &repr,
                 &[],
                 c.kind,
                 self.config.checksum_offload,
                 buf,
-            );
+            ));
         }
         while let Some(&slot) = self.tx_queue.front() {
             let Some(c) = self.table.conn_mut(slot) else {
@@ -97,19 +97,17 @@ impl Endpoint {
                 continue;
             };
             let offload = self.config.checksum_offload;
-            let sent = c
-                .next_segment(
-                    now,
-                    &self.config,
-                    &mut self.stats,
-                    |tuple, repr, tail, kind| {
-                        // The addresses only: copying the whole `FourTuple` cost about 20
-                        // instructions.
-                        let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
-                        emit((src, dst), repr, tail, kind, offload, buf)
-                    },
-                )
-                .flatten();
+            let sent = c.next_segment(
+                now,
+                &self.config,
+                &mut self.stats,
+                |tuple, repr, tail, kind| {
+                    // The addresses only: copying the whole `FourTuple` cost about 20
+                    // instructions.
+                    let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
+                    emit((src, dst), repr, tail, kind, offload, buf)
+                },
+            );
             // Sending (or deciding not to) can arm timers: retransmission, persist.
             let at = c.next_deadline();
             if sent.is_none() {
@@ -212,14 +210,14 @@ fn emit(
     kind: TxKind,
     offload: wire::ChecksumOffload,
     buf: &mut Vec<u8>,
-) -> Option<Transmit> {
+) -> Transmit {
     // Our own segments always fit: a failure here is a bug, not bad input.
     let len = wire::emit_ip_tcp_split(src, dst, repr, tail, buf, offload)
         .expect("emitting our own segment");
-    Some(Transmit {
+    Transmit {
         src,
         dst,
         len,
         kind,
-    })
+    }
 }
