@@ -238,6 +238,24 @@ impl Conn {
         }
     }
 
+    /// The earliest deadline, for the endpoint's timer queue, which from now on holds it.
+    pub(crate) fn take_deadline(&mut self) -> Option<Instant> {
+        self.timers.take_moved();
+        self.next_deadline()
+    }
+
+    /// [`Conn::take_deadline`] if a deadline changed since it was last taken; `None` when
+    /// none did (the queue still holds the earliest).
+    pub(crate) fn moved_deadline(&mut self) -> Option<Option<Instant>> {
+        self.timers.take_moved().then(|| self.next_deadline())
+    }
+
+    /// The endpoint's queue no longer holds [`Conn::take_deadline`]'s answer: the next
+    /// [`Conn::moved_deadline`] gives it again.
+    pub(crate) fn deadline_untaken(&mut self) {
+        self.timers.mark_moved();
+    }
+
     /// The persist interval: the RTO, doubled per probe sent while the window stays shut,
     /// capped at the RTO maximum (RFC 9293 §3.8.6.1 "increase exponentially").
     pub(crate) fn persist_interval(&self) -> crate::Duration {

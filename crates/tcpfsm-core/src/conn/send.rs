@@ -35,8 +35,12 @@ pub(crate) struct SendSide {
     pub(crate) mss: u16,
     pub(crate) rtt: RttEstimator,
     /// Karn's algorithm without timestamps: one segment timed at a time, never a retransmitted
-    /// one (RFC 6298 §3).
-    rtt_probe: Option<(SeqNum, Instant)>,
+    /// one (RFC 6298 §3): when it was sent, if one is timed, and its sequence number. Two
+    /// fields, not an `Option` of the pair: that took 24 bytes, where the sequence number
+    /// packs beside the other 32-bit fields, and the connection's 512-byte target needs the
+    /// 8 saved (they pay for `Timers::moved`).
+    rtt_probe_at: Option<Instant>,
+    rtt_probe_seq: SeqNum,
     /// Consecutive retransmission timeouts without progress.
     pub(crate) retries: u32,
     /// Unanswered zero-window probes (RFC 9293 §3.8.6.1; an answered probe resets this).
@@ -96,7 +100,8 @@ impl SendSide {
             fin_seq: None,
             mss,
             rtt,
-            rtt_probe: None,
+            rtt_probe_at: None,
+            rtt_probe_seq: SeqNum(0),
             retries: 0,
             probes: 0,
             persist_backoff: 0,
@@ -218,16 +223,18 @@ impl SendSide {
 
     /// Karn: starts timing `seq` if nothing is timed.
     pub(crate) fn time_segment(&mut self, seq: SeqNum, now: Instant) {
-        if self.rtt_probe.is_none() {
-            self.rtt_probe = Some((seq, now));
+        if self.rtt_probe_at.is_none() {
+            self.rtt_probe_at = Some(now);
+            self.rtt_probe_seq = seq;
         }
     }
 
     /// Karn (RFC 6298 §3): a retransmission of the timed segment makes its sample ambiguous.
     pub(crate) fn retransmitting(&mut self, seq: SeqNum, end: SeqNum) {
-        if let Some((p, _)) = self.rtt_probe {
+        if self.rtt_probe_at.is_some() {
+            let p = self.rtt_probe_seq;
             if p.ge(seq) && p.lt(end) || p == seq {
-                self.rtt_probe = None;
+                self.rtt_probe_at = None;
             }
         }
         self.retrans_total += 1;
@@ -239,9 +246,9 @@ impl SendSide {
         ack: SeqNum,
         now: Instant,
     ) -> Option<crate::Duration> {
-        let (seq, sent) = self.rtt_probe?;
-        if ack.gt(seq) {
-            self.rtt_probe = None;
+        let sent = self.rtt_probe_at?;
+        if ack.gt(self.rtt_probe_seq) {
+            self.rtt_probe_at = None;
             return Some(now - sent);
         }
         None
@@ -266,7 +273,7 @@ impl SendSide {
     /// The retransmission timer fired: the SYN goes again if it was not acknowledged (data is
     /// retransmitted as loss recovery marks it lost). `tsval` is our timestamp now.
     pub(crate) fn rewind(&mut self, tsval: Option<u32>) {
-        self.rtt_probe = None;
+        self.rtt_probe_at = None;
         if self.snd_una == self.iss {
             self.syn_pending = true;
             return;

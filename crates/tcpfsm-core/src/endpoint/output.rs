@@ -24,6 +24,10 @@ impl Endpoint {
                     // Already a record; this slot only kept the application's handle.
                     self.free_slot(slot);
                 }
+                // The queue may have dropped the slot's deadline (see `transmit_queued`).
+                if let Some(c) = self.table.conn_mut(slot) {
+                    c.deadline_untaken();
+                }
             }
             State::Closed | State::Listen => {
                 // Only established connections are queued for accept (see `promote`), and a
@@ -33,6 +37,7 @@ impl Endpoint {
                     Owner::AcceptQueue => c.state() != State::Listen,
                     Owner::Orphan => false,
                 };
+                c.deadline_untaken();
                 self.timers.set(slot, None);
                 if keep {
                     self.table.unindex(slot);
@@ -41,7 +46,7 @@ impl Endpoint {
                 }
             }
             _ => {
-                let at = c.next_deadline();
+                let at = c.take_deadline();
                 let in_tx = c.in_tx;
                 c.in_tx = true;
                 if self.timers.get(slot) != at {
@@ -108,13 +113,16 @@ impl Endpoint {
                     emit((src, dst), repr, tail, kind, offload, buf)
                 },
             );
-            // Sending (or deciding not to) can arm timers: retransmission, persist.
-            let at = c.next_deadline();
+            // Sending (or deciding not to) can arm timers: retransmission, persist. Only a
+            // deadline that changed is looked at: the queue holds the one taken last, and
+            // every change to the queue besides is followed by `deadline_untaken`.
             if sent.is_none() {
                 c.in_tx = false;
             }
-            if self.timers.get(slot) != at {
-                self.timers.set(slot, at);
+            if let Some(at) = c.moved_deadline() {
+                if self.timers.get(slot) != at {
+                    self.timers.set(slot, at);
+                }
             }
             if sent.is_some() {
                 return sent;
@@ -150,6 +158,9 @@ impl Endpoint {
                     if self.timers.get(slot).is_some_and(|at| at <= now) {
                         let later = now + crate::Duration::from_micros(1);
                         self.timers.set(slot, Some(later));
+                        if let Some(c) = self.table.conn_mut(slot) {
+                            c.deadline_untaken();
+                        }
                     }
                 }
                 Entry::HalfOpen(_) => self.half_open_timeout(now, slot),
