@@ -2,7 +2,7 @@
 //! retransmission, new data or FIN, a zero-window probe, a keep-alive, or a pure ACK — with
 //! the ACK number, window and options every synchronized segment carries.
 
-use super::send::{Held, Plan};
+use super::send::{Held, Plan, Unsent};
 use super::Conn;
 use crate::builder::{syn_options, ts_clock};
 use crate::recovery::scoreboard::{Retransmit, Rule};
@@ -44,11 +44,11 @@ impl Conn {
         }
         if self.state != State::SynReceived {
             // Asked once for both the shortcut and the choice.
-            let waiting = self.snd.waiting();
-            let plan = if !waiting && cfg.output_shortcut && self.plan_idle() {
+            let unsent = self.snd.unsent();
+            let plan = if !unsent.waiting() && cfg.output_shortcut && self.plan_idle() {
                 None
             } else {
-                self.plan(now, waiting, stats)
+                self.plan(now, unsent, stats)
             };
             if let Some(plan) = plan {
                 return Some(self.data_segment(plan, now, stats, emit));
@@ -81,13 +81,13 @@ impl Conn {
     /// window, Nagle and SWS avoidance let it go; arms the persist timer when data waits
     /// that nothing in flight will ever unblock.
     ///
-    /// `waiting`: whether data or a FIN waits to be sent (`SendSide::waiting`), as it is now.
-    fn plan(&mut self, now: Instant, waiting: bool, stats: &mut Stats) -> Option<Plan> {
+    /// `unsent`: what waits to be sent (`SendSide::unsent`), as it is now.
+    fn plan(&mut self, now: Instant, unsent: Unsent, stats: &mut Stats) -> Option<Plan> {
         // Choosing moves a recovery counter only when it sends a retransmission (`on_sent`
         // with a reason) or a loss probe (`on_probe_sent`); ACKs and timeouts sync on their own.
         // Syncing after every plain new segment cost 3–6% of bulk and lifecycle.
         let probing = self.probe_last || self.probe_new_data;
-        let plan = self.choose(now, waiting);
+        let plan = self.choose(now, unsent);
         let moved = probing || plan.as_ref().is_some_and(|p| p.kind != TxKind::Normal);
         if let (Some(lr), Some(cc)) = (self.lr.as_mut().filter(|_| moved), self.cc.as_deref()) {
             lr.sync(cc, stats);
@@ -112,18 +112,18 @@ impl Conn {
         }
     }
 
-    fn choose(&mut self, now: Instant, waiting: bool) -> Option<Plan> {
+    fn choose(&mut self, now: Instant, unsent: Unsent) -> Option<Plan> {
         let lr = self.lr.as_mut()?;
         let cc = self.cc.as_deref_mut()?;
         let cwnd = lr.cwnd(cc);
         let pipe = lr.pipe();
-        if waiting && pipe.saturating_add(self.snd.mss as u32) > cwnd {
+        if unsent.waiting() && pipe.saturating_add(self.snd.mss as u32) > cwnd {
             // Data waits for the congestion window (RFC 7661: the window may grow).
             self.cwnd_limited = true;
         }
-        let fresh = self
-            .snd
-            .plan_new(cwnd.saturating_sub(pipe), pipe, self.opts.nodelay);
+        let fresh =
+            self.snd
+                .plan_new_from(unsent, cwnd.saturating_sub(pipe), pipe, self.opts.nodelay);
         if std::mem::take(&mut self.probe_last) {
             if let Some(p) = lr
                 .probe_segment()
