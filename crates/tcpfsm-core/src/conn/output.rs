@@ -89,8 +89,10 @@ impl Conn {
         let probing = self.probe_last || self.probe_new_data;
         let plan = self.choose(now, unsent);
         let moved = probing || plan.as_ref().is_some_and(|p| p.kind != TxKind::Normal);
-        if let (Some(lr), Some(cc)) = (self.lr.as_mut().filter(|_| moved), self.cc.as_deref()) {
-            lr.sync(cc, stats);
+        if moved {
+            if let (Some(lr), Some(cc)) = (self.lr.as_mut(), self.cc.as_deref()) {
+                lr.sync(cc, stats);
+            }
         }
         plan
     }
