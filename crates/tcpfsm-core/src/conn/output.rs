@@ -2,7 +2,7 @@
 //! retransmission, new data or FIN, a zero-window probe, a keep-alive, or a pure ACK — with
 //! the ACK number, window and options every synchronized segment carries.
 
-use super::send::{Held, Plan};
+use super::send::{Held, Plan, Unsent};
 use super::Conn;
 use crate::builder::{syn_options, ts_clock};
 use crate::recovery::scoreboard::{Retransmit, Rule};
@@ -10,6 +10,7 @@ use crate::recovery::sender::Phase;
 use crate::stats::Counter;
 use crate::time::Instant;
 use crate::timers::Timer;
+use crate::FourTuple;
 use crate::{Config, State, Stats, TxKind};
 use tcpfsm_wire::{Flags, SeqNum, TcpOptions, TcpRepr, Timestamps};
 
@@ -18,50 +19,59 @@ impl Conn {
     /// it were sent.
     /// The next segment to send, with the rest of its payload when the data wraps around the
     /// send ring (the repr's payload is the first piece; see `wire::emit_ip_tcp_split`).
-    pub(crate) fn next_segment(
+    ///
+    /// The segment is handed to `emit` where it was built rather than returned: returned by
+    /// value, the segment (its options with four SACK slots, the payload's two pieces) was
+    /// moved twice more on its way to the frame writer. With it goes the connection's
+    /// `FourTuple`, for the addresses: read before the choice, they were kept (spilled)
+    /// across it.
+    #[inline(always)]
+    pub(crate) fn next_segment<R>(
         &mut self,
         now: Instant,
         cfg: &Config,
         stats: &mut Stats,
-    ) -> Option<(TcpRepr<'_>, &[u8], TxKind)> {
+        emit: impl FnOnce(&FourTuple, &TcpRepr<'_>, &[u8], TxKind) -> R,
+    ) -> Option<R> {
         match self.state {
             State::Closed | State::Listen | State::TimeWait => return None,
             State::SynSent | State::SynReceived if self.snd.syn_pending => {
                 let (repr, kind) = self.syn_segment(now, cfg, stats);
-                return Some((repr, &[], kind));
+                return Some(emit(&self.tuple, &repr, &[], kind));
             }
             State::SynSent => return None,
             _ => {}
         }
         if self.state != State::SynReceived {
             // Asked once for both the shortcut and the choice.
-            let waiting = self.snd.waiting();
-            let plan = if !waiting && cfg.output_shortcut && self.plan_idle() {
+            let unsent = self.snd.unsent();
+            let plan = if !unsent.waiting() && cfg.output_shortcut && self.plan_idle() {
                 None
             } else {
-                self.plan(now, waiting, stats)
+                self.plan(now, unsent, stats)
             };
             if let Some(plan) = plan {
-                return Some(self.data_segment(plan, now, stats));
+                return Some(self.data_segment(plan, now, stats, emit));
             }
         }
         if self.probe_due {
             self.probe_due = false;
             let seq = self.snd.probe_seq();
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some((repr, &[], TxKind::WindowProbe));
+            return Some(emit(&self.tuple, &repr, &[], TxKind::WindowProbe));
         }
         if self.keepalive_due {
             // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT-1, so the peer must answer with an ACK.
             self.keepalive_due = false;
             let seq = self.snd.snd_nxt - 1u32;
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
-            return Some((repr, &[], TxKind::KeepAlive));
+            return Some(emit(&self.tuple, &repr, &[], TxKind::KeepAlive));
         }
         if self.rcv.ack_pending() {
             let kind = self.rcv.pending_ack_kind();
             let seq = self.snd.snd_nxt;
-            return Some((self.finish_segment(seq, Flags::ACK, now, stats), &[], kind));
+            let repr = self.finish_segment(seq, Flags::ACK, now, stats);
+            return Some(emit(&self.tuple, &repr, &[], kind));
         }
         None
     }
@@ -71,16 +81,18 @@ impl Conn {
     /// window, Nagle and SWS avoidance let it go; arms the persist timer when data waits
     /// that nothing in flight will ever unblock.
     ///
-    /// `waiting`: whether data or a FIN waits to be sent (`SendSide::waiting`), as it is now.
-    fn plan(&mut self, now: Instant, waiting: bool, stats: &mut Stats) -> Option<Plan> {
+    /// `unsent`: what waits to be sent (`SendSide::unsent`), as it is now.
+    fn plan(&mut self, now: Instant, unsent: Unsent, stats: &mut Stats) -> Option<Plan> {
         // Choosing moves a recovery counter only when it sends a retransmission (`on_sent`
         // with a reason) or a loss probe (`on_probe_sent`); ACKs and timeouts sync on their own.
         // Syncing after every plain new segment cost 3–6% of bulk and lifecycle.
         let probing = self.probe_last || self.probe_new_data;
-        let plan = self.choose(now, waiting);
+        let plan = self.choose(now, unsent);
         let moved = probing || plan.as_ref().is_some_and(|p| p.kind != TxKind::Normal);
-        if let (Some(lr), Some(cc)) = (self.lr.as_mut().filter(|_| moved), self.cc.as_deref()) {
-            lr.sync(cc, stats);
+        if moved {
+            if let (Some(lr), Some(cc)) = (self.lr.as_mut(), self.cc.as_deref()) {
+                lr.sync(cc, stats);
+            }
         }
         plan
     }
@@ -102,18 +114,18 @@ impl Conn {
         }
     }
 
-    fn choose(&mut self, now: Instant, waiting: bool) -> Option<Plan> {
+    fn choose(&mut self, now: Instant, unsent: Unsent) -> Option<Plan> {
         let lr = self.lr.as_mut()?;
         let cc = self.cc.as_deref_mut()?;
         let cwnd = lr.cwnd(cc);
         let pipe = lr.pipe();
-        if waiting && pipe.saturating_add(self.snd.mss as u32) > cwnd {
+        if unsent.waiting() && pipe.saturating_add(self.snd.mss as u32) > cwnd {
             // Data waits for the congestion window (RFC 7661: the window may grow).
             self.cwnd_limited = true;
         }
-        let fresh = self
-            .snd
-            .plan_new(cwnd.saturating_sub(pipe), pipe, self.opts.nodelay);
+        let fresh =
+            self.snd
+                .plan_new_from(unsent, cwnd.saturating_sub(pipe), pipe, self.opts.nodelay);
         if std::mem::take(&mut self.probe_last) {
             if let Some(p) = lr
                 .probe_segment()
@@ -228,6 +240,24 @@ impl Conn {
         }
     }
 
+    /// The earliest deadline, for the endpoint's timer queue, which from now on holds it.
+    pub(crate) fn take_deadline(&mut self) -> Option<Instant> {
+        self.timers.take_moved();
+        self.next_deadline()
+    }
+
+    /// [`Conn::take_deadline`] if a deadline changed since it was last taken; `None` when
+    /// none did (the queue still holds the earliest).
+    pub(crate) fn moved_deadline(&mut self) -> Option<Option<Instant>> {
+        self.timers.take_moved().then(|| self.next_deadline())
+    }
+
+    /// The endpoint's queue no longer holds [`Conn::take_deadline`]'s answer: the next
+    /// [`Conn::moved_deadline`] gives it again.
+    pub(crate) fn deadline_untaken(&mut self) {
+        self.timers.mark_moved();
+    }
+
     /// The persist interval: the RTO, doubled per probe sent while the window stays shut,
     /// capped at the RTO maximum (RFC 9293 §3.8.6.1 "increase exponentially").
     pub(crate) fn persist_interval(&self) -> crate::Duration {
@@ -236,12 +266,15 @@ impl Conn {
         base.saturating_mul(1 << shift).min(self.snd.rtt.max())
     }
 
-    fn data_segment(
+    /// Hands the segment to `emit` (see `next_segment`): returned, it was moved once more.
+    #[inline(always)]
+    fn data_segment<R>(
         &mut self,
         plan: Plan,
         now: Instant,
         stats: &mut Stats,
-    ) -> (TcpRepr<'_>, &[u8], TxKind) {
+        emit: impl FnOnce(&FourTuple, &TcpRepr<'_>, &[u8], TxKind) -> R,
+    ) -> R {
         if plan.kind == TxKind::Retransmission {
             stats[Counter::RetransSegs] += 1;
         }
@@ -258,7 +291,7 @@ impl Conn {
         // built from both pieces, never from a joined copy.
         let (a, b) = self.snd.payload(plan.seq, plan.len);
         repr.payload = a;
-        (repr, b, plan.kind)
+        emit(&self.tuple, &repr, b, plan.kind)
     }
 
     fn syn_segment(
@@ -331,6 +364,7 @@ impl Conn {
     }
 
     /// Fills in ACK, window and options common to every segment of a synchronized connection.
+    #[inline(always)]
     fn finish_segment(
         &mut self,
         seq: SeqNum,
@@ -339,22 +373,10 @@ impl Conn {
         stats: &mut Stats,
     ) -> TcpRepr<'static> {
         let window = self.rcv.advertise(self.snd.mss);
-        let mut options = TcpOptions::default();
-        if let Some(ts) = self.ts {
-            options.timestamps = Some(Timestamps {
-                tsval: ts_clock(now, ts.offset),
-                tsecr: ts.recent,
-            });
-        }
-        if self.sack {
-            // RFC 2018 §3: four blocks fit in the option space, three beside timestamps.
-            let max = if self.ts.is_some() { 3 } else { 4 };
-            options.sack_blocks = self.rcv.sack_blocks(max);
-        }
-        self.rcv.acked();
-        self.timers.clear(Timer::DelAck);
-        stats[Counter::OutSegs] += 1;
-        TcpRepr {
+        // The segment first, the bookkeeping after: built in one go, the SACK blocks are
+        // written straight into it rather than into a local options copied over later
+        // (about 40 instructions a data segment; bulk −1.8%).
+        let mut repr = TcpRepr {
             src_port: self.tuple.local.port(),
             dst_port: self.tuple.remote.port(),
             seq,
@@ -362,8 +384,23 @@ impl Conn {
             flags,
             window,
             urgent: 0,
-            options,
+            options: TcpOptions {
+                timestamps: self.ts.map(|ts| Timestamps {
+                    tsval: ts_clock(now, ts.offset),
+                    tsecr: ts.recent,
+                }),
+                ..TcpOptions::default()
+            },
             payload: &[],
+        };
+        if self.sack {
+            // RFC 2018 §3: four blocks fit in the option space, three beside timestamps.
+            let max = if self.ts.is_some() { 3 } else { 4 };
+            repr.options.sack_blocks = self.rcv.sack_blocks(max);
         }
+        self.rcv.acked();
+        self.timers.clear(Timer::DelAck);
+        stats[Counter::OutSegs] += 1;
+        repr
     }
 }

@@ -24,6 +24,10 @@ impl Endpoint {
                     // Already a record; this slot only kept the application's handle.
                     self.free_slot(slot);
                 }
+                // The queue may have dropped the slot's deadline (see `transmit_queued`).
+                if let Some(c) = self.table.conn_mut(slot) {
+                    c.deadline_untaken();
+                }
             }
             State::Closed | State::Listen => {
                 // Only established connections are queued for accept (see `promote`), and a
@@ -33,6 +37,7 @@ impl Endpoint {
                     Owner::AcceptQueue => c.state() != State::Listen,
                     Owner::Orphan => false,
                 };
+                c.deadline_untaken();
                 self.timers.set(slot, None);
                 if keep {
                     self.table.unindex(slot);
@@ -41,7 +46,7 @@ impl Endpoint {
                 }
             }
             _ => {
-                let at = c.next_deadline();
+                let at = c.take_deadline();
                 let in_tx = c.in_tx;
                 c.in_tx = true;
                 if self.timers.get(slot) != at {
@@ -82,41 +87,42 @@ impl Endpoint {
                 options: c.options,
                 payload: &[],
             };
-            return emit(
+            return Some(emit(
                 (c.tuple.local.ip(), c.tuple.remote.ip()),
                 &repr,
                 &[],
                 c.kind,
                 self.config.checksum_offload,
                 buf,
-            );
+            ));
         }
         while let Some(&slot) = self.tx_queue.front() {
             let Some(c) = self.table.conn_mut(slot) else {
                 self.tx_queue.pop_front();
                 continue;
             };
-            // The addresses only, read before the segment borrows the connection: copying the
-            // whole `FourTuple` on every pass cost about 20 instructions.
-            let (src, dst) = (c.tuple.local.ip(), c.tuple.remote.ip());
-            let sent = match c.next_segment(now, &self.config, &mut self.stats) {
-                Some((repr, tail, kind)) => emit(
-                    (src, dst),
-                    &repr,
-                    tail,
-                    kind,
-                    self.config.checksum_offload,
-                    buf,
-                ),
-                None => None,
-            };
-            // Sending (or deciding not to) can arm timers: retransmission, persist.
-            let at = c.next_deadline();
+            let offload = self.config.checksum_offload;
+            let sent = c.next_segment(
+                now,
+                &self.config,
+                &mut self.stats,
+                |tuple, repr, tail, kind| {
+                    // The addresses only: copying the whole `FourTuple` cost about 20
+                    // instructions.
+                    let (src, dst) = (tuple.local.ip(), tuple.remote.ip());
+                    emit((src, dst), repr, tail, kind, offload, buf)
+                },
+            );
+            // Sending (or deciding not to) can arm timers: retransmission, persist. Only a
+            // deadline that changed is looked at: the queue holds the one taken last, and
+            // every change to the queue besides is followed by `deadline_untaken`.
             if sent.is_none() {
                 c.in_tx = false;
             }
-            if self.timers.get(slot) != at {
-                self.timers.set(slot, at);
+            if let Some(at) = c.moved_deadline() {
+                if self.timers.get(slot) != at {
+                    self.timers.set(slot, at);
+                }
             }
             if sent.is_some() {
                 return sent;
@@ -152,6 +158,9 @@ impl Endpoint {
                     if self.timers.get(slot).is_some_and(|at| at <= now) {
                         let later = now + crate::Duration::from_micros(1);
                         self.timers.set(slot, Some(later));
+                        if let Some(c) = self.table.conn_mut(slot) {
+                            c.deadline_untaken();
+                        }
                     }
                 }
                 Entry::HalfOpen(_) => self.half_open_timeout(now, slot),
@@ -212,14 +221,14 @@ fn emit(
     kind: TxKind,
     offload: wire::ChecksumOffload,
     buf: &mut Vec<u8>,
-) -> Option<Transmit> {
+) -> Transmit {
     // Our own segments always fit: a failure here is a bug, not bad input.
     let len = wire::emit_ip_tcp_split(src, dst, repr, tail, buf, offload)
         .expect("emitting our own segment");
-    Some(Transmit {
+    Transmit {
         src,
         dst,
         len,
         kind,
-    })
+    }
 }
