@@ -396,7 +396,7 @@ impl Conn {
         if self.sack {
             // RFC 2018 §3: four blocks fit in the option space, three beside timestamps.
             let max = if self.ts.is_some() { 3 } else { 4 };
-            repr.options.sack_blocks = self.rcv.sack_blocks(max);
+            self.rcv.sack_blocks(max, &mut repr.options.sack_blocks);
         }
         self.rcv.acked();
         self.timers.clear(Timer::DelAck);
