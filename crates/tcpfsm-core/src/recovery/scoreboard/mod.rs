@@ -632,7 +632,7 @@ impl Scoreboard {
                     sacked_removed += s.len();
                 } else {
                     visit(&self.delivered(&s));
-                    if !s.has(EVER_RETRANS) {
+                    if !s.has(EVER_RETRANS) && self.segs.front().is_some_and(|f| f.end <= ack_abs) {
                         self.skip_run(&s, ack_abs, visit);
                     }
                 }
