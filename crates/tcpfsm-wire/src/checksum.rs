@@ -172,20 +172,22 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// Mixed families cannot occur on the wire; callers reject them first, and here the IPv4
 /// address is simply taken in its IPv6-mapped form. For IPv4 `len` must fit 16 bits (the IP
 /// total length field does); only its low 16 bits are used.
-#[inline]
+///
+/// Never inlined: inlined into `emit_ip_tcp_split`'s callers it made the bulk send path
+/// about 13k instructions/MiB dearer, though bulk runs with checksums off.
+#[inline(never)]
 pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> Checksum {
     let mut c = Checksum::new();
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let (s, d) = (u32::from(s), u32::from(d));
-            c.add_words(&[
-                (s >> 16) as u16,
-                s as u16,
-                (d >> 16) as u16,
-                d as u16,
-                proto as u16,
-                len as u16,
-            ]);
+            // The 12 bytes taken as three native 32-bit words, as `add` sums any data: split
+            // into six big-endian 16-bit words (each swapped back) it cost about 13 more
+            // instructions, nine times per connection in the lifecycle profile.
+            let ph = [0, proto, (len >> 8) as u8, len as u8];
+            let raw = u32::from_ne_bytes(s.octets()) as u64
+                + u32::from_ne_bytes(d.octets()) as u64
+                + u32::from_ne_bytes(ph) as u64;
+            c.push(raw, 12);
         }
         _ => {
             c.add_words(&to_v6(src).segments());

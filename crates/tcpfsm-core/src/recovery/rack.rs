@@ -155,7 +155,7 @@ pub struct Rack {
 /// sequence order; a retransmission sent after new data in the same instant breaks that
 /// assumption (and on a virtual clock every burst is one instant), so ties are broken by the
 /// scoreboard's transmission order instead, which is what the RFC's rule approximates.
-fn sent_after(a: (Instant, u32), b: (Instant, u32)) -> bool {
+pub(crate) fn sent_after(a: (Instant, u32), b: (Instant, u32)) -> bool {
     a.0 > b.0 || (a.0 == b.0 && (a.1.wrapping_sub(b.1) as i32) > 0)
 }
 

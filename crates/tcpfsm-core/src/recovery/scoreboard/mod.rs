@@ -22,6 +22,7 @@
 //! the range set and the scratch buffers keep their capacity.
 
 mod loss;
+mod run;
 
 use super::ranges::Ranges;
 use super::sack::{self, SackBlock};
@@ -570,7 +571,8 @@ impl Scoreboard {
     // ------------------------------------------------------------ ACKs
 
     /// Processes one ACK: cumulative acknowledgement `ack` and the SACK `blocks` in the order
-    /// they were carried. `visit` sees every segment newly delivered, cumulative ones first.
+    /// they were carried. `visit` sees the segments newly delivered, cumulative ones first (of
+    /// a run of originals each sent after the one before, the first and last only: `run`).
     pub fn on_ack(
         &mut self,
         ack: SeqNum,
@@ -629,14 +631,10 @@ impl Scoreboard {
                 if s.has(SACKED) {
                     sacked_removed += s.len();
                 } else {
-                    visit(&Delivered {
-                        start: self.wire(s.start),
-                        end: self.wire(s.end),
-                        xmit_ts: s.xmit_ts,
-                        order: s.order,
-                        retransmitted: s.has(EVER_RETRANS),
-                        sacked: false,
-                    });
+                    visit(&self.delivered(&s));
+                    if !s.has(EVER_RETRANS) && self.segs.front().is_some_and(|f| f.end <= ack_abs) {
+                        self.skip_run(&s, ack_abs, visit);
+                    }
                 }
                 if s.has(EVER_RETRANS) && !s.has(DSACKED) {
                     if self.history.len() == HISTORY {
