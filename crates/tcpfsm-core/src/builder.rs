@@ -111,7 +111,14 @@ impl CtlQueue {
         self.q.is_empty()
     }
 
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<CtlSegment> {
+        // Asked first: nearly every call finds nothing, and a pop from the empty queue still
+        // built the (large) empty result and looked at the capacity (lifecycle about 176
+        // instructions per connection, bulk 9.6k per MiB).
+        if self.q.is_empty() {
+            return None;
+        }
         let c = self.q.pop_front();
         if self.q.is_empty() && self.q.capacity() > 4096 {
             // After a burst, give the memory back.
