@@ -241,19 +241,21 @@ impl TimeWaitTable {
             .map(|&(s, _)| now + self.rec(s).remaining(now))
     }
 
-    /// Removes and returns every record whose 2×MSL has run out.
-    pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<TimeWaitRecord>) {
+    /// Removes and returns the earliest record whose 2×MSL has run out, if any: one at a time,
+    /// so that expiring needs no list (an allocation on each `handle_timeout` that expires).
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<TimeWaitRecord> {
         while let Some(&entry) = self.order.front() {
             if !self.is_live(entry) {
                 self.order.pop_front();
                 continue;
             }
             if !self.rec(entry.0).expired(now) {
-                break;
+                return None;
             }
             self.order.pop_front();
-            out.push(self.remove(entry.0));
+            return Some(self.remove(entry.0));
         }
+        None
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &TimeWaitRecord> {
@@ -296,9 +298,9 @@ mod tests {
             assert_eq!(slot, 0, "slots restart at 0 as in a fresh table");
             assert_eq!(t.find(&r.key), Some(0));
             assert_eq!(t.find(&record(port + 1, 10).key), None);
-            let mut out = Vec::new();
-            t.expire(Instant::from_micros(10_000), &mut out);
-            assert_eq!(out, vec![r]);
+            let at = Instant::from_micros(10_000);
+            assert_eq!(t.pop_expired(at), Some(r));
+            assert_eq!(t.pop_expired(at), None);
             assert_eq!((t.len(), t.find(&r.key)), (0, None));
             assert_eq!(t.next_deadline(Instant::ZERO), None);
             // The one chunk is kept, cleared.
@@ -315,9 +317,9 @@ mod tests {
             t.insert(record(i as u16 + 1, 10));
         }
         assert_eq!(t.chunks.len(), 2);
-        let mut out = Vec::new();
-        t.expire(Instant::from_micros(10_000), &mut out);
-        assert_eq!((out.len(), t.len()), (n, 0));
+        let at = Instant::from_micros(10_000);
+        let expired = std::iter::from_fn(|| t.pop_expired(at)).count();
+        assert_eq!((expired, t.len()), (n, 0));
         assert_eq!(t.chunks.len(), 0);
         assert_eq!((t.index.capacity(), t.order.capacity()), (0, 0));
     }

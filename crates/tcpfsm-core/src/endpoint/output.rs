@@ -167,9 +167,7 @@ impl Endpoint {
                 Entry::Free => {}
             }
         }
-        let mut expired = Vec::new();
-        self.time_wait.expire(now, &mut expired);
-        for rec in expired {
+        while let Some(rec) = self.time_wait.pop_expired(now) {
             self.time_wait_closed(rec, Cause::TimeWaitExpired);
         }
         self.sync_ctl_drops();
