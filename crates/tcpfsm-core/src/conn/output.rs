@@ -7,6 +7,7 @@ use super::Conn;
 use crate::builder::{syn_options, ts_clock};
 use crate::recovery::scoreboard::{Retransmit, Rule};
 use crate::recovery::sender::Phase;
+use crate::recovery::tlp;
 use crate::stats::Counter;
 use crate::time::Instant;
 use crate::timers::Timer;
@@ -219,18 +220,41 @@ impl Conn {
             self.pto_armed = false;
             return;
         }
+        // While the probe timer is the one armed, the RTO that caps it runs from now too,
+        // so the deadline is now + min(PTO, RTO): a length the recovery state keeps while
+        // neither it nor the RTT estimate moved — the case of every segment after the first
+        // in a burst of new data.
+        if self.pto_armed && !self.snd.rtt.changed() {
+            if let Some(len) = self.lr.as_ref().and_then(|lr| lr.pto_len_kept()) {
+                let at = now.add_micros(len as u64);
+                debug_assert_eq!(
+                    Some(at),
+                    self.lr.as_ref().and_then(|lr| lr.pto_deadline(
+                        now,
+                        self.snd.rtt.srtt_us(),
+                        Some(self.snd.rtt.rto_from(now))
+                    ))
+                );
+                self.timers.set(Timer::Rtx, at);
+                return;
+            }
+        }
+        let rto_us = self.snd.rtt.rto_us();
         let rto_at = self
             .timers
             .get(Timer::Rtx)
             .filter(|_| !self.pto_armed)
-            .unwrap_or(self.snd.rtt.rto_from(now));
+            .unwrap_or(now.add_micros(rto_us));
+        let srtt_us = self.snd.rtt.srtt_us();
+        self.snd.rtt.seen();
         let pto = self
             .lr
-            .as_ref()
-            .and_then(|lr| lr.pto_deadline(now, self.snd.rtt.srtt_us(), Some(rto_at)));
+            .as_mut()
+            .and_then(|lr| lr.pto_len_us_kept(srtt_us, rto_us));
         match pto {
-            Some(at) => {
-                self.timers.set(Timer::Rtx, at);
+            Some(len) => {
+                self.timers
+                    .set(Timer::Rtx, tlp::pto_expiry(now, len, Some(rto_at)));
                 self.pto_armed = true;
             }
             None => {

@@ -11,7 +11,7 @@ use super::sack::SackBlock;
 use super::scoreboard::{Dsack, NextSeg, Retransmit, Rule, Scoreboard};
 use super::tlp::{self, Probe, Tlp, TlpOutcome};
 use crate::cc::{AckEvent, CongestionControl, CongestionEvent, CongestionKind};
-use crate::time::{Duration, Instant};
+use crate::time::{micros, Duration, Instant};
 use tcpfsm_wire::SeqNum;
 
 /// Loss-recovery settings, Linux's defaults.
@@ -171,6 +171,8 @@ struct Undo {
 #[derive(Debug, Clone)]
 pub struct LossRecovery {
     cfg: RecoveryConfig,
+    /// `cfg.max_ack_delay` in microseconds, for the PTO of every segment sent.
+    max_ack_delay_us: u64,
     mss: u32,
     sb: Scoreboard,
     rack: Rack,
@@ -185,12 +187,23 @@ pub struct LossRecovery {
     reno_sacked: u32,
     reorder_timer: Option<Instant>,
     counters: RecoveryCounters,
+    /// The probe timeout's length as last computed for the connection (by
+    /// [`Self::pto_len_us_kept`], capped at the RTO), while nothing it depends on here has
+    /// moved: every method that can change the flight size, the segment count, the SACKed
+    /// count or the phase drops it — all but `on_sent` of new data, which only adds a
+    /// segment to a flight it keeps non-empty (the length is kept only with more than one
+    /// segment out, so the one-segment rule cannot flip). `next_segment`, the idle ACK
+    /// shortcut and `on_probe_sent` change none of them.
+    /// The connection re-arms the probe timer for every segment sent (RFC 8985 §7.2), and
+    /// recomputing it cost about 60 instructions a segment in bulk transfer.
+    pto_kept: Option<u32>,
 }
 
 impl LossRecovery {
     pub fn new(cfg: RecoveryConfig, snd_una: SeqNum, mss: u32) -> LossRecovery {
         LossRecovery {
             cfg,
+            max_ack_delay_us: micros(cfg.max_ack_delay),
             mss: mss.max(1),
             sb: Scoreboard::new(snd_una, mss),
             rack: Rack::new(cfg.rack_config),
@@ -203,12 +216,14 @@ impl LossRecovery {
             reno_sacked: 0,
             reorder_timer: None,
             counters: RecoveryCounters::default(),
+            pto_kept: None,
         }
     }
 
     /// Takes a finished connection's collections for this new state, so a short connection
     /// allocates none (the endpoint keeps finished connections' recovery state).
     pub(crate) fn adopt_storage(&mut self, old: &mut LossRecovery) {
+        self.pto_kept = None;
         self.sb.adopt_storage(&mut old.sb);
         self.rack.adopt_storage(&mut old.rack);
     }
@@ -327,6 +342,8 @@ impl LossRecovery {
             p.on_sent(len);
         }
         if let Some(w) = why {
+            // A retransmission may split segments (see `pto_kept`).
+            self.pto_kept = None;
             if self.in_recovery() {
                 self.undo.retrans += 1;
                 self.undo.any_retrans = true;
@@ -345,6 +362,7 @@ impl LossRecovery {
     /// Processes one ACK: RFC 6675 §5 Update(), RACK steps 1–5, TLP §7.4, D-SACK and
     /// timestamp undo, entering and leaving recovery, PRR or window growth.
     pub fn on_ack(&mut self, a: &AckInput<'_>, cc: &mut dyn CongestionControl) -> AckResult {
+        self.pto_kept = None;
         let has_blocks = !a.blocks.is_empty();
         if let Some(r) = self.try_idle_ack(a.ack, has_blocks, a.rtt.is_some(), a.dupack) {
             return r;
@@ -662,6 +680,7 @@ impl LossRecovery {
         srtt: Option<Duration>,
         cc: &mut dyn CongestionControl,
     ) -> AckResult {
+        self.pto_kept = None;
         let in_rec = self.in_recovery();
         let loss = self.rack.detect_loss(&mut self.sb, now, in_rec, srtt);
         self.reorder_timer = loss.timer;
@@ -690,13 +709,43 @@ impl LossRecovery {
         srtt_us: Option<u64>,
         rto_expiry: Option<Instant>,
     ) -> Option<Instant> {
+        self.pto_len_us(srtt_us)
+            .map(|len| tlp::pto_expiry(now, len, rto_expiry))
+    }
+
+    /// [`Self::pto_deadline`]'s length from now, before the RTO caps it: `None` when no
+    /// probe may be scheduled (RFC 8985 §7.2). The connection arms the timer from this.
+    #[inline]
+    pub(crate) fn pto_len_us(&self, srtt_us: Option<u64>) -> Option<u64> {
         let ok = self.cfg.tlp
             && self.sb.flight_size() > 0
             && tlp::may_schedule(self.cfg.sack, self.sb.sacked_segments(), self.in_recovery());
         ok.then(|| {
-            let one = self.sb.segments() == 1;
-            tlp::pto_at(now, srtt_us, one, self.cfg.max_ack_delay, rto_expiry)
+            let extra = if self.sb.segments() == 1 {
+                self.max_ack_delay_us
+            } else {
+                micros(tlp::PTO_SLACK)
+            };
+            tlp::pto_len_us(srtt_us, extra)
         })
+    }
+
+    /// [`Self::pto_len_us`], kept for [`Self::pto_len_kept`] as `min(len, rto_us)` — the
+    /// length while the probe timer is the one armed, whose RTO cap then runs from now too —
+    /// when it holds while only new data is sent: more than one segment in flight.
+    #[inline]
+    pub(crate) fn pto_len_us_kept(&mut self, srtt_us: Option<u64>, rto_us: u64) -> Option<u64> {
+        let len = self.pto_len_us(srtt_us);
+        self.pto_kept = len
+            .filter(|_| self.sb.segments() > 1)
+            .and_then(|l| u32::try_from(l.min(rto_us)).ok());
+        len
+    }
+
+    /// The length [`Self::pto_len_us_kept`] kept, if nothing here changed since.
+    #[inline]
+    pub(crate) fn pto_len_kept(&self) -> Option<u32> {
+        self.pto_kept
     }
 
     /// The probe timeout fired (RFC 8985 §7.3). Send what it says (new data, or the
@@ -728,6 +777,7 @@ impl LossRecovery {
         clear_sacked: bool,
         cc: &mut dyn CongestionControl,
     ) {
+        self.pto_kept = None;
         if first {
             cc.on_rto(now, self.sb.flight_size(), self.mss);
         }
