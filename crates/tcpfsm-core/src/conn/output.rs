@@ -38,17 +38,22 @@ impl Conn {
             State::Closed | State::Listen | State::TimeWait => return None,
             State::SynSent | State::SynReceived if self.snd.syn_pending => {
                 let (repr, kind) = self.syn_segment(now, cfg, stats);
+                // Nothing follows a SYN before the SYN-ACK.
+                self.tx_idle = self.state == State::SynSent;
                 return Some(emit(&self.tuple, &repr, &[], kind));
             }
             State::SynSent => return None,
             _ => {}
         }
+        // Whether the choice was skipped (or never made): see the pure ACK below.
+        let mut skipped = true;
         if self.state != State::SynReceived {
             // Asked once for both the shortcut and the choice.
             let unsent = self.snd.unsent();
             let plan = if !unsent.waiting() && cfg.output_shortcut && self.plan_idle() {
                 None
             } else {
+                skipped = false;
                 self.plan(now, unsent, stats)
             };
             if let Some(plan) = plan {
@@ -72,6 +77,11 @@ impl Conn {
             let kind = self.rcv.pending_ack_kind();
             let seq = self.snd.snd_nxt;
             let repr = self.finish_segment(seq, Flags::ACK, now, stats);
+            // With the choice skipped, the next call would skip it again (sending an ACK
+            // changes nothing it looks at), find no probe or keep-alive due and no ACK
+            // pending: nothing, whatever the time, until the endpoint hands the connection
+            // something (and queues it again).
+            self.tx_idle = skipped;
             return Some(emit(&self.tuple, &repr, &[], kind));
         }
         None

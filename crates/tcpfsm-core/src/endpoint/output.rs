@@ -53,7 +53,13 @@ impl Endpoint {
                     self.timers.set(slot, at);
                 }
                 if !in_tx {
-                    self.tx_queue.push_back(slot);
+                    // One taken off the head early goes back there: it would still be at
+                    // the head, had it waited for the call that finds it has nothing.
+                    if slot == self.tx_early {
+                        self.tx_queue.push_front(slot);
+                    } else {
+                        self.tx_queue.push_back(slot);
+                    }
                 }
             }
         }
@@ -63,6 +69,8 @@ impl Endpoint {
     /// `buf[..tx.len]` (the buffer may be longer; it is reused, not cleared). Call until `None`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         self.last_now = now;
+        // This is the call that would have found `tx_early` with nothing to send.
+        self.tx_early = u32::MAX;
         // Nothing queued, as for every driver's last call: answered before the body, whose
         // stack frame and saved registers cost such a call about 30 instructions. (`pop`
         // returns an emptied control queue's memory at once, so skipping it skips nothing.)
@@ -125,6 +133,15 @@ impl Endpoint {
                 }
             }
             if sent.is_some() {
+                if std::mem::take(&mut c.tx_idle) {
+                    // Nothing can follow this segment (see `Conn::tx_idle`): the connection
+                    // leaves the queue now, not on the next call, which then answers from
+                    // an empty queue (most connections send one segment per wake-up, and
+                    // that call cost about 120 instructions).
+                    c.in_tx = false;
+                    self.tx_queue.pop_front();
+                    self.tx_early = slot;
+                }
                 return sent;
             }
             self.tx_queue.pop_front();
