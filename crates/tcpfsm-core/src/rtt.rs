@@ -15,6 +15,10 @@ pub(crate) struct RttEstimator {
     max_us: u32,
     /// Number of doublings applied since the last new ACK (RFC 6298 §5.5).
     backoff: u8,
+    /// SRTT or the RTO may have changed since [`Self::seen`] (true for a new estimator): the
+    /// connection keeps the probe timeout's length computed from them while this is false
+    /// (see `LossRecovery::pto_len_kept`). Every method that writes a field sets it.
+    changed: bool,
 }
 
 fn us(d: Duration) -> u32 {
@@ -30,11 +34,13 @@ impl RttEstimator {
             min_us: us(min),
             max_us: us(max),
             backoff: 0,
+            changed: true,
         }
     }
 
     /// RFC 6298 §2.2–2.3. The clock granularity G (1 ms) is the floor of the variance term.
     pub(crate) fn sample(&mut self, r: Duration) {
+        self.changed = true;
         let r = us(r).max(1);
         if self.srtt_us == 0 {
             self.srtt_us = r;
@@ -68,13 +74,25 @@ impl RttEstimator {
     }
 
     pub(crate) fn back_off(&mut self) {
+        self.changed = true;
         self.backoff = self.backoff.saturating_add(1).min(30);
     }
 
     /// RFC 6298 §5.7 keeps the backed-off value until a new sample; a new ACK of data resets
     /// the backoff (Linux does the same once an ACK advances SND.UNA).
     pub(crate) fn reset_backoff(&mut self) {
+        self.changed = true;
         self.backoff = 0;
+    }
+
+    /// Whether SRTT or the RTO may have changed since the last call.
+    pub(crate) fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// What the estimator says now has been taken: [`Self::changed`] is false until it moves.
+    pub(crate) fn seen(&mut self) {
+        self.changed = false;
     }
 
     /// The RTO ceiling.

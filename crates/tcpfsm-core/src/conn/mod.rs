@@ -167,6 +167,10 @@ pub(crate) struct Conn {
     want_writable: bool,
     /// The endpoint's transmit queue holds this connection.
     pub(crate) in_tx: bool,
+    /// `next_segment` just sent a segment after which the next call is sure to find nothing
+    /// until the endpoint hands the connection something: the transmit queue drops it at
+    /// once.
+    pub(crate) tx_idle: bool,
 }
 
 impl Conn {
@@ -207,6 +211,7 @@ impl Conn {
             fin_acked_pending: false,
             want_writable: false,
             in_tx: false,
+            tx_idle: false,
         }
     }
 

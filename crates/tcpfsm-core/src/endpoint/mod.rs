@@ -134,6 +134,9 @@ pub struct Endpoint {
     pub(crate) challenge: ChallengeBudget,
     /// Slots of connections that may want to send.
     pub(crate) tx_queue: VecDeque<u32>,
+    /// The slot `transmit_queued` took off the head of `tx_queue` since the last
+    /// `poll_transmit` (`u32::MAX`: none), which counts as still at the head until then.
+    pub(crate) tx_early: u32,
     pub(crate) timers: TimerQueue,
     /// The last destination's RFC 6056 port offset: (local IP, remote, offset).
     pub(crate) port_offset_memo: Option<(std::net::IpAddr, std::net::SocketAddr, u32)>,
@@ -174,6 +177,7 @@ impl Endpoint {
             ctl,
             challenge: ChallengeBudget::default(),
             tx_queue: VecDeque::new(),
+            tx_early: u32::MAX,
             timers: TimerQueue::default(),
             spare: Default::default(),
             port_offset_memo: None,

@@ -370,6 +370,10 @@ impl Rack {
     /// RACK.segment whose deadline `xmit_ts + RACK.rtt + reo_wnd` has passed, and returns the
     /// reordering timer for the rest (the latest of their deadlines, as the RFC's
     /// `max(remaining)`, plus `RackConfig::timer_slack`).
+    ///
+    /// The cases with nothing to walk are answered inline, the walk out of line: as one
+    /// function, the call saved and restored its registers for them too.
+    #[inline]
     pub fn detect_loss(
         &mut self,
         sb: &mut Scoreboard,
@@ -377,17 +381,30 @@ impl Rack {
         in_recovery: bool,
         srtt: Option<Duration>,
     ) -> RackLoss {
-        let mut out = RackLoss::default();
         let Some(latest) = self.latest else {
-            return out;
+            return RackLoss::default();
         };
         if sb.segments() == 0 {
             // Everything sent is acknowledged (the usual state after an ACK without loss):
             // no entry is live, so the walk below would only drop each one, finding neither a
             // loss nor a timer. Dropping them at once is the same and costs nothing per entry.
             self.log.clear();
-            return out;
+            return RackLoss::default();
         }
+        self.detect_loss_walk(sb, now, in_recovery, srtt, latest)
+    }
+
+    /// [`Self::detect_loss`] with segments in flight and a RACK.segment.
+    #[inline(never)]
+    fn detect_loss_walk(
+        &mut self,
+        sb: &mut Scoreboard,
+        now: Instant,
+        in_recovery: bool,
+        srtt: Option<Duration>,
+        latest: (Instant, u32, SeqNum),
+    ) -> RackLoss {
+        let mut out = RackLoss::default();
         let reo = self.reo_wnd(in_recovery, sb.sacked_segments(), srtt);
         let live = |sb: &Scoreboard, e: &Sent| {
             sb.segment(e.start)

@@ -9,9 +9,9 @@ use super::prr::{Bound, Prr};
 use super::rack::{Rack, RackConfig};
 use super::sack::SackBlock;
 use super::scoreboard::{Dsack, NextSeg, Retransmit, Rule, Scoreboard};
-use super::tlp::{self, Probe, Tlp, TlpOutcome};
+use super::tlp::{self, Tlp, TlpOutcome};
 use crate::cc::{AckEvent, CongestionControl, CongestionEvent, CongestionKind};
-use crate::time::{Duration, Instant};
+use crate::time::{micros, Duration, Instant};
 use tcpfsm_wire::SeqNum;
 
 /// Loss-recovery settings, Linux's defaults.
@@ -171,6 +171,8 @@ struct Undo {
 #[derive(Debug, Clone)]
 pub struct LossRecovery {
     cfg: RecoveryConfig,
+    /// `cfg.max_ack_delay` in microseconds, for the PTO of every segment sent.
+    max_ack_delay_us: u64,
     mss: u32,
     sb: Scoreboard,
     rack: Rack,
@@ -185,12 +187,23 @@ pub struct LossRecovery {
     reno_sacked: u32,
     reorder_timer: Option<Instant>,
     counters: RecoveryCounters,
+    /// The probe timeout's length as last computed for the connection (by
+    /// [`Self::pto_len_us_kept`], capped at the RTO), while nothing it depends on here has
+    /// moved: every method that can change the flight size, the segment count, the SACKed
+    /// count or the phase drops it — all but `on_sent` of new data, which only adds a
+    /// segment to a flight it keeps non-empty (the length is kept only with more than one
+    /// segment out, so the one-segment rule cannot flip). `next_segment`, the idle ACK
+    /// shortcut and `on_probe_sent` change none of them.
+    /// The connection re-arms the probe timer for every segment sent (RFC 8985 §7.2), and
+    /// recomputing it cost about 60 instructions a segment in bulk transfer.
+    pto_kept: Option<u32>,
 }
 
 impl LossRecovery {
     pub fn new(cfg: RecoveryConfig, snd_una: SeqNum, mss: u32) -> LossRecovery {
         LossRecovery {
             cfg,
+            max_ack_delay_us: micros(cfg.max_ack_delay),
             mss: mss.max(1),
             sb: Scoreboard::new(snd_una, mss),
             rack: Rack::new(cfg.rack_config),
@@ -203,12 +216,14 @@ impl LossRecovery {
             reno_sacked: 0,
             reorder_timer: None,
             counters: RecoveryCounters::default(),
+            pto_kept: None,
         }
     }
 
     /// Takes a finished connection's collections for this new state, so a short connection
     /// allocates none (the endpoint keeps finished connections' recovery state).
     pub(crate) fn adopt_storage(&mut self, old: &mut LossRecovery) {
+        self.pto_kept = None;
         self.sb.adopt_storage(&mut old.sb);
         self.rack.adopt_storage(&mut old.rack);
     }
@@ -327,6 +342,8 @@ impl LossRecovery {
             p.on_sent(len);
         }
         if let Some(w) = why {
+            // A retransmission may split segments (see `pto_kept`).
+            self.pto_kept = None;
             if self.in_recovery() {
                 self.undo.retrans += 1;
                 self.undo.any_retrans = true;
@@ -345,6 +362,7 @@ impl LossRecovery {
     /// Processes one ACK: RFC 6675 §5 Update(), RACK steps 1–5, TLP §7.4, D-SACK and
     /// timestamp undo, entering and leaving recovery, PRR or window growth.
     pub fn on_ack(&mut self, a: &AckInput<'_>, cc: &mut dyn CongestionControl) -> AckResult {
+        self.pto_kept = None;
         let has_blocks = !a.blocks.is_empty();
         if let Some(r) = self.try_idle_ack(a.ack, has_blocks, a.rtt.is_some(), a.dupack) {
             return r;
@@ -662,6 +680,7 @@ impl LossRecovery {
         srtt: Option<Duration>,
         cc: &mut dyn CongestionControl,
     ) -> AckResult {
+        self.pto_kept = None;
         let in_rec = self.in_recovery();
         let loss = self.rack.detect_loss(&mut self.sb, now, in_rec, srtt);
         self.reorder_timer = loss.timer;
@@ -682,41 +701,6 @@ impl LossRecovery {
         r
     }
 
-    /// When to arm the probe timeout instead of the RTO, after sending new data or an ACK
-    /// that advanced SND.UNA (RFC 8985 §7.2); `None` keeps the RTO.
-    pub fn pto_deadline(
-        &self,
-        now: Instant,
-        srtt_us: Option<u64>,
-        rto_expiry: Option<Instant>,
-    ) -> Option<Instant> {
-        let ok = self.cfg.tlp
-            && self.sb.flight_size() > 0
-            && tlp::may_schedule(self.cfg.sack, self.sb.sacked_segments(), self.in_recovery());
-        ok.then(|| {
-            let one = self.sb.segments() == 1;
-            tlp::pto_at(now, srtt_us, one, self.cfg.max_ack_delay, rto_expiry)
-        })
-    }
-
-    /// The probe timeout fired (RFC 8985 §7.3). Send what it says (new data, or the
-    /// highest-sequence segment with [`Retransmit::Probe`]) through [`Self::on_sent`], then
-    /// call [`Self::on_probe_sent`]; re-arm the RTO either way.
-    pub fn on_pto(&self, new_data: bool) -> Probe {
-        self.tlp.on_pto(new_data)
-    }
-
-    /// The segment to retransmit as a probe: the highest-sequence segment sent.
-    pub fn probe_segment(&self) -> Option<(SeqNum, u32)> {
-        let nxt = self.sb.snd_nxt();
-        let seg = self.sb.segment(nxt - 1)?;
-        Some((seg.start, seg.end.diff(seg.start) as u32))
-    }
-
-    pub fn on_probe_sent(&mut self, is_retrans: bool) {
-        self.tlp.on_probe_sent(self.sb.snd_nxt(), is_retrans);
-    }
-
     /// The retransmission timer fired (RFC 6298 §5.4–5.7, RFC 6675 §5.1, RFC 8985 §6.3).
     /// `first` is false for a repeated timeout of the same retransmission: ssthresh is then
     /// held (RFC 5681 §3.1). `clear_sacked` discards SACK state (RFC 2018 §8 reneging).
@@ -728,6 +712,7 @@ impl LossRecovery {
         clear_sacked: bool,
         cc: &mut dyn CongestionControl,
     ) {
+        self.pto_kept = None;
         if first {
             cc.on_rto(now, self.sb.flight_size(), self.mss);
         }
@@ -757,5 +742,6 @@ impl LossRecovery {
 
 #[cfg(test)]
 mod differential;
+mod probe;
 #[cfg(test)]
 mod tests;

@@ -41,18 +41,29 @@ pub fn pto_at(
     max_ack_delay: Duration,
     rto_expiry: Option<Instant>,
 ) -> Instant {
-    let len = match srtt_us {
-        Some(s) => {
-            let extra = if one_segment_in_flight {
-                max_ack_delay
-            } else {
-                PTO_SLACK
-            };
-            s.saturating_mul(2).saturating_add(micros(extra))
-        }
-        None => 1_000_000,
+    let extra = if one_segment_in_flight {
+        max_ack_delay
+    } else {
+        PTO_SLACK
     };
-    let at = now.add_micros(len);
+    pto_expiry(now, pto_len_us(srtt_us, micros(extra)), rto_expiry)
+}
+
+/// [`pto_at`]'s length from `now`, with the term added to 2·SRTT (WCDelAckT or
+/// [`PTO_SLACK`]) already in microseconds: the sender keeps both so, rather than convert a
+/// `Duration` (a 128-bit product and a division) for every segment sent.
+#[inline]
+pub(crate) fn pto_len_us(srtt_us: Option<u64>, extra_us: u64) -> u64 {
+    match srtt_us {
+        Some(s) => s.saturating_mul(2).saturating_add(extra_us),
+        None => 1_000_000,
+    }
+}
+
+/// [`pto_at`] from the length: `len_us` from `now`, but never later than the RTO.
+#[inline]
+pub(crate) fn pto_expiry(now: Instant, len_us: u64, rto_expiry: Option<Instant>) -> Instant {
+    let at = now.add_micros(len_us);
     match rto_expiry {
         Some(rto) => at.min(rto.max(now)),
         None => at,

@@ -11,6 +11,7 @@
 
 use super::*;
 use crate::cc::{Cubic, CubicConfig, NewReno, NewRenoConfig};
+use crate::recovery::tlp::Probe;
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngCore, SeedableRng};
 

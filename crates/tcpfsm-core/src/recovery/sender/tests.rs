@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::cc::{Cubic, CubicConfig};
+use crate::recovery::tlp::Probe;
 use proptest::prelude::*;
 
 const MSS: u32 = 1000;
