@@ -13,6 +13,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::offload::{
     complete_checksum, Coalescer, RxOffload, VnetHdr, Write, MAX_SEGS, VNET_HDR_LEN,
@@ -180,8 +181,9 @@ impl TunDevice {
 
     /// Sets the MTU, assigns the host addresses with their prefixes (which installs the
     /// connected routes that send the stack's addresses into the TUN) and brings the link up,
-    /// by running `ip`. IPv6 addresses are added with `nodad` so they are usable at once
-    /// (duplicate address detection would hold them "tentative" for a second or more).
+    /// by running `ip`. IPv6 addresses are added with `nodad` (duplicate address detection
+    /// would hold them "tentative" for a second or more), and it returns once the kernel has
+    /// made the IPv6 one usable, so that a first datagram is not dropped.
     pub fn configure(&self, mtu: u32, addrs: &TunAddrs) -> io::Result<()> {
         let dev = self.name.as_str();
         run_ip(&["link", "set", "dev", dev, "mtu", &mtu.to_string()])?;
@@ -206,6 +208,9 @@ impl TunDevice {
             ])?;
         }
         run_ip(&["link", "set", "dev", dev, "up"])?;
+        if let Some(h) = addrs.host_v6 {
+            wait_ipv6_ready(h)?;
+        }
         Ok(())
     }
 
@@ -359,4 +364,31 @@ pub(crate) fn run_ip(args: &[&str]) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Waits until the kernel has finished bringing `addr` up. Even with `nodad` the address
+/// becomes usable from a workqueue (addrconf_dad_work), so a packet sent at once can find it
+/// still tentative and be dropped; /proc/net/if_inet6 shows the flags (IFA_F_TENTATIVE).
+fn wait_ipv6_ready(addr: Ipv6Addr) -> io::Result<()> {
+    const IFA_F_TENTATIVE: u32 = 0x40;
+    let hex: String = addr.octets().iter().map(|b| format!("{b:02x}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap_or_default();
+        let ready = text.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 5
+                && f[0] == hex
+                && u32::from_str_radix(f[4], 16).is_ok_and(|fl| fl & IFA_F_TENTATIVE == 0)
+        });
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "{addr} did not become usable within 5 s"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

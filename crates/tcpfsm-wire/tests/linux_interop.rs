@@ -171,9 +171,15 @@ fn handshake_and_data(ours: IpAddr, kernel: IpAddr) {
 
     let mut syn = our_syn(isn);
     syn.dst_port = port;
-    send(&fd, ours, kernel, &syn);
-
-    let raw = tun_read_tcp(&fd, Duration::from_secs(3)).expect("no SYN-ACK from the kernel");
+    // Resent every 250 ms for up to 3 s, as a TCP would: even with `nodad` the kernel makes
+    // an IPv6 address usable from a workqueue after the link comes up (addrconf_dad_work),
+    // so the first SYN can find it still tentative and be dropped (about one run in 20).
+    let raw = (0..12)
+        .find_map(|_| {
+            send(&fd, ours, kernel, &syn);
+            tun_read_tcp(&fd, Duration::from_millis(250))
+        })
+        .expect("no SYN-ACK from the kernel");
     let sa = parse_ip_tcp(&raw).unwrap();
     assert_eq!((sa.src, sa.dst), (kernel, ours));
     assert_eq!(sa.tcp.src_port, port);

@@ -6,7 +6,7 @@ use super::{Applied, Fd, Micros, Sent, SysErr, SysResult};
 use crate::outcome::Outcome;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
@@ -66,33 +66,6 @@ pub(crate) fn write_sysctl(key: &str, value: &str) -> SysResult<Applied> {
     Ok(Applied::Set)
 }
 
-/// Waits until the kernel has finished bringing `addr` up. Even with `nodad` the address
-/// becomes usable from a workqueue (addrconf_dad_work), so a packet sent at once can find it
-/// still tentative and be dropped; /proc/net/if_inet6 shows the flags (IFA_F_TENTATIVE).
-pub(crate) fn wait_ipv6_ready(addr: Ipv6Addr) -> io::Result<()> {
-    const IFA_F_TENTATIVE: u32 = 0x40;
-    let hex: String = addr.octets().iter().map(|b| format!("{b:02x}")).collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap_or_default();
-        let ready = text.lines().any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() >= 5
-                && f[0] == hex
-                && u32::from_str_radix(f[4], 16).is_ok_and(|fl| fl & IFA_F_TENTATIVE == 0)
-        });
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(io::Error::other(format!(
-                "{addr} did not become usable within 5 s"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// The script's end of the wire: a TUN device, the clock, and what the stack sent.
 pub(crate) struct Wire {
     tun: TunDevice,
@@ -114,9 +87,6 @@ impl Wire {
         for r in remotes {
             let (fam, len) = if r.is_ipv6() { ("-6", 128) } else { ("-4", 32) };
             ip_cmd(&[fam, "route", "add", &format!("{r}/{len}"), "dev", name])?;
-        }
-        if let Some(v6) = addrs.host_v6 {
-            wait_ipv6_ready(v6)?;
         }
         Ok(Wire {
             tun,
