@@ -312,6 +312,38 @@ proptest! {
         }
     }
 
+    /// `parse_ip_tcp_deferred_into` overwrites every field: parsed into a slot that still
+    /// holds another datagram (its options, its family, its payload), it gives what the
+    /// by-value parse gives; and the same error when that one fails.
+    #[test]
+    fn deferred_into_a_used_slot_agrees_with_the_by_value_parse(
+        (src, dst) in arb_addrs(),
+        parts in arb_fitting_parts(),
+        (src0, dst0) in arb_addrs(),
+        parts0 in arb_fitting_parts(),
+        flip in proptest::option::of((any::<Index>(), 0u8..8)),
+    ) {
+        let (mut d0, mut d) = (Vec::new(), Vec::new());
+        emit_ip_tcp(src0, dst0, &parts0.repr(), &mut d0).unwrap();
+        emit_ip_tcp(src, dst, &parts.repr(), &mut d).unwrap();
+        if let Some((at, bit)) = flip {
+            let i = at.index(d.len());
+            d[i] ^= 1 << bit;
+        }
+        for offload in [ChecksumOffload::NONE, ChecksumOffload::ALL] {
+            let mut slot = IpTcp::default();
+            parse_ip_tcp_deferred_into(&mut slot, &d0, offload).unwrap();
+            let into = parse_ip_tcp_deferred_into(&mut slot, &d, offload);
+            match parse_ip_tcp_deferred(&d, offload) {
+                Ok((p, sum)) => {
+                    prop_assert_eq!(into, Ok(sum));
+                    prop_assert_eq!(&slot, &p);
+                }
+                Err(e) => prop_assert_eq!(into, Err(e)),
+            }
+        }
+    }
+
     #[test]
     fn options_parse_of_arbitrary_area_reemits_identically(area in proptest::collection::vec(any::<u8>(), 0..=40)) {
         if let Ok(o) = TcpOptions::parse(&area) {
