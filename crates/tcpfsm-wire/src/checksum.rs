@@ -177,6 +177,14 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// about 13k instructions/MiB dearer, though bulk runs with checksums off.
 #[inline(never)]
 pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> Checksum {
+    pseudo_header_inline(src, dst, proto, len)
+}
+
+/// [`pseudo_header`] inlined, for the receive parser: there the address family is known
+/// where the addresses are read, so only the IPv4 arm (three adds) remains, where the call
+/// with its two addresses copied out for it cost about 25 instructions a datagram.
+#[inline(always)]
+pub(crate) fn pseudo_header_inline(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> Checksum {
     let mut c = Checksum::new();
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
