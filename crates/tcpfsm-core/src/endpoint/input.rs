@@ -123,16 +123,15 @@ impl Endpoint {
             remote: SocketAddr::new(parsed.src, seg.src_port),
         };
         if let Some(slot) = found {
-            match &self.table.slot(slot).entry {
-                Entry::Conn(_) => {
-                    let (mut ctx, table) = self.ctx(now);
-                    if let Some(c) = table.conn_mut(slot) {
-                        c.on_segment(seg, &mut ctx);
-                    }
-                    self.after_conn(slot);
-                }
-                Entry::HalfOpen(_) => self.on_half_open_segment(now, slot, tuple(), seg),
-                Entry::Free => {}
+            // The connection looked up once, through the borrow `on_segment` needs: asking the
+            // slot what it holds first and then for the connection cost a second bounds and
+            // variant check.
+            let (mut ctx, table) = self.ctx(now);
+            if let Some(c) = table.conn_mut(slot) {
+                c.on_segment(seg, &mut ctx);
+                self.after_conn(slot);
+            } else if matches!(self.table.slot(slot).entry, Entry::HalfOpen(_)) {
+                self.on_half_open_segment(now, slot, tuple(), seg);
             }
             return;
         }
