@@ -165,6 +165,15 @@ pub fn checksum(data: &[u8]) -> u16 {
     c.finish()
 }
 
+/// Whether `data` alone sums to 0xffff (a header that includes its checksum verifies), as
+/// `Checksum::new()`, `add(data)`, `sum() == 0xffff` says, without the running sum's steps: the
+/// piece's sum folded straight (4 instructions fewer on every IPv4 header received). 0xffff
+/// is its own byte swap, so the fold of the native-endian words is compared as it is.
+#[inline(always)]
+pub(crate) fn verifies(data: &[u8]) -> bool {
+    fold(native_sum(data)) == 0xffff
+}
+
 /// Running sum of the TCP/UDP pseudo-header.
 ///
 /// IPv4 (RFC 9293 §3.1): src, dst, zero, protocol, 16-bit TCP length.
@@ -358,6 +367,35 @@ mod portable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `verifies` says what the running sum says, on verifying and failing headers of
+    /// every IPv4 length.
+    #[test]
+    fn verifies_agrees_with_the_running_sum() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in (20..=60).step_by(4) {
+            for _ in 0..2000 {
+                let mut h: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                if x & 1 == 0 {
+                    h[10] = 0;
+                    h[11] = 0;
+                    let c = checksum(&h);
+                    h[10..12].copy_from_slice(&c.to_be_bytes());
+                }
+                let mut c = Checksum::new();
+                c.add(&h);
+                assert_eq!(verifies(&h), c.sum() == 0xffff, "{h:02x?}");
+            }
+        }
+        assert!(verifies(&[0xff; 20]) && !verifies(&[0; 20]));
+    }
 
     /// `fold` against the plain shift-and-add folding it replaced, at the edges (zero,
     /// multiples of 0xffff, carries out of either half) and on a spread of values.

@@ -120,9 +120,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Header checksum (RFC 791 §3.1) over IHL×4 bytes verifies.
     pub fn verify_checksum(&self) -> bool {
-        let mut c = Checksum::new();
-        c.add(&self.buffer.as_ref()[..self.header_len()]);
-        c.sum() == 0xffff
+        checksum::verifies(&self.buffer.as_ref()[..self.header_len()])
     }
 
     /// Bytes from the end of the header to the total length (trailing bytes
