@@ -84,6 +84,23 @@ impl Checksum {
         self.push(native_sum(data), data.len());
     }
 
+    /// [`Checksum::add`] for a received TCP header: one carrying Timestamps alone (20 + 12
+    /// bytes, nearly every segment from Linux or from us) is summed as eight words straight,
+    /// where the loops for short pieces with their remainder dispatch took about 30
+    /// instructions for it. Only the receive parser asks for this test.
+    #[inline(always)]
+    pub(crate) fn add_tcp_header(&mut self, header: &[u8]) {
+        match <&[u8; 32]>::try_from(header) {
+            Ok(h) => {
+                let (a, b) = h.split_at(20);
+                let raw =
+                    portable::sum20(a.try_into().unwrap()) + portable::sum12(b.try_into().unwrap());
+                self.push(raw, 32);
+            }
+            Err(_) => self.add(header),
+        }
+    }
+
     /// Copies `src` into `dst` and adds `src` to the sum, reading it once.
     ///
     /// # Panics
@@ -332,6 +349,12 @@ mod portable {
             + word(&h[16..]) as u64
     }
 
+    /// [`tail`] of exactly 12 bytes, unrolled.
+    #[inline(always)]
+    pub(super) fn sum12(h: &[u8; 12]) -> u64 {
+        word(&h[..4]) as u64 + word(&h[4..8]) as u64 + word(&h[8..]) as u64
+    }
+
     /// Unfolded sum of a short slice (the part after the last whole chunk): 32-bit
     /// words, the last zero-padded on the right.
     #[inline(always)]
@@ -395,6 +418,31 @@ mod tests {
             }
         }
         assert!(verifies(&[0xff; 20]) && !verifies(&[0; 20]));
+    }
+
+    /// `add_tcp_header` adds what `add` adds, for the 32-byte header it unrolls and the rest,
+    /// after an even or an odd number of bytes.
+    #[test]
+    fn add_tcp_header_agrees_with_add() {
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        for len in [0, 1, 20, 24, 31, 32, 33, 40, 60] {
+            for lead in [0usize, 1, 12] {
+                let bytes: Vec<u8> = (0..lead + len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                let (mut a, mut b) = (Checksum::new(), Checksum::new());
+                a.add(&bytes[..lead]);
+                b.add(&bytes[..lead]);
+                a.add(&bytes[lead..]);
+                b.add_tcp_header(&bytes[lead..]);
+                assert_eq!(a, b, "len {len} after {lead}");
+            }
+        }
     }
 
     /// `fold` against the plain shift-and-add folding it replaced, at the edges (zero,

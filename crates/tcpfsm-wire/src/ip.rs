@@ -442,7 +442,7 @@ fn parse_tcp<'a>(
         return Err(e);
     }
     let mut c = checksum::pseudo_header_inline(src, dst, PROTO_TCP, bytes.len() as u32);
-    c.add(&bytes[..bytes.len() - out.payload.len()]);
+    c.add_tcp_header(&bytes[..bytes.len() - out.payload.len()]);
     Ok(Some(c))
 }
 
