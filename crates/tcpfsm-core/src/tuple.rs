@@ -19,7 +19,19 @@ fn ip_bytes(ip: IpAddr) -> [u8; 16] {
     match ip {
         // ::ffff:a.b.c.d (RFC 4291 §2.5.5.2) as one 128-bit value: `to_ipv6_mapped().octets()`
         // built it byte by byte, about 30 instructions an address on every segment's lookup.
-        IpAddr::V4(v4) => (0xffff_u128 << 32 | u32::from(v4) as u128).to_be_bytes(),
+        // Built in native byte order, the address's octets kept in theirs: as a big-endian
+        // value it was byte-swapped twice (into a number, and back).
+        IpAddr::V4(v4) => {
+            const PREFIX: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+            // Where the last four bytes sit in a native-order u128.
+            let at = if cfg!(target_endian = "little") {
+                96
+            } else {
+                0
+            };
+            let octets = u32::from_ne_bytes(v4.octets()) as u128;
+            (u128::from_ne_bytes(PREFIX) | octets << at).to_ne_bytes()
+        }
         IpAddr::V6(v6) => v6.octets(),
     }
 }

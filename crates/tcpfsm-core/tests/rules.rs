@@ -803,6 +803,26 @@ fn ipv4_mapped_ipv6_addresses_are_refused() {
     );
 }
 
+/// An IPv6 datagram from and to the IPv4-mapped forms of an IPv4 connection's addresses keys
+/// like that connection (the table stores IPv4 addresses mapped), but it is refused all the
+/// same: an exact RST over it resets nothing.
+#[test]
+fn ipv4_mapped_ipv6_segment_does_not_reach_the_ipv4_connection() {
+    let mut s = Server::new(plain());
+    let mapped = |a: SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(v4) => SocketAddr::new(v4.to_ipv6_mapped().into(), a.port()),
+        std::net::IpAddr::V6(_) => a,
+    };
+    let errs = s.ep.stats()[tcpfsm_core::Counter::InErrs];
+    let rst = seg(mapped(s.peer), mapped(s.me), RST, s.p, 0);
+    s.ep.handle_packet(s.now, &rst.bytes());
+    assert_eq!(s.ep.stats()[tcpfsm_core::Counter::InErrs], errs + 1);
+    assert_eq!(s.ep.state(s.conn), Some(Established));
+    // The same RST over IPv4 does reset it.
+    s.ep.handle_packet(s.now, &seg(s.peer, s.me, RST, s.p, 0).bytes());
+    assert_eq!(s.ep.state(s.conn), Some(Closed));
+}
+
 #[test]
 fn window_right_edge_never_moves_left_on_out_of_order_data_rfc9293_3_8_6_2_2() {
     let mut s = Server::new(plain());

@@ -54,8 +54,8 @@ pub use flags::{Flags, ParseFlagsError};
 pub use ip::{
     datagram_len, emit_ip_tcp, emit_ip_tcp_into, emit_ip_tcp_into_with, emit_ip_tcp_reusing,
     emit_ip_tcp_split, emit_ip_tcp_split_ref, ip_header_len, parse_ip_tcp, parse_ip_tcp_deferred,
-    parse_ip_tcp_with, IpTcp, Ipv4Packet, Ipv6Packet, DEFAULT_TTL, IPV4_HEADER_LEN,
-    IPV6_HEADER_LEN,
+    parse_ip_tcp_deferred_into, parse_ip_tcp_with, IpTcp, Ipv4Packet, Ipv6Packet, DEFAULT_TTL,
+    IPV4_HEADER_LEN, IPV6_HEADER_LEN,
 };
 pub use seq::SeqNum;
 pub use tcp::{

@@ -258,9 +258,6 @@ impl<'a> TcpRepr<'a> {
     }
 
     /// [`TcpRepr::parse`], not verifying the checksum when `offload.rx` is set.
-    ///
-    /// Always inlined: returned through a call, the decoded segment (with its options) was
-    /// moved once more, about 25 instructions a segment.
     #[inline(always)]
     pub fn parse_with(
         packet: &TcpPacket<&'a [u8]>,
@@ -268,6 +265,24 @@ impl<'a> TcpRepr<'a> {
         dst: IpAddr,
         offload: ChecksumOffload,
     ) -> Result<TcpRepr<'a>, Error> {
+        let mut r = TcpRepr::default();
+        TcpRepr::parse_into(&mut r, packet, src, dst, offload)?;
+        Ok(r)
+    }
+
+    /// [`TcpRepr::parse_with`] into `out`, for a caller that keeps the decoded segment in a
+    /// place of its own: it is written there field by field instead of being built in a
+    /// temporary and moved out through each layer (returned through a call, or through a
+    /// `Result`, a segment and its options were moved once per layer, about 25
+    /// instructions each). On error `out` holds some valid but meaningless segment.
+    #[inline(always)]
+    pub fn parse_into(
+        out: &mut TcpRepr<'a>,
+        packet: &TcpPacket<&'a [u8]>,
+        src: IpAddr,
+        dst: IpAddr,
+        offload: ChecksumOffload,
+    ) -> Result<(), Error> {
         let hl = packet.checked_header_len()?;
         if src.is_ipv4() != dst.is_ipv4() {
             return Err(Error::AddressFamilyMismatch);
@@ -279,17 +294,15 @@ impl<'a> TcpRepr<'a> {
         // accessors (calls, each reading the data offset and checking bounds again) they
         // cost about 25 instructions a segment.
         let bytes: &'a [u8] = packet.buffer;
-        Ok(TcpRepr {
-            src_port: packet.src_port(),
-            dst_port: packet.dst_port(),
-            seq: packet.seq_number(),
-            ack: packet.ack_number(),
-            flags: packet.flags(),
-            window: packet.window_len(),
-            urgent: packet.urgent_at(),
-            options: TcpOptions::parse(&bytes[HEADER_LEN..hl])?,
-            payload: &bytes[hl..],
-        })
+        out.src_port = packet.src_port();
+        out.dst_port = packet.dst_port();
+        out.seq = packet.seq_number();
+        out.ack = packet.ack_number();
+        out.flags = packet.flags();
+        out.window = packet.window_len();
+        out.urgent = packet.urgent_at();
+        out.payload = &bytes[hl..];
+        TcpOptions::parse_into(&bytes[HEADER_LEN..hl], &mut out.options)
     }
 
     /// 20 + the encoded options.
