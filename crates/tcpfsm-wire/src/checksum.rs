@@ -391,6 +391,18 @@ mod portable {
 mod tests {
     use super::*;
 
+    /// `n` pseudo-random bytes (xorshift64) from the state `x`.
+    fn xorshift_bytes(x: &mut u64, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                *x ^= *x << 13;
+                *x ^= *x >> 7;
+                *x ^= *x << 17;
+                *x as u8
+            })
+            .collect()
+    }
+
     /// `verifies` says what the running sum says, on verifying and failing headers of
     /// every IPv4 length.
     #[test]
@@ -398,14 +410,7 @@ mod tests {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for len in (20..=60).step_by(4) {
             for _ in 0..2000 {
-                let mut h: Vec<u8> = (0..len)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        x as u8
-                    })
-                    .collect();
+                let mut h = xorshift_bytes(&mut x, len);
                 if x & 1 == 0 {
                     h[10] = 0;
                     h[11] = 0;
@@ -427,14 +432,7 @@ mod tests {
         let mut x = 0x853c_49e6_748f_ea9bu64;
         for len in [0, 1, 20, 24, 31, 32, 33, 40, 60] {
             for lead in [0usize, 1, 12] {
-                let bytes: Vec<u8> = (0..lead + len)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        x as u8
-                    })
-                    .collect();
+                let bytes = xorshift_bytes(&mut x, lead + len);
                 let (mut a, mut b) = (Checksum::new(), Checksum::new());
                 a.add(&bytes[..lead]);
                 b.add(&bytes[..lead]);
