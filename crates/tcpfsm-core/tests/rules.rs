@@ -1,11 +1,12 @@
 //! One test per rule, named after it. Segments are hand-built real bytes (see `common`).
 
 mod common;
+use common::server::Server;
 use common::*;
 use std::net::SocketAddr;
 use tcpfsm_core::{
-    Cause, Config, ConnError, ConnHandle, ConnectError, Duration, Endpoint, Event, Instant,
-    ListenError, ListenOptions, RecvError, State, SynCookies, TwReuse,
+    Cause, Config, ConnError, ConnectError, Duration, Endpoint, Event, Instant, RecvError, State,
+    SynCookies,
 };
 use tcpfsm_wire::Flags;
 
@@ -16,62 +17,6 @@ const FIN: Flags = Flags::FIN;
 const RST: Flags = Flags::RST;
 const SYN: Flags = Flags::SYN;
 const PSH: Flags = Flags::PSH;
-
-/// A server endpoint with one established connection from a scripted peer.
-struct Server {
-    ep: Endpoint,
-    now: Instant,
-    me: SocketAddr,
-    peer: SocketAddr,
-    conn: ConnHandle,
-    listener: tcpfsm_core::ListenerHandle,
-    /// Peer's next sequence number (our RCV.NXT).
-    p: u32,
-    /// Our next sequence number (SND.NXT).
-    y: u32,
-}
-
-impl Server {
-    fn new(cfg: Config) -> Server {
-        let mut ep = Endpoint::new(cfg, 9);
-        let now = Instant::from_micros(10_000_000);
-        let me = addr(B_IP, 80);
-        let peer = addr(A_IP, 40_000);
-        let l = ep.listen(now, me, 16).unwrap();
-        let mut syn = seg(peer, me, SYN, 100, 0);
-        syn.options.mss = Some(1460);
-        ep.handle_packet(now, &syn.bytes());
-        let synack = drain(&mut ep, now).remove(0);
-        let y = synack.seq + 1;
-        ep.handle_packet(now, &seg(peer, me, ACK, 101, y).bytes());
-        let conn = ep.accept(now, l).unwrap().unwrap();
-        drain(&mut ep, now);
-        events(&mut ep);
-        Server {
-            ep,
-            now,
-            me,
-            peer,
-            conn,
-            listener: l,
-            p: 101,
-            y,
-        }
-    }
-
-    fn send(&mut self, flags: Flags, seq: u32, ack: u32, payload: &[u8]) -> Vec<Seg> {
-        let mut s = seg(self.peer, self.me, flags, seq, ack);
-        s.payload = payload.to_vec();
-        self.ep.handle_packet(self.now, &s.bytes());
-        drain(&mut self.ep, self.now)
-    }
-
-    fn advance(&mut self, d: Duration) -> Vec<Seg> {
-        self.now += d;
-        self.ep.handle_timeout(self.now);
-        drain(&mut self.ep, self.now)
-    }
-}
 
 #[test]
 fn rst_with_exact_sequence_resets_established() {
@@ -199,80 +144,6 @@ fn fin_wait_1_fin_ack_goes_to_time_wait_directly() {
     assert_eq!(cause, Some(Cause::FinAndAckReceived));
 }
 
-fn server_in_time_wait(cfg: Config) -> (Server, u32) {
-    let mut s = Server::new(cfg);
-    s.ep.close(s.now, s.conn).unwrap();
-    let fin = drain(&mut s.ep, s.now).remove(0);
-    let out = s.send(FIN | ACK, s.p, fin.seq + 1, b"");
-    assert!(out[0].is(ACK));
-    assert_eq!(s.ep.census().get(TimeWait), 1);
-    (s, fin.seq + 1)
-}
-
-#[test]
-fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
-    let (mut s, our_nxt) = server_in_time_wait(plain());
-    s.advance(Duration::from_secs(50));
-    let out = s.send(FIN | ACK, s.p, our_nxt, b"");
-    assert_eq!(out.len(), 1);
-    assert!(out[0].is(ACK));
-    assert_eq!((out[0].seq, out[0].ack), (our_nxt, s.p + 1));
-    // Restarted: still there 50 s later (100 s after entry), gone 2×MSL after the restart.
-    s.advance(Duration::from_secs(50));
-    assert_eq!(s.ep.census().get(TimeWait), 1);
-    s.advance(Duration::from_secs(11));
-    assert_eq!(s.ep.census().get(TimeWait), 0);
-}
-
-#[test]
-fn time_wait_syn_with_higher_sequence_reopens_rfc6191() {
-    let (mut s, _) = server_in_time_wait(plain());
-    let out = s.send(SYN, s.p + 100_000, 0, b"");
-    assert_eq!(out.len(), 1);
-    assert!(out[0].is(SYN | ACK), "a newer SYN reaches the listener");
-    assert_eq!(s.ep.census().get(TimeWait), 0);
-    assert_eq!(s.ep.census().get(SynReceived), 1);
-}
-
-#[test]
-fn time_wait_syn_with_old_sequence_gets_ack_rfc6191() {
-    let (mut s, _) = server_in_time_wait(plain());
-    let out = s.send(SYN, s.p.wrapping_sub(5000), 0, b"");
-    assert!(out[0].is(ACK));
-    assert_eq!(s.ep.census().get(TimeWait), 1);
-}
-
-#[test]
-fn time_wait_syn_with_newer_timestamp_reopens_rfc6191() {
-    let mut ep = Endpoint::new(Config::default(), 5);
-    let me = addr(B_IP, 80);
-    let peer = addr(A_IP, 40_000);
-    let now = Instant::from_micros(1_000_000);
-    let l = ep.listen(now, me, 16).unwrap();
-    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 100, 0), 1000, 0).bytes());
-    let synack = drain(&mut ep, now).remove(0);
-    let ours = synack.options.timestamps.unwrap().tsval;
-    ep.handle_packet(
-        now,
-        &with_ts(seg(peer, me, ACK, 101, synack.seq + 1), 1001, ours).bytes(),
-    );
-    let c = ep.accept(now, l).unwrap().unwrap();
-    ep.close(now, c).unwrap();
-    let fin = drain(&mut ep, now).remove(0);
-    ep.handle_packet(
-        now,
-        &with_ts(seg(peer, me, FIN | ACK, 101, fin.seq + 1), 1002, ours).bytes(),
-    );
-    drain(&mut ep, now);
-    assert_eq!(ep.census().get(TimeWait), 1);
-    // Same (not higher) sequence number, but a newer timestamp: accepted.
-    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 50, 0), 2000, 0).bytes());
-    let out = drain(&mut ep, now);
-    assert!(out[0].is(SYN | ACK));
-    assert_eq!(ep.census().get(TimeWait), 0);
-    // An older timestamp on a new TIME_WAIT would be refused: covered by PAWS below.
-}
-
 #[test]
 fn paws_drops_segment_with_old_timestamp_rfc7323_5() {
     let mut ep = Endpoint::new(
@@ -299,132 +170,6 @@ fn paws_drops_segment_with_old_timestamp_rfc7323_5() {
     let mut buf = [0u8; 8];
     assert_eq!(ep.recv(now, c, &mut buf), Ok(None));
     assert_eq!(ep.stats()[tcpfsm_core::Counter::PAWSEstab], 1);
-}
-
-#[test]
-fn listener_binds_over_time_wait_only_with_reuseaddr() {
-    let (mut s, _) = server_in_time_wait(plain());
-    let other = addr(B_IP, 80);
-    // The first listener was closed by Server::new? No: it is still there; close it first.
-    s.ep.close_listener(s.now, s.listener).unwrap();
-    let mut opts = ListenOptions::new(s.ep.config(), 8);
-    opts.reuse_addr = false;
-    let no = s.ep.listen_with(s.now, other, opts);
-    assert_eq!(no, Err(ListenError::AddrInUse));
-    opts.reuse_addr = true;
-    let yes = s.ep.listen_with(s.now, other, opts);
-    assert!(yes.is_ok());
-    assert_eq!(
-        s.ep.listen(s.now, other, 8),
-        Err(ListenError::AddrInUse),
-        "two listeners never share"
-    );
-}
-
-/// Opens and closes (client first) `k` connections from a fresh client endpoint.
-fn churn(n: &mut Net, k: usize) -> Vec<Result<ConnHandle, ConnectError>> {
-    let mut results = Vec::new();
-    for _ in 0..k {
-        let r = n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80));
-        if let Ok(c) = r {
-            n.run_for(Duration::from_millis(50));
-            n.a.close(n.now, c).unwrap();
-            n.run_for(Duration::from_millis(50));
-        }
-        results.push(r);
-        // Server side: accept and close whatever arrived.
-    }
-    results
-}
-
-fn port_range_net(tw_reuse: TwReuse, timestamps: bool) -> (Net, tcpfsm_core::ListenerHandle) {
-    let client = Config {
-        ephemeral_ports: (50000, 50007),
-        tw_reuse,
-        timestamps,
-        ..Config::default()
-    };
-    let mut n = Net::new(
-        client,
-        Config {
-            timestamps,
-            ..Config::default()
-        },
-    );
-    let l = n.b.listen(n.now, addr(B_IP, 80), 128).unwrap();
-    (n, l)
-}
-
-/// A server that closes as soon as the client does.
-fn serve(n: &mut Net, l: tcpfsm_core::ListenerHandle) {
-    while let Ok(Some(c)) = n.b.accept(n.now, l) {
-        n.b.close(n.now, c).unwrap();
-    }
-}
-
-#[test]
-fn ephemeral_range_exhausted_by_time_wait_gives_addr_not_available() {
-    let (mut n, l) = port_range_net(TwReuse::Off, true);
-    let mut ok = 0;
-    let mut err = None;
-    for _ in 0..10 {
-        match n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80)) {
-            Ok(c) => {
-                ok += 1;
-                n.run_for(Duration::from_millis(50));
-                serve(&mut n, l);
-                n.a.close(n.now, c).unwrap();
-                n.run_for(Duration::from_secs(2));
-            }
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
-        }
-    }
-    assert_eq!(ok, 8, "one connection per port of the 8-port range");
-    assert_eq!(err, Some(ConnectError::AddrNotAvailable));
-    assert_eq!(n.a.census().get(TimeWait), 8);
-}
-
-#[test]
-fn tw_reuse_with_timestamps_takes_over_time_wait_ports() {
-    let (mut n, l) = port_range_net(TwReuse::On, true);
-    for i in 0..20 {
-        let c =
-            n.a.connect(n.now, addr(A_IP, 0), addr(B_IP, 80))
-                .unwrap_or_else(|e| panic!("connect {i} failed: {e}"));
-        n.run_for(Duration::from_millis(50));
-        serve(&mut n, l);
-        assert_eq!(n.a.state(c), Some(Established), "connect {i}");
-        n.a.close(n.now, c).unwrap();
-        n.run_for(Duration::from_secs(2));
-    }
-    assert!(n.a.stats()[tcpfsm_core::Counter::TWRecycled] >= 12);
-    assert!(n.ev_a.iter().any(|e| matches!(
-        e,
-        Event::StateChanged {
-            from: TimeWait,
-            to: Closed,
-            cause: Cause::TimeWaitReused,
-            ..
-        }
-    )));
-}
-
-#[test]
-fn tw_reuse_needs_timestamps() {
-    let (mut n, _) = port_range_net(TwReuse::On, false);
-    let results = churn(&mut n, 10);
-    assert!(results.iter().filter(|r| r.is_ok()).count() == 8);
-    assert_eq!(results[8], Err(ConnectError::AddrNotAvailable));
-}
-
-#[test]
-fn tw_reuse_loopback_only_ignores_other_addresses() {
-    let (mut n, _) = port_range_net(TwReuse::LoopbackOnly, true);
-    let results = churn(&mut n, 10);
-    assert_eq!(results[8], Err(ConnectError::AddrNotAvailable));
 }
 
 fn flood_server(

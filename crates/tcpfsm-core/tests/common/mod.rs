@@ -2,6 +2,8 @@
 //! segment, a way to drop chosen ones, and helpers to hand-craft segments as real bytes.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::net::{IpAddr, SocketAddr};
 use tcpfsm_core::{
     Config, ConnHandle, ConnOptions, Duration, Endpoint, Event, Instant, ListenOptions,
