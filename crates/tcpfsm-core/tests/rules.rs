@@ -1,7 +1,7 @@
 //! One test per rule, named after it. Segments are hand-built real bytes (see `common`).
 
 mod common;
-use common::server::Server;
+use common::server::{ts_handshake, Server};
 use common::*;
 use std::net::SocketAddr;
 use tcpfsm_core::{
@@ -146,22 +146,12 @@ fn fin_wait_1_fin_ack_goes_to_time_wait_directly() {
 
 #[test]
 fn paws_drops_segment_with_old_timestamp_rfc7323_5() {
-    let mut ep = Endpoint::new(
-        Config {
-            delayed_ack: None,
-            ..Config::default()
-        },
-        5,
-    );
-    let me = addr(B_IP, 80);
-    let peer = addr(A_IP, 40_000);
-    let now = Instant::from_micros(1_000_000);
-    let l = ep.listen(now, me, 16).unwrap();
-    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 100, 0), 1000, 0).bytes());
-    let synack = drain(&mut ep, now).remove(0);
-    let y = synack.seq + 1;
-    ep.handle_packet(now, &with_ts(seg(peer, me, ACK, 101, y), 1001, 1).bytes());
-    let c = ep.accept(now, l).unwrap().unwrap();
+    let cfg = Config {
+        delayed_ack: None,
+        ..Config::default()
+    };
+    let h = ts_handshake(cfg);
+    let (mut ep, me, peer, now, c, y) = (h.ep, h.me, h.peer, h.now, h.conn, h.y);
     let mut d = with_ts(seg(peer, me, ACK, 101, y), 500, 1);
     d.payload = b"stale".to_vec();
     ep.handle_packet(now, &d.bytes());

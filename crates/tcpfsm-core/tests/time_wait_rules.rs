@@ -3,11 +3,11 @@
 //! `tw_reuse`. Segments are hand-built real bytes (see `common`).
 
 mod common;
-use common::server::Server;
+use common::server::{ts_handshake, Server};
 use common::*;
 use tcpfsm_core::{
-    Cause, Config, ConnHandle, ConnectError, Duration, Endpoint, Event, Instant, ListenError,
-    ListenOptions, State, TwReuse,
+    Cause, Config, ConnHandle, ConnectError, Duration, Event, ListenError, ListenOptions, State,
+    TwReuse,
 };
 use tcpfsm_wire::Flags;
 
@@ -62,19 +62,8 @@ fn time_wait_syn_with_old_sequence_gets_ack_rfc6191() {
 
 #[test]
 fn time_wait_syn_with_newer_timestamp_reopens_rfc6191() {
-    let mut ep = Endpoint::new(Config::default(), 5);
-    let me = addr(B_IP, 80);
-    let peer = addr(A_IP, 40_000);
-    let now = Instant::from_micros(1_000_000);
-    let l = ep.listen(now, me, 16).unwrap();
-    ep.handle_packet(now, &with_ts(seg(peer, me, SYN, 100, 0), 1000, 0).bytes());
-    let synack = drain(&mut ep, now).remove(0);
-    let ours = synack.options.timestamps.unwrap().tsval;
-    ep.handle_packet(
-        now,
-        &with_ts(seg(peer, me, ACK, 101, synack.seq + 1), 1001, ours).bytes(),
-    );
-    let c = ep.accept(now, l).unwrap().unwrap();
+    let h = ts_handshake(Config::default());
+    let (mut ep, me, peer, now, c, ours) = (h.ep, h.me, h.peer, h.now, h.conn, h.ours);
     ep.close(now, c).unwrap();
     let fin = drain(&mut ep, now).remove(0);
     ep.handle_packet(

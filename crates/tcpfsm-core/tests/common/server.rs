@@ -61,3 +61,46 @@ impl Server {
         drain(&mut self.ep, self.now)
     }
 }
+
+/// An endpoint (`cfg`, seed 5) at B_IP:80 that accepted one connection from A_IP:40000 whose
+/// handshake carried timestamps: the peer's SYN at 100 with TSval 1000, its ACK at 101 with
+/// TSval 1001 echoing ours.
+pub struct TsHandshake {
+    pub ep: Endpoint,
+    pub me: SocketAddr,
+    pub peer: SocketAddr,
+    pub now: Instant,
+    pub conn: ConnHandle,
+    /// Our SND.NXT after the SYN-ACK.
+    pub y: u32,
+    /// The TSval of our SYN-ACK.
+    pub ours: u32,
+}
+
+pub fn ts_handshake(cfg: Config) -> TsHandshake {
+    let mut ep = Endpoint::new(cfg, 5);
+    let me = addr(B_IP, 80);
+    let peer = addr(A_IP, 40_000);
+    let now = Instant::from_micros(1_000_000);
+    let l = ep.listen(now, me, 16).unwrap();
+    ep.handle_packet(
+        now,
+        &with_ts(seg(peer, me, Flags::SYN, 100, 0), 1000, 0).bytes(),
+    );
+    let synack = drain(&mut ep, now).remove(0);
+    let (y, ours) = (synack.seq + 1, synack.options.timestamps.unwrap().tsval);
+    ep.handle_packet(
+        now,
+        &with_ts(seg(peer, me, Flags::ACK, 101, y), 1001, ours).bytes(),
+    );
+    let conn = ep.accept(now, l).unwrap().unwrap();
+    TsHandshake {
+        ep,
+        me,
+        peer,
+        now,
+        conn,
+        y,
+        ours,
+    }
+}
