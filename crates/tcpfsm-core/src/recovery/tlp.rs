@@ -41,19 +41,24 @@ pub fn pto_at(
     max_ack_delay: Duration,
     rto_expiry: Option<Instant>,
 ) -> Instant {
-    let extra = if one_segment_in_flight {
-        max_ack_delay
-    } else {
-        PTO_SLACK
-    };
-    pto_expiry(now, pto_len_us(srtt_us, micros(extra)), rto_expiry)
+    let len = pto_len_us(srtt_us, one_segment_in_flight, micros(max_ack_delay));
+    pto_expiry(now, len, rto_expiry)
 }
 
-/// [`pto_at`]'s length from `now`, with the term added to 2·SRTT (WCDelAckT or
-/// [`PTO_SLACK`]) already in microseconds: the sender keeps both so, rather than convert a
-/// `Duration` (a 128-bit product and a division) for every segment sent.
+/// [`pto_at`]'s length from `now`, with WCDelAckT (`max_ack_delay_us`) in microseconds: the
+/// sender keeps it so, rather than convert a `Duration` (a 128-bit product and a division)
+/// for every segment sent.
 #[inline]
-pub(crate) fn pto_len_us(srtt_us: Option<u64>, extra_us: u64) -> u64 {
+pub(crate) fn pto_len_us(
+    srtt_us: Option<u64>,
+    one_segment_in_flight: bool,
+    max_ack_delay_us: u64,
+) -> u64 {
+    let extra_us = if one_segment_in_flight {
+        max_ack_delay_us
+    } else {
+        micros(PTO_SLACK)
+    };
     match srtt_us {
         Some(s) => s.saturating_mul(2).saturating_add(extra_us),
         None => 1_000_000,

@@ -3,7 +3,7 @@
 
 use super::LossRecovery;
 use crate::recovery::tlp::{self, Probe};
-use crate::time::{micros, Instant};
+use crate::time::Instant;
 use tcpfsm_wire::SeqNum;
 
 impl LossRecovery {
@@ -26,14 +26,7 @@ impl LossRecovery {
         let ok = self.cfg.tlp
             && self.sb.flight_size() > 0
             && tlp::may_schedule(self.cfg.sack, self.sb.sacked_segments(), self.in_recovery());
-        ok.then(|| {
-            let extra = if self.sb.segments() == 1 {
-                self.max_ack_delay_us
-            } else {
-                micros(tlp::PTO_SLACK)
-            };
-            tlp::pto_len_us(srtt_us, extra)
-        })
+        ok.then(|| tlp::pto_len_us(srtt_us, self.sb.segments() == 1, self.max_ack_delay_us))
     }
 
     /// [`Self::pto_len_us`], kept for [`Self::pto_len_kept`] as `min(len, rto_us)` — the
