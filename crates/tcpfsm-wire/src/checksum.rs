@@ -391,16 +391,17 @@ mod portable {
 mod tests {
     use super::*;
 
-    /// `n` pseudo-random bytes (xorshift64) from the state `x`.
+    /// The next state of xorshift64 from `x`.
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// `n` pseudo-random bytes from the state `x`.
     fn xorshift_bytes(x: &mut u64, n: usize) -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                *x ^= *x << 13;
-                *x ^= *x >> 7;
-                *x ^= *x << 17;
-                *x as u8
-            })
-            .collect()
+        (0..n).map(|_| xorshift(x) as u8).collect()
     }
 
     /// `verifies` says what the running sum says, on verifying and failing headers of
@@ -470,9 +471,7 @@ mod tests {
         ];
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             cases.extend([x, x >> 16, x >> 31, x & 0xffff_0000_ffff]);
         }
         for acc in cases {
